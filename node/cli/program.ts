@@ -1,0 +1,39 @@
+import { Command, CommanderError } from 'commander'
+import { DatanetError, describeError, exitCodeOf } from '../../src/errors.ts'
+import { VERSION } from '../version.ts'
+import { registerDevnetCommand } from './commands/devnet.ts'
+import { registerInitCommand } from './commands/init.ts'
+import { registerNodeCommand } from './commands/node.ts'
+import { registerStatusCommand } from './commands/status.ts'
+
+export function buildProgram (): Command {
+  const program = new Command('datanet')
+    .description('A peer-to-peer node for community datasets with open attribution')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: s => process.stderr.write(s) })
+  registerInitCommand(program)
+  registerNodeCommand(program)
+  registerStatusCommand(program)
+  registerDevnetCommand(program)
+  for (const cmd of program.commands) cmd.exitOverride()
+  return program
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const program = buildProgram()
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return typeof process.exitCode === 'number' ? process.exitCode : 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
+      // commander already printed the message
+      return 2
+    }
+    process.stderr.write(`datanet: ${describeError(err)}\n`)
+    if (!(err instanceof DatanetError) && process.env.DATANET_DEBUG === '1') process.stderr.write(`${(err as Error).stack ?? ''}\n`)
+    return exitCodeOf(err)
+  }
+}

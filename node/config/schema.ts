@@ -1,0 +1,43 @@
+import { z } from 'zod'
+
+const port = z.number().int().min(0).max(65535)
+const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6)\//, 'expected a multiaddr such as /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...')
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte hex address')
+const host = z.string().min(1)
+
+/**
+ * The node's configuration. Defaults live in config/default.json (one source of defaults);
+ * every key is required here so a merged config is always complete, and objects are
+ * strict so a misspelt key is an error rather than silently ignored.
+ */
+export const nodeConfigSchema = z.strictObject({
+  dataDir: z.string().min(1),
+  log: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    format: z.enum(['auto', 'json', 'pretty'])
+  }),
+  p2p: z.strictObject({
+    host,
+    port,
+    announce: z.array(multiaddr),
+    bootstrap: z.array(multiaddr),
+    maxConnections: z.number().int().min(1).max(10_000),
+    dialTimeoutMs: z.number().int().min(100),
+    maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024),
+    validationQueueSize: z.number().int().min(1),
+    announceIntervalMs: z.number().int().min(100)
+  }),
+  api: z.strictObject({
+    host,
+    port,
+    bodyLimitBytes: z.number().int().min(1024)
+  }),
+  chain: z.strictObject({
+    rpcUrl: z.url({ protocol: /^(https?|wss?)$/ }).nullable(),
+    chainId: z.number().int().min(1),
+    registry: address.nullable()
+  }),
+  datanets: z.array(z.string().min(1))
+})
+
+export type NodeConfig = z.infer<typeof nodeConfigSchema>

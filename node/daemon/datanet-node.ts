@@ -1,0 +1,269 @@
+import { rmSync } from 'node:fs'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { Registry } from 'prom-client'
+import { DatanetError } from '../../src/errors.ts'
+import { AnnounceService } from '../../src/network/announce.ts'
+import { GossipRouter } from '../../src/network/gossip.ts'
+import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
+import { DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
+import { createContentStore, type ContentStore } from '../../src/storage/helia.ts'
+import { StateDatabase } from '../../src/storage/state-db.ts'
+import { ApiServer } from '../api/server.ts'
+import { nodeRoutes, type NodeInfo, type NodeView, type PeerInfo } from '../api/routes/node.ts'
+import { NodeMetrics } from './metrics.ts'
+import { AGENT_VERSION, VERSION } from '../version.ts'
+import type { NodeConfig } from '../config/schema.ts'
+import type { Logger } from '../logger.ts'
+import type { Wallet } from 'ethers'
+
+export interface DatanetNodeOptions {
+  config: Readonly<NodeConfig>
+  password: string | undefined
+  logger: Logger
+}
+
+const NodeErrorCode = {
+  P2P_LISTEN: 'NODE_ERROR_P2P_LISTEN',
+  BAD_CID: 'NODE_ERROR_BAD_CID',
+  BLOCK_NOT_FOUND: 'NODE_ERROR_BLOCK_NOT_FOUND',
+  DIAL: 'NODE_ERROR_DIAL'
+} as const
+
+/**
+ * The composition root: wires the library's parts into one running node. Start order is
+ * lock → database → content store and network → services → API; stop runs the other
+ * way, API first and database last.
+ */
+export class DatanetNode implements NodeView {
+  readonly config: Readonly<NodeConfig>
+  private readonly logger: Logger
+  private readonly password: string | undefined
+  private readonly paths: ReturnType<typeof dataDirPaths>
+  private readonly lock: DataDirLock
+  private readonly registry = new Registry()
+  private db: StateDatabase | undefined
+  private content: ContentStore<HostServices> | undefined
+  private gossip: GossipRouter | undefined
+  private announce: AnnounceService | undefined
+  private api: ApiServer | undefined
+  private wallet: Wallet | undefined
+  private nodeMetrics: NodeMetrics | undefined
+  private startedAt = 0
+  private starts = 0
+  private readonly stopSteps: Array<[string, () => Promise<void> | void]> = []
+
+  constructor (opts: DatanetNodeOptions) {
+    this.config = opts.config
+    this.logger = opts.logger
+    this.password = opts.password
+    this.paths = dataDirPaths(opts.config.dataDir)
+    this.lock = new DataDirLock(opts.config.dataDir)
+  }
+
+  get apiUrl (): string | undefined {
+    return this.api?.listeningUrl
+  }
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  private get libp2p () {
+    if (this.content === undefined) throw new Error('node is not started')
+    return this.content.helia.libp2p
+  }
+
+  async start (): Promise<void> {
+    const t0 = performance.now()
+    const { config, logger } = this
+    readDataDirMeta(config.dataDir)
+    this.lock.acquire()
+    this.stopSteps.push(['lock', () => { this.lock.release() }])
+    try {
+      // scrypt runs on the thread pool while the rest starts.
+      const walletPromise = loadWallet(config.dataDir, this.password)
+      walletPromise.catch(() => {})
+      const token = readApiToken(this.paths.apiToken)
+      const privateKey = await loadLibp2pKey(config.dataDir)
+
+      this.db = new StateDatabase(this.paths.state)
+      await this.db.open()
+      const db = this.db
+      this.stopSteps.push(['database', async () => { await db.close() }])
+      const facts = await db.facts.get('node')
+      const now = new Date().toISOString()
+      this.starts = (facts?.starts ?? 0) + 1
+      await db.facts.put('node', { starts: this.starts, firstStartedAt: facts?.firstStartedAt ?? now, lastStartedAt: now })
+
+      this.wallet = await walletPromise
+      this.nodeMetrics = new NodeMetrics(this.registry)
+
+      this.content = createContentStore<HostServices>({
+        blocksPath: this.paths.blocks,
+        datastorePath: this.paths.datastore,
+        libp2p: libp2pOptions({
+          privateKey,
+          host: config.p2p.host,
+          port: config.p2p.port,
+          announce: config.p2p.announce,
+          bootstrap: config.p2p.bootstrap,
+          maxConnections: config.p2p.maxConnections,
+          dialTimeoutMs: config.p2p.dialTimeoutMs,
+          maxMessageBytes: config.p2p.maxMessageBytes,
+          agentVersion: AGENT_VERSION,
+          metricsRegistry: this.registry,
+          statfsLocation: config.dataDir
+        })
+      })
+      const content = this.content
+      try {
+        await content.start()
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(String((err as Error).message))) {
+          throw new DatanetError({ code: NodeErrorCode.P2P_LISTEN }, `cannot listen for p2p on ${config.p2p.host}:${config.p2p.port}: the port is already in use`, 'failure', { cause: err })
+        }
+        throw err
+      }
+      this.stopSteps.push(['network', async () => { await content.stop() }])
+
+      const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
+        queueSize: config.p2p.validationQueueSize,
+        logger: logger.child({ component: 'gossip' }),
+        onResult: (kind, result, code) => { this.nodeMetrics?.gossipResult(kind, result, code) }
+      })
+      this.gossip = gossip
+      gossip.start()
+      this.stopSteps.push(['gossip', () => { gossip.stop() }])
+
+      const announce = new AnnounceService({
+        router: gossip,
+        db,
+        wallet: this.wallet,
+        binding: { chainId: config.chain.chainId, registry: config.chain.registry, datanet: null },
+        peerId: this.peerId,
+        intervalMs: config.p2p.announceIntervalMs,
+        agentVersion: AGENT_VERSION,
+        multiaddrs: () => this.libp2p.getMultiaddrs().map(a => a.toString()),
+        datanets: () => [...config.datanets],
+        logger: logger.child({ component: 'announce' })
+      })
+      this.announce = announce
+      await announce.start()
+      this.stopSteps.push(['announce', () => { announce.stop() }])
+
+      this.api = new ApiServer({
+        host: config.api.host,
+        port: config.api.port,
+        token,
+        bodyLimitBytes: config.api.bodyLimitBytes,
+        logger,
+        routes: [nodeRoutes(this)]
+      })
+      const api = this.api
+      const url = await api.start()
+      this.stopSteps.push(['api', async () => {
+        rmSync(this.paths.apiInfo, { force: true })
+        await api.stop()
+      }])
+      // Lets the CLI find this node's API without being told.
+      writeFileAtomic(this.paths.apiInfo, JSON.stringify({ url, pid: process.pid }) + '\n', 0o644)
+      this.startedAt = Date.now()
+      logger.info({
+        peerId: this.peerId,
+        address: this.wallet.address,
+        p2p: this.libp2p.getMultiaddrs().map(a => a.toString()),
+        api: url,
+        startMs: Math.round(performance.now() - t0)
+      }, 'datanet node started')
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  /** Stops in reverse order of start: API, services, network, database, lock. Never throws. */
+  async stop (): Promise<void> {
+    while (this.stopSteps.length > 0) {
+      const [name, step] = this.stopSteps.pop() as [string, () => Promise<void> | void]
+      try {
+        await step()
+      } catch (err) {
+        this.logger.error({ err, step: name }, 'error while stopping')
+      }
+    }
+  }
+
+  async info (): Promise<NodeInfo> {
+    const libp2p = this.libp2p
+    const db = this.db as StateDatabase
+    const announced = new Map((await db.peers.values()).map(p => [p.peerId, p]))
+    const peers: PeerInfo[] = libp2p.getPeers().map(id => {
+      const peerId = id.toString()
+      return {
+        peerId,
+        addresses: libp2p.getConnections(id).map(c => c.remoteAddr.toString()),
+        address: announced.get(peerId)?.address ?? null
+      }
+    })
+    const { chain } = this.config
+    return {
+      peerId: this.peerId,
+      address: (this.wallet as Wallet).address,
+      addresses: libp2p.getMultiaddrs().map(a => a.toString()),
+      peers,
+      knownPeers: announced.size,
+      datanets: [...this.config.datanets],
+      chain: chain.rpcUrl === null ? null : { rpcUrl: chain.rpcUrl, chainId: chain.chainId, registry: chain.registry },
+      height: null,
+      version: VERSION,
+      uptimeMs: Date.now() - this.startedAt,
+      starts: this.starts
+    }
+  }
+
+  async dial (addr: string): Promise<PeerInfo> {
+    let ma
+    try {
+      ma = multiaddr(addr)
+    } catch (err) {
+      throw new DatanetError({ code: NodeErrorCode.DIAL }, `not a multiaddr: ${addr}`, 'usage', { cause: err })
+    }
+    try {
+      const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(this.config.p2p.dialTimeoutMs) })
+      return { peerId: conn.remotePeer.toString(), addresses: [conn.remoteAddr.toString()], address: null }
+    } catch (err) {
+      throw new DatanetError({ code: NodeErrorCode.DIAL }, `cannot dial ${addr}`, 'unavailable', { cause: err })
+    }
+  }
+
+  async putBlock (bytes: Uint8Array): Promise<string> {
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await (this.content as ContentStore<HostServices>).helia.blockstore.put(cid, bytes)
+    return cid.toString()
+  }
+
+  async getBlock (cidText: string, options: { offline: boolean, timeoutMs: number }): Promise<Uint8Array> {
+    let cid: CID
+    try {
+      cid = CID.parse(cidText)
+    } catch (err) {
+      throw new DatanetError({ code: NodeErrorCode.BAD_CID }, `not a CID: ${cidText}`, 'usage', { cause: err })
+    }
+    const blockstore = (this.content as ContentStore<HostServices>).helia.blockstore
+    try {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of blockstore.get(cid, { offline: options.offline, signal: AbortSignal.timeout(options.timeoutMs) })) chunks.push(chunk)
+      return Buffer.concat(chunks)
+    } catch (err) {
+      throw new DatanetError({ code: NodeErrorCode.BLOCK_NOT_FOUND }, `block ${cidText} not found${options.offline ? ' locally' : ` within ${options.timeoutMs} ms`}`, 'not_found', { cause: err })
+    }
+  }
+
+  async metrics (): Promise<{ contentType: string, body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}

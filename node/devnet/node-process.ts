@@ -1,0 +1,137 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { DatanetError } from '../../src/errors.ts'
+
+export const CLI_MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url))
+
+/** A free TCP port on loopback (the OS picks; closed again before use). */
+export async function freePort (host = '127.0.0.1'): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, host, () => {
+      const addr = srv.address()
+      srv.close(() => { typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port')) })
+    })
+  })
+}
+
+/** Runs the datanet CLI in a child process with this process's Node and flags. */
+export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, logFile?: string, cwd?: string } = {}): ChildProcess {
+  const out = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : 'pipe'
+  const child = spawn(process.execPath, [...process.execArgv, CLI_MAIN, ...args], {
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    stdio: ['ignore', out, out]
+  })
+  if (typeof out === 'number') closeSync(out)
+  return child
+}
+
+export interface DaemonSpec {
+  dataDir: string
+  passwordFile: string
+  logFile: string
+  p2pPort: number
+  apiPort: number
+  bootstrap: string[]
+  config?: string
+  extraArgs?: string[]
+  env?: NodeJS.ProcessEnv
+}
+
+/** A `datanet node start` child process, with readiness and stop that never leave it behind. */
+export class DaemonProcess {
+  child: ChildProcess | undefined
+  private exited: Promise<number | null> | undefined
+  exitCode: number | null | undefined
+
+  readonly spec: DaemonSpec
+
+  constructor (spec: DaemonSpec) {
+    this.spec = spec
+  }
+
+  get apiUrl (): string {
+    return `http://127.0.0.1:${this.spec.apiPort}`
+  }
+
+  get pid (): number | undefined {
+    return this.child?.pid
+  }
+
+  start (): void {
+    const s = this.spec
+    const args = ['node', 'start', '--data-dir', s.dataDir, '--password-file', s.passwordFile,
+      '--p2p-port', String(s.p2pPort), '--api-port', String(s.apiPort), '--config', s.config ?? 'devnet']
+    if (s.bootstrap.length > 0) args.push('--bootstrap', ...s.bootstrap)
+    args.push(...(s.extraArgs ?? []))
+    this.exitCode = undefined
+    const child = spawnCli(args, { env: s.env, logFile: s.logFile })
+    this.child = child
+    this.exited = new Promise(resolve => {
+      child.once('exit', (code, signal) => {
+        this.exitCode = code ?? (signal !== null ? -1 : null)
+        resolve(this.exitCode)
+      })
+    })
+  }
+
+  get running (): boolean {
+    return this.child !== undefined && this.exitCode === undefined
+  }
+
+  /** Waits until /v1/health answers, failing early if the process exits. */
+  async waitReady (timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if (!this.running) {
+        throw new DatanetError({ code: 'DEVNET_ERROR_NODE_EXITED' }, `node ${this.spec.dataDir} exited with code ${this.exitCode}: ${this.logTail()}`)
+      }
+      try {
+        const res = await fetch(`${this.apiUrl}/v1/health`, { signal: AbortSignal.timeout(1000) })
+        if (res.ok) return
+      } catch {}
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    throw new DatanetError({ code: 'DEVNET_ERROR_NODE_TIMEOUT' }, `node ${this.spec.dataDir} not ready within ${timeoutMs} ms: ${this.logTail()}`)
+  }
+
+  /** The last lines of its log, for error messages. */
+  logTail (lines = 5): string {
+    try {
+      return readFileSync(this.spec.logFile, 'utf8').trim().split('\n').slice(-lines).join(' | ')
+    } catch {
+      return '(no log)'
+    }
+  }
+
+  async waitExit (timeoutMs: number): Promise<number | null | undefined> {
+    if (this.exited === undefined) return undefined
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), timeoutMs) })
+    const result = await Promise.race([this.exited, timeout])
+    clearTimeout(timer)
+    return result === 'timeout' ? undefined : result
+  }
+
+  /** SIGTERM, then SIGKILL if it has not stopped within `graceMs`. */
+  async stop (graceMs = 10_000): Promise<number | null | undefined> {
+    if (!this.running) return this.exitCode
+    this.child?.kill('SIGTERM')
+    const code = await this.waitExit(graceMs)
+    if (code !== undefined) return code
+    this.child?.kill('SIGKILL')
+    return await this.waitExit(5_000)
+  }
+
+  /** kill -9: the crash case. */
+  async kill (): Promise<void> {
+    if (!this.running) return
+    this.child?.kill('SIGKILL')
+    await this.waitExit(5_000)
+  }
+}

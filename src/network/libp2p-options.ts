@@ -1,0 +1,79 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { createPeerScoreParams } from '@libp2p/gossipsub/score'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { contentMessageId } from './gossip.ts'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { CreateLibp2pOptions } from '@helia/libp2p'
+import type { Registry } from 'prom-client'
+
+export interface HostOptions {
+  privateKey: PrivateKey
+  host: string
+  port: number
+  announce: string[]
+  bootstrap: string[]
+  maxConnections: number
+  dialTimeoutMs: number
+  maxMessageBytes: number
+  agentVersion: string
+  metricsRegistry?: Registry
+  /** Where the filesystem usage metric looks. */
+  statfsLocation?: string
+}
+
+export interface HostServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+}
+
+function listenAddr (host: string, port: number): string {
+  return host.includes(':') ? `/ip6/${host}/tcp/${port}` : `/ip4/${host}/tcp/${port}`
+}
+
+/** libp2p options for a datanet node: TCP, Noise, Yamux, identify, ping, gossipsub. */
+export function libp2pOptions (opts: HostOptions): CreateLibp2pOptions<HostServices> {
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (opts.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: opts.bootstrap, timeout: 0 }))
+  return {
+    privateKey: opts.privateKey,
+    addresses: {
+      listen: [listenAddr(opts.host, opts.port)],
+      announce: opts.announce
+    },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: {
+      maxConnections: opts.maxConnections,
+      dialTimeout: opts.dialTimeoutMs
+    },
+    nodeInfo: { userAgent: opts.agentVersion },
+    // Process metrics (CPU, memory, event loop) come with libp2p's, in the node's registry.
+    metrics: prometheusMetrics({ registry: opts.metricsRegistry, preserveExistingMetrics: true, statfsLocation: opts.statfsLocation }),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        // Messages are judged by our topic validators before gossipsub relays them.
+        asyncValidation: true,
+        globalSignaturePolicy: 'StrictSign',
+        msgIdFn: contentMessageId,
+        maxInboundDataLength: opts.maxMessageBytes,
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        scoreParams: createPeerScoreParams({
+          // Rejected messages weigh on a topic's score (P4); see gossip topic registration.
+          behaviourPenaltyWeight: -10
+        })
+      })
+    }
+  }
+}
