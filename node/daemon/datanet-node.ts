@@ -73,11 +73,13 @@ export class DatanetNode implements NodeView {
 
   private get libp2p () {
     if (this.content === undefined) throw new Error('node is not started')
-    return this.content.helia.libp2p
+    return this.content.libp2p
   }
 
   async start (): Promise<void> {
     const t0 = performance.now()
+    const phases: Record<string, number> = {}
+    const mark = (phase: string): void => { phases[phase] = Math.round(performance.now() - t0) }
     const { config, logger } = this
     readDataDirMeta(config.dataDir)
     this.lock.acquire()
@@ -93,15 +95,17 @@ export class DatanetNode implements NodeView {
       await this.db.open()
       const db = this.db
       this.stopSteps.push(['database', async () => { await db.close() }])
+      mark('database')
       const facts = await db.facts.get('node')
       const now = new Date().toISOString()
       this.starts = (facts?.starts ?? 0) + 1
       await db.facts.put('node', { starts: this.starts, firstStartedAt: facts?.firstStartedAt ?? now, lastStartedAt: now })
 
-      this.wallet = await walletPromise
       this.nodeMetrics = new NodeMetrics(this.registry)
 
-      this.content = createContentStore<HostServices>({
+      this.content = await createContentStore<HostServices>({
+        name: 'datanet',
+        version: VERSION,
         blocksPath: this.paths.blocks,
         datastorePath: this.paths.datastore,
         libp2p: libp2pOptions({
@@ -119,6 +123,8 @@ export class DatanetNode implements NodeView {
         })
       })
       const content = this.content
+      mark('contentStore')
+      this.stopSteps.push(['network', async () => { await content.stop() }])
       try {
         await content.start()
       } catch (err) {
@@ -128,7 +134,6 @@ export class DatanetNode implements NodeView {
         }
         throw err
       }
-      this.stopSteps.push(['network', async () => { await content.stop() }])
 
       const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
         queueSize: config.p2p.validationQueueSize,
@@ -138,6 +143,9 @@ export class DatanetNode implements NodeView {
       this.gossip = gossip
       gossip.start()
       this.stopSteps.push(['gossip', () => { gossip.stop() }])
+      mark('network')
+      this.wallet = await walletPromise
+      mark('keystore')
 
       const announce = new AnnounceService({
         router: gossip,
@@ -154,6 +162,7 @@ export class DatanetNode implements NodeView {
       this.announce = announce
       await announce.start()
       this.stopSteps.push(['announce', () => { announce.stop() }])
+      mark('services')
 
       this.api = new ApiServer({
         host: config.api.host,
@@ -177,7 +186,9 @@ export class DatanetNode implements NodeView {
         address: this.wallet.address,
         p2p: this.libp2p.getMultiaddrs().map(a => a.toString()),
         api: url,
-        startMs: Math.round(performance.now() - t0)
+        startMs: Math.round(performance.now() - t0),
+        processUptimeMs: Math.round(process.uptime() * 1000),
+        phases
       }, 'datanet node started')
     } catch (err) {
       await this.stop()

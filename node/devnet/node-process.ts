@@ -19,10 +19,17 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
   })
 }
 
+/**
+ * V8 flags of every datanet process; node/bin/datanet passes the same. A 2 MB young
+ * generation keeps an idle node near 150 MB RSS instead of ~190 MB (V8 grows it to 16 MB
+ * by default), for a small cost in allocation-heavy throughput.
+ */
+export const RUNTIME_FLAGS = ['--max-semi-space-size=2']
+
 /** Runs the datanet CLI in a child process with this process's Node and flags. */
 export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, logFile?: string, cwd?: string } = {}): ChildProcess {
   const out = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : 'pipe'
-  const child = spawn(process.execPath, [...process.execArgv, CLI_MAIN, ...args], {
+  const child = spawn(process.execPath, [...new Set([...process.execArgv, ...RUNTIME_FLAGS]), CLI_MAIN, ...args], {
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', out, out]

@@ -9,7 +9,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { contentMessageId } from './gossip.ts'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
-import type { CreateLibp2pOptions } from '@helia/libp2p'
+import type { Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
 
 export interface HostOptions {
@@ -38,7 +38,7 @@ function listenAddr (host: string, port: number): string {
 }
 
 /** libp2p options for a datanet node: TCP, Noise, Yamux, identify, ping, gossipsub. */
-export function libp2pOptions (opts: HostOptions): CreateLibp2pOptions<HostServices> {
+export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
   const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
   if (opts.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: opts.bootstrap, timeout: 0 }))
   return {

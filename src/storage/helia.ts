@@ -1,47 +1,77 @@
 import { withBitswap } from '@helia/bitswap'
-import { withLibp2pLight, type HeliaWithLibp2p, type CreateLibp2pOptions } from '@helia/libp2p'
 import * as dagCbor from '@ipld/dag-cbor'
 import { LevelBlockstore } from 'blockstore-level'
 import { LevelDatastore } from 'datastore-level'
-import { createHeliaLight } from 'helia'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import * as raw from 'multiformats/codecs/raw'
-import type { ServiceMap } from '@libp2p/interface'
+import type { Helia } from '@helia/interface'
+import type { HeliaInit } from 'helia'
+import type { HeliaWithLibp2p } from '@helia/libp2p'
+import type { Libp2p, ServiceMap } from '@libp2p/interface'
+
+/**
+ * Helia's class, loaded from its own module. The `helia` package index statically imports
+ * `@helia/libp2p`, whose defaults pull WebRTC, auto-TLS, the DHT and HTTP routers: 0.7 s
+ * of start-up and ~130 MB of RSS for code a datanet node never runs. Loading the class
+ * module alone keeps the light composition light. test/unit/helia-light.test.ts guards
+ * that the module still exports the class.
+ */
+const heliaModule = new URL('./helia.js', import.meta.resolve('helia')).href
+const { Helia: HeliaClass } = await import(heliaModule) as { Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }
+
+const LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024 }
 
 export interface ContentStoreOptions<S extends ServiceMap> {
   blocksPath: string
   datastorePath: string
-  libp2p: CreateLibp2pOptions<S>
+  libp2p: Libp2pOptions<S>
+  name: string
+  version: string
 }
 
 export interface ContentStore<S extends ServiceMap> {
   helia: HeliaWithLibp2p<S>
-  blockstore: LevelBlockstore
-  datastore: LevelDatastore
+  libp2p: Libp2p<S>
   start: () => Promise<void>
   stop: () => Promise<void>
 }
 
 /**
- * Helia (light composition: no WebRTC, no HTTP gateways) over level-backed block and
- * data stores in the data directory, with libp2p and bitswap. libp2p keeps its peer
- * store in the same datastore, so known peers survive a restart.
+ * Helia (light: no WebRTC, no HTTP gateways, no DHT) over level-backed block and data
+ * stores in the data directory, our own libp2p, and bitswap. libp2p keeps its peer store
+ * in the same datastore, so known peers survive a restart.
  */
-export function createContentStore<S extends ServiceMap> (opts: ContentStoreOptions<S>): ContentStore<S> {
-  const blockstore = new LevelBlockstore(opts.blocksPath)
-  const datastore = new LevelDatastore(opts.datastorePath)
-  const light = createHeliaLight({ blockstore, datastore, codecs: [dagCbor, raw] })
-  const helia = withBitswap(withLibp2pLight(light, opts.libp2p)) as unknown as HeliaWithLibp2p<S>
+export async function createContentStore<S extends ServiceMap> (opts: ContentStoreOptions<S>): Promise<ContentStore<S>> {
+  // Blocks are read once per request and cached by the OS; a small LevelDB cache is enough.
+  const blockstore = new LevelBlockstore(opts.blocksPath, LEVEL_OPTIONS)
+  const datastore = new LevelDatastore(opts.datastorePath, LEVEL_OPTIONS)
+  await blockstore.open()
+  await datastore.open()
+  let libp2p: Libp2p<S>
+  try {
+    libp2p = await createLibp2p({ ...opts.libp2p, datastore, start: false })
+  } catch (err) {
+    await blockstore.close()
+    await datastore.close()
+    throw err
+  }
+  const helia = new HeliaClass({ name: opts.name, version: opts.version, blockstore, datastore, codecs: [dagCbor, raw] }) as HeliaWithLibp2p<S>
+  Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
+  withBitswap(helia)
+  let started = false
   return {
     helia,
-    blockstore,
-    datastore,
+    libp2p,
     async start () {
-      await blockstore.open()
-      await datastore.open()
+      await libp2p.start()
       await helia.start()
+      started = true
     },
     async stop () {
-      await helia.stop()
+      if (started) {
+        await helia.stop()
+        await libp2p.stop()
+      }
       await blockstore.close()
       await datastore.close()
     }

@@ -1,0 +1,103 @@
+/**
+ * Runs every test and ends with one line "N passed, N failed" computed from the run:
+ * the type check and the purity rule (one check each), uvu unit tests in one process,
+ * and each integration test file in a process of its own with a deadline, so a hung
+ * test fails instead of hanging CI. Usage: node scripts/run-tests.ts [kind...]
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+const root = join(import.meta.dirname, '..')
+const uvuBin = join(root, 'node_modules/uvu/bin.js')
+
+interface Outcome { name: string, passed: number, failed: number, skipped: number, ms: number }
+
+const ANSI = /\u001b\[[0-9;]*m/g
+
+function run (cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, output: string, timedOut: boolean }> {
+  return new Promise(resolve => {
+    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    let output = ''
+    const onData = (b: Buffer): void => { const s = b.toString(); output += s; process.stdout.write(s) }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      // the whole group: the test and every daemon it started
+      try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+    }, timeoutMs)
+    child.on('close', code => {
+      clearTimeout(timer)
+      resolve({ code, output, timedOut })
+    })
+  })
+}
+
+function uvuCounts (output: string): { total: number, passed: number, skipped: number } | undefined {
+  const text = output.replace(ANSI, '')
+  const total = /Total:\s+(\d+)/.exec(text)
+  const passed = /Passed:\s+(\d+)/.exec(text)
+  const skipped = /Skipped:\s+(\d+)/.exec(text)
+  if (total === null || passed === null) return undefined
+  return { total: Number(total[1]), passed: Number(passed[1]), skipped: Number(skipped?.[1] ?? 0) }
+}
+
+async function uvu (name: string, dir: string, pattern: string, timeoutMs: number): Promise<Outcome> {
+  const t0 = Date.now()
+  const { code, output, timedOut } = await run(process.execPath, [...process.execArgv, uvuBin, dir, pattern], timeoutMs)
+  const counts = uvuCounts(output)
+  const ms = Date.now() - t0
+  if (counts === undefined) {
+    process.stdout.write(`\n${name}: ${timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${code} before uvu's summary`}\n`)
+    return { name, passed: 0, failed: 1, skipped: 0, ms }
+  }
+  let failed = counts.total - counts.passed - counts.skipped
+  if (failed === 0 && (code !== 0 || timedOut)) failed = 1
+  return { name, passed: counts.passed, failed, skipped: counts.skipped, ms }
+}
+
+async function check (name: string, args: string[], timeoutMs: number): Promise<Outcome> {
+  const t0 = Date.now()
+  process.stdout.write(`\n== ${name}\n`)
+  const { code } = await run(args[0] as string, args.slice(1), timeoutMs)
+  return { name, passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, skipped: 0, ms: Date.now() - t0 }
+}
+
+function testFiles (dir: string): string[] {
+  const full = join(root, dir)
+  if (!existsSync(full)) return []
+  return readdirSync(full).filter(f => f.endsWith('.test.ts')).sort()
+}
+
+const kinds = process.argv.slice(2)
+const want = (kind: string): boolean => kinds.length === 0 || kinds.includes(kind)
+const outcomes: Outcome[] = []
+
+if (want('typecheck')) outcomes.push(await check('typecheck', [process.execPath, join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit'], 300_000))
+if (want('purity')) outcomes.push(await check('purity', [process.execPath, ...process.execArgv, join(root, 'scripts/check-purity.ts')], 60_000))
+for (const kind of ['unit', 'sim']) {
+  if (want(kind) && testFiles(`test/${kind}`).length > 0) {
+    process.stdout.write(`\n== ${kind}\n`)
+    outcomes.push(await uvu(kind, `test/${kind}`, '\\.test\\.ts$', 600_000))
+  }
+}
+for (const kind of ['integration', 'chain', 'e2e']) {
+  if (!want(kind)) continue
+  for (const file of testFiles(`test/${kind}`)) {
+    process.stdout.write(`\n== ${kind}/${file}\n`)
+    const escaped = file.replace(/[.]/g, '\\.')
+    outcomes.push(await uvu(`${kind}/${file}`, `test/${kind}`, `^${escaped}$`, 600_000))
+  }
+}
+
+process.stdout.write('\n')
+for (const o of outcomes) {
+  process.stdout.write(`${o.failed > 0 ? 'FAIL' : 'ok  '}  ${o.name.padEnd(40)} ${String(o.passed).padStart(4)} passed ${String(o.failed).padStart(3)} failed  ${(o.ms / 1000).toFixed(1)}s\n`)
+}
+const passed = outcomes.reduce((n, o) => n + o.passed, 0)
+const failed = outcomes.reduce((n, o) => n + o.failed, 0)
+const skipped = outcomes.reduce((n, o) => n + o.skipped, 0)
+process.stdout.write(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}\n`)
+process.exitCode = failed > 0 ? 1 : 0
