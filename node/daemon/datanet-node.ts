@@ -8,7 +8,7 @@ import { DatanetError } from '../../src/errors.ts'
 import { AnnounceService } from '../../src/network/announce.ts'
 import { GossipRouter } from '../../src/network/gossip.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
-import { DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
+import { DataDirErrorCode, DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
 import { createContentStore, type ContentStore } from '../../src/storage/helia.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { ApiServer } from '../api/server.ts'
@@ -82,6 +82,9 @@ export class DatanetNode implements NodeView {
     const mark = (phase: string): void => { phases[phase] = Math.round(performance.now() - t0) }
     const { config, logger } = this
     readDataDirMeta(config.dataDir)
+    if (this.password === undefined || this.password === '') {
+      throw new DatanetError({ code: DataDirErrorCode.NO_PASSWORD }, 'no keystore password: pass --password-file FILE or set DATANET_PASSWORD', 'usage')
+    }
     this.lock.acquire()
     this.stopSteps.push(['lock', () => { this.lock.release() }])
     try {

@@ -97,7 +97,7 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
   }
 
   async start (): Promise<void> {
-    for (const record of await this.opts.db.peers.values()) this.latest.set(record.peerId, record.lastSeen)
+    for (const record of await this.opts.db.peers.values()) this.latest.set(record.peerId, record.announcedAt)
     this.opts.router.register(this)
     const tick = (): void => {
       this.announce().catch(err => this.opts.logger.warn({ err }, 'announcement failed'))
@@ -153,7 +153,7 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
       multiaddrs: a.multiaddrs,
       agentVersion: a.agentVersion,
       datanets: a.datanets,
-      lastSeen: a.timestamp
+      announcedAt: a.timestamp
     }
     await this.opts.db.peers.put(a.peerId, record)
   }

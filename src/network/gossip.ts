@@ -103,6 +103,7 @@ export class GossipRouter {
     if (this.running) return
     this.running = true
     this.pubsub.addEventListener('gossipsub:message', this.onMessage)
+    for (const topic of this.handlers.keys()) this.pubsub.subscribe(topic)
   }
 
   stop (): void {
@@ -110,14 +111,14 @@ export class GossipRouter {
     this.running = false
     this.pubsub.removeEventListener('gossipsub:message', this.onMessage)
     for (const topic of this.handlers.keys()) this.pubsub.unsubscribe(topic)
-    this.queues.clear()
+    for (const queue of this.queues.values()) queue.length = 0
   }
 
   register<T> (handler: TopicHandler<T>): void {
     if (this.handlers.has(handler.topic)) throw new Error(`gossip topic ${handler.topic} already has a handler`)
     this.handlers.set(handler.topic, handler as TopicHandler<unknown>)
     this.queues.set(handler.topic, [])
-    this.pubsub.subscribe(handler.topic)
+    if (this.running) this.pubsub.subscribe(handler.topic)
   }
 
   async publish (topic: string, data: Uint8Array): Promise<number> {

@@ -159,7 +159,7 @@ export class DataDirLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
       const holder = Number.parseInt(readFileSafe(this.path) ?? '', 10)
-      if (Number.isInteger(holder) && holder !== process.pid && pidAlive(holder)) {
+      if (Number.isInteger(holder) && (holder === process.pid || pidAlive(holder))) {
         throw dataDirError(DataDirErrorCode.LOCKED, `data directory ${this.path.slice(0, -'/node.lock'.length)} is in use by another datanet process (pid ${holder})`)
       }
       // Stale: its holder is gone. An empty file is a crash between create and write.

@@ -35,6 +35,13 @@ interface ScryptKeystore {
   }
 }
 
+/** Largest scrypt cost accepted when reading (geth's "standard" is 2^18). */
+const MAX_SCRYPT_N = 1 << 20
+
+function isHex (v: unknown, bytes?: number): v is string {
+  return typeof v === 'string' && v.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(v) && (bytes === undefined ? v.length > 0 : v.length === bytes * 2)
+}
+
 function malformed (why: string): DatanetError {
   return new DatanetError({ code: KeystoreErrorCode.MALFORMED }, `keystore is malformed: ${why}`, 'usage')
 }
@@ -67,11 +74,21 @@ export async function decryptKeystore (json: string, password: string): Promise<
       throw new DatanetError({ code: KeystoreErrorCode.WRONG_PASSWORD }, 'cannot decrypt the keystore: wrong password', 'usage', { cause: err })
     }
   }
-  const { n, r, p, dklen, salt } = c.kdfparams
-  if (![n, r, p, dklen].every(Number.isSafeInteger) || dklen < 32) throw malformed('bad scrypt parameters')
-  const derived = await scrypt(Buffer.from(password.normalize('NFKC'), 'utf8'), Buffer.from(salt, 'hex'), dklen, {
-    N: n, r, p, maxmem: 256 * n * r + 64 * 1024 * 1024
-  })
+  const { n, r, p, dklen, salt } = c.kdfparams ?? {} as Partial<ScryptKeystore['crypto']['kdfparams']>
+  // [MALFORMED] scrypt parameters a keystore writer would use; n bounded so a hostile file cannot ask for terabytes
+  if (![n, r, p, dklen].every(v => Number.isSafeInteger(v) && (v as number) > 0) || (dklen as number) < 32 ||
+    ((n as number) & ((n as number) - 1)) !== 0 || (n as number) > MAX_SCRYPT_N || (r as number) > 32 || (p as number) > 16) {
+    throw malformed('bad scrypt parameters')
+  }
+  if (!isHex(salt) || !isHex(c.ciphertext) || !isHex(c.mac, 32) || !isHex(c.cipherparams?.iv, 16)) throw malformed('salt, ciphertext, mac or iv is not hex of the right length')
+  let derived: Buffer
+  try {
+    derived = await scrypt(Buffer.from(password.normalize('NFKC'), 'utf8'), Buffer.from(salt, 'hex'), dklen as number, {
+      N: n as number, r: r as number, p: p as number, maxmem: 256 * (n as number) * (r as number) + 64 * 1024 * 1024
+    })
+  } catch (err) {
+    throw new DatanetError({ code: KeystoreErrorCode.MALFORMED }, 'keystore is malformed: scrypt refused its parameters', 'usage', { cause: err })
+  }
   const ciphertext = Buffer.from(c.ciphertext, 'hex')
   const mac = Buffer.from(keccak256(Buffer.concat([derived.subarray(16, 32), ciphertext])).slice(2), 'hex')
   const expected = Buffer.from(c.mac, 'hex')

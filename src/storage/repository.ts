@@ -85,6 +85,7 @@ export function jsonCodec<V> (): RepositoryCodec<string, V> {
 
 /** Big-endian u64 keys so range scans iterate in numeric (height) order. */
 export function heightKey (height: number | bigint): Bytes {
+  if (height < 0) throw new RangeError(`height must not be negative: ${height}`)
   const out = new Uint8Array(8)
   new DataView(out.buffer).setBigUint64(0, BigInt(height))
   return out

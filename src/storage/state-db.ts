@@ -10,8 +10,8 @@ export interface PeerRecord {
   multiaddrs: string[]
   agentVersion: string
   datanets: string[]
-  /** ms since the epoch, when the latest announcement arrived. */
-  lastSeen: number
+  /** The latest announcement's own timestamp (the peer's clock, ms since the epoch). */
+  announcedAt: number
 }
 
 /** Node-local facts that outlive a restart. */

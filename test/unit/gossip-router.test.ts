@@ -1,0 +1,293 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { pino } from 'pino'
+import { GossipRouter, contentMessageId, ignore, reject, type GossipContext, type GossipRouterOptions, type TopicHandler } from '../../src/network/gossip.ts'
+import { waitFor } from '../helpers/wait.ts'
+import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+
+type Verdict = 'accept' | 'ignore' | 'reject'
+interface Report { msgId: string, source: string, result: Verdict }
+
+/** Just enough of gossipsub for the router: an event target that records validation reports. */
+class FakePubSub extends EventTarget {
+  readonly reports: Report[] = []
+  readonly subscribed: string[] = []
+  readonly unsubscribed: string[] = []
+  readonly published: Array<{ topic: string, data: Uint8Array }> = []
+
+  subscribe (topic: string): void { this.subscribed.push(topic) }
+  unsubscribe (topic: string): void { this.unsubscribed.push(topic) }
+  async publish (topic: string, data: Uint8Array): Promise<{ recipients: PeerId[] }> {
+    this.published.push({ topic, data })
+    return { recipients: [publisher, publisher] }
+  }
+
+  getSubscribers (_topic: string): PeerId[] { return [publisher] }
+  getMeshPeers (topic: string): string[] { return [`mesh-of-${topic}`] }
+  getScore (_peerId: string): number { return 4.5 }
+  reportMessageValidationResult (msgId: string, source: string, result: Verdict): void {
+    this.reports.push({ msgId, source, result })
+  }
+
+  report (msgId: string): Report | undefined {
+    return this.reports.find(r => r.msgId === msgId)
+  }
+}
+
+let key: PrivateKey
+let publisher: PeerId
+let relay: PeerId
+
+test.before(async () => {
+  key = await generateKeyPair('Ed25519')
+  publisher = peerIdFromPrivateKey(key)
+  relay = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+})
+
+interface Setup {
+  pubsub: FakePubSub
+  router: GossipRouter
+  handled: Array<{ value: string, ctx: GossipContext }>
+  results: Array<[string, string, string | undefined]>
+}
+
+const TOPIC = '/test/1/topic'
+
+function setup (handler: Partial<TopicHandler<string>> = {}, options: Partial<GossipRouterOptions> = {}): Setup {
+  const pubsub = new FakePubSub()
+  const handled: Setup['handled'] = []
+  const results: Setup['results'] = []
+  const router = new GossipRouter(pubsub as unknown as GossipSub, {
+    queueSize: 16,
+    logger: pino({ level: 'silent' }),
+    onResult: (kind, result, code) => { results.push([kind, result, code]) },
+    ...options
+  })
+  router.register<string>({
+    topic: TOPIC,
+    kind: 'test',
+    decode: data => new TextDecoder().decode(data),
+    validate: () => {},
+    handle: (value, ctx) => { handled.push({ value, ctx }) },
+    ...handler
+  })
+  router.start()
+  return { pubsub, router, handled, results }
+}
+
+function signed (topic: string, text: string): Message {
+  return { type: 'signed', from: publisher, topic, data: new TextEncoder().encode(text), sequenceNumber: 1n, signature: new Uint8Array(), key: key.publicKey }
+}
+
+function send (pubsub: FakePubSub, msgId: string, msg: Message, source: PeerId = relay): void {
+  pubsub.dispatchEvent(new CustomEvent('gossipsub:message', { detail: { msg, msgId, propagationSource: source } }))
+}
+
+async function verdict (pubsub: FakePubSub, msgId: string): Promise<Report> {
+  return await waitFor(() => pubsub.report(msgId), { timeoutMs: 2000, what: `a validation report for ${msgId}`, intervalMs: 5 })
+}
+
+/** Resolves once every message so far has been fully processed (accepted ones handled too). */
+async function settle (s: Setup, msgIds: string[]): Promise<void> {
+  for (const id of msgIds) await verdict(s.pubsub, id)
+}
+
+test('register subscribes to the topic; registering a topic twice throws', () => {
+  const s = setup()
+  assert.equal(s.pubsub.subscribed, [TOPIC])
+  assert.throws(() => {
+    s.router.register({ topic: TOPIC, kind: 'again', decode: d => d, validate: () => {}, handle: () => {} })
+  }, /already has a handler/)
+  assert.equal(s.pubsub.subscribed, [TOPIC], 'no second subscription')
+  s.router.stop()
+})
+
+test('a valid message is reported accept, then handled with its context', async () => {
+  const s = setup()
+  send(s.pubsub, 'm1', signed(TOPIC, 'hello'))
+  const r = await verdict(s.pubsub, 'm1')
+  assert.equal(r, { msgId: 'm1', source: relay.toString(), result: 'accept' })
+  await waitFor(() => s.handled.length === 1, { timeoutMs: 2000, what: 'the handler', intervalMs: 5 })
+  const h = s.handled[0]
+  assert.ok(h !== undefined)
+  assert.is(h.value, 'hello')
+  assert.ok(h.ctx.publisher.equals(publisher))
+  assert.ok(h.ctx.propagationSource.equals(relay))
+  assert.is(h.ctx.msgId, 'm1')
+  assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0 })
+  assert.equal(s.results, [['test', 'accept', undefined]])
+  s.router.stop()
+})
+
+test('the verdict is reported before the handler runs', async () => {
+  let reportsWhenHandled = -1
+  const s = setup({ handle: () => { reportsWhenHandled = s.pubsub.reports.length } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'x'))
+  await waitFor(() => reportsWhenHandled !== -1, { timeoutMs: 2000, what: 'the handler', intervalMs: 5 })
+  assert.is(reportsWhenHandled, 1)
+  s.router.stop()
+})
+
+test('a validator throwing reject() is reported reject and never handled', async () => {
+  const s = setup({ validate: () => { throw reject('TEST_ERROR_BAD', 'bad message') } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'bad'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
+  assert.equal(s.handled, [])
+  assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0 })
+  assert.equal(s.results, [['test', 'reject', 'TEST_ERROR_BAD']])
+  s.router.stop()
+})
+
+test('an async validator rejecting with reject() is reported reject', async () => {
+  const s = setup({ validate: async () => { await Promise.resolve(); throw reject('TEST_ERROR_ASYNC', 'bad') } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'bad'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
+  assert.equal(s.handled, [])
+  s.router.stop()
+})
+
+test('a validator throwing ignore() is reported ignore and never handled', async () => {
+  const s = setup({ validate: () => { throw ignore('TEST_ERROR_STALE', 'old news') } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'old'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
+  assert.equal(s.handled, [])
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0 })
+  assert.equal(s.results, [['test', 'ignore', 'TEST_ERROR_STALE']])
+  s.router.stop()
+})
+
+test('a decode that throws reject() is reported reject and the validator is not called', async () => {
+  let validated = 0
+  const s = setup({
+    decode: () => { throw reject('TEST_ERROR_MALFORMED', 'garbage') },
+    validate: () => { validated++ }
+  })
+  send(s.pubsub, 'm1', signed(TOPIC, 'garbage'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
+  assert.is(validated, 0)
+  assert.equal(s.handled, [])
+  s.router.stop()
+})
+
+test('a validator throwing a plain Error is reported ignore (not reject) and not handled', async () => {
+  const s = setup({ validate: () => { throw new Error('validator bug') } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'x'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
+  assert.equal(s.handled, [])
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0 })
+  assert.equal(s.results, [['test', 'ignore', 'GOSSIP_ERROR_VALIDATOR_FAILED']])
+  s.router.stop()
+})
+
+test('an unsigned message is reported reject and never decoded', async () => {
+  let decoded = 0
+  const s = setup({ decode: d => { decoded++; return new TextDecoder().decode(d) } })
+  send(s.pubsub, 'm1', { type: 'unsigned', topic: TOPIC, data: new TextEncoder().encode('anon') })
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
+  assert.is(decoded, 0)
+  assert.equal(s.handled, [])
+  assert.equal(s.results, [['test', 'reject', 'GOSSIP_ERROR_UNSIGNED']])
+  s.router.stop()
+})
+
+test('a message on an unregistered topic is reported ignore', async () => {
+  const s = setup()
+  send(s.pubsub, 'm1', signed('/other/topic', 'x'))
+  assert.equal(await verdict(s.pubsub, 'm1'), { msgId: 'm1', source: relay.toString(), result: 'ignore' })
+  assert.equal(s.handled, [])
+  s.router.stop()
+})
+
+test('a handler that throws does not stop later messages', async () => {
+  let calls = 0
+  const s = setup({ handle: () => { calls++; if (calls === 1) throw new Error('handler bug') } })
+  send(s.pubsub, 'm1', signed(TOPIC, 'a'))
+  send(s.pubsub, 'm2', signed(TOPIC, 'b'))
+  assert.is((await verdict(s.pubsub, 'm1')).result, 'accept')
+  assert.is((await verdict(s.pubsub, 'm2')).result, 'accept')
+  await waitFor(() => calls === 2, { timeoutMs: 2000, what: 'both handler calls', intervalMs: 5 })
+  s.router.stop()
+})
+
+test('messages on one topic are validated in arrival order', async () => {
+  const seen: string[] = []
+  const s = setup({ validate: async (v) => { seen.push(v); await Promise.resolve() } })
+  const ids = ['a', 'b', 'c', 'd', 'e']
+  for (const id of ids) send(s.pubsub, id, signed(TOPIC, id))
+  await settle(s, ids)
+  assert.equal(seen, ids)
+  assert.equal(s.pubsub.reports.map(r => r.msgId), ids)
+  s.router.stop()
+})
+
+test('when the queue is full, extra messages are reported ignore and counted as dropped', async () => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let started = 0
+  const s = setup({ validate: async () => { started++; await gate } }, { queueSize: 1 })
+  try {
+    send(s.pubsub, 'm1', signed(TOPIC, 'one')) // taken off the queue, blocks in validate
+    await waitFor(() => started === 1, { timeoutMs: 2000, what: 'the first validation to start', intervalMs: 5 })
+    send(s.pubsub, 'm2', signed(TOPIC, 'two')) // waits in the queue (1 of 1)
+    send(s.pubsub, 'm3', signed(TOPIC, 'three')) // no room
+    send(s.pubsub, 'm4', signed(TOPIC, 'four')) // no room
+    assert.equal(s.pubsub.reports, [
+      { msgId: 'm3', source: relay.toString(), result: 'ignore' },
+      { msgId: 'm4', source: relay.toString(), result: 'ignore' }
+    ])
+    assert.is(s.router.stats.dropped, 2)
+    assert.equal(s.results, [['test', 'dropped', undefined], ['test', 'dropped', undefined]])
+  } finally {
+    release()
+  }
+  await settle(s, ['m1', 'm2'])
+  assert.is(s.pubsub.report('m1')?.result, 'accept')
+  assert.is(s.pubsub.report('m2')?.result, 'accept')
+  await waitFor(() => s.handled.length === 2, { timeoutMs: 2000, what: 'both handled', intervalMs: 5 })
+  assert.equal(s.handled.map(h => h.value), ['one', 'two'])
+  assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2 })
+  s.router.stop()
+})
+
+test('stop removes the listener and unsubscribes; later messages are not processed', async () => {
+  let decoded = 0
+  const s = setup({ decode: d => { decoded++; return new TextDecoder().decode(d) } })
+  // while running, a message is decoded synchronously inside dispatchEvent
+  send(s.pubsub, 'm0', signed(TOPIC, 'early'))
+  assert.is(decoded, 1)
+  await settle(s, ['m0'])
+  s.router.stop()
+  assert.equal(s.pubsub.unsubscribed, [TOPIC])
+  send(s.pubsub, 'm1', signed(TOPIC, 'late'))
+  assert.is(decoded, 1, 'no listener: the late message never reached the router')
+  assert.equal(s.pubsub.reports.map(r => r.msgId), ['m0'])
+  s.router.stop() // idempotent
+  assert.equal(s.pubsub.unsubscribed, [TOPIC])
+})
+
+test('publish, meshPeers, subscribers and score delegate to gossipsub', async () => {
+  const s = setup()
+  const data = new Uint8Array([1, 2, 3])
+  assert.is(await s.router.publish(TOPIC, data), 2)
+  assert.equal(s.pubsub.published, [{ topic: TOPIC, data }])
+  assert.equal(s.router.meshPeers(TOPIC), [`mesh-of-${TOPIC}`])
+  assert.equal(s.router.subscribers(TOPIC), [publisher.toString()])
+  assert.is(s.router.score('x'), 4.5)
+  s.router.stop()
+})
+
+test('contentMessageId depends on topic and data only', () => {
+  const a = contentMessageId(signed('t1', 'same'))
+  const b = contentMessageId({ type: 'unsigned', topic: 't1', data: new TextEncoder().encode('same') })
+  const c = contentMessageId(signed('t2', 'same'))
+  const d = contentMessageId(signed('t1', 'other'))
+  assert.is(a.length, 32)
+  assert.equal(a, b)
+  assert.not.equal(a, c)
+  assert.not.equal(a, d)
+})
+
+test.run()
