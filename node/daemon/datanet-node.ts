@@ -14,6 +14,11 @@ import { StateDatabase } from '../../src/storage/state-db.ts'
 import { ApiServer } from '../api/server.ts'
 import { nodeRoutes, type NodeInfo, type NodeView, type PeerInfo } from '../api/routes/node.ts'
 import { NodeMetrics } from './metrics.ts'
+import { DatanetService } from '../services/datanets.ts'
+import { ContributionService } from '../services/contributions.ts'
+import { VerdictService } from '../services/verdicts.ts'
+import { datanetRoutes } from '../api/routes/datanets.ts'
+import type { ContributionRule } from '../../src/contribution/rules/index.ts'
 import { AGENT_VERSION, VERSION } from '../version.ts'
 import type { NodeConfig } from '../config/schema.ts'
 import type { Logger } from '../logger.ts'
@@ -23,6 +28,8 @@ export interface DatanetNodeOptions {
   config: Readonly<NodeConfig>
   password: string | undefined
   logger: Logger
+  /** Custom contribution rules for the datanets this node validates (DESIGN §4 flow 2). */
+  rules?: ContributionRule[]
 }
 
 const NodeErrorCode = {
@@ -48,6 +55,10 @@ export class DatanetNode implements NodeView {
   private content: ContentStore<HostServices> | undefined
   private gossip: GossipRouter | undefined
   private announce: AnnounceService | undefined
+  private readonly rules: ContributionRule[]
+  datanets: DatanetService | undefined
+  contributions: ContributionService | undefined
+  verdicts: VerdictService | undefined
   private api: ApiServer | undefined
   private wallet: Wallet | undefined
   private nodeMetrics: NodeMetrics | undefined
@@ -59,6 +70,7 @@ export class DatanetNode implements NodeView {
     this.config = opts.config
     this.logger = opts.logger
     this.password = opts.password
+    this.rules = opts.rules ?? []
     this.paths = dataDirPaths(opts.config.dataDir)
     this.lock = new DataDirLock(opts.config.dataDir)
   }
@@ -159,12 +171,46 @@ export class DatanetNode implements NodeView {
         intervalMs: config.p2p.announceIntervalMs,
         agentVersion: AGENT_VERSION,
         multiaddrs: () => this.libp2p.getMultiaddrs().map(a => a.toString()),
-        datanets: () => [...config.datanets],
+        datanets: () => this.datanets?.list().map(d => d.id) ?? [...config.datanets],
         logger: logger.child({ component: 'announce' })
       })
       this.announce = announce
       await announce.start()
       this.stopSteps.push(['announce', () => { announce.stop() }])
+
+      const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
+      const verdicts = new VerdictService({ db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }) })
+      this.verdicts = verdicts
+      let contributions: ContributionService | undefined
+      const datanets = new DatanetService({
+        db,
+        helia: content.helia,
+        configured: config.datanets,
+        logger: logger.child({ component: 'datanets' }),
+        onFollow: (d) => {
+          contributions?.follow(d)
+          verdicts.follow(d)
+        }
+      })
+      this.datanets = datanets
+      contributions = new ContributionService({
+        db,
+        helia: content.helia,
+        router: gossip,
+        datanets,
+        verdicts,
+        signer: this.wallet,
+        binding,
+        rules: this.rules,
+        maxMessageBytes: config.p2p.maxMessageBytes,
+        shardFetchMsPerMiB: 2000,
+        logger: logger.child({ component: 'contributions' })
+      })
+      this.contributions = contributions
+      await contributions.start()
+      await datanets.start()
+      this.stopSteps.push(['datanets', () => { datanets.stop() }])
+      mark('datanets')
       mark('services')
 
       this.api = new ApiServer({
@@ -173,7 +219,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this)]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions })]
       })
       const api = this.api
       const url = await api.start()
@@ -230,7 +276,7 @@ export class DatanetNode implements NodeView {
       addresses: libp2p.getMultiaddrs().map(a => a.toString()),
       peers,
       knownPeers: announced.size,
-      datanets: [...this.config.datanets],
+      datanets: this.datanets?.list().map(d => d.id) ?? [...this.config.datanets],
       chain: chain.rpcUrl === null ? null : { rpcUrl: chain.rpcUrl, chainId: chain.chainId, registry: chain.registry },
       height: null,
       version: VERSION,

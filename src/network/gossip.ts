@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { TopicValidatorResult, type GossipSub, type GossipsubMessage, type Message } from '@libp2p/gossipsub'
 import { DatanetError } from '../errors.ts'
+import type { TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
@@ -49,10 +50,15 @@ export interface TopicHandler<T> {
   decode: (data: Uint8Array) => T
   validate: (message: T, ctx: GossipContext) => Promise<void> | void
   handle: (message: T, ctx: GossipContext) => Promise<void> | void
+  /** Peer-score parameters for the topic; unscored when absent. */
+  scoreParams?: TopicScoreParams
+  /** Messages validated at once (default 1: in order). */
+  concurrency?: number
 }
 
 /** The parts of the gossipsub service this router uses beyond its public interface. */
 interface GossipSubInternals extends GossipSub {
+  score: { params: { topics: Record<string, TopicScoreParams> } }
   reportMessageValidationResult: (msgId: string, propagationSource: string, acceptance: TopicValidatorResult) => void
   getScore: (peerId: string) => number
   getMeshPeers: (topic: string) => string[]
@@ -87,7 +93,7 @@ export interface GossipRouterOptions {
 export class GossipRouter {
   private readonly handlers = new Map<string, TopicHandler<unknown>>()
   private readonly queues = new Map<string, Queued[]>()
-  private readonly draining = new Set<string>()
+  private readonly draining = new Map<string, number>()
   private readonly pubsub: GossipSubInternals
   private running = false
   readonly stats: GossipStats = { accepted: 0, rejected: 0, ignored: 0, dropped: 0 }
@@ -118,6 +124,8 @@ export class GossipRouter {
     if (this.handlers.has(handler.topic)) throw new Error(`gossip topic ${handler.topic} already has a handler`)
     this.handlers.set(handler.topic, handler as TopicHandler<unknown>)
     this.queues.set(handler.topic, [])
+    // gossipsub reads topic parameters on every score computation, so topics can join later.
+    if (handler.scoreParams !== undefined) this.pubsub.score.params.topics[handler.topic] = handler.scoreParams
     if (this.running) this.pubsub.subscribe(handler.topic)
   }
 
@@ -154,11 +162,12 @@ export class GossipRouter {
       return
     }
     queue.push({ handler, event: evt.detail })
-    if (!this.draining.has(msg.topic)) void this.drain(msg.topic)
+    const workers = this.draining.get(msg.topic) ?? 0
+    if (workers < (handler.concurrency ?? 1)) void this.drain(msg.topic)
   }
 
   private async drain (topic: string): Promise<void> {
-    this.draining.add(topic)
+    this.draining.set(topic, (this.draining.get(topic) ?? 0) + 1)
     try {
       const queue = this.queues.get(topic)
       while (this.running && queue !== undefined && queue.length > 0) {
@@ -166,8 +175,13 @@ export class GossipRouter {
         await this.process(item)
       }
     } finally {
-      this.draining.delete(topic)
+      this.draining.set(topic, (this.draining.get(topic) ?? 1) - 1)
     }
+  }
+
+  /** Resolves when no message is waiting or being validated (for orderly stops and tests). */
+  get idle (): boolean {
+    return [...this.queues.values()].every(q => q.length === 0) && [...this.draining.values()].every(n => n === 0)
   }
 
   private async process ({ handler, event }: Queued): Promise<void> {

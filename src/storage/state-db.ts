@@ -21,16 +21,110 @@ export interface NodeFacts {
   lastStartedAt: string
 }
 
+/** A datanet this node follows. */
+export interface DatanetEntry {
+  id: string
+  /** The manifest as stored (JSON of the dag-cbor object). */
+  manifest: unknown
+  addedAt: number
+  source: 'created' | 'config' | 'api'
+}
+
+/** A contribution this node holds, and what it knows of its fate. */
+export interface ContributionEntry {
+  cid: string
+  datanet: string
+  /** JSON form of the signed contribution (src/contribution/contribution.ts contributionJson). */
+  contribution: Record<string, unknown>
+  status: 'pending' | 'accepted' | 'rejected'
+  score: number | null
+  receivedAt: number
+  decidedAt: number | null
+  origin: 'local' | 'gossip'
+  /** The dataset version (height) that includes it; null until one does. */
+  version: number | null
+  /** Facts this node found reading its records (for its own verdict). */
+  facts: { recordCount: number, byteSize: number, invalidRecords: number, duplicateRecords: number, flagged: Record<string, number> } | null
+}
+
+/** A verdict as received: its fields and its encoded bytes (for re-gossip and certificates). */
+export interface VerdictEntry {
+  contribution: string
+  validator: string
+  accept: boolean
+  score: number
+  reasons: string[]
+  timestamp: number
+  signature: string
+  /** hex of the dag-cbor bytes as gossiped */
+  bytes: string
+}
+
+/** An upload being ingested; kept so a crash mid-upload can be cleaned up at the next start. */
+export interface UploadEntry {
+  id: string
+  datanet: string
+  startedAt: number
+  shards: string[]
+}
+
+const bytesKeyCodec = {
+  encodeKey: (key: Uint8Array): Uint8Array => key,
+  decodeKey: (bytes: Uint8Array): Uint8Array => bytes
+}
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder()
+
+/** Record hash → owner (a contribution CID, or `u:<upload id>` while an upload is ingested). */
+export class RecordIndex extends Repository<Uint8Array, string> {
+  constructor (db: StateDb) {
+    super(db, 'records', {
+      ...bytesKeyCodec,
+      encodeValue: (owner: string) => textEncoder.encode(owner),
+      decodeValue: (bytes: Uint8Array) => textDecoder.decode(bytes)
+    })
+  }
+
+  /** The owners of many hashes in one read (undefined where unknown). */
+  async owners (hashes: readonly Uint8Array[]): Promise<Array<string | undefined>> {
+    if (hashes.length === 0) return []
+    const values = await this.store.getMany(hashes.map(h => this.codec.encodeKey(h)))
+    return values.map(v => (v === undefined ? undefined : this.codec.decodeValue(v)))
+  }
+
+  async deleteMany (hashes: readonly Uint8Array[]): Promise<void> {
+    if (hashes.length > 0) await this.store.batch(hashes.map(h => ({ type: 'del' as const, key: this.codec.encodeKey(h) })))
+  }
+}
+
 /** The node's state database: a classic-level store holding one repository per entity. */
 export class StateDatabase {
   readonly db: StateDb
   readonly peers: Repository<string, PeerRecord>
   readonly facts: Repository<string, NodeFacts>
+  readonly datanets: Repository<string, DatanetEntry>
+  readonly contributions: Repository<string, ContributionEntry>
+  /** Keyed `<contribution cid>/<validator address>`, so one contribution's verdicts are one range. */
+  readonly verdicts: Repository<string, VerdictEntry>
+  readonly records: RecordIndex
+  readonly uploads: Repository<string, UploadEntry>
 
   constructor (path: string) {
     this.db = new ClassicLevel<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view' })
     this.peers = new Repository(this.db, 'peers', jsonCodec<PeerRecord>())
     this.facts = new Repository(this.db, 'facts', jsonCodec<NodeFacts>())
+    this.datanets = new Repository(this.db, 'datanets', jsonCodec<DatanetEntry>())
+    this.contributions = new Repository(this.db, 'contributions', jsonCodec<ContributionEntry>())
+    this.verdicts = new Repository(this.db, 'verdicts', jsonCodec<VerdictEntry>())
+    this.records = new RecordIndex(this.db)
+    this.uploads = new Repository(this.db, 'uploads', jsonCodec<UploadEntry>())
+  }
+
+  /** Every verdict on one contribution. */
+  async verdictsOf (contribution: string): Promise<VerdictEntry[]> {
+    const out: VerdictEntry[] = []
+    for await (const [, v] of this.verdicts.entries({ gte: `${contribution}/`, lt: `${contribution}/\uffff` })) out.push(v)
+    return out
   }
 
   async open (): Promise<void> {

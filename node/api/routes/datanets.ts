@@ -1,0 +1,101 @@
+import { z } from 'zod'
+import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
+import { DatanetError, describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
+import type { ContributionService } from '../../services/contributions.ts'
+import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
+import type { ApiRoutes } from '../server.ts'
+import type { FastifyInstance } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+
+export interface DatanetRoutesDeps {
+  datanets: DatanetService
+  contributions: ContributionService
+}
+
+function badRequest (message: string): DatanetError {
+  return new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, message, 'usage')
+}
+
+/** The JSON a datanet is shown as. */
+export function datanetJson (d: FollowedDatanet): Record<string, unknown> {
+  return {
+    id: d.id,
+    digest: d.digest,
+    name: d.manifest.name,
+    license: d.manifest.license,
+    validators: d.validators.validators.map(v => ({ address: v.address, stake: v.stake.toString() })),
+    manifest: d.manifest
+  }
+}
+
+const contributeQuery = z.strictObject({
+  format: z.enum(UPLOAD_FORMATS as [UploadFormat, ...UploadFormat[]]).optional(),
+  skipInvalid: z.enum(['true', 'false']).optional(),
+  filename: z.string().max(500).optional()
+})
+
+const FORMAT_OF_TYPE: Record<string, UploadFormat> = {
+  'application/x-ndjson': 'jsonl',
+  'application/jsonl': 'jsonl',
+  'application/jsonlines': 'jsonl',
+  'text/csv': 'csv',
+  'text/plain': 'text'
+}
+
+/** Datanets and their contributions (DESIGN §6). */
+export function datanetRoutes ({ datanets, contributions }: DatanetRoutesDeps): ApiRoutes {
+  return {
+    register (app: FastifyInstance) {
+      app.get('/v1/datanets', async () => datanets.list().map(datanetJson))
+      app.post('/v1/datanets', async (request, reply) => {
+        if (typeof request.body !== 'object' || request.body === null) throw badRequest('body: expected a manifest as a JSON object')
+        const { datanet, created } = await datanets.create(request.body, 'api')
+        return await reply.code(created ? 201 : 200).send(datanetJson(datanet))
+      })
+      app.get('/v1/datanets/:id', async (request) => {
+        const { id } = request.params as { id: string }
+        return datanetJson(datanets.require(id))
+      })
+      app.get('/v1/datanets/:id/contributions', async (request) => {
+        const { id } = request.params as { id: string }
+        return await contributions.list(id)
+      })
+      app.get('/v1/datanets/:id/contributions/:cid', async (request) => {
+        const { id, cid } = request.params as { id: string, cid: string }
+        return await contributions.view(cid, id)
+      })
+      app.get('/v1/contributions/:cid', async (request) => {
+        const { cid } = request.params as { cid: string }
+        return await contributions.view(cid)
+      })
+
+      // Uploads are streamed: the body is never buffered, whatever its size.
+      void app.register(async (scope) => {
+        scope.removeAllContentTypeParsers()
+        scope.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
+        scope.post('/v1/datanets/:id/contributions', async (request, reply) => {
+          const { id } = request.params as { id: string }
+          const parsed = contributeQuery.safeParse(request.query ?? {})
+          if (!parsed.success) throw badRequest(`query: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+          const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+          const format = parsed.data.format ?? FORMAT_OF_TYPE[type]
+          if (format === undefined) throw badRequest(`cannot tell the upload's format: pass ?format=${UPLOAD_FORMATS.join('|')} or a content type (application/x-ndjson, text/csv, text/plain)`)
+          const body = request.body as IncomingMessage | undefined
+          if (body === undefined || body === null) throw badRequest('body: expected the records to contribute')
+          try {
+            const result = await contributions.contribute(id, body, { format, skipInvalid: parsed.data.skipInvalid === 'true' })
+            return await reply.code(201).send(result)
+          } catch (err) {
+            // Refusals carry the details the CLI needs: which lines, how many duplicates.
+            if (isDatanetError(err) && err.kind === 'usage') {
+              body.resume()
+              const details = (err.cause ?? {}) as Record<string, unknown>
+              return await reply.code(httpStatusOf(err) === 400 ? 422 : httpStatusOf(err)).send({ error: { code: err.code, message: describeError(err), ...details } })
+            }
+            throw err
+          }
+        })
+      })
+    }
+  }
+}

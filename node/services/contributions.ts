@@ -1,0 +1,328 @@
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { bytesEqual } from '../../src/codec/hash.ts'
+import {
+  contributionCid, contributionJson, contributionSigner, decodeContribution, encodeContribution, signContribution,
+  type Contribution, type TypedDataSigner
+} from '../../src/contribution/contribution.ts'
+import { ingestRecords, type IngestResult } from '../../src/contribution/ingest.ts'
+import { parseRecords, type UploadFormat } from '../../src/contribution/parse.ts'
+import { builtinRules, type ContributionFacts, type ContributionRule } from '../../src/contribution/rules/index.ts'
+import { indexContribution, scanContribution } from '../../src/contribution/scan.ts'
+import { splitShard, shardCid } from '../../src/datanet/shard.ts'
+import { DatanetError } from '../../src/errors.ts'
+import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
+import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
+import { getBlock, pin, prefetcher } from './blocks.ts'
+import type { DomainBinding } from '../../src/codec/eip712.ts'
+import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
+import type { DatanetService, FollowedDatanet } from './datanets.ts'
+import type { VerdictService } from './verdicts.ts'
+import type { Helia } from '@helia/interface'
+import type { Logger } from '../logger.ts'
+
+export const ContributionErrorCode = {
+  NOT_FOUND: 'CONTRIBUTION_ERROR_NOT_FOUND',
+  BAD_CID: 'CONTRIBUTION_ERROR_BAD_CID'
+} as const
+
+/** How far ahead of our clock a contribution's timestamp may be. */
+const MAX_FUTURE_MS = 5 * 60_000
+
+export interface ContributionServiceOptions {
+  db: StateDatabase
+  helia: Helia
+  router: GossipRouter
+  datanets: DatanetService
+  verdicts: VerdictService
+  signer: TypedDataSigner
+  binding: Omit<DomainBinding, 'datanet'>
+  rules: readonly ContributionRule[]
+  maxMessageBytes: number
+  /** Time allowed to fetch a gossiped contribution's shards, per MiB (at least 10 s). */
+  shardFetchMsPerMiB: number
+  logger: Logger
+  onGossip?: (result: string) => void
+}
+
+export interface ContributeOptions {
+  format: UploadFormat
+  skipInvalid: boolean
+  onProgress?: (records: number) => void
+}
+
+export interface ContributeResult {
+  cid: string
+  status: ContributionEntry['status']
+  recordCount: number
+  byteSize: number
+  shards: number
+  duplicates: number
+  skippedInvalid: number
+}
+
+/** What the API shows of a contribution (DESIGN §6: cid, status, verdicts, version). */
+export interface ContributionView {
+  cid: string
+  datanet: string
+  status: ContributionEntry['status']
+  score: number | null
+  version: number | null
+  contributor: string
+  recordCount: number
+  byteSize: number
+  shards: string[]
+  recordsRoot: string
+  receivedAt: number
+  decidedAt: number | null
+  verdicts: Array<Omit<VerdictEntry, 'bytes' | 'contribution'>>
+}
+
+interface Gossiped { contribution: Contribution, bytes: Uint8Array, cid: CID }
+
+/**
+ * Contributions: streamed uploads turned into signed contributions, and the gossip topic
+ * that receives everyone else's. A gossiped contribution is only accepted (and relayed)
+ * after its shards were fetched and its records root recomputed; accepted ones are
+ * pinned, indexed, and handed to the verdict service.
+ */
+export class ContributionService {
+  private readonly opts: ContributionServiceOptions
+  private readonly rules: readonly ContributionRule[]
+  /** Facts gathered during validation, waiting for the handler. */
+  private readonly scanned = new Map<string, ContributionFacts>()
+
+  constructor (opts: ContributionServiceOptions) {
+    this.opts = opts
+    this.rules = [...builtinRules, ...opts.rules]
+  }
+
+  async start (): Promise<void> {
+    for (const upload of await this.opts.db.uploads.values()) {
+      this.opts.logger.warn({ upload: upload.id, datanet: upload.datanet }, 'cleaning up an upload interrupted by a crash')
+      await this.forgetUpload(upload)
+    }
+  }
+
+  follow (datanet: FollowedDatanet): void {
+    this.opts.router.register(this.topicHandler(datanet))
+  }
+
+  // ---- local uploads -------------------------------------------------------------------
+
+  async contribute (datanetId: string, body: AsyncIterable<Uint8Array>, options: ContributeOptions): Promise<ContributeResult> {
+    const datanet = this.opts.datanets.require(datanetId)
+    const { db, helia } = this.opts
+    const upload: UploadEntry = { id: randomBytes(8).toString('hex'), datanet: datanet.id, startedAt: Date.now(), shards: [] }
+    const owner = `u:${upload.id}`
+    await db.uploads.put(upload.id, upload)
+    let result: IngestResult
+    try {
+      result = await ingestRecords(
+        parseRecords(body, { format: options.format, textMode: datanet.manifest.textMode, maxRecordBytes: datanet.manifest.limits.maxRecordBytes * 4 }),
+        { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress },
+        {
+          owners: async hashes => await db.records.owners(hashes),
+          claim: async hashes => { await db.records.putMany(hashes.map(h => [h, owner])) },
+          putShard: async bytes => {
+            const cid = shardCid(bytes)
+            await helia.blockstore.put(cid, bytes)
+            upload.shards.push(cid.toString())
+            await db.uploads.put(upload.id, upload)
+            return cid
+          }
+        }
+      )
+    } catch (err) {
+      await this.forgetUpload(upload)
+      throw err
+    }
+
+    const unsigned = {
+      datanet: datanet.id,
+      contributor: this.opts.signer.address,
+      shards: result.shards,
+      recordCount: result.recordCount,
+      byteSize: result.byteSize,
+      recordsRoot: result.recordsRoot,
+      nonce: Number.parseInt(randomBytes(6).toString('hex'), 16),
+      timestamp: Date.now()
+    }
+    const contribution = await signContribution(this.opts.signer, this.opts.binding, unsigned)
+    const bytes = encodeContribution(contribution)
+    if (bytes.length > this.opts.maxMessageBytes) {
+      await this.forgetUpload(upload)
+      throw new DatanetError({ code: 'CONTRIBUTION_ERROR_TOO_MANY_SHARDS' }, `the contribution's ${result.shards.length} shards do not fit one gossip message; split the upload`, 'usage')
+    }
+    const cid = await contributionCid(bytes)
+    await helia.blockstore.put(cid, bytes)
+    await pin(helia, cid)
+    const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, flagged: result.flagged }
+    const entry = await this.store(datanet, contribution, cid, 'local', facts)
+    await db.uploads.delete(upload.id)
+    const recipients = await this.opts.router.publish(topics.contributions(datanet.id), bytes)
+    this.opts.logger.info({ cid: cid.toString(), datanet: datanet.id, records: result.recordCount, shards: result.shards.length, duplicates: result.duplicates, recipients }, 'contribution published')
+    await this.opts.verdicts.onContribution(datanet, entry, facts)
+    const after = await db.contributions.get(cid.toString())
+    return {
+      cid: cid.toString(),
+      status: after?.status ?? entry.status,
+      recordCount: result.recordCount,
+      byteSize: result.byteSize,
+      shards: result.shards.length,
+      duplicates: result.duplicates,
+      skippedInvalid: result.invalidCount
+    }
+  }
+
+  /** Undoes an upload's claims on the record index (its shards stay as unpinned blocks). */
+  private async forgetUpload (upload: UploadEntry): Promise<void> {
+    const owner = `u:${upload.id}`
+    for (const s of upload.shards) {
+      try {
+        const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { offline: true }))
+        const hashes = records.map(r => r.hash)
+        const owners = await this.opts.db.records.owners(hashes)
+        await this.opts.db.records.deleteMany(hashes.filter((_, i) => owners[i] === owner))
+      } catch (err) {
+        this.opts.logger.warn({ err, shard: s }, 'cannot read an abandoned shard')
+      }
+    }
+    await this.opts.db.uploads.delete(upload.id)
+  }
+
+  private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts): Promise<ContributionEntry> {
+    const entry: ContributionEntry = {
+      cid: cid.toString(),
+      datanet: datanet.id,
+      contribution: contributionJson(contribution),
+      status: 'pending',
+      score: null,
+      receivedAt: Date.now(),
+      decidedAt: null,
+      origin,
+      version: null,
+      facts: { ...facts, flagged: Object.fromEntries(facts.flagged) }
+    }
+    await this.opts.db.contributions.put(entry.cid, entry)
+    return entry
+  }
+
+  // ---- gossip --------------------------------------------------------------------------
+
+  private topicHandler (datanet: FollowedDatanet): TopicHandler<Gossiped> {
+    const maxShards = Math.ceil(datanet.manifest.limits.maxContributionBytes / Math.max(1, datanet.manifest.shardSize - datanet.manifest.limits.maxRecordBytes)) + 1
+    return {
+      topic: topics.contributions(datanet.id),
+      kind: 'contributions',
+      scoreParams: datanetTopicScoreParams(),
+      concurrency: 4,
+      decode: (data: Uint8Array): Gossiped => {
+        let contribution: Contribution
+        try {
+          contribution = decodeContribution(data, maxShards)
+        } catch (err) {
+          // [REJECT] a well-formed contribution object
+          throw reject('CONTRIBUTION_ERROR_MALFORMED', `malformed contribution: ${(err as Error).message}`)
+        }
+        // [REJECT] in canonical dag-cbor, so its CID is the one its signer meant
+        if (!bytesEqual(encodeContribution(contribution), data)) throw reject('CONTRIBUTION_ERROR_NOT_CANONICAL', 'contribution is not canonical dag-cbor')
+        return { contribution, bytes: data, cid: CID.parse('bafkqaaa') }
+      },
+      validate: async (g: Gossiped, ctx: GossipContext) => { await this.validateGossiped(datanet, g, ctx) },
+      handle: async (g: Gossiped) => { await this.handleGossiped(datanet, g) }
+    }
+  }
+
+  private async validateGossiped (datanet: FollowedDatanet, g: Gossiped, _ctx: GossipContext): Promise<void> {
+    const c = g.contribution
+    const { manifest } = datanet
+    g.cid = await contributionCid(g.bytes)
+    // [REJECT] for the datanet of the topic it came on
+    if (c.datanet !== datanet.id) throw reject('CONTRIBUTION_ERROR_WRONG_DATANET', `contribution for datanet ${c.datanet} on ${datanet.id}'s topic`)
+    // [REJECT] the signature recovers to contribution.contributor (domain: chain, registry, datanet)
+    const signer = contributionSigner(c, this.opts.binding)
+    if (signer === undefined || signer !== c.contributor) throw reject('CONTRIBUTION_ERROR_BAD_SIGNATURE', 'contribution is not signed by its contributor')
+    // [REJECT] within the datanet's limits
+    if (c.recordCount > manifest.limits.maxRecordsPerContribution || c.byteSize > manifest.limits.maxContributionBytes || c.shards.length > c.recordCount) {
+      throw reject('CONTRIBUTION_ERROR_TOO_LARGE', 'contribution exceeds the datanet\'s limits')
+    }
+    // [IGNORE] not dated in the future
+    if (c.timestamp > Date.now() + MAX_FUTURE_MS) throw ignore('CONTRIBUTION_ERROR_FUTURE', 'contribution is dated in the future')
+    // [IGNORE] not already known
+    if (await this.opts.db.contributions.has(g.cid.toString())) throw ignore('CONTRIBUTION_ERROR_KNOWN', 'contribution already known')
+    // [REJECT] shards that hold exactly the stated records (count, size, records root)
+    const timeoutMs = Math.max(10_000, Math.ceil(c.byteSize / (1024 * 1024)) * this.opts.shardFetchMsPerMiB)
+    const signal = AbortSignal.timeout(timeoutMs)
+    let result
+    try {
+      result = await scanContribution(c, manifest, datanet.validateRecord, this.rules, { getShard: prefetcher(this.opts.helia, c.shards, 8, signal) })
+    } catch (err) {
+      // [IGNORE] shards we could not fetch: not proof of anything
+      throw ignore('CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE', `cannot fetch the shards within ${timeoutMs} ms: ${(err as Error).message}`)
+    }
+    if (!result.ok) throw reject(result.code, result.message)
+    this.scanned.set(g.cid.toString(), result.facts)
+  }
+
+  private async handleGossiped (datanet: FollowedDatanet, g: Gossiped): Promise<void> {
+    const cid = g.cid.toString()
+    const facts = this.scanned.get(cid)
+    this.scanned.delete(cid)
+    if (facts === undefined || await this.opts.db.contributions.has(cid)) return
+    const { db, helia } = this.opts
+    await helia.blockstore.put(g.cid, g.bytes)
+    await pin(helia, g.cid)
+    const duplicates = await indexContribution(g.contribution, cid, {
+      getShard: async s => await getBlock(helia, s, { offline: true }),
+      owners: async hashes => await db.records.owners(hashes),
+      claim: async (hashes, owner) => { await db.records.putMany(hashes.map(h => [h, owner])) }
+    })
+    const withDuplicates = { ...facts, duplicateRecords: duplicates }
+    const entry = await this.store(datanet, g.contribution, g.cid, 'gossip', withDuplicates)
+    this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates }, 'contribution received')
+    await this.opts.verdicts.onContribution(datanet, entry, withDuplicates)
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  async view (cidText: string, datanetId?: string): Promise<ContributionView> {
+    let cid: CID
+    try {
+      cid = CID.parse(cidText)
+    } catch (err) {
+      throw new DatanetError({ code: ContributionErrorCode.BAD_CID }, `not a contribution CID: ${cidText}`, 'usage', { cause: err })
+    }
+    const entry = await this.opts.db.contributions.get(cid.toString())
+    if (entry === undefined || (datanetId !== undefined && entry.datanet !== datanetId)) {
+      throw new DatanetError({ code: ContributionErrorCode.NOT_FOUND }, `contribution ${cidText} is not known to this node`, 'not_found')
+    }
+    const verdicts = (await this.opts.db.verdictsOf(entry.cid)).map(({ bytes: _b, contribution: _c, ...v }) => v)
+    const c = entry.contribution as { contributor: string, recordCount: number, byteSize: number, shards: string[], recordsRoot: string }
+    return {
+      cid: entry.cid,
+      datanet: entry.datanet,
+      status: entry.status,
+      score: entry.score,
+      version: entry.version,
+      contributor: c.contributor,
+      recordCount: c.recordCount,
+      byteSize: c.byteSize,
+      shards: c.shards,
+      recordsRoot: c.recordsRoot,
+      receivedAt: entry.receivedAt,
+      decidedAt: entry.decidedAt,
+      verdicts
+    }
+  }
+
+  async list (datanetId: string, limit = 100): Promise<ContributionView[]> {
+    this.opts.datanets.require(datanetId)
+    const out: ContributionView[] = []
+    for await (const [, entry] of this.opts.db.contributions.entries()) {
+      if (entry.datanet !== datanetId) continue
+      out.push(await this.view(entry.cid))
+    }
+    return out.sort((a, b) => b.receivedAt - a.receivedAt).slice(0, limit)
+  }
+}

@@ -1,0 +1,147 @@
+import { CID } from 'multiformats/cid'
+import { bytesEqual, toHex } from '../../src/codec/hash.ts'
+import { tallyVerdicts } from '../../src/contribution/quorum.ts'
+import { builtinRules, judge, type ContributionFacts, type ContributionRule } from '../../src/contribution/rules/index.ts'
+import { decodeVerdict, encodeVerdict, signVerdict, verdictSigner, type Verdict } from '../../src/contribution/verdict.ts'
+import { stakeOf } from '../../src/datanet/manifest.ts'
+import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
+import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
+import { KeyedMutex } from './locks.ts'
+import type { DomainBinding } from '../../src/codec/eip712.ts'
+import type { TypedDataSigner } from '../../src/contribution/contribution.ts'
+import type { ContributionEntry, StateDatabase, VerdictEntry } from '../../src/storage/state-db.ts'
+import type { FollowedDatanet } from './datanets.ts'
+import type { Logger } from '../logger.ts'
+
+export interface VerdictServiceOptions {
+  db: StateDatabase
+  router: GossipRouter
+  signer: TypedDataSigner
+  binding: Omit<DomainBinding, 'datanet'>
+  rules: readonly ContributionRule[]
+  logger: Logger
+  onDecided?: (entry: ContributionEntry) => void
+}
+
+interface GossipedVerdict { verdict: Verdict, bytes: Uint8Array }
+
+const MAX_FUTURE_MS = 5 * 60_000
+
+/**
+ * Verdicts: a validator judges every contribution it stores and gossips its signed
+ * verdict; every node collects the verdicts of the datanet's validators and applies the
+ * stake quorum rule to decide each contribution.
+ */
+export class VerdictService {
+  private readonly opts: VerdictServiceOptions
+  private readonly rules: readonly ContributionRule[]
+  private readonly mutex = new KeyedMutex()
+
+  constructor (opts: VerdictServiceOptions) {
+    this.opts = opts
+    this.rules = [...builtinRules, ...opts.rules]
+  }
+
+  follow (datanet: FollowedDatanet): void {
+    this.opts.router.register(this.topicHandler(datanet))
+  }
+
+  isValidator (datanet: FollowedDatanet): boolean {
+    return stakeOf(datanet.validators, this.opts.signer.address) !== undefined
+  }
+
+  /** A contribution was stored: judge it if we validate this datanet, then tally what has arrived. */
+  async onContribution (datanet: FollowedDatanet, entry: ContributionEntry, facts: ContributionFacts): Promise<void> {
+    if (this.isValidator(datanet)) {
+      const judgement = judge(facts, datanet.manifest, this.rules)
+      const verdict = await signVerdict(this.opts.signer, this.opts.binding, {
+        datanet: datanet.id,
+        contribution: CID.parse(entry.cid),
+        validator: this.opts.signer.address,
+        accept: judgement.accept,
+        score: judgement.score,
+        reasons: judgement.reasons,
+        timestamp: Date.now()
+      })
+      const bytes = encodeVerdict(verdict)
+      await this.storeVerdict(verdict, bytes)
+      await this.opts.router.publish(topics.verdicts(datanet.id), bytes)
+      this.opts.logger.info({ contribution: entry.cid, accept: judgement.accept, score: judgement.score, reasons: judgement.reasons }, 'verdict published')
+    }
+    await this.tally(datanet, entry.cid)
+  }
+
+  private async storeVerdict (v: Verdict, bytes: Uint8Array): Promise<void> {
+    const entry: VerdictEntry = {
+      contribution: v.contribution.toString(),
+      validator: v.validator,
+      accept: v.accept,
+      score: v.score,
+      reasons: v.reasons,
+      timestamp: v.timestamp,
+      signature: toHex(v.signature),
+      bytes: toHex(bytes)
+    }
+    await this.opts.db.verdicts.put(`${entry.contribution}/${v.validator}`, entry)
+  }
+
+  /** Applies the quorum rule to a contribution's verdicts and records a decision once. */
+  async tally (datanet: FollowedDatanet, cid: string): Promise<void> {
+    await this.mutex.run(cid, async () => {
+      const { db } = this.opts
+      const entry = await db.contributions.get(cid)
+      if (entry === undefined) return
+      const verdicts = await db.verdictsOf(cid)
+      const result = tallyVerdicts(datanet.validators, verdicts)
+      const decided = entry.status === 'pending' && result.status !== 'pending'
+      if (!decided && entry.score === result.score) return
+      const updated: ContributionEntry = {
+        ...entry,
+        score: result.score,
+        status: entry.status === 'pending' ? result.status : entry.status,
+        decidedAt: decided ? Date.now() : entry.decidedAt
+      }
+      await db.contributions.put(cid, updated)
+      if (decided) {
+        this.opts.logger.info({ contribution: cid, status: updated.status, score: updated.score, verdicts: verdicts.length }, 'contribution decided')
+        this.opts.onDecided?.(updated)
+      }
+    })
+  }
+
+  private topicHandler (datanet: FollowedDatanet): TopicHandler<GossipedVerdict> {
+    return {
+      topic: topics.verdicts(datanet.id),
+      kind: 'verdicts',
+      scoreParams: datanetTopicScoreParams(),
+      decode: (data: Uint8Array): GossipedVerdict => {
+        let verdict: Verdict
+        try {
+          verdict = decodeVerdict(data)
+        } catch (err) {
+          // [REJECT] a well-formed verdict
+          throw reject('VERDICT_ERROR_MALFORMED', `malformed verdict: ${(err as Error).message}`)
+        }
+        // [REJECT] canonical dag-cbor
+        if (!bytesEqual(encodeVerdict(verdict), data)) throw reject('VERDICT_ERROR_NOT_CANONICAL', 'verdict is not canonical dag-cbor')
+        return { verdict, bytes: data }
+      },
+      validate: async ({ verdict: v }: GossipedVerdict) => {
+        // [REJECT] for the datanet of the topic it came on
+        if (v.datanet !== datanet.id) throw reject('VERDICT_ERROR_WRONG_DATANET', `verdict for datanet ${v.datanet} on ${datanet.id}'s topic`)
+        // [REJECT] from a validator of the datanet's set
+        if (stakeOf(datanet.validators, v.validator) === undefined) throw reject('VERDICT_ERROR_NOT_VALIDATOR', `${v.validator} is not a validator of this datanet`)
+        // [REJECT] signed by that validator (domain: chain, registry, datanet)
+        if (verdictSigner(v, this.opts.binding) !== v.validator) throw reject('VERDICT_ERROR_BAD_SIGNATURE', 'verdict is not signed by its validator')
+        // [IGNORE] not dated in the future
+        if (v.timestamp > Date.now() + MAX_FUTURE_MS) throw ignore('VERDICT_ERROR_FUTURE', 'verdict is dated in the future')
+        // [IGNORE] the first verdict of this validator on this contribution (a second, different one is equivocation, kept for evidence later)
+        if (await this.opts.db.verdicts.has(`${v.contribution.toString()}/${v.validator}`)) throw ignore('VERDICT_ERROR_KNOWN', 'already have this validator\'s verdict')
+      },
+      handle: async ({ verdict, bytes }: GossipedVerdict) => {
+        await this.storeVerdict(verdict, bytes)
+        await this.tally(datanet, verdict.contribution.toString())
+      }
+    }
+  }
+}

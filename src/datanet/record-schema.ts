@@ -1,0 +1,36 @@
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
+import { DatanetError } from '../errors.ts'
+import { ManifestErrorCode } from './manifest.ts'
+
+/** Checks one record; returns undefined when valid, else the first schema error as one line. */
+export type RecordValidator = (record: unknown) => string | undefined
+
+const ajv = new Ajv2020({ allErrors: false, strict: false, validateFormats: true })
+;(addFormats as unknown as (a: Ajv2020) => void)(ajv)
+
+const cache = new Map<string, RecordValidator>()
+
+/**
+ * Compiles a datanet's record schema (JSON Schema 2020-12) once per schema. A schema that
+ * does not compile makes the manifest invalid.
+ */
+export function compileRecordSchema (schema: Record<string, unknown>): RecordValidator {
+  const key = JSON.stringify(schema)
+  const cached = cache.get(key)
+  if (cached !== undefined) return cached
+  let validate: ReturnType<typeof ajv.compile>
+  try {
+    validate = ajv.compile(schema)
+  } catch (err) {
+    throw new DatanetError({ code: ManifestErrorCode.INVALID }, `invalid manifest: recordSchema: ${(err as Error).message}`, 'usage', { cause: err })
+  }
+  const validator: RecordValidator = record => {
+    if (validate(record)) return undefined
+    const e = validate.errors?.[0]
+    if (e === undefined) return 'does not match the record schema'
+    return `${e.instancePath === '' ? '(record)' : e.instancePath} ${e.message ?? 'is invalid'}${e.params !== undefined && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`
+  }
+  cache.set(key, validator)
+  return validator
+}

@@ -1,0 +1,98 @@
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { sha256 } from '../codec/hash.ts'
+import { canonicalJson } from '../codec/jcs.ts'
+
+/**
+ * A shard is a raw block of records: each record's canonical JSON (RFC 8785) followed by
+ * a newline. Canonical JSON never holds a raw newline, so a shard splits back into its
+ * records unambiguously, and a record's hash is the sha256 of its line.
+ */
+
+const NEWLINE = 0x0a
+const SHA2_256 = 0x12
+
+export function shardCid (bytes: Uint8Array): CID {
+  return CID.createV1(raw.code, createDigest(SHA2_256, sha256(bytes)))
+}
+
+/** Packs canonical record bytes into shards of at most `shardSize` bytes, in order. */
+export class ShardPacker {
+  private readonly shardSize: number
+  private parts: Uint8Array[] = []
+  private bytes = 0
+
+  constructor (shardSize: number) {
+    this.shardSize = shardSize
+  }
+
+  /** Adds a record; returns the shard it closed, if adding it would have overflowed the current one. */
+  add (record: Uint8Array): Uint8Array | undefined {
+    const size = record.length + 1
+    if (size > this.shardSize) throw new RangeError(`a record of ${record.length} bytes does not fit a shard of ${this.shardSize}`)
+    let closed: Uint8Array | undefined
+    if (this.bytes + size > this.shardSize) closed = this.flush()
+    this.parts.push(record)
+    this.bytes += size
+    return closed
+  }
+
+  /** The last, partial shard (undefined when empty). */
+  flush (): Uint8Array | undefined {
+    if (this.parts.length === 0) return undefined
+    const out = new Uint8Array(this.bytes)
+    let at = 0
+    for (const part of this.parts) {
+      out.set(part, at)
+      at += part.length
+      out[at++] = NEWLINE
+    }
+    this.parts = []
+    this.bytes = 0
+    return out
+  }
+}
+
+export interface ShardRecord {
+  /** The canonical bytes of the record (its line without the newline). */
+  bytes: Uint8Array
+  hash: Uint8Array
+}
+
+export const ShardErrorCode = {
+  MALFORMED: 'SHARD_ERROR_MALFORMED',
+  NOT_CANONICAL: 'SHARD_ERROR_NOT_CANONICAL'
+} as const
+
+/** Splits a shard into its records. Throws on a shard that is not newline-terminated canonical JSON lines. */
+export function splitShard (shard: Uint8Array): ShardRecord[] {
+  if (shard.length === 0 || shard[shard.length - 1] !== NEWLINE) throw new Error(ShardErrorCode.MALFORMED)
+  const out: ShardRecord[] = []
+  let start = 0
+  while (start < shard.length) {
+    const end = shard.indexOf(NEWLINE, start)
+    const bytes = shard.subarray(start, end)
+    if (bytes.length === 0) throw new Error(ShardErrorCode.MALFORMED)
+    out.push({ bytes, hash: sha256(bytes) })
+    start = end + 1
+  }
+  return out
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** Parses a record line and checks that it is in canonical form (so its hash is the one everyone computes). */
+export function decodeRecord (bytes: Uint8Array): Record<string, unknown> {
+  let text: string
+  let value: unknown
+  try {
+    text = decoder.decode(bytes)
+    value = JSON.parse(text)
+  } catch {
+    throw new Error(ShardErrorCode.MALFORMED)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(ShardErrorCode.MALFORMED)
+  if (canonicalJson(value) !== text) throw new Error(ShardErrorCode.NOT_CANONICAL)
+  return value as Record<string, unknown>
+}

@@ -1,0 +1,98 @@
+import { sha256Pair, sha256Prefixed } from '../codec/hash.ts'
+
+/**
+ * The record Merkle tree. Leaves are `sha256(0x00 ‖ recordHash)` (33-byte preimages, so a
+ * leaf can never pose as an inner node); inner nodes are `sha256(min(a,b) ‖ max(a,b))`,
+ * the commutative pair hash OpenZeppelin's `MerkleProof.processProof(proof, leaf, hasher)`
+ * accepts, so a proof is a plain list of siblings with no direction bits. Leaves pair
+ * left to right; an unpaired last node moves up unchanged. That shape is what folding the
+ * frontier of an append-only tree gives, so appending is O(log n) and any prefix's root
+ * is the same whether built at once or record by record.
+ */
+
+export const EMPTY_ROOT = new Uint8Array(32)
+
+export function leafHash (recordHash: Uint8Array): Uint8Array {
+  return sha256Prefixed(0, recordHash)
+}
+
+export function hashPair (a: Uint8Array, b: Uint8Array): Uint8Array {
+  return Buffer.compare(a, b) <= 0 ? sha256Pair(a, b) : sha256Pair(b, a)
+}
+
+/**
+ * An append-only tree that keeps only its frontier: one perfect subtree root per set bit
+ * of the leaf count. Memory O(log n), append amortised O(1) hashes, root O(log n).
+ */
+export class MerkleFrontier {
+  /** frontier[h]: root of the perfect subtree of 2^h leaves at height h, if that bit of count is set. */
+  private readonly frontier: Array<Uint8Array | undefined> = []
+  private count = 0
+
+  get size (): number {
+    return this.count
+  }
+
+  /** Appends a record hash (the leaf is derived from it). */
+  append (recordHash: Uint8Array): void {
+    this.appendLeaf(leafHash(recordHash))
+  }
+
+  appendLeaf (leaf: Uint8Array): void {
+    let node = leaf
+    let h = 0
+    while (this.frontier[h] !== undefined) {
+      node = hashPair(this.frontier[h] as Uint8Array, node)
+      this.frontier[h] = undefined
+      h++
+    }
+    this.frontier[h] = node
+    this.count++
+  }
+
+  root (): Uint8Array {
+    let acc: Uint8Array | undefined
+    for (const node of this.frontier) {
+      if (node === undefined) continue
+      acc = acc === undefined ? node : hashPair(node, acc)
+    }
+    return acc ?? EMPTY_ROOT
+  }
+}
+
+/** The root over record hashes, in order. */
+export function merkleRoot (recordHashes: Iterable<Uint8Array>): Uint8Array {
+  const tree = new MerkleFrontier()
+  for (const h of recordHashes) tree.append(h)
+  return tree.root()
+}
+
+/** The inclusion proof of the record at `index` among `recordHashes` (siblings, bottom up). */
+export function merkleProof (recordHashes: readonly Uint8Array[], index: number): Uint8Array[] {
+  if (!Number.isInteger(index) || index < 0 || index >= recordHashes.length) throw new RangeError(`no record at index ${index}`)
+  let level = recordHashes.map(leafHash)
+  let i = index
+  const proof: Uint8Array[] = []
+  while (level.length > 1) {
+    const sibling = i ^ 1
+    if (sibling < level.length) proof.push(level[sibling] as Uint8Array)
+    const next: Uint8Array[] = []
+    for (let j = 0; j < level.length; j += 2) {
+      next.push(j + 1 < level.length ? hashPair(level[j] as Uint8Array, level[j + 1] as Uint8Array) : level[j] as Uint8Array)
+    }
+    level = next
+    i = i >> 1
+  }
+  return proof
+}
+
+/** What OpenZeppelin's processProof computes with the commutative sha256 hasher. */
+export function processProof (proof: readonly Uint8Array[], recordHash: Uint8Array): Uint8Array {
+  let acc = leafHash(recordHash)
+  for (const sibling of proof) acc = hashPair(acc, sibling)
+  return acc
+}
+
+export function verifyProof (proof: readonly Uint8Array[], root: Uint8Array, recordHash: Uint8Array): boolean {
+  return Buffer.compare(processProof(proof, recordHash), root) === 0
+}
