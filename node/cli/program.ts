@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander'
 import { DatanetError, describeError, exitCodeOf } from '../../src/errors.ts'
 import { VERSION } from '../version.ts'
+import { registerContributeCommand, registerContributionCommand } from './commands/contribute.ts'
+import { registerDatanetCommand } from './commands/datanet.ts'
 import { registerDevnetCommand } from './commands/devnet.ts'
 import { registerInitCommand } from './commands/init.ts'
 import { registerNodeCommand } from './commands/node.ts'
@@ -16,8 +18,12 @@ export function buildProgram (): Command {
   registerInitCommand(program)
   registerNodeCommand(program)
   registerStatusCommand(program)
+  registerDatanetCommand(program)
+  registerContributeCommand(program)
+  registerContributionCommand(program)
   registerDevnetCommand(program)
-  for (const cmd of program.commands) cmd.exitOverride()
+  const override = (cmd: Command): void => { cmd.exitOverride(); cmd.commands.forEach(override) }
+  program.commands.forEach(override)
   return program
 }
 

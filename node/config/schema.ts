@@ -20,7 +20,7 @@ export const nodeConfigSchema = z.strictObject({
     host,
     port,
     announce: z.array(multiaddr),
-    bootstrap: z.array(multiaddr),
+    bootstrap: z.array(multiaddr.regex(/\/p2p\/\w+$/, 'expected a multiaddr ending in /p2p/<peer id>')),
     maxConnections: z.number().int().min(1).max(10_000),
     dialTimeoutMs: z.number().int().min(100),
     maxMessageBytes: z.number().int().min(1024).max(16 * 1024 * 1024),

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client'
 import { DatanetError } from '../../src/errors.ts'
 import { AnnounceService } from '../../src/network/announce.ts'
 import { GossipRouter } from '../../src/network/gossip.ts'
+import { PeerKeeper } from '../../src/network/peer-keeper.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
 import { DataDirErrorCode, DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
 import { createContentStore, type ContentStore } from '../../src/storage/helia.ts'
@@ -128,7 +129,6 @@ export class DatanetNode implements NodeView {
           host: config.p2p.host,
           port: config.p2p.port,
           announce: config.p2p.announce,
-          bootstrap: config.p2p.bootstrap,
           maxConnections: config.p2p.maxConnections,
           dialTimeoutMs: config.p2p.dialTimeoutMs,
           maxMessageBytes: config.p2p.maxMessageBytes,
@@ -158,6 +158,9 @@ export class DatanetNode implements NodeView {
       this.gossip = gossip
       gossip.start()
       this.stopSteps.push(['gossip', () => { gossip.stop() }])
+      const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, logger: logger.child({ component: 'peers' }) })
+      keeper.start(content.libp2p)
+      this.stopSteps.push(['peers', () => { keeper.stop() }])
       mark('network')
       this.wallet = await walletPromise
       mark('keystore')
@@ -219,7 +222,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic) })]
       })
       const api = this.api
       const url = await api.start()
@@ -266,7 +269,8 @@ export class DatanetNode implements NodeView {
       return {
         peerId,
         addresses: libp2p.getConnections(id).map(c => c.remoteAddr.toString()),
-        address: announced.get(peerId)?.address ?? null
+        address: announced.get(peerId)?.address ?? null,
+        score: this.gossip?.score(peerId) ?? 0
       }
     })
     const { chain } = this.config
@@ -294,7 +298,7 @@ export class DatanetNode implements NodeView {
     }
     try {
       const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(this.config.p2p.dialTimeoutMs) })
-      return { peerId: conn.remotePeer.toString(), addresses: [conn.remoteAddr.toString()], address: null }
+      return { peerId: conn.remotePeer.toString(), addresses: [conn.remoteAddr.toString()], address: null, score: 0 }
     } catch (err) {
       throw new DatanetError({ code: NodeErrorCode.DIAL }, `cannot dial ${addr}`, 'unavailable', { cause: err })
     }

@@ -127,10 +127,11 @@ export class DatanetService {
   private fetchInBackground (id: string): void {
     const controller = new AbortController()
     this.fetching.set(id, controller)
+    let failures = 0
     const attempt = async (): Promise<void> => {
       while (this.running && !controller.signal.aborted) {
         try {
-          await this.fetch(id, AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]))
+          await this.fetch(id, AbortSignal.any([controller.signal, AbortSignal.timeout(5_000)]))
           this.fetching.delete(id)
           return
         } catch (err) {
@@ -139,8 +140,10 @@ export class DatanetService {
             this.opts.logger.error({ err, datanet: id }, 'cannot follow configured datanet')
             return
           }
-          this.opts.logger.warn({ datanet: id, err: (err as Error).message }, 'manifest not found yet; retrying')
-          await new Promise(resolve => setTimeout(resolve, this.opts.fetchRetryMs ?? 2000).unref())
+          failures++
+          // First miss is worth a warning; the retries that follow are not.
+          this.opts.logger[failures === 1 ? 'warn' : 'debug']({ datanet: id, err: (err as Error).message }, 'manifest not found yet; retrying')
+          await new Promise(resolve => setTimeout(resolve, this.opts.fetchRetryMs ?? 1000).unref())
         }
       }
     }

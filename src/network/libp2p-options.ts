@@ -1,6 +1,5 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams } from '@libp2p/gossipsub/score'
 import { identify, type Identify } from '@libp2p/identify'
@@ -8,7 +7,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { contentMessageId } from './gossip.ts'
-import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
 
@@ -17,7 +16,6 @@ export interface HostOptions {
   host: string
   port: number
   announce: string[]
-  bootstrap: string[]
   maxConnections: number
   dialTimeoutMs: number
   maxMessageBytes: number
@@ -37,10 +35,8 @@ function listenAddr (host: string, port: number): string {
   return host.includes(':') ? `/ip6/${host}/tcp/${port}` : `/ip4/${host}/tcp/${port}`
 }
 
-/** libp2p options for a datanet node: TCP, Noise, Yamux, identify, ping, gossipsub. */
+/** libp2p options for a datanet node: TCP, Noise, Yamux, identify, ping, gossipsub. Bootstrap peers are kept by PeerKeeper. */
 export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
-  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
-  if (opts.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: opts.bootstrap, timeout: 0 }))
   return {
     privateKey: opts.privateKey,
     addresses: {
@@ -50,7 +46,6 @@ export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery,
     connectionManager: {
       maxConnections: opts.maxConnections,
       dialTimeout: opts.dialTimeoutMs

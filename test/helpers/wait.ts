@@ -29,3 +29,18 @@ export async function waitFor<T> (probe: () => Promise<T | undefined | false> | 
     await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 100))
   }
 }
+
+/**
+ * Wraps a uvu before/after hook so its failure is printed: uvu counts the suite's tests
+ * as not passed but swallows the hook's error.
+ */
+export function hook (fn: () => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    try {
+      await fn()
+    } catch (err) {
+      process.stderr.write(`hook failed: ${(err as Error).stack ?? String(err)}\n`)
+      throw err
+    }
+  }
+}

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawnCli } from '../../node/devnet/node-process.ts'
 import { tempDir } from '../helpers/tmp.ts'
-import { waitFor, withDeadline } from '../helpers/wait.ts'
+import { waitFor, withDeadline, hook } from '../helpers/wait.ts'
 import type { ChildProcess } from 'node:child_process'
 import type { DevnetFile } from '../../node/devnet/devnet.ts'
 import type { NodeInfo } from '../../node/api/routes/node.ts'
@@ -38,13 +38,13 @@ async function stopDevnet (): Promise<number | null> {
   return await withDeadline(exited, 30_000, 'the devnet to stop')
 }
 
-test.after(async () => {
+test.after(hook(async () => {
   if (child !== undefined && child.exitCode === null) {
     child.kill('SIGTERM')
     await withDeadline(new Promise(resolve => child?.once('exit', resolve)), 30_000, 'devnet stop').catch(() => child?.kill('SIGKILL'))
   }
   tmp.remove()
-})
+}))
 
 let first: DevnetFile
 

@@ -5,18 +5,18 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { freePort, spawnCli } from '../../node/devnet/node-process.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
-import { withDeadline } from '../helpers/wait.ts'
+import { withDeadline, hook } from '../helpers/wait.ts'
 
 const cluster = new TestCluster()
 let node: TestNode
 
-test.before(async () => {
+test.before(hook(async () => {
   [node] = await cluster.create(1) as [TestNode]
-})
+}))
 
-test.after(async () => {
+test.after(hook(async () => {
   await cluster.teardown()
-})
+}))
 
 /** Runs `datanet node start` for this data directory and returns how it ended. */
 async function start (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null, stderr: string }> {

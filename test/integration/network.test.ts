@@ -1,19 +1,19 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { waitFor, hook } from '../helpers/wait.ts'
 
 const cluster = new TestCluster()
 let nodes: TestNode[] = []
 
-test.before(async () => {
+test.before(hook(async () => {
   nodes = await cluster.create(3)
   await cluster.startAll()
-})
+}))
 
-test.after(async () => {
+test.after(hook(async () => {
   await cluster.teardown()
-})
+}))
 
 const node = (i: number): TestNode => nodes[i] as TestNode
 

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
 import { DatanetError, describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
+import { topics } from '../../../src/network/topics.ts'
 import type { ContributionService } from '../../services/contributions.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
 import type { ApiRoutes } from '../server.ts'
@@ -10,6 +11,8 @@ import type { IncomingMessage } from 'node:http'
 export interface DatanetRoutesDeps {
   datanets: DatanetService
   contributions: ContributionService
+  /** Peers subscribed to a gossip topic, as this node knows them. */
+  subscribers: (topic: string) => string[]
 }
 
 function badRequest (message: string): DatanetError {
@@ -43,7 +46,7 @@ const FORMAT_OF_TYPE: Record<string, UploadFormat> = {
 }
 
 /** Datanets and their contributions (DESIGN §6). */
-export function datanetRoutes ({ datanets, contributions }: DatanetRoutesDeps): ApiRoutes {
+export function datanetRoutes ({ datanets, contributions, subscribers }: DatanetRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.get('/v1/datanets', async () => datanets.list().map(datanetJson))
@@ -54,7 +57,10 @@ export function datanetRoutes ({ datanets, contributions }: DatanetRoutesDeps): 
       })
       app.get('/v1/datanets/:id', async (request) => {
         const { id } = request.params as { id: string }
-        return datanetJson(datanets.require(id))
+        return {
+          ...datanetJson(datanets.require(id)),
+          subscribers: { contributions: subscribers(topics.contributions(id)), verdicts: subscribers(topics.verdicts(id)) }
+        }
       })
       app.get('/v1/datanets/:id/contributions', async (request) => {
         const { id } = request.params as { id: string }

@@ -8,6 +8,8 @@ export interface PeerInfo {
   addresses: string[]
   /** The Ethereum address the peer announced, once its announcement arrived. */
   address: string | null
+  /** Its gossipsub peer score as this node sees it (negative after invalid messages). */
+  score: number
 }
 
 export interface NodeInfo {

@@ -1,0 +1,135 @@
+import { createReadStream, statSync } from 'node:fs'
+import { basename } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { Command, Option } from 'commander'
+import cliProgress from 'cli-progress'
+import { formatOfFileName, UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
+import { DatanetError } from '../../../src/errors.ts'
+import { ApiClient } from '../client.ts'
+import { CliErrorCode, resolveApiUrl, resolveToken, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
+import { print, table } from '../output.ts'
+import type { ContributeResult, ContributionView } from '../../services/contributions.ts'
+
+interface ContributeOptions extends GlobalOptions {
+  datanet: string
+  format?: UploadFormat
+  skipInvalid?: boolean
+  wait?: boolean
+  timeout: string
+}
+
+const CONTENT_TYPE: Record<UploadFormat, string> = { jsonl: 'application/x-ndjson', csv: 'text/csv', text: 'text/plain' }
+/** Files at least this large get a progress bar on a TTY. */
+const PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+interface Refusal {
+  error: { code: string, message: string, invalid?: Array<{ line: number, error: string }>, invalidCount?: number }
+}
+
+async function upload (api: string, token: string, datanet: string, file: string, opts: ContributeOptions): Promise<ContributeResult> {
+  const format = opts.format ?? formatOfFileName(file)
+  if (format === undefined) throw usageError(`${file}: cannot tell the format from the name; pass --format ${UPLOAD_FORMATS.join('|')}`)
+  let size: number
+  try {
+    size = statSync(file).size
+  } catch (err) {
+    throw usageError(`${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  const bar = process.stderr.isTTY === true && opts.json !== true && size >= PROGRESS_MIN_BYTES
+    ? new cliProgress.SingleBar({ format: `${basename(file)} [{bar}] {percentage}% {value}/{total} MiB`, stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : undefined
+  let sent = 0
+  bar?.start(Math.ceil(size / 1048576), 0)
+  const counted = createReadStream(file).pipe(new Transform({
+    transform (chunk: Buffer, _enc, done) {
+      sent += chunk.length
+      bar?.update(Math.floor(sent / 1048576))
+      done(null, chunk)
+    }
+  }))
+  const query = new URLSearchParams({ format, filename: basename(file) })
+  if (opts.skipInvalid === true) query.set('skipInvalid', 'true')
+  let res: Response
+  try {
+    res = await fetch(`${api}/v1/datanets/${encodeURIComponent(datanet)}/contributions?${query.toString()}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE[format] },
+      body: Readable.toWeb(counted) as unknown as ReadableStream,
+      duplex: 'half'
+    } as RequestInit)
+  } catch (err) {
+    bar?.stop()
+    throw new DatanetError({ code: CliErrorCode.API_UNREACHABLE }, `cannot reach the node's API at ${api}`, 'failure', { cause: err })
+  }
+  bar?.stop()
+  const json = await res.json() as ContributeResult | Refusal
+  if (res.ok) return json as ContributeResult
+  const { error } = json as Refusal
+  // file:line: error, for each invalid record the node listed
+  for (const bad of error.invalid ?? []) process.stderr.write(`${file}:${bad.line}: ${bad.error}\n`)
+  const listed = error.invalid?.length ?? 0
+  if ((error.invalidCount ?? 0) > listed) process.stderr.write(`${file}: … and ${(error.invalidCount ?? 0) - listed} more invalid records\n`)
+  throw new DatanetError({ code: error.code }, `${file}: ${error.message}${error.invalid !== undefined ? ' (refused whole; --skip-invalid drops invalid records)' : ''}`, res.status === 422 || res.status === 400 ? 'usage' : 'failure')
+}
+
+async function waitDecided (client: ApiClient, datanet: string, cid: string, timeoutMs: number): Promise<ContributionView> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const view = await client.get<ContributionView>(`/v1/datanets/${encodeURIComponent(datanet)}/contributions/${cid}`)
+    if (view.status !== 'pending') return view
+    if (Date.now() > deadline) throw new DatanetError({ code: 'CLI_ERROR_TIMEOUT' }, `contribution ${cid} still pending after ${timeoutMs / 1000} s`, 'failure')
+    await new Promise(resolve => setTimeout(resolve, 500))
+  }
+}
+
+export function registerContributeCommand (program: Command): void {
+  withGlobalOptions(program.command('contribute'))
+    .description('contribute JSONL, CSV (header row) or text files; one contribution per file; prints each contribution CID')
+    .requiredOption('--datanet <id>', 'datanet id')
+    .argument('<files...>', 'files to contribute')
+    .addOption(new Option('--format <format>', 'the files\' format (default: from the file name)').choices(UPLOAD_FORMATS))
+    .option('--skip-invalid', 'drop schema-invalid records instead of refusing the file')
+    .option('--wait', 'wait until each contribution is decided')
+    .option('--timeout <seconds>', 'how long --wait waits', '300')
+    .action(async (files: string[], opts: ContributeOptions) => {
+      const api = resolveApiUrl(opts)
+      const token = resolveToken(opts)
+      const client = new ApiClient({ url: api, token })
+      const timeoutMs = Number(opts.timeout) * 1000
+      if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`--timeout: expected seconds, got "${opts.timeout}"`)
+      const results: Array<ContributeResult & { file: string }> = []
+      for (const file of files) {
+        const result = { ...(await upload(api, token, opts.datanet, file, opts)), file }
+        if (opts.wait === true && result.status === 'pending') result.status = (await waitDecided(client, opts.datanet, result.cid, timeoutMs)).status
+        if (opts.json !== true) {
+          const notes = [result.duplicates > 0 ? `${result.duplicates} duplicate records dropped` : '', result.skippedInvalid > 0 ? `${result.skippedInvalid} invalid records skipped` : ''].filter(n => n !== '')
+          if (notes.length > 0) process.stderr.write(`${file}: ${notes.join(', ')}\n`)
+        }
+        results.push(result)
+      }
+      print(opts.json, results.length === 1 ? results[0] : results, () => results.length === 1
+        ? (results[0] as ContributeResult).cid
+        : table(['file', 'cid', 'records', 'status'], results.map(r => [r.file, r.cid, String(r.recordCount), r.status])))
+    })
+}
+
+export function registerContributionCommand (program: Command): void {
+  const contribution = program.command('contribution').description('contributions')
+  withGlobalOptions(contribution.command('show'))
+    .description('a contribution: status, verdicts, version')
+    .argument('<cid>', 'contribution CID')
+    .action(async (cid: string, opts: GlobalOptions) => {
+      const client = new ApiClient({ url: resolveApiUrl(opts) })
+      const v = await client.get<ContributionView>(`/v1/contributions/${encodeURIComponent(cid)}`)
+      print(opts.json, v, () => [
+        `cid          ${v.cid}`,
+        `datanet      ${v.datanet}`,
+        `status       ${v.status}${v.score !== null ? ` (score ${v.score})` : ''}`,
+        `version      ${v.version ?? '-'}`,
+        `contributor  ${v.contributor}`,
+        `records      ${v.recordCount} in ${v.shards.length} shard${v.shards.length === 1 ? '' : 's'} (${v.byteSize} bytes)`,
+        '',
+        v.verdicts.length === 0 ? 'no verdicts yet' : table(['validator', 'verdict', 'score', 'reasons'], v.verdicts.map(x => [x.validator, x.accept ? 'accept' : 'reject', String(x.score), x.reasons.join(', ') || '-']))
+      ].join('\n'))
+    })
+}

@@ -1,0 +1,180 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { Wallet } from 'ethers'
+import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
+import { encodeContribution, signContribution, contributionCid } from '../../src/contribution/contribution.ts'
+import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
+import { topics } from '../../src/network/topics.ts'
+import { dataDirPaths } from '../../src/storage/data-dir.ts'
+import { TestCluster, type TestNode } from '../helpers/cluster.ts'
+import { runCli } from '../helpers/cli.ts'
+import { waitFor, hook } from '../helpers/wait.ts'
+import type { ContributionView } from '../../node/services/contributions.ts'
+
+const cluster = new TestCluster()
+let validators: TestNode[] = []
+let plain: TestNode
+let datanetId = ''
+let forger: Libp2p<HostServices> | undefined
+
+const RECORDS = 10_000
+
+test.before(hook(async () => {
+  const nodes = await cluster.create(4)
+  validators = nodes.slice(0, 3)
+  plain = nodes[3] as TestNode
+  const manifest = parseManifest({
+    name: 'integration',
+    license: 'CC0-1.0',
+    recordSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } },
+    validators: validators.map((v, i) => ({ address: v.address, stake: String(1000 + i) }))
+  })
+  writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
+  datanetId = (await encodeManifest(manifest)).id
+  // Validators follow the datanet from their config: they fetch the manifest from whoever has it.
+  for (const v of validators) (v.daemon.spec as { env?: NodeJS.ProcessEnv }).env = { DATANET_DATANETS: datanetId }
+  await cluster.startAll()
+  for (const n of cluster.nodes) await cluster.waitPeers(n, cluster.nodes.filter(o => o !== n).map(o => o.peerId))
+}))
+
+test.after(hook(async () => {
+  await forger?.stop()
+  await cluster.teardown()
+}))
+
+const cli = (node: TestNode, args: string[]): ReturnType<typeof runCli> =>
+  runCli([...args, '--api', node.daemon.apiUrl, '--token-file', dataDirPaths(node.dataDir).apiToken])
+
+async function api<T> (node: TestNode, path: string): Promise<{ status: number, body: T }> {
+  const res = await fetch(`${node.daemon.apiUrl}${path}`, { signal: AbortSignal.timeout(10_000) })
+  return { status: res.status, body: await res.json() as T }
+}
+
+test('datanet create on the plain node; the validators fetch the manifest and follow it', async () => {
+  const created = await cli(plain, ['datanet', 'create', '--manifest', join(cluster.root.dir, 'manifest.json')])
+  assert.is(created.code, 0, created.stderr)
+  assert.is(created.stdout.trim(), datanetId)
+  for (const n of cluster.nodes) {
+    await waitFor(async () => (await api<{ subscribers: { contributions: string[], verdicts: string[] } }>(n, `/v1/datanets/${datanetId}`)).status === 200,
+      { timeoutMs: 30_000, what: `${n.name} to follow the datanet` })
+  }
+  // every node hears every other on both topics before anything is published
+  for (const n of cluster.nodes) {
+    await waitFor(async () => {
+      const { body } = await api<{ subscribers: { contributions: string[], verdicts: string[] } }>(n, `/v1/datanets/${datanetId}`)
+      return body.subscribers.contributions.length >= 3 && body.subscribers.verdicts.length >= 3
+    }, { timeoutMs: 30_000, what: `${n.name} to see the others subscribed` })
+  }
+  const list = await cli(validators[0] as TestNode, ['datanet', 'list', '--json'])
+  assert.equal((JSON.parse(list.stdout) as Array<{ id: string }>).map(d => d.id), [datanetId])
+})
+
+let cid = ''
+
+test(`a ${RECORDS}-record JSONL contribution on the plain node is accepted on every node with the same verdicts`, async () => {
+  const file = join(cluster.root.dir, 'records.jsonl')
+  writeFileSync(file, Array.from({ length: RECORDS }, (_, i) => JSON.stringify({ text: `record ${i}: ${'lorem ipsum '.repeat(i % 7)}`, i })).join('\n') + '\n')
+  const out = await cli(plain, ['contribute', '--datanet', datanetId, file, '--json'])
+  assert.is(out.code, 0, out.stderr)
+  const result = JSON.parse(out.stdout) as { cid: string, recordCount: number }
+  cid = result.cid
+  assert.is(result.recordCount, RECORDS)
+
+  const views: ContributionView[] = []
+  for (const n of cluster.nodes) {
+    views.push(await waitFor(async () => {
+      const { status, body } = await api<ContributionView>(n, `/v1/datanets/${datanetId}/contributions/${cid}`)
+      return status === 200 && body.status === 'accepted' && body.verdicts.length === 3 ? body : undefined
+    }, { timeoutMs: 60_000, what: `${n.name} to see the contribution accepted with 3 verdicts` }))
+  }
+  const summary = (v: ContributionView): string => JSON.stringify(v.verdicts.map(x => [x.validator, x.accept, x.score, x.reasons, x.signature]).sort())
+  for (const v of views) {
+    assert.is(summary(v), summary(views[0] as ContributionView), 'every node reports the same verdicts')
+    assert.is(v.recordCount, RECORDS)
+    assert.is(v.score, 100)
+  }
+  // shards pinned on every validator
+  for (const n of validators) {
+    for (const shard of (views[0] as ContributionView).shards) {
+      const res = await fetch(`${n.daemon.apiUrl}/v1/blocks/${shard}?offline=true`)
+      assert.is(res.status, 200, `${n.name} holds shard ${shard}`)
+    }
+  }
+  const shown = await cli(validators[1] as TestNode, ['contribution', 'show', cid])
+  assert.is(shown.code, 0)
+  assert.match(shown.stdout, /status\s+accepted/)
+})
+
+test('a schema-invalid record refuses the upload, naming the line', async () => {
+  const file = join(cluster.root.dir, 'bad.jsonl')
+  writeFileSync(file, '{"text":"fine"}\n{"text":"also fine"}\n{"text":42}\n')
+  const out = await cli(plain, ['contribute', '--datanet', datanetId, file])
+  assert.is(out.code, 2)
+  assert.match(out.stderr, /bad\.jsonl:3: \/text must be string/)
+})
+
+test('an upload of duplicates only is refused as such', async () => {
+  const file = join(cluster.root.dir, 'dups.jsonl')
+  writeFileSync(file, `${JSON.stringify({ text: 'record 1: lorem ipsum ', i: 1 })}\n`)
+  const out = await cli(validators[2] as TestNode, ['contribute', '--datanet', datanetId, file])
+  assert.is(out.code, 2)
+  assert.match(out.stderr, /duplicates/)
+})
+
+async function startForger (): Promise<Libp2p<HostServices>> {
+  const node = await createLibp2p(libp2pOptions({
+    privateKey: await generateKeyPair('Ed25519'),
+    host: '127.0.0.1',
+    port: 0,
+    announce: [],
+    maxConnections: 16,
+    dialTimeoutMs: 5000,
+    maxMessageBytes: 1024 * 1024,
+    agentVersion: 'forger'
+  }))
+  // A forger that does not validate relays as is: report everything as valid.
+  const pubsub = node.services.pubsub as unknown as { addEventListener: (t: string, f: (e: CustomEvent<{ msgId: string, propagationSource: { toString: () => string } }>) => void) => void, reportMessageValidationResult: (id: string, src: string, r: string) => void }
+  pubsub.addEventListener('gossipsub:message', e => { pubsub.reportMessageValidationResult(e.detail.msgId, e.detail.propagationSource.toString(), 'accept') })
+  for (const n of cluster.nodes) await node.dial(multiaddr(n.multiaddr))
+  node.services.pubsub.subscribe(topics.contributions(datanetId))
+  await waitFor(() => node.services.pubsub.getSubscribers(topics.contributions(datanetId)).length >= cluster.nodes.length,
+    { timeoutMs: 20_000, what: 'the forger to see every node subscribed' })
+  return node
+}
+
+test('forged contributions (wrong signer; another datanet) are rejected by every node, stored by none, and the sender\'s score drops', async () => {
+  forger = await startForger()
+  const signer = Wallet.createRandom()
+  const victim = Wallet.createRandom()
+  const shards = [CID.parse('bafkreibbrwguekn7c23v7tyuoysenjg2dosj7pjyb5vehcmzemclmtvoae')]
+  const base = { contributor: victim.address, shards, recordCount: 1, byteSize: 10, recordsRoot: new Uint8Array(32).fill(7), nonce: 1, timestamp: Date.now() }
+  // signed by `signer` but claims `victim` as contributor
+  const wrongSigner = await signContribution(signer, { chainId: 31337, registry: null }, { ...base, datanet: datanetId })
+  // correctly signed, but for another datanet, sent on this datanet's topic
+  const other = (await encodeManifest(parseManifest({ name: 'other', license: 'CC0-1.0', recordSchema: {}, validators: [{ address: victim.address, stake: '1' }] }))).id
+  const otherDatanet = await signContribution(victim, { chainId: 31337, registry: null }, { ...base, contributor: victim.address, datanet: other })
+  const forged = [encodeContribution(wrongSigner), encodeContribution(otherDatanet)]
+  for (const bytes of forged) await forger.services.pubsub.publish(topics.contributions(datanetId), bytes)
+
+  const forgerId = forger.peerId.toString()
+  for (const n of cluster.nodes) {
+    await waitFor(async () => {
+      const { body } = await api<{ peers: Array<{ peerId: string, score: number }> }>(n, '/v1/node')
+      const score = body.peers.find(p => p.peerId === forgerId)?.score
+      return score !== undefined && score < 0
+    }, { timeoutMs: 20_000, what: `${n.name} to score the forger negative` })
+    for (const bytes of forged) {
+      const forgedCid = (await contributionCid(bytes)).toString()
+      const { status } = await api(n, `/v1/datanets/${datanetId}/contributions/${forgedCid}`)
+      assert.is(status, 404, `${n.name} stored no forged contribution`)
+    }
+  }
+})
+
+test.run()
