@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
-import { bytesEqual } from '../../src/codec/hash.ts'
+import { bytesEqual, fromHex } from '../../src/codec/hash.ts'
 import {
-  contributionCid, contributionJson, contributionSigner, decodeContribution, encodeContribution, signContribution,
-  type Contribution, type TypedDataSigner
+  contributionCid, contributionJson, contributionSigner, contributionTypedData, decodeContribution, encodeContribution, signContribution,
+  type Contribution, type TypedDataSigner, type UnsignedContribution
 } from '../../src/contribution/contribution.ts'
 import { ingestRecords, type IngestResult } from '../../src/contribution/ingest.ts'
 import { parseRecords, type UploadFormat } from '../../src/contribution/parse.ts'
@@ -23,8 +23,13 @@ import type { Logger } from '../logger.ts'
 
 export const ContributionErrorCode = {
   NOT_FOUND: 'CONTRIBUTION_ERROR_NOT_FOUND',
-  BAD_CID: 'CONTRIBUTION_ERROR_BAD_CID'
+  BAD_CID: 'CONTRIBUTION_ERROR_BAD_CID',
+  NO_DRAFT: 'CONTRIBUTION_ERROR_NO_DRAFT',
+  BAD_SIGNATURE: 'CONTRIBUTION_ERROR_BAD_SIGNATURE'
 } as const
+
+/** How long a draft waits for its contributor's signature. */
+const DRAFT_TTL_MS = 10 * 60_000
 
 /** How far ahead of our clock a contribution's timestamp may be. */
 const MAX_FUTURE_MS = 5 * 60_000
@@ -48,6 +53,8 @@ export interface ContributionServiceOptions {
 export interface ContributeOptions {
   format: UploadFormat
   skipInvalid: boolean
+  /** Another account that will sign (a draft is returned); default this node's key. */
+  contributor?: string
   onProgress?: (records: number) => void
 }
 
@@ -59,6 +66,26 @@ export interface ContributeResult {
   shards: number
   duplicates: number
   skippedInvalid: number
+}
+
+/** An upload waiting for its contributor's signature. */
+export interface DraftResult {
+  draft: string
+  contributor: string
+  recordCount: number
+  duplicates: number
+  skippedInvalid: number
+  expiresInMs: number
+  /** EIP-712: sign with eth_signTypedData_v4 / ethers signTypedData(domain, types, value). */
+  typedData: { domain: Record<string, unknown>, types: Record<string, Array<{ name: string, type: string }>>, value: Record<string, unknown> }
+}
+
+interface Draft {
+  datanet: FollowedDatanet
+  upload: UploadEntry
+  result: IngestResult
+  unsigned: UnsignedContribution
+  timer: NodeJS.Timeout
 }
 
 /** What the API shows of a contribution (DESIGN §6: cid, status, verdicts, version). */
@@ -91,6 +118,7 @@ export class ContributionService {
   private readonly rules: readonly ContributionRule[]
   /** Facts gathered during validation, waiting for the handler. */
   private readonly scanned = new Map<string, ContributionFacts>()
+  private readonly drafts = new Map<string, Draft>()
 
   constructor (opts: ContributionServiceOptions) {
     this.opts = opts
@@ -110,15 +138,66 @@ export class ContributionService {
 
   // ---- local uploads -------------------------------------------------------------------
 
-  async contribute (datanetId: string, body: AsyncIterable<Uint8Array>, options: ContributeOptions): Promise<ContributeResult> {
+  /**
+   * Ingests an upload and publishes it as a contribution signed by this node's key; or,
+   * with `options.contributor` (another account), leaves it as a draft whose EIP-712
+   * typed data the contributor signs and hands back with `completeDraft`.
+   */
+  async contribute (datanetId: string, body: AsyncIterable<Uint8Array>, options: ContributeOptions): Promise<ContributeResult | DraftResult> {
     const datanet = this.opts.datanets.require(datanetId)
+    const contributor = options.contributor ?? this.opts.signer.address
+    const { upload, result } = await this.ingest(datanet, body, options)
+    const unsigned: UnsignedContribution = {
+      datanet: datanet.id,
+      contributor,
+      shards: result.shards,
+      recordCount: result.recordCount,
+      byteSize: result.byteSize,
+      recordsRoot: result.recordsRoot,
+      nonce: Number.parseInt(randomBytes(6).toString('hex'), 16),
+      timestamp: Date.now()
+    }
+    if (contributor === this.opts.signer.address) {
+      return await this.publish(datanet, upload, result, await signContribution(this.opts.signer, this.opts.binding, unsigned))
+    }
+    const timer = setTimeout(() => { void this.dropDraft(upload.id) }, DRAFT_TTL_MS)
+    timer.unref()
+    this.drafts.set(upload.id, { datanet, upload, result, unsigned, timer })
+    const typed = contributionTypedData(this.opts.binding, unsigned)
+    return { draft: upload.id, contributor, recordCount: result.recordCount, duplicates: result.duplicates, skippedInvalid: result.invalidCount, expiresInMs: DRAFT_TTL_MS, typedData: typed }
+  }
+
+  /** Finishes a draft with the contributor's signature over its typed data. */
+  async completeDraft (datanetId: string, draftId: string, signatureHex: string): Promise<ContributeResult> {
+    const draft = this.drafts.get(draftId)
+    if (draft === undefined || draft.datanet.id !== datanetId) {
+      throw new DatanetError({ code: ContributionErrorCode.NO_DRAFT }, `no draft ${draftId} for datanet ${datanetId} (drafts expire after ${DRAFT_TTL_MS / 60_000} minutes)`, 'not_found')
+    }
+    if (!/^0x[0-9a-fA-F]{130}$/.test(signatureHex)) throw new DatanetError({ code: ContributionErrorCode.BAD_SIGNATURE }, 'signature: expected 65 bytes of 0x-hex', 'usage')
+    const contribution: Contribution = { ...draft.unsigned, signature: fromHex(signatureHex, 65) }
+    if (contributionSigner(contribution, this.opts.binding) !== draft.unsigned.contributor) {
+      throw new DatanetError({ code: ContributionErrorCode.BAD_SIGNATURE }, `the signature is not ${draft.unsigned.contributor}'s over this draft`, 'usage')
+    }
+    clearTimeout(draft.timer)
+    this.drafts.delete(draftId)
+    return await this.publish(draft.datanet, draft.upload, draft.result, contribution)
+  }
+
+  private async dropDraft (id: string): Promise<void> {
+    const draft = this.drafts.get(id)
+    if (draft === undefined) return
+    clearTimeout(draft.timer)
+    this.drafts.delete(id)
+    await this.forgetUpload(draft.upload)
+  }
+
+  private async ingest (datanet: FollowedDatanet, body: AsyncIterable<Uint8Array>, options: ContributeOptions): Promise<{ upload: UploadEntry, result: IngestResult }> {
     const { db, helia } = this.opts
     const upload: UploadEntry = { id: randomBytes(8).toString('hex'), datanet: datanet.id, startedAt: Date.now(), shards: [] }
     const owner = `u:${upload.id}`
     await db.uploads.put(upload.id, upload)
-    let result: IngestResult
     try {
-      result = await ingestRecords(
+      const result = await ingestRecords(
         parseRecords(body, { format: options.format, textMode: datanet.manifest.textMode, maxRecordBytes: datanet.manifest.limits.maxRecordBytes * 4 }),
         { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress },
         {
@@ -133,22 +212,15 @@ export class ContributionService {
           }
         }
       )
+      return { upload, result }
     } catch (err) {
       await this.forgetUpload(upload)
       throw err
     }
+  }
 
-    const unsigned = {
-      datanet: datanet.id,
-      contributor: this.opts.signer.address,
-      shards: result.shards,
-      recordCount: result.recordCount,
-      byteSize: result.byteSize,
-      recordsRoot: result.recordsRoot,
-      nonce: Number.parseInt(randomBytes(6).toString('hex'), 16),
-      timestamp: Date.now()
-    }
-    const contribution = await signContribution(this.opts.signer, this.opts.binding, unsigned)
+  private async publish (datanet: FollowedDatanet, upload: UploadEntry, result: IngestResult, contribution: Contribution): Promise<ContributeResult> {
+    const { db, helia } = this.opts
     const bytes = encodeContribution(contribution)
     if (bytes.length > this.opts.maxMessageBytes) {
       await this.forgetUpload(upload)
@@ -161,7 +233,7 @@ export class ContributionService {
     const entry = await this.store(datanet, contribution, cid, 'local', facts)
     await db.uploads.delete(upload.id)
     const recipients = await this.opts.router.publish(topics.contributions(datanet.id), bytes)
-    this.opts.logger.info({ cid: cid.toString(), datanet: datanet.id, records: result.recordCount, shards: result.shards.length, duplicates: result.duplicates, recipients }, 'contribution published')
+    this.opts.logger.info({ cid: cid.toString(), datanet: datanet.id, contributor: contribution.contributor, records: result.recordCount, shards: result.shards.length, duplicates: result.duplicates, recipients }, 'contribution published')
     await this.opts.verdicts.onContribution(datanet, entry, facts)
     const after = await db.contributions.get(cid.toString())
     return {

@@ -65,6 +65,12 @@ function typedValue (c: UnsignedContribution): Record<string, unknown> {
   }
 }
 
+/** The EIP-712 typed data a contributor signs (JSON-safe: numbers and hex strings). */
+export function contributionTypedData (binding: Omit<DomainBinding, 'datanet'>, c: UnsignedContribution): { domain: Record<string, unknown>, types: typeof CONTRIBUTION_TYPES, value: Record<string, unknown> } {
+  const domain = contributionDomain(binding, c.datanet)
+  return { domain: { ...domain, chainId: Number(domain.chainId) }, types: CONTRIBUTION_TYPES, value: typedValue(c) }
+}
+
 export async function signContribution (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, c: UnsignedContribution): Promise<Contribution> {
   const signature = await signer.signTypedData(contributionDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c))
   return { ...c, signature: new Uint8Array(Buffer.from(signature.slice(2), 'hex')) }
@@ -87,6 +93,16 @@ export async function contributionCid (bytes: Uint8Array): Promise<CID> {
   return await cidOf(bytes)
 }
 
+/** A 0x address in its EIP-55 checksummed form. */
+export function isChecksummedAddress (v: unknown): v is string {
+  if (typeof v !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(v)) return false
+  try {
+    return getAddress(v) === v
+  } catch {
+    return false
+  }
+}
+
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
 
 /** Decodes and checks the shape of a contribution; throws an Error whose message says which field is wrong. */
@@ -102,7 +118,7 @@ export function decodeContribution (bytes: Uint8Array, maxShards: number): Contr
   if (keys !== 'byteSize,contributor,datanet,nonce,recordCount,recordsRoot,shards,signature,timestamp') throw new Error(`unexpected fields ${keys}`)
   if (typeof c.datanet !== 'string') throw new Error('datanet')
   try { CID.parse(c.datanet) } catch { throw new Error('datanet is not a CID') }
-  if (typeof c.contributor !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(c.contributor) || getAddress(c.contributor) !== c.contributor) throw new Error('contributor is not a checksummed address')
+  if (!isChecksummedAddress(c.contributor)) throw new Error('contributor is not a checksummed address')
   if (!Array.isArray(c.shards) || c.shards.length === 0 || c.shards.length > maxShards) throw new Error('shards')
   for (const s of c.shards) {
     const cid = CID.asCID(s)

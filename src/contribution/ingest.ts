@@ -53,9 +53,9 @@ export interface IngestResult {
   flagged: Map<string, number>
 }
 
-const BATCH = 1024
+const BATCH = 4096
 
-interface Pending { bytes: Uint8Array, hash: Uint8Array, key: string }
+interface Pending { bytes: Uint8Array, hash: Uint8Array, key: string, flags: string[] | undefined }
 
 /**
  * Streams parsed records into a contribution: canonicalise (RFC 8785), check size and
@@ -111,6 +111,8 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
     if (fresh.length === 0) return
     await sink.claim(fresh.map(p => p.hash))
     for (const p of fresh) {
+      // flags count only records that end up in the contribution, as a validator reading the shards sees them
+      for (const reason of p.flags ?? []) flagged.set(reason, (flagged.get(reason) ?? 0) + 1)
       tree.append(p.hash)
       await storeShard(packer.add(p.bytes))
     }
@@ -134,12 +136,13 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
         if (schemaError !== undefined) {
           addInvalid(item.line, schemaError)
         } else if (!refusing()) {
+          let flags: string[] | undefined
           for (const rule of recordRules) {
             const reason = rule.checkRecord?.(item.value, manifest)
-            if (reason !== undefined) flagged.set(reason, (flagged.get(reason) ?? 0) + 1)
+            if (reason !== undefined) (flags ??= []).push(reason)
           }
           const hash = sha256(bytes)
-          batch.push({ bytes, hash, key: Buffer.from(hash).toString('latin1') })
+          batch.push({ bytes, hash, key: Buffer.from(hash).toString('latin1'), flags })
         }
       }
     }
@@ -149,7 +152,7 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
     }
   }
   await flush()
-  await storeShard(packer.flush())
+  if (!refusing()) await storeShard(packer.flush())
   opts.onProgress?.(seen)
 
   if (refusing()) {

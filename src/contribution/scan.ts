@@ -93,11 +93,11 @@ export async function indexContribution (c: Contribution, cid: string, deps: Ind
     records.forEach((r, i) => {
       const owner = owners[i]
       const key = Buffer.from(r.hash).toString('latin1')
-      if (owner === undefined && !claimedHere.has(key)) {
-        fresh.push(r.hash)
-        claimedHere.add(key)
-      } else if (owner !== cid || claimedHere.has(key)) {
+      if (claimedHere.has(key) || (owner !== undefined && owner !== cid)) {
         duplicates++
+      } else {
+        claimedHere.add(key)
+        if (owner === undefined) fresh.push(r.hash)
       }
     })
     claimedHere.clear()

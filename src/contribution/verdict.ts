@@ -1,9 +1,9 @@
-import { getAddress, verifyTypedData } from 'ethers'
+import { verifyTypedData } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { type DomainBinding } from '../codec/eip712.ts'
 import { toHex } from '../codec/hash.ts'
-import { contributionDomain, type TypedDataSigner } from './contribution.ts'
+import { contributionDomain, isChecksummedAddress, type TypedDataSigner } from './contribution.ts'
 
 /** A validator's signed judgement of one contribution (DESIGN §3). */
 export interface Verdict {
@@ -79,7 +79,7 @@ export function decodeVerdict (bytes: Uint8Array): Verdict {
   if (keys !== 'accept,contribution,datanet,reasons,score,signature,timestamp,validator') throw new Error(`unexpected fields ${keys}`)
   if (typeof v.datanet !== 'string') throw new Error('datanet')
   if (CID.asCID(v.contribution) === null) throw new Error('contribution is not a CID')
-  if (typeof v.validator !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(v.validator) || getAddress(v.validator) !== v.validator) throw new Error('validator is not a checksummed address')
+  if (!isChecksummedAddress(v.validator)) throw new Error('validator is not a checksummed address')
   if (typeof v.accept !== 'boolean') throw new Error('accept')
   if (!Number.isInteger(v.score) || (v.score as number) < 0 || (v.score as number) > 100) throw new Error('score')
   if (!Array.isArray(v.reasons) || v.reasons.length > MAX_REASONS || !v.reasons.every(r => typeof r === 'string' && REASON.test(r))) throw new Error('reasons')

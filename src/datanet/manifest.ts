@@ -9,7 +9,14 @@ export const ManifestErrorCode = {
   INVALID: 'MANIFEST_ERROR_INVALID'
 } as const
 
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address').transform(a => getAddress(a))
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address').transform((a, ctx) => {
+  try {
+    return getAddress(a)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'bad address checksum (mixed case that is not EIP-55)' })
+    return z.NEVER
+  }
+})
 const wei = z.string().regex(/^[1-9][0-9]{0,77}$/, 'expected a positive integer amount of wei as a decimal string')
 const bps = z.number().int().min(0).max(10_000)
 

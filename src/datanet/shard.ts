@@ -80,7 +80,8 @@ export function splitShard (shard: Uint8Array): ShardRecord[] {
   return out
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a BOM is kept (and then fails the canonical check) rather than silently dropped.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Parses a record line and checks that it is in canonical form (so its hash is the one everyone computes). */
 export function decodeRecord (bytes: Uint8Array): Record<string, unknown> {

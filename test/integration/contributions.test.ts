@@ -6,7 +6,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
-import { Wallet } from 'ethers'
+import { Wallet, encryptKeystoreJson } from 'ethers'
 import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
 import { encodeContribution, signContribution, contributionCid } from '../../src/contribution/contribution.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
@@ -125,6 +125,31 @@ test('an upload of duplicates only is refused as such', async () => {
   const out = await cli(validators[2] as TestNode, ['contribute', '--datanet', datanetId, file])
   assert.is(out.code, 2)
   assert.match(out.stderr, /duplicates/)
+})
+
+test('a contributor signs with its own key (--key-file): the node builds, the contributor signs, every node accepts it', async () => {
+  const account = Wallet.createRandom()
+  const keyFile = join(cluster.root.dir, 'contributor.json')
+  writeFileSync(keyFile, await encryptKeystoreJson({ address: account.address, privateKey: account.privateKey }, 'contributor-pw', { scrypt: { N: 1024 } }))
+  const pwFile = join(cluster.root.dir, 'contributor.pw')
+  writeFileSync(pwFile, 'contributor-pw')
+  const file = join(cluster.root.dir, 'own-key.txt')
+  writeFileSync(file, 'a line signed by its own contributor\nand a second one\n')
+  const out = await cli(plain, ['contribute', '--datanet', datanetId, file, '--key-file', keyFile, '--key-password-file', pwFile, '--json'])
+  assert.is(out.code, 0, out.stderr)
+  const { cid: ownCid } = JSON.parse(out.stdout) as { cid: string }
+  for (const n of cluster.nodes) {
+    const view = await waitFor(async () => {
+      const { status, body } = await api<ContributionView>(n, `/v1/datanets/${datanetId}/contributions/${ownCid}`)
+      return status === 200 && body.status === 'accepted' ? body : undefined
+    }, { timeoutMs: 30_000, what: `${n.name} to accept the contribution signed by its contributor` })
+    assert.is(view.contributor, account.address)
+  }
+  const wrongPw = join(cluster.root.dir, 'wrong.pw')
+  writeFileSync(wrongPw, 'nope')
+  const refused = await cli(plain, ['contribute', '--datanet', datanetId, file, '--key-file', keyFile, '--key-password-file', wrongPw])
+  assert.is(refused.code, 2)
+  assert.match(refused.stderr, /wrong password/)
 })
 
 async function startForger (): Promise<Libp2p<HostServices>> {

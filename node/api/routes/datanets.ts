@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
 import { DatanetError, describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
 import { topics } from '../../../src/network/topics.ts'
+import { isChecksummedAddress } from '../../../src/contribution/contribution.ts'
 import type { ContributionService } from '../../services/contributions.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
 import type { ApiRoutes } from '../server.ts'
@@ -33,6 +34,7 @@ export function datanetJson (d: FollowedDatanet): Record<string, unknown> {
 
 const contributeQuery = z.strictObject({
   format: z.enum(UPLOAD_FORMATS as [UploadFormat, ...UploadFormat[]]).optional(),
+  contributor: z.string().refine(isChecksummedAddress, 'expected an EIP-55 checksummed address').optional(),
   skipInvalid: z.enum(['true', 'false']).optional(),
   filename: z.string().max(500).optional()
 })
@@ -70,6 +72,12 @@ export function datanetRoutes ({ datanets, contributions, subscribers }: Datanet
         const { id, cid } = request.params as { id: string, cid: string }
         return await contributions.view(cid, id)
       })
+      app.post('/v1/datanets/:id/contributions/drafts/:draft', async (request, reply) => {
+        const { id, draft } = request.params as { id: string, draft: string }
+        const body = request.body as { signature?: unknown } | undefined
+        if (typeof body?.signature !== 'string') throw badRequest('body: expected {"signature": "0x…"}')
+        return await reply.code(201).send(await contributions.completeDraft(id, draft, body.signature))
+      })
       app.get('/v1/contributions/:cid', async (request) => {
         const { cid } = request.params as { cid: string }
         return await contributions.view(cid)
@@ -89,8 +97,8 @@ export function datanetRoutes ({ datanets, contributions, subscribers }: Datanet
           const body = request.body as IncomingMessage | undefined
           if (body === undefined || body === null) throw badRequest('body: expected the records to contribute')
           try {
-            const result = await contributions.contribute(id, body, { format, skipInvalid: parsed.data.skipInvalid === 'true' })
-            return await reply.code(201).send(result)
+            const result = await contributions.contribute(id, body, { format, skipInvalid: parsed.data.skipInvalid === 'true', contributor: parsed.data.contributor })
+            return await reply.code('draft' in result ? 202 : 201).send(result)
           } catch (err) {
             // Refusals carry the details the CLI needs: which lines, how many duplicates.
             if (isDatanetError(err) && err.kind === 'usage') {

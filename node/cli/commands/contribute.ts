@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from 'node:fs'
+import { createReadStream, readFileSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { Command, Option } from 'commander'
@@ -8,10 +8,15 @@ import { DatanetError } from '../../../src/errors.ts'
 import { ApiClient } from '../client.ts'
 import { CliErrorCode, resolveApiUrl, resolveToken, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print, table } from '../output.ts'
-import type { ContributeResult, ContributionView } from '../../services/contributions.ts'
+import { readPassword } from '../context.ts'
+import { decryptKeystore } from '../../../src/storage/keystore.ts'
+import type { Wallet } from 'ethers'
+import type { ContributeResult, ContributionView, DraftResult } from '../../services/contributions.ts'
 
 interface ContributeOptions extends GlobalOptions {
   datanet: string
+  keyFile?: string
+  keyPasswordFile?: string
   format?: UploadFormat
   skipInvalid?: boolean
   wait?: boolean
@@ -26,7 +31,7 @@ interface Refusal {
   error: { code: string, message: string, invalid?: Array<{ line: number, error: string }>, invalidCount?: number }
 }
 
-async function upload (api: string, token: string, datanet: string, file: string, opts: ContributeOptions): Promise<ContributeResult> {
+async function upload (api: string, token: string, datanet: string, file: string, opts: ContributeOptions, signer: Wallet | undefined): Promise<ContributeResult> {
   const format = opts.format ?? formatOfFileName(file)
   if (format === undefined) throw usageError(`${file}: cannot tell the format from the name; pass --format ${UPLOAD_FORMATS.join('|')}`)
   let size: number
@@ -49,6 +54,7 @@ async function upload (api: string, token: string, datanet: string, file: string
   }))
   const query = new URLSearchParams({ format, filename: basename(file) })
   if (opts.skipInvalid === true) query.set('skipInvalid', 'true')
+  if (signer !== undefined) query.set('contributor', signer.address)
   let res: Response
   try {
     res = await fetch(`${api}/v1/datanets/${encodeURIComponent(datanet)}/contributions?${query.toString()}`, {
@@ -62,7 +68,15 @@ async function upload (api: string, token: string, datanet: string, file: string
     throw new DatanetError({ code: CliErrorCode.API_UNREACHABLE }, `cannot reach the node's API at ${api}`, 'failure', { cause: err })
   }
   bar?.stop()
-  const json = await res.json() as ContributeResult | Refusal
+  const json = await res.json() as ContributeResult | Refusal | DraftResult
+  if (res.status === 202 && signer !== undefined) {
+    // The node built the contribution; the contributor's key signs it here, never leaving this machine.
+    const draft = json as DraftResult
+    const { chainId, ...domain } = draft.typedData.domain
+    const signature = await signer.signTypedData({ ...domain, chainId: BigInt(chainId as number) }, draft.typedData.types, draft.typedData.value)
+    const client = new ApiClient({ url: api, token })
+    return await client.post<ContributeResult>(`/v1/datanets/${encodeURIComponent(datanet)}/contributions/drafts/${draft.draft}`, { signature })
+  }
   if (res.ok) return json as ContributeResult
   const { error } = json as Refusal
   // file:line: error, for each invalid record the node listed
@@ -89,6 +103,8 @@ export function registerContributeCommand (program: Command): void {
     .argument('<files...>', 'files to contribute')
     .addOption(new Option('--format <format>', 'the files\' format (default: from the file name)').choices(UPLOAD_FORMATS))
     .option('--skip-invalid', 'drop schema-invalid records instead of refusing the file')
+    .option('--key-file <keystore>', 'sign as another account: its v3 JSON keystore (default: the node\'s own key)')
+    .option('--key-password-file <file>', 'the password of --key-file (else DATANET_PASSWORD)')
     .option('--wait', 'wait until each contribution is decided')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .action(async (files: string[], opts: ContributeOptions) => {
@@ -97,9 +113,21 @@ export function registerContributeCommand (program: Command): void {
       const client = new ApiClient({ url: api, token })
       const timeoutMs = Number(opts.timeout) * 1000
       if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`--timeout: expected seconds, got "${opts.timeout}"`)
+      let signer: Wallet | undefined
+      if (opts.keyFile !== undefined) {
+        const password = readPassword(opts.keyPasswordFile)
+        if (password === undefined) throw usageError('--key-file needs its password: --key-password-file FILE or DATANET_PASSWORD')
+        let json: string
+        try {
+          json = readFileSync(opts.keyFile, 'utf8')
+        } catch (err) {
+          throw usageError(`--key-file ${opts.keyFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+        }
+        signer = await decryptKeystore(json, password)
+      }
       const results: Array<ContributeResult & { file: string }> = []
       for (const file of files) {
-        const result = { ...(await upload(api, token, opts.datanet, file, opts)), file }
+        const result = { ...(await upload(api, token, opts.datanet, file, opts, signer)), file }
         if (opts.wait === true && result.status === 'pending') result.status = (await waitDecided(client, opts.datanet, result.cid, timeoutMs)).status
         if (opts.json !== true) {
           const notes = [result.duplicates > 0 ? `${result.duplicates} duplicate records dropped` : '', result.skippedInvalid > 0 ? `${result.skippedInvalid} invalid records skipped` : ''].filter(n => n !== '')
