@@ -7,6 +7,7 @@ import { registerDevnetCommand } from './commands/devnet.ts'
 import { registerInitCommand } from './commands/init.ts'
 import { registerNodeCommand } from './commands/node.ts'
 import { registerStatusCommand } from './commands/status.ts'
+import { registerVersionCommands } from './commands/versions.ts'
 
 export function buildProgram (): Command {
   const program = new Command('datanet')
@@ -21,6 +22,7 @@ export function buildProgram (): Command {
   registerDatanetCommand(program)
   registerContributeCommand(program)
   registerContributionCommand(program)
+  registerVersionCommands(program)
   registerDevnetCommand(program)
   const override = (cmd: Command): void => { cmd.exitOverride(); cmd.commands.forEach(override) }
   program.commands.forEach(override)

@@ -18,6 +18,8 @@ import { NodeMetrics } from './metrics.ts'
 import { DatanetService } from '../services/datanets.ts'
 import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
+import { ConsensusService } from '../services/consensus.ts'
+import { versionRoutes } from '../api/routes/versions.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
 import type { ContributionRule } from '../../src/contribution/rules/index.ts'
 import { AGENT_VERSION, VERSION } from '../version.ts'
@@ -60,6 +62,7 @@ export class DatanetNode implements NodeView {
   datanets: DatanetService | undefined
   contributions: ContributionService | undefined
   verdicts: VerdictService | undefined
+  consensus: ConsensusService | undefined
   private api: ApiServer | undefined
   private wallet: Wallet | undefined
   private nodeMetrics: NodeMetrics | undefined
@@ -182,7 +185,13 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
-      const verdicts = new VerdictService({ db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }) })
+      const consensus = new ConsensusService({ db, helia: content.helia, router: gossip, wallet: this.wallet, binding, logger: logger.child({ component: 'consensus' }) })
+      this.consensus = consensus
+      this.stopSteps.push(['consensus', () => { consensus.stop() }])
+      const verdicts = new VerdictService({
+        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }),
+        onDecided: entry => { consensus.poke(entry.datanet) }
+      })
       this.verdicts = verdicts
       let contributions: ContributionService | undefined
       const datanets = new DatanetService({
@@ -190,9 +199,10 @@ export class DatanetNode implements NodeView {
         helia: content.helia,
         configured: config.datanets,
         logger: logger.child({ component: 'datanets' }),
-        onFollow: (d) => {
+        onFollow: async (d) => {
           contributions?.follow(d)
           verdicts.follow(d)
+          await consensus.follow(d)
         }
       })
       this.datanets = datanets
@@ -222,7 +232,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic) })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic) }), versionRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()
@@ -282,11 +292,17 @@ export class DatanetNode implements NodeView {
       knownPeers: announced.size,
       datanets: this.datanets?.list().map(d => d.id) ?? [...this.config.datanets],
       chain: chain.rpcUrl === null ? null : { rpcUrl: chain.rpcUrl, chainId: chain.chainId, registry: chain.registry },
-      height: null,
+      height: this.latestHeight(),
       version: VERSION,
       uptimeMs: Date.now() - this.startedAt,
       starts: this.starts
     }
+  }
+
+  /** The highest final version height over the followed datanets; null before any. */
+  private latestHeight (): number | null {
+    const heights = (this.datanets?.list() ?? []).map(d => (this.consensus?.height(d.id) ?? 1) - 1).filter(h => h > 0)
+    return heights.length === 0 ? null : Math.max(...heights)
   }
 
   async dial (addr: string): Promise<PeerInfo> {

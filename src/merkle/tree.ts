@@ -50,6 +50,22 @@ export class MerkleFrontier {
     this.count++
   }
 
+  /** The frontier as JSON (hex), to persist a version's tree state. */
+  toJSON (): { size: number, nodes: Array<string | null> } {
+    return { size: this.count, nodes: this.frontier.map(n => (n === undefined ? null : Buffer.from(n).toString('hex'))) }
+  }
+
+  static fromJSON (json: { size: number, nodes: Array<string | null> }): MerkleFrontier {
+    const tree = new MerkleFrontier()
+    tree.count = json.size
+    json.nodes.forEach((n, h) => { tree.frontier[h] = n === null ? undefined : new Uint8Array(Buffer.from(n, 'hex')) })
+    return tree
+  }
+
+  clone (): MerkleFrontier {
+    return MerkleFrontier.fromJSON(this.toJSON())
+  }
+
   root (): Uint8Array {
     let acc: Uint8Array | undefined
     for (const node of this.frontier) {

@@ -1,6 +1,6 @@
 import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
-import { Repository, jsonCodec, type Bytes, type StateDb } from './repository.ts'
+import { Repository, heightKey, jsonCodec, readHeightKey, type Bytes, type StateDb } from './repository.ts'
 
 /** What this node learnt of another node from its announcements. */
 export interface PeerRecord {
@@ -75,6 +75,33 @@ const bytesKeyCodec = {
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder()
 
+/** A final version as indexed (the version object itself is in Helia). */
+export interface VersionEntry {
+  datanet: string
+  height: number
+  cid: string
+  parent: string | null
+  round: number
+  datasetRoot: string
+  recordCount: number
+  attributionRoot: string
+  totalAttributed: string
+  validatorSetHash: string
+  contributions: string[]
+  /** The precommits that made it final: > 2/3 of the stake. */
+  certificate: Array<{ validator: string, signature: string }>
+  /** The record tree's frontier after this version (src/merkle MerkleFrontier.toJSON). */
+  frontier: { size: number, nodes: Array<string | null> }
+  decidedAt: number
+  anchor: { txHash: string, block: number } | null
+}
+
+/** The persisted consensus state of one datanet: the height in progress and its machine state (values as hex bytes). */
+export interface ConsensusEntry {
+  height: number
+  state: Record<string, unknown>
+}
+
 /** Record hash → owner (a contribution CID, or `u:<upload id>` while an upload is ingested). */
 export class RecordIndex extends Repository<Uint8Array, string> {
   constructor (db: StateDb) {
@@ -108,6 +135,15 @@ export class StateDatabase {
   readonly verdicts: Repository<string, VerdictEntry>
   readonly records: RecordIndex
   readonly uploads: Repository<string, UploadEntry>
+  /** Keyed `<datanet>/<height as 16 hex digits>`, so one datanet's versions scan in height order. */
+  readonly versions: Repository<string, VersionEntry>
+  readonly consensus: Repository<string, ConsensusEntry>
+  /** Keyed `<datanet>/<round>/<type>/<validator>`: conflicting signed votes, kept for slashing. */
+  readonly evidence: Repository<string, Record<string, unknown>>
+  /** `<datanet digest><record hash>` → position in the dataset: the records included in final versions. */
+  readonly dataset: Repository<Uint8Array, number>
+  /** `<datanet digest><position, 8 bytes big-endian>` → record hash: the tree's leaves in order, for proofs. */
+  readonly leaves: Repository<Uint8Array, Uint8Array>
 
   constructor (path: string) {
     this.db = new ClassicLevel<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view' })
@@ -118,6 +154,22 @@ export class StateDatabase {
     this.verdicts = new Repository(this.db, 'verdicts', jsonCodec<VerdictEntry>())
     this.records = new RecordIndex(this.db)
     this.uploads = new Repository(this.db, 'uploads', jsonCodec<UploadEntry>())
+    this.versions = new Repository(this.db, 'versions', jsonCodec<VersionEntry>())
+    this.consensus = new Repository(this.db, 'consensus', jsonCodec<ConsensusEntry>())
+    this.evidence = new Repository(this.db, 'evidence', jsonCodec<Record<string, unknown>>())
+    this.dataset = new Repository(this.db, 'dataset', {
+      ...bytesKeyCodec,
+      encodeValue: (n: number) => heightKey(n),
+      decodeValue: (b: Uint8Array) => Number(readHeightKey(b))
+    })
+    this.leaves = new Repository(this.db, 'leaves', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
+  }
+
+  /** A datanet's final versions in height order. */
+  async versionsOf (datanet: string, opts: { reverse?: boolean, limit?: number } = {}): Promise<VersionEntry[]> {
+    const out: VersionEntry[] = []
+    for await (const [, v] of this.versions.entries({ gte: `${datanet}/`, lt: `${datanet}/g`, ...opts })) out.push(v)
+    return out
   }
 
   /** Every verdict on one contribution. */

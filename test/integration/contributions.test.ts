@@ -12,6 +12,9 @@ import { encodeContribution, signContribution, contributionCid } from '../../src
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
 import { topics } from '../../src/network/topics.ts'
 import { dataDirPaths } from '../../src/storage/data-dir.ts'
+import { canonicalJson } from '../../src/codec/jcs.ts'
+import { fromHex, sha256, toHex } from '../../src/codec/hash.ts'
+import { verifyProof } from '../../src/merkle/tree.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { runCli } from '../helpers/cli.ts'
 import { waitFor, hook } from '../helpers/wait.ts'
@@ -33,6 +36,7 @@ test.before(hook(async () => {
     name: 'integration',
     license: 'CC0-1.0',
     recordSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } },
+    consensus: { versionIntervalMs: 300, proposeTimeoutMs: 2000, prevoteTimeoutMs: 1000, precommitTimeoutMs: 1000, timeoutDeltaMs: 500 },
     validators: validators.map((v, i) => ({ address: v.address, stake: String(1000 + i) }))
   })
   writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
@@ -109,6 +113,30 @@ test(`a ${RECORDS}-record JSONL contribution on the plain node is accepted on ev
   const shown = await cli(validators[1] as TestNode, ['contribution', 'show', cid])
   assert.is(shown.code, 0)
   assert.match(shown.stdout, /status\s+accepted/)
+})
+
+test('the accepted contribution becomes a final version with the same dataset root on every node, and its records have proofs', async () => {
+  const finals: Array<{ height: number, datasetRoot: string, cid: string, recordCount: number, certificate: unknown[] }> = []
+  for (const n of cluster.nodes) {
+    finals.push(await waitFor(async () => {
+      const { status, body } = await api<ContributionView>(n, `/v1/datanets/${datanetId}/contributions/${cid}`)
+      if (status !== 200 || body.version === null) return undefined
+      const v = await api<{ height: number, datasetRoot: string, cid: string, recordCount: number, certificate: unknown[] }>(n, `/v1/datanets/${datanetId}/versions/${body.version}`)
+      return v.status === 200 ? v.body : undefined
+    }, { timeoutMs: 60_000, what: `${n.name} to include the contribution in a final version` }))
+  }
+  for (const f of finals) {
+    assert.is(f.cid, (finals[0] as { cid: string }).cid, 'one version for the height everywhere')
+    assert.is(f.datasetRoot, (finals[0] as { datasetRoot: string }).datasetRoot)
+  }
+  assert.ok(((finals[0] as { recordCount: number }).recordCount) >= RECORDS)
+  assert.ok((finals[0] as { certificate: unknown[] }).certificate.length >= 2, 'a precommit certificate of >= 2/3 of the stake')
+  const record = new TextEncoder().encode(canonicalJson({ text: 'record 5: ' + 'lorem ipsum '.repeat(5), i: 5 }))
+  const hash = toHex(sha256(record))
+  const out = await cli(plain, ['proof', '--datanet', datanetId, hash, '--json'])
+  assert.is(out.code, 0, out.stderr)
+  const proof = JSON.parse(out.stdout) as { datasetRoot: string, proof: string[] }
+  assert.ok(verifyProof(proof.proof.map(p => fromHex(p, 32)), fromHex(proof.datasetRoot, 32), sha256(record)), 'the served proof verifies with the contract\'s pair hashing')
 })
 
 test('a schema-invalid record refuses the upload, naming the line', async () => {
