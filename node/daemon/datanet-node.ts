@@ -8,6 +8,7 @@ import { DatanetError } from '../../src/errors.ts'
 import { AnnounceService } from '../../src/network/announce.ts'
 import { GossipRouter } from '../../src/network/gossip.ts'
 import { PeerKeeper } from '../../src/network/peer-keeper.ts'
+import type { VersionSource } from '../../src/network/version-sync.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
 import { DataDirErrorCode, DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
 import { createContentStore, type ContentStore } from '../../src/storage/helia.ts'
@@ -54,6 +55,7 @@ export class DatanetNode implements NodeView {
   private readonly paths: ReturnType<typeof dataDirPaths>
   private readonly lock: DataDirLock
   private readonly registry = new Registry()
+  private readonly versionSource: VersionSource = {}
   private db: StateDatabase | undefined
   private content: ContentStore<HostServices> | undefined
   private gossip: GossipRouter | undefined
@@ -137,6 +139,7 @@ export class DatanetNode implements NodeView {
           maxMessageBytes: config.p2p.maxMessageBytes,
           agentVersion: AGENT_VERSION,
           metricsRegistry: this.registry,
+          versionSource: this.versionSource,
           statfsLocation: config.dataDir
         })
       })
@@ -185,7 +188,8 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
-      const consensus = new ConsensusService({ db, helia: content.helia, router: gossip, wallet: this.wallet, binding, logger: logger.child({ component: 'consensus' }) })
+      const consensus = new ConsensusService({ db, helia: content.helia, router: gossip, sync: content.libp2p.services.sync, wallet: this.wallet, binding, logger: logger.child({ component: 'consensus' }) })
+      this.versionSource.serve = async request => await consensus.serve(request)
       this.consensus = consensus
       this.stopSteps.push(['consensus', () => { consensus.stop() }])
       const verdicts = new VerdictService({
@@ -232,7 +236,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic) }), versionRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()

@@ -1,13 +1,13 @@
 import { recoverAddress, type SigningKey, type Wallet } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { decodeCbor, encodeCbor } from '../../src/codec/cbor.ts'
+import { contributionDomain } from '../../src/contribution/contribution.ts'
 import { bytesEqual, fromHex, toHex } from '../../src/codec/hash.ts'
 import { HeightMachine, proposerSchedule } from '../../src/consensus/machine.ts'
 import {
   ZERO32, decodeVersion, headerOf, nilHeader, proposalDigest, validatorSetHash, versionValue, voteDigest, voteSigner,
   type SignedVote, type Version, type VersionHeader, type VersionValue
 } from '../../src/consensus/version.ts'
-import { contributionDomain } from '../../src/contribution/contribution.ts'
 import { decodeVerdict, verdictSigner } from '../../src/contribution/verdict.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
 import { stakeOf } from '../../src/datanet/manifest.ts'
@@ -15,6 +15,9 @@ import { MerkleFrontier } from '../../src/merkle/tree.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams } from '../../src/network/topics.ts'
 import { heightKey } from '../../src/storage/repository.ts'
+import { contributionCid, contributionJson, decodeContribution } from '../../src/contribution/contribution.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { SyncRequest, SyncedVersion, VersionSync } from '../../src/network/version-sync.ts'
 import { getBlock, pin } from './blocks.ts'
 import type { TypedDataDomain } from 'ethers'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
@@ -42,10 +45,18 @@ export interface ConsensusServiceOptions {
   db: StateDatabase
   helia: Helia
   router: GossipRouter
+  sync: VersionSync
   wallet: Wallet
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
   onFinal?: (entry: VersionEntry) => void
+}
+
+export interface ConsensusStatus {
+  height: number
+  round: number | null
+  step: string | null
+  lastFinal: number
 }
 
 /** One datanet's consensus: the machine of the height in progress and everything around it. */
@@ -82,6 +93,12 @@ class DatanetConsensus {
     return this.height
   }
 
+  /** The height in progress, its round and step (null round when no height is open). */
+  status (): ConsensusStatus {
+    const s = this.machine?.state
+    return { height: this.height, round: s?.round ?? null, step: s?.step ?? null, lastFinal: this.last?.height ?? 0 }
+  }
+
   private get isValidator (): boolean {
     return stakeOf(this.d.validators, this.opts.wallet.address) !== undefined
   }
@@ -99,14 +116,22 @@ class DatanetConsensus {
     } else {
       this.nextAt = Date.now() + this.d.manifest.consensus.versionIntervalMs
     }
+    let ticks = 0
     const tick = setInterval(() => {
+      ticks++
       void this.enqueue(async () => {
         if (this.machine !== undefined) await this.run(this.machine.handle({ kind: 'tick' }))
         else await this.maybeStart()
       })
+      // nodes learn of versions made without them (after a partition or a restart), idle or mid-height
+      if (ticks % 5 === 0) this.catchUp()
     }, TICK_MS)
     tick.unref()
     this.timers.add(tick as unknown as NodeJS.Timeout)
+    // a node that starts late or restarts asks its peers for what it missed
+    const first = setTimeout(() => { this.timers.delete(first); this.catchUp() }, 1000)
+    first.unref()
+    this.timers.add(first)
   }
 
   stop (): void {
@@ -329,6 +354,12 @@ class DatanetConsensus {
   // ---- decisions -----------------------------------------------------------------------
 
   private async decide (round: number, value: VersionValue, certificate: Vote[]): Promise<void> {
+    const entries = certificate.map(c => ({ validator: c.validator, signature: this.signedVotes.get(this.voteKey(c))?.signature ?? '' }))
+    await this.applyFinal(round, value, entries)
+  }
+
+  /** Makes a version final: stores it, extends the dataset, marks its contributions, moves to the next height. */
+  private async applyFinal (round: number, value: VersionValue, certificate: VersionEntry['certificate']): Promise<void> {
     const { db, helia } = this.opts
     const v = value.version
     const built = await this.appendRecords(v.contributions.map(c => c.cid))
@@ -350,7 +381,7 @@ class DatanetConsensus {
       totalAttributed: v.totalAttributed,
       validatorSetHash: toHex(v.validatorSetHash),
       contributions: v.contributions.map(c => c.cid.toString()),
-      certificate: certificate.map(c => ({ validator: c.validator, signature: this.signedVotes.get(this.voteKey(c))?.signature ?? '' })),
+      certificate,
       frontier: built.tree.toJSON(),
       decidedAt: Date.now(),
       anchor: null
@@ -375,11 +406,117 @@ class DatanetConsensus {
     this.timers.add(wait)
   }
 
+  // ---- catch-up (DESIGN §4 flow 8) ------------------------------------------------------
+
+  private syncing = false
+  private lastSyncAt = 0
+
+  /** Asks peers for final versions from the current height on; verifies and applies them in order. */
+  catchUp (): void {
+    if (this.syncing || Date.now() - this.lastSyncAt < 2000) return
+    this.syncing = true
+    this.lastSyncAt = Date.now()
+    void this.syncFromPeers().finally(() => { this.syncing = false })
+  }
+
+  private async syncFromPeers (): Promise<void> {
+    const peers = this.opts.router.subscribers(consensusTopic(this.d.id))
+    for (const peer of peers) {
+      for (;;) {
+        let versions: SyncedVersion[]
+        const from = this.height
+        try {
+          versions = await this.opts.sync.request(peerIdFromString(peer), { datanet: this.d.id, from, to: from + 31 })
+        } catch (err) {
+          this.log.debug({ peer, err: (err as Error).message }, 'version sync request failed')
+          break
+        }
+        if (versions.length === 0) break
+        let applied = 0
+        for (const synced of versions) {
+          const ok = await this.enqueueResult(async () => await this.applySynced(synced))
+          if (!ok) break
+          applied++
+        }
+        if (applied === 0) break
+        this.log.info({ peer, from, applied, height: this.height - 1 }, 'caught up')
+      }
+    }
+  }
+
+  private async enqueueResult (task: () => Promise<boolean>): Promise<boolean> {
+    let result = false
+    await this.enqueue(async () => { result = await task() })
+    return result
+  }
+
+  /** Verifies a served version (height, parent, certificate against the set, every root) and applies it. */
+  private async applySynced (synced: SyncedVersion): Promise<boolean> {
+    let value: VersionValue
+    try {
+      value = await versionValue(decodeVersion(synced.version))
+    } catch {
+      return false
+    }
+    const v = value.version
+    if (v.height !== this.height || v.datanet !== this.d.id) return false
+    if ((v.parent?.toString() ?? null) !== (this.last?.cid ?? null)) { this.log.warn({ height: v.height }, 'synced version does not link to our last'); return false }
+    if (!Number.isSafeInteger(synced.round) || !Array.isArray(synced.certificate)) return false
+    const header = headerOf(value)
+    const digest = voteDigest(this.domain, 'precommit', synced.round, header)
+    let stake = 0n
+    const signers = new Set<string>()
+    for (const c of synced.certificate) {
+      let signer: string
+      try { signer = recoverAddress(digest, c.signature) } catch { return false }
+      const s = stakeOf(this.d.validators, signer)
+      if (s === undefined || signers.has(signer) || signer !== c.validator) return false
+      signers.add(signer)
+      stake += s
+    }
+    if (stake * 3n < this.d.validators.total * 2n) { this.log.warn({ height: v.height }, 'synced version lacks a precommit quorum'); return false }
+    // the contributions it includes: fetched, pinned (with their shards) and recorded as accepted
+    for (const c of v.contributions) {
+      const cid = c.cid.toString()
+      if (await this.opts.db.contributions.has(cid)) continue
+      try {
+        const bytes = await getBlock(this.opts.helia, c.cid, { signal: AbortSignal.timeout(30_000) })
+        const contribution = decodeContribution(bytes, 100_000)
+        if ((await contributionCid(bytes)).toString() !== cid) return false
+        await pin(this.opts.helia, c.cid, AbortSignal.timeout(120_000))
+        await this.opts.db.contributions.put(cid, {
+          cid, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
+          receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
+        })
+      } catch (err) {
+        this.log.warn({ contribution: cid, err: (err as Error).message }, 'cannot fetch a synced version\'s contribution')
+        return false
+      }
+    }
+    const built = await this.appendRecords(v.contributions.map(c => c.cid))
+    if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) { this.log.error({ height: v.height }, 'synced version\'s dataset root does not recompute'); return false }
+    await this.applyFinal(synced.round, value, synced.certificate)
+    return true
+  }
+
+  /** Serves final versions for catch-up. */
+  async serve (request: SyncRequest): Promise<SyncedVersion[]> {
+    const out: SyncedVersion[] = []
+    for (let h = request.from; h <= request.to; h++) {
+      const entry = await this.opts.db.versions.get(`${this.d.id}/${h.toString(16).padStart(16, '0')}`)
+      if (entry === undefined) break
+      out.push({ version: await getBlock(this.opts.helia, CID.parse(entry.cid), { offline: true }), round: entry.round, certificate: entry.certificate })
+    }
+    return out
+  }
+
   // ---- inbound -------------------------------------------------------------------------
 
   private async deliver (msg: Inbound): Promise<void> {
     const height = msg.kind === 'proposal' ? msg.proposal.height : msg.vote.vote.height
     if (height < this.height) return
+    // others are past our height: some version is final that we lack
+    if (height > this.height) this.catchUp()
     if (height > this.height || this.machine === undefined) {
       const list = this.future.get(height) ?? []
       if (list.length < 10_000) list.push(msg)
@@ -425,7 +562,8 @@ class DatanetConsensus {
           // [REJECT] for this datanet, and about the version it carries
           if (version.datanet !== this.d.id || version.height !== wire.height) throw reject('CONSENSUS_ERROR_WRONG_DATANET', 'proposal for another datanet or height')
           // [IGNORE] not for a height already final or far ahead
-          if (wire.height < this.height || wire.height > this.height + MAX_AHEAD) throw ignore('CONSENSUS_ERROR_STALE', 'proposal for another height')
+          if (wire.height < this.height) throw ignore('CONSENSUS_ERROR_STALE', 'proposal for a final height')
+          if (wire.height > this.height + MAX_AHEAD) { this.catchUp(); throw ignore('CONSENSUS_ERROR_AHEAD', 'proposal far ahead') }
           const value = await versionValue(version)
           if (!bytesEqual(value.bytes, wire.version)) throw reject('CONSENSUS_ERROR_MALFORMED', 'version not canonical')
           // [REJECT] signed by the proposer of (height, round)
@@ -437,7 +575,8 @@ class DatanetConsensus {
         } else {
           const h = wire.header
           if (typeof h !== 'object' || h === null || !Number.isSafeInteger(h.height) || !Number.isSafeInteger(wire.round) || (wire.type !== 'prevote' && wire.type !== 'precommit')) throw reject('CONSENSUS_ERROR_MALFORMED', 'vote')
-          if (h.height < this.height || h.height > this.height + MAX_AHEAD) throw ignore('CONSENSUS_ERROR_STALE', 'vote for another height')
+          if (h.height < this.height) throw ignore('CONSENSUS_ERROR_STALE', 'vote for a final height')
+          if (h.height > this.height + MAX_AHEAD) { this.catchUp(); throw ignore('CONSENSUS_ERROR_AHEAD', 'vote far ahead') }
           const isNil = h.version === toHex(ZERO32)
           const vote: Vote = { type: wire.type, height: h.height, round: wire.round, valueId: isNil ? null : h.version, validator: '' }
           const sv: SignedVote = { vote, header: h, signature: toHex(wire.signature) }
@@ -499,8 +638,16 @@ export class ConsensusService {
     this.byDatanet.get(datanet)?.poke()
   }
 
+  async serve (request: SyncRequest): Promise<SyncedVersion[]> {
+    return (await this.byDatanet.get(request.datanet)?.serve(request)) ?? []
+  }
+
   height (datanet: string): number | undefined {
     return this.byDatanet.get(datanet)?.currentHeight
+  }
+
+  status (datanet: string): ConsensusStatus | undefined {
+    return this.byDatanet.get(datanet)?.status()
   }
 
   stop (): void {

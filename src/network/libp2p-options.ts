@@ -7,6 +7,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { contentMessageId } from './gossip.ts'
+import { versionSync, type VersionSource, type VersionSync } from './version-sync.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
@@ -21,6 +22,8 @@ export interface HostOptions {
   maxMessageBytes: number
   agentVersion: string
   metricsRegistry?: Registry
+  /** Where the version-sync protocol reads the versions it serves (set once the node's services exist). */
+  versionSource?: VersionSource
   /** Where the filesystem usage metric looks. */
   statfsLocation?: string
 }
@@ -29,6 +32,7 @@ export interface HostServices extends Record<string, unknown> {
   identify: Identify
   ping: Ping
   pubsub: GossipSub
+  sync: VersionSync
 }
 
 function listenAddr (host: string, port: number): string {
@@ -56,6 +60,7 @@ export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
     services: {
       identify: identify(),
       ping: ping(),
+      sync: versionSync({ source: opts.versionSource ?? {} }),
       pubsub: gossipsub({
         // Messages are judged by our topic validators before gossipsub relays them.
         asyncValidation: true,

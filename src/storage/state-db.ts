@@ -40,7 +40,7 @@ export interface ContributionEntry {
   score: number | null
   receivedAt: number
   decidedAt: number | null
-  origin: 'local' | 'gossip'
+  origin: 'local' | 'gossip' | 'sync'
   /** The dataset version (height) that includes it; null until one does. */
   version: number | null
   /** Facts this node found reading its records (for its own verdict). */

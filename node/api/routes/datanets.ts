@@ -14,6 +14,8 @@ export interface DatanetRoutesDeps {
   contributions: ContributionService
   /** Peers subscribed to a gossip topic, as this node knows them. */
   subscribers: (topic: string) => string[]
+  /** The consensus in progress for a datanet. */
+  consensus: (datanet: string) => unknown
 }
 
 function badRequest (message: string): DatanetError {
@@ -48,7 +50,7 @@ const FORMAT_OF_TYPE: Record<string, UploadFormat> = {
 }
 
 /** Datanets and their contributions (DESIGN §6). */
-export function datanetRoutes ({ datanets, contributions, subscribers }: DatanetRoutesDeps): ApiRoutes {
+export function datanetRoutes ({ datanets, contributions, subscribers, consensus }: DatanetRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.get('/v1/datanets', async () => datanets.list().map(datanetJson))
@@ -61,7 +63,8 @@ export function datanetRoutes ({ datanets, contributions, subscribers }: Datanet
         const { id } = request.params as { id: string }
         return {
           ...datanetJson(datanets.require(id)),
-          subscribers: { contributions: subscribers(topics.contributions(id)), verdicts: subscribers(topics.verdicts(id)) }
+          subscribers: { contributions: subscribers(topics.contributions(id)), verdicts: subscribers(topics.verdicts(id)) },
+          consensus: consensus(id) ?? null
         }
       })
       app.get('/v1/datanets/:id/contributions', async (request) => {
