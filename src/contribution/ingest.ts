@@ -38,6 +38,8 @@ export interface IngestOptions {
   skipInvalid: boolean
   /** How many invalid records to list (all are counted). */
   maxListed?: number
+  /** Records checked against the index and stored per step (default 4096: a level batch each). */
+  batchSize?: number
   /** Called after each batch with the records seen so far. */
   onProgress?: (records: number) => void
 }
@@ -146,7 +148,7 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
         }
       }
     }
-    if (batch.length >= BATCH) {
+    if (batch.length >= (opts.batchSize ?? BATCH)) {
       await flush()
       opts.onProgress?.(seen)
     }

@@ -19,7 +19,11 @@ import type { Libp2p, ServiceMap } from '@libp2p/interface'
 const heliaModule = new URL('./helia.js', import.meta.resolve('helia')).href
 const { Helia: HeliaClass } = await import(heliaModule) as { Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }
 
-const LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024 }
+/**
+ * LevelDB memory-maps the table files it keeps open, and those pages count as RSS; a
+ * bounded table cache bounds them (compacting a large upload's shards touches them all).
+ */
+const LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 64 }
 
 export interface ContentStoreOptions<S extends ServiceMap> {
   blocksPath: string

@@ -146,7 +146,8 @@ export class StateDatabase {
   readonly leaves: Repository<Uint8Array, Uint8Array>
 
   constructor (path: string) {
-    this.db = new ClassicLevel<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view' })
+    // a bounded table cache bounds the memory-mapped table files (see src/storage/helia.ts)
+    this.db = new ClassicLevel<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view', maxOpenFiles: 128 })
     this.peers = new Repository(this.db, 'peers', jsonCodec<PeerRecord>())
     this.facts = new Repository(this.db, 'facts', jsonCodec<NodeFacts>())
     this.datanets = new Repository(this.db, 'datanets', jsonCodec<DatanetEntry>())

@@ -181,7 +181,7 @@ test('records are canonicalised: key order and spacing in the upload do not matt
 
 test('progress is reported with the records seen', async () => {
   const seen: number[] = []
-  await ingestRecords(parsed(Array.from({ length: 1500 }, (_, i) => rec(i))), options({ onProgress: n => seen.push(n) }), new MemorySink())
+  await ingestRecords(parsed(Array.from({ length: 1500 }, (_, i) => rec(i))), options({ onProgress: n => seen.push(n), batchSize: 1024 }), new MemorySink())
   assert.equal(seen, [1024, 1500])
 })
 
@@ -266,7 +266,7 @@ test('no shard is stored once an invalid record has been read (invalid record af
   const items: ParsedItem[] = Array.from({ length: 1100 }, (_, i) => ({ line: i + 1, value: rec(i) }))
   items.push({ line: 1101, value: { text: '' } })
   const firstInvalid = items.length
-  await ingestError(ingestRecords(tracked(items, progress), options(), sink), IngestErrorCode.INVALID_RECORDS)
+  await ingestError(ingestRecords(tracked(items, progress), options({ batchSize: 1024 }), sink), IngestErrorCode.INVALID_RECORDS)
   assert.ok(sink.putAt.length > 0, 'the first batch was stored before the invalid record came')
   const late = sink.putAt.filter(at => at >= firstInvalid)
   assert.equal(late, [], `${late.length} shard(s) stored after item ${firstInvalid} (the invalid one) was read`)
