@@ -2,7 +2,7 @@ import { recoverAddress, type SigningKey, type Wallet } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { decodeCbor, encodeCbor } from '../../src/codec/cbor.ts'
 import { contributionDomain } from '../../src/contribution/contribution.ts'
-import { bytesEqual, fromHex, toHex } from '../../src/codec/hash.ts'
+import { bytesEqual, concatBytes, fromHex, toHex } from '../../src/codec/hash.ts'
 import { HeightMachine, proposerSchedule } from '../../src/consensus/machine.ts'
 import {
   ZERO32, decodeVersion, headerOf, nilHeader, proposalDigest, validatorSetHash, versionValue, voteDigest, voteSigner,
@@ -296,10 +296,10 @@ class DatanetConsensus {
       if (entry === undefined) throw new Error(`contribution ${cid.toString()} unknown`)
       for (const s of entry.contribution.shards as string[]) {
         const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))
-        const known = await Promise.all(records.map(async r => await this.opts.db.dataset.has(concat(digest, r.hash))))
+        const known = await this.opts.db.dataset.getMany(records.map(r => concatBytes(digest, r.hash)))
         records.forEach((r, i) => {
           const key = Buffer.from(r.hash).toString('latin1')
-          if (known[i] === true || seen.has(key)) return
+          if (known[i] !== undefined || seen.has(key)) return
           seen.add(key)
           tree.append(r.hash)
           added.push(r.hash)
@@ -367,8 +367,8 @@ class DatanetConsensus {
     await pin(helia, value.cid)
     const digest = fromHex(this.d.digest, 32)
     const start = (this.last?.recordCount ?? 0)
-    await db.dataset.putMany(built.added.map((h, i) => [concat(digest, h), start + i]))
-    await db.leaves.putMany(built.added.map((h, i) => [concat(digest, heightKey(start + i)), h]))
+    await db.dataset.putMany(built.added.map((h, i) => [concatBytes(digest, h), start + i]))
+    await db.leaves.putMany(built.added.map((h, i) => [concatBytes(digest, heightKey(start + i)), h]))
     const entry: VersionEntry = {
       datanet: this.d.id,
       height: v.height,
@@ -612,12 +612,6 @@ class DatanetConsensus {
   }
 }
 
-function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a, 0)
-  out.set(b, a.length)
-  return out
-}
 
 /** Consensus for every followed datanet. */
 export class ConsensusService {

@@ -33,6 +33,13 @@ export class Repository<K, V> {
     return bytes === undefined ? undefined : this.codec.decodeValue(bytes)
   }
 
+  /** Many values in one read (undefined where missing). */
+  async getMany (keys: readonly K[]): Promise<Array<V | undefined>> {
+    if (keys.length === 0) return []
+    const values = await this.store.getMany(keys.map(k => this.codec.encodeKey(k)))
+    return values.map(v => (v === undefined ? undefined : this.codec.decodeValue(v)))
+  }
+
   async has (key: K): Promise<boolean> {
     return (await this.store.get(this.codec.encodeKey(key))) !== undefined
   }

@@ -114,9 +114,7 @@ export class RecordIndex extends Repository<Uint8Array, string> {
 
   /** The owners of many hashes in one read (undefined where unknown). */
   async owners (hashes: readonly Uint8Array[]): Promise<Array<string | undefined>> {
-    if (hashes.length === 0) return []
-    const values = await this.store.getMany(hashes.map(h => this.codec.encodeKey(h)))
-    return values.map(v => (v === undefined ? undefined : this.codec.decodeValue(v)))
+    return await this.getMany(hashes)
   }
 
   async deleteMany (hashes: readonly Uint8Array[]): Promise<void> {

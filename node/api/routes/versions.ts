@@ -1,4 +1,4 @@
-import { fromHex, toHex } from '../../../src/codec/hash.ts'
+import { concatBytes, fromHex, toHex } from '../../../src/codec/hash.ts'
 import { merkleProof, verifyProof } from '../../../src/merkle/tree.ts'
 import { DatanetError } from '../../../src/errors.ts'
 import { heightKey } from '../../../src/storage/repository.ts'
@@ -32,12 +32,6 @@ function notFound (message: string): DatanetError {
   return new DatanetError({ code: 'VERSION_ERROR_NOT_FOUND' }, message, 'not_found')
 }
 
-function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a, 0)
-  out.set(b, a.length)
-  return out
-}
 
 /** The inclusion proof of a record against a version's dataset root (the latest by default). */
 export async function recordProof (db: StateDatabase, datanet: string, digestHex: string, recordHash: string, height?: number): Promise<RecordProof> {
@@ -48,7 +42,7 @@ export async function recordProof (db: StateDatabase, datanet: string, digestHex
     throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `not a record hash (32 bytes of hex): ${recordHash}`, 'usage')
   }
   const digest = fromHex(digestHex, 32)
-  const position = await db.dataset.get(concat(digest, hash))
+  const position = await db.dataset.get(concatBytes(digest, hash))
   if (position === undefined) throw notFound(`record ${recordHash} is in no final version of datanet ${datanet}`)
   const versions = await db.versionsOf(datanet)
   const version = height === undefined ? versions[versions.length - 1] : versions.find(v => v.height === height)
@@ -56,7 +50,7 @@ export async function recordProof (db: StateDatabase, datanet: string, digestHex
   if (position >= version.recordCount) throw notFound(`record ${recordHash} was included after version ${version.height}`)
   // The leaves of the version's tree, in order (O(n): fine for proofs on demand at this scale).
   const leaves: Uint8Array[] = []
-  for await (const [, leaf] of db.leaves.entries({ gte: concat(digest, heightKey(0)), lt: concat(digest, heightKey(version.recordCount)) })) leaves.push(leaf)
+  for await (const [, leaf] of db.leaves.entries({ gte: concatBytes(digest, heightKey(0)), lt: concatBytes(digest, heightKey(version.recordCount)) })) leaves.push(leaf)
   const proof = merkleProof(leaves, position)
   if (!verifyProof(proof, fromHex(version.datasetRoot, 32), hash)) throw new Error('proof does not verify against the stored root')
   return { recordHash: toHex(hash), version: version.height, versionCid: version.cid, datasetRoot: version.datasetRoot, position, recordCount: version.recordCount, proof: proof.map(toHex) }
