@@ -81,6 +81,7 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
   let seen = 0
   let batch: Pending[] = []
 
+  let inflight: Promise<void> = Promise.resolve()
   const refusing = (): boolean => invalidCount > 0 && !opts.skipInvalid
   const addInvalid = (line: number, error: string): void => {
     invalidCount++
@@ -113,6 +114,8 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
     if (fresh.length === 0) return
     await sink.claim(fresh.map(p => p.hash))
     for (const p of fresh) {
+      // an invalid record read meanwhile (parsing runs ahead) refuses the upload: store nothing more
+      if (refusing()) return
       // flags count only records that end up in the contribution, as a validator reading the shards sees them
       for (const reason of p.flags ?? []) flagged.set(reason, (flagged.get(reason) ?? 0) + 1)
       tree.append(p.hash)
@@ -149,10 +152,15 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
       }
     }
     if (batch.length >= (opts.batchSize ?? BATCH)) {
-      await flush()
-      opts.onProgress?.(seen)
+      // One batch in the index while the next is parsed: flushes stay in order (each sees
+      // the claims of the one before), but parsing no longer waits for the disk.
+      await inflight
+      inflight = flush()
+      const at = seen
+      void inflight.then(() => { opts.onProgress?.(at) }, () => {})
     }
   }
+  await inflight
   await flush()
   if (!refusing()) await storeShard(packer.flush())
   opts.onProgress?.(seen)
