@@ -66,7 +66,11 @@ export class HeightMachine<V> {
   private readonly power: Map<string, bigint>
   private st: HeightState<V>
   private readonly proposals = new Map<number, Proposal<V>>()
+  /** Further proposals of an equivocating proposer: a value may still be decided by precommits for it. */
+  private readonly otherProposals: Array<Proposal<V>> = []
   private readonly votes = new Map<string, Map<string, Vote>>()
+  /** An equivocator's votes beyond its first, per (round, type): each counts for its own value (not for "any"). */
+  private readonly extraVotes = new Map<string, Vote[]>()
   /** Everyone heard from in a round (any message), for the f+1 round skip. */
   private readonly senders = new Map<number, Set<string>>()
   private readonly timeoutsScheduled = new Set<string>()
@@ -137,8 +141,14 @@ export class HeightMachine<V> {
 
   private onProposal (p: Proposal<V>): void {
     if (p.height !== this.cfg.height || !Number.isInteger(p.round) || p.round < 0 || p.validRound < -1 || p.validRound >= p.round) return
-    // only the round's proposer proposes, and only its first proposal counts
-    if (p.proposer.toLowerCase() !== this.cfg.proposer(p.round).toLowerCase() || this.proposals.has(p.round)) return
+    // only the round's proposer proposes; its first proposal is the round's, others are kept for decisions
+    if (p.proposer.toLowerCase() !== this.cfg.proposer(p.round).toLowerCase()) return
+    const first = this.proposals.get(p.round)
+    if (first !== undefined) {
+      const id = this.cfg.idOf(p.value)
+      if (this.cfg.idOf(first.value) !== id && !this.otherProposals.some(q => q.round === p.round && this.cfg.idOf(q.value) === id)) this.otherProposals.push(p)
+      return
+    }
     this.proposals.set(p.round, p)
     this.heard(p.round, p.proposer)
   }
@@ -151,6 +161,11 @@ export class HeightMachine<V> {
     const who = v.validator.toLowerCase()
     const prior = byValidator.get(who)
     if (prior !== undefined) {
+      const extra = this.extraVotes.get(key) ?? []
+      if (prior.valueId !== v.valueId && !extra.some(x => x.validator.toLowerCase() === who && x.valueId === v.valueId)) {
+        extra.push(v)
+        this.extraVotes.set(key, extra)
+      }
       if (prior.valueId !== v.valueId && !this.evidenceSeen.has(`${key}/${who}`)) {
         this.evidenceSeen.add(`${key}/${who}`)
         out.push({ kind: 'evidence', first: prior, second: v })
@@ -249,14 +264,34 @@ export class HeightMachine<V> {
     out.push({ kind: 'broadcast-vote', vote })
   }
 
+  /**
+   * Liveness under loss and restarts (gossip does not replay): re-sends this node's
+   * proposal and votes of the current and previous round, its prevotes of the rounds that
+   * justify its lock and valid value, and the others' prevotes behind its valid value, so
+   * a peer that lost them can still re-justify a re-proposed value.
+   */
   private rebroadcast (out: Array<ConsensusEffect<V>>): void {
     if (this.cfg.self === undefined) return
+    const self = this.cfg.self
     const round = this.st.round
     const own = this.proposals.get(round)
     if (own !== undefined && this.isProposer(round)) out.push({ kind: 'broadcast-proposal', proposal: own })
-    for (const type of ['prevote', 'precommit'] as const) {
-      const id = this.st.signed[voteKey(round, type)]
-      if (id !== undefined) out.push({ kind: 'broadcast-vote', vote: { type, height: this.cfg.height, round, valueId: id, validator: this.cfg.self } })
+    const ownVote = (r: number, type: VoteType): void => {
+      const id = this.st.signed[voteKey(r, type)]
+      if (id !== undefined) out.push({ kind: 'broadcast-vote', vote: { type, height: this.cfg.height, round: r, valueId: id, validator: self } })
+    }
+    for (const r of round > 0 ? [round - 1, round] : [round]) {
+      ownVote(r, 'prevote')
+      ownVote(r, 'precommit')
+    }
+    const justifying = new Set([this.st.validRound, this.st.lockedRound, own?.validRound ?? -1, this.proposals.get(round)?.validRound ?? -1])
+    for (const r of justifying) if (r >= 0 && r < round - 1) ownVote(r, 'prevote')
+    if (this.st.validValue !== null && this.st.validRound >= 0) {
+      const id = this.cfg.idOf(this.st.validValue)
+      const key = voteKey(this.st.validRound, 'prevote')
+      for (const v of [...(this.votes.get(key)?.values() ?? []), ...(this.extraVotes.get(key) ?? [])]) {
+        if (v.valueId === id && v.validator.toLowerCase() !== self.toLowerCase()) out.push({ kind: 'broadcast-vote', vote: v })
+      }
     }
   }
 
@@ -267,6 +302,8 @@ export class HeightMachine<V> {
     if (byValidator === undefined) return 0n
     let sum = 0n
     for (const [who, v] of byValidator) if (valueId === undefined || v.valueId === valueId) sum += this.power.get(who) ?? 0n
+    // for one value, an equivocator's vote for it counts too; "any value" counts each validator once
+    if (valueId !== undefined) for (const v of this.extraVotes.get(voteKey(round, type)) ?? []) if (v.valueId === valueId) sum += this.power.get(v.validator.toLowerCase()) ?? 0n
     return sum
   }
 
@@ -286,10 +323,12 @@ export class HeightMachine<V> {
     for (let changed = true; changed && this.decided === undefined;) {
       changed = false
       // line 49: a proposal with 2/3 precommits for it, in any round: decide
-      for (const [r, p] of this.proposals) {
+      for (const p of [...this.proposals.values(), ...this.otherProposals]) {
+        const r = p.round
         const id = this.cfg.idOf(p.value)
         if (this.q.hasTwoThirds(this.tally(r, 'precommit', id)) && this.valid(p.value)) {
-          const certificate = [...(this.votes.get(voteKey(r, 'precommit'))?.values() ?? [])].filter(v => v.valueId === id)
+          const key = voteKey(r, 'precommit')
+          const certificate = [...(this.votes.get(key)?.values() ?? []), ...(this.extraVotes.get(key) ?? [])].filter(v => v.valueId === id)
           this.decided = { round: r, value: p.value, certificate }
           this.st.step = 'decided'
           out.push({ kind: 'decide', round: r, value: p.value, certificate })

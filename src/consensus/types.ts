@@ -45,7 +45,7 @@ export type ConsensusEffect<V> =
   | { kind: 'schedule-timeout', step: 'propose' | 'prevote' | 'precommit', round: number, ms: number }
   /** This node proposes in `round`: build a value and feed it back as a `value` event. */
   | { kind: 'request-value', round: number }
-  /** Final: the value, the round, and the certificate (precommits for it, > 2/3 of the power). */
+  /** Final: the value, the round, and the certificate (precommits for it, at least 2/3 of the power). */
   | { kind: 'decide', round: number, value: V, certificate: Vote[] }
   /** Two different votes of one validator for one (round, type): evidence. */
   | { kind: 'evidence', first: Vote, second: Vote }
