@@ -246,7 +246,16 @@ class DatanetConsensus {
   }
 
   private async sendVote (v: Vote): Promise<void> {
+    if (v.validator.toLowerCase() !== this.opts.wallet.address.toLowerCase()) {
+      // relaying another validator's vote (the prevotes behind our valid value): its own signed bytes, never ours
+      const original = this.signedVotes.get(this.voteKey(v))
+      if (original !== undefined) await this.publish({ kind: 'vote', type: v.type, round: v.round, header: original.header, signature: fromHex(original.signature, 65), sentAt: Date.now() })
+      return
+    }
     const value = v.valueId === null ? undefined : this.values.get(v.valueId)
+    // A vote for a value whose header we no longer hold (after a restart) is not re-sent:
+    // signing any other header for it would be a second, conflicting vote.
+    if (v.valueId !== null && value === undefined) return
     const header = value === undefined ? nilHeader(v.height) : headerOf(value)
     const signature = this.sign(voteDigest(this.domain, v.type, v.round, header))
     this.signedVotes.set(this.voteKey(v), { vote: v, header, signature: toHex(signature) })
