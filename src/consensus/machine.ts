@@ -88,6 +88,8 @@ export class HeightMachine<V> {
     this.st = persisted !== undefined
       ? structuredClone(persisted)
       : { height: config.height, round: 0, step: 'propose', lockedValue: null, lockedRound: -1, validValue: null, validRound: -1, signed: {}, proposed: {} }
+    // the justification of the valid value survives a restart
+    for (const v of this.st.polka ?? []) this.onVote(v, [])
   }
 
   get state (): HeightState<V> {
@@ -286,12 +288,8 @@ export class HeightMachine<V> {
     }
     const justifying = new Set([this.st.validRound, this.st.lockedRound, own?.validRound ?? -1, this.proposals.get(round)?.validRound ?? -1])
     for (const r of justifying) if (r >= 0 && r < round - 1) ownVote(r, 'prevote')
-    if (this.st.validValue !== null && this.st.validRound >= 0) {
-      const id = this.cfg.idOf(this.st.validValue)
-      const key = voteKey(this.st.validRound, 'prevote')
-      for (const v of [...(this.votes.get(key)?.values() ?? []), ...(this.extraVotes.get(key) ?? [])]) {
-        if (v.valueId === id && v.validator.toLowerCase() !== self.toLowerCase()) out.push({ kind: 'broadcast-vote', vote: v })
-      }
+    for (const v of this.st.polka ?? []) {
+      if (v.validator.toLowerCase() !== self.toLowerCase()) out.push({ kind: 'broadcast-vote', vote: v })
     }
   }
 
@@ -382,6 +380,8 @@ export class HeightMachine<V> {
           }
           this.st.validValue = proposal.value
           this.st.validRound = round
+          const key = voteKey(round, 'prevote')
+          this.st.polka = [...(this.votes.get(key)?.values() ?? []), ...(this.extraVotes.get(key) ?? [])].filter(v => v.valueId === id)
           changed = true
         }
       }

@@ -86,4 +86,10 @@ export interface HeightState<V> {
   signed: Record<string, string | null>
   /** Whether this node already proposed in a round (by round). */
   proposed: Record<string, boolean>
+  /**
+   * The prevotes (2/3 of the power) that made `validValue` valid in `validRound`: kept so
+   * that after a restart this node can still show why the value it re-proposes or
+   * prevotes is justified, when nobody else holds those votes any more.
+   */
+  polka?: Vote[]
 }
