@@ -136,22 +136,42 @@ test('with 2 of 4 validators stopped nothing is final; after they restart progre
   assertSame(await waitFinal(cluster.nodes, before + 1, 90_000))
 })
 
-test('a node started after many versions catches up and verifies them all', async () => {
-  const start = await lastFinal(validators[0] as TestNode)
-  const target = start + 8
-  for (let h = start + 1; h <= target; h++) {
-    await contribute(validators[h % 4] as TestNode, 2)
-    await waitFinal([validators[0] as TestNode], h)
+test('a node started after 50 versions catches up and verifies them all', async () => {
+  // A second datanet with a short version interval, so 50 versions take seconds.
+  const fast = parseManifest({
+    name: 'catch-up', license: 'CC0-1.0', recordSchema: { type: 'object', required: ['text'] },
+    consensus: { versionIntervalMs: 50, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
+    validators: validators.map(v => ({ address: v.address, stake: '100' }))
+  })
+  const fastId = (await encodeManifest(fast)).id
+  const post = async (n: TestNode, path: string, body: string, type: string): Promise<Response> =>
+    await fetch(`${n.daemon.apiUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token(n)}`, 'content-type': type }, body })
+  for (const n of cluster.nodes) assert.is((await post(n, '/v1/datanets', JSON.stringify(fast), 'application/json')).status, 201)
+  for (const n of cluster.nodes) {
+    await waitFor(async () => (await api<{ subscribers: { verdicts: string[] } }>(n, `/v1/datanets/${fastId}`)).body.subscribers.verdicts.length >= 4,
+      { timeoutMs: 30_000, what: `${n.name} to see every node on the second datanet` })
+  }
+  const VERSIONS = 50
+  for (let h = 1; h <= VERSIONS; h++) {
+    const res = await post(validators[h % 4] as TestNode, `/v1/datanets/${fastId}/contributions?format=jsonl`, `{"text":"catch-up ${h}"}\n`, 'application/x-ndjson')
+    assert.is(res.status, 201)
+    await waitFor(async () => (await api(validators[0] as TestNode, `/v1/datanets/${fastId}/versions/${h}`)).status === 200,
+      { timeoutMs: 60_000, what: `version ${h} of the second datanet` })
   }
   const [late] = await cluster.create(1)
   const node = late as TestNode
   node.daemon.start()
   await node.daemon.waitReady()
-  const res = await fetch(`${node.daemon.apiUrl}/v1/datanets`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token(node)}`, 'content-type': 'application/json' }, body: JSON.stringify(parseManifest((await api<{ manifest: unknown }>(observer, `/v1/datanets/${datanetId}`)).body.manifest)) })
-  assert.is(res.status, 201)
-  const versions = await waitFinal([node, validators[0] as TestNode], target, 120_000)
-  assert.is((versions[0] as VersionJson).cid, (versions[1] as VersionJson).cid)
-  assert.is((versions[0] as VersionJson).datasetRoot, (versions[1] as VersionJson).datasetRoot)
+  assert.is((await post(node, '/v1/datanets', JSON.stringify(fast), 'application/json')).status, 201)
+  const [mine, theirs] = await Promise.all([node, validators[0] as TestNode].map(async n => await waitFor(async () => {
+    const { status, body } = await api<VersionJson>(n, `/v1/datanets/${fastId}/versions/${VERSIONS}`)
+    return status === 200 ? body : undefined
+  }, { timeoutMs: 120_000, what: `${n.name} to hold version ${VERSIONS}` }))) as [VersionJson, VersionJson]
+  assert.is(mine.cid, theirs.cid, 'the same chain of versions')
+  assert.is(mine.datasetRoot, theirs.datasetRoot)
+  assert.is(mine.recordCount, VERSIONS)
+  const all = (await api<VersionJson[]>(node, `/v1/datanets/${fastId}/versions`)).body
+  assert.is(all.length, VERSIONS, 'every version applied, each after its certificate and parent were verified')
 })
 
 test.run()
