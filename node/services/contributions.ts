@@ -105,7 +105,8 @@ export interface ContributionView {
   verdicts: Array<Omit<VerdictEntry, 'bytes' | 'contribution'>>
 }
 
-interface Gossiped { contribution: Contribution, bytes: Uint8Array, cid: CID }
+/** A gossiped contribution; its CID is computed during validation. */
+interface Gossiped { contribution: Contribution, bytes: Uint8Array, cid?: CID }
 
 /**
  * Contributions: streamed uploads turned into signed contributions, and the gossip topic
@@ -299,7 +300,7 @@ export class ContributionService {
         }
         // [REJECT] in canonical dag-cbor, so its CID is the one its signer meant
         if (!bytesEqual(encodeContribution(contribution), data)) throw reject('CONTRIBUTION_ERROR_NOT_CANONICAL', 'contribution is not canonical dag-cbor')
-        return { contribution, bytes: data, cid: CID.parse('bafkqaaa') }
+        return { contribution, bytes: data }
       },
       validate: async (g: Gossiped, ctx: GossipContext) => { await this.validateGossiped(datanet, g, ctx) },
       handle: async (g: Gossiped) => { await this.handleGossiped(datanet, g) }
@@ -309,7 +310,8 @@ export class ContributionService {
   private async validateGossiped (datanet: FollowedDatanet, g: Gossiped, _ctx: GossipContext): Promise<void> {
     const c = g.contribution
     const { manifest } = datanet
-    g.cid = await contributionCid(g.bytes)
+    const cid = await contributionCid(g.bytes)
+    g.cid = cid
     // [REJECT] for the datanet of the topic it came on
     if (c.datanet !== datanet.id) throw reject('CONTRIBUTION_ERROR_WRONG_DATANET', `contribution for datanet ${c.datanet} on ${datanet.id}'s topic`)
     // [REJECT] the signature recovers to contribution.contributor (domain: chain, registry, datanet)
@@ -322,7 +324,7 @@ export class ContributionService {
     // [IGNORE] not dated in the future
     if (c.timestamp > Date.now() + MAX_FUTURE_MS) throw ignore('CONTRIBUTION_ERROR_FUTURE', 'contribution is dated in the future')
     // [IGNORE] not already known
-    if (await this.opts.db.contributions.has(g.cid.toString())) throw ignore('CONTRIBUTION_ERROR_KNOWN', 'contribution already known')
+    if (await this.opts.db.contributions.has(cid.toString())) throw ignore('CONTRIBUTION_ERROR_KNOWN', 'contribution already known')
     // [REJECT] shards that hold exactly the stated records (count, size, records root)
     const timeoutMs = Math.max(10_000, Math.ceil(c.byteSize / (1024 * 1024)) * this.opts.shardFetchMsPerMiB)
     const signal = AbortSignal.timeout(timeoutMs)
@@ -334,24 +336,26 @@ export class ContributionService {
       throw ignore('CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE', `cannot fetch the shards within ${timeoutMs} ms: ${(err as Error).message}`)
     }
     if (!result.ok) throw reject(result.code, result.message)
-    this.scanned.set(g.cid.toString(), result.facts)
+    this.scanned.set(cid.toString(), result.facts)
   }
 
   private async handleGossiped (datanet: FollowedDatanet, g: Gossiped): Promise<void> {
-    const cid = g.cid.toString()
+    if (g.cid === undefined) return
+    const contributionCidValue = g.cid
+    const cid = contributionCidValue.toString()
     const facts = this.scanned.get(cid)
     this.scanned.delete(cid)
     if (facts === undefined || await this.opts.db.contributions.has(cid)) return
     const { db, helia } = this.opts
-    await helia.blockstore.put(g.cid, g.bytes)
-    await pin(helia, g.cid)
+    await helia.blockstore.put(contributionCidValue, g.bytes)
+    await pin(helia, contributionCidValue)
     const duplicates = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(hashes),
       claim: async (hashes, owner) => { await db.records.putMany(hashes.map(h => [h, owner])) }
     })
     const withDuplicates = { ...facts, duplicateRecords: duplicates }
-    const entry = await this.store(datanet, g.contribution, g.cid, 'gossip', withDuplicates)
+    const entry = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
     this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates }, 'contribution received')
     await this.opts.verdicts.onContribution(datanet, entry, withDuplicates)
   }
