@@ -59,7 +59,6 @@ export class DatanetNode implements NodeView {
   private db: StateDatabase | undefined
   private content: ContentStore<HostServices> | undefined
   private gossip: GossipRouter | undefined
-  private announce: AnnounceService | undefined
   private readonly rules: ContributionRule[]
   datanets: DatanetService | undefined
   contributions: ContributionService | undefined
@@ -183,7 +182,6 @@ export class DatanetNode implements NodeView {
         datanets: () => this.datanets?.list().map(d => d.id) ?? [...config.datanets],
         logger: logger.child({ component: 'announce' })
       })
-      this.announce = announce
       await announce.start()
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
