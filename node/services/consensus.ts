@@ -267,7 +267,21 @@ class DatanetConsensus {
   /** The next version: accepted contributions not yet included, their records appended to the tree. */
   private async buildValue (round: number): Promise<void> {
     const pending = await this.pending()
-    if (pending.length === 0) return
+    if (pending.length === 0) {
+      // Others started this height because they accepted a contribution our verdicts have
+      // not caught up with yet: try again shortly rather than let the round time out.
+      const height = this.height
+      const retry = setTimeout(() => {
+        this.timers.delete(retry)
+        void this.enqueue(async () => {
+          const s = this.machine?.state
+          if (this.height === height && s !== undefined && s.round === round && s.step === 'propose') await this.buildValue(round)
+        })
+      }, 100)
+      retry.unref()
+      this.timers.add(retry)
+      return
+    }
     const contributions: Version['contributions'] = []
     for (const entry of pending) {
       const verdicts = (await this.opts.db.verdictsOf(entry.cid)).filter(v => v.accept).map(v => fromHex(v.bytes))
@@ -334,8 +348,8 @@ class DatanetConsensus {
       if (cid <= previous) return fail('contributions not sorted')
       previous = cid
       const entry = await this.opts.db.contributions.get(cid)
-      if (entry === undefined || entry.datanet !== this.d.id) return fail(`contribution ${cid} unknown`)
-      if (entry.version !== null) return fail(`contribution ${cid} already included`)
+      if (entry !== undefined && entry.datanet !== this.d.id) return fail(`contribution ${cid} is another datanet's`)
+      if (entry !== undefined && entry.version !== null) return fail(`contribution ${cid} already included`)
       let stake = 0n
       const signers = new Set<string>()
       for (const bytes of c.verdicts) {
@@ -349,6 +363,8 @@ class DatanetConsensus {
         stake += s
       }
       if (stake * 3n < this.d.validators.total * 2n) return fail(`contribution ${cid} lacks an accept quorum`)
+      // vouched for by the quorum: a node that missed its gossip fetches it now
+      if (entry === undefined && !await this.ensureContribution(c.cid)) return fail(`contribution ${cid} cannot be fetched`)
     }
     let built
     try {
@@ -484,28 +500,34 @@ class DatanetConsensus {
       stake += s
     }
     if (stake * 3n < this.d.validators.total * 2n) { this.log.warn({ height: v.height }, 'synced version lacks a precommit quorum'); return false }
-    // the contributions it includes: fetched, pinned (with their shards) and recorded as accepted
-    for (const c of v.contributions) {
-      const cid = c.cid.toString()
-      if (await this.opts.db.contributions.has(cid)) continue
-      try {
-        const bytes = await getBlock(this.opts.helia, c.cid, { signal: AbortSignal.timeout(30_000) })
-        const contribution = decodeContribution(bytes, 100_000)
-        if ((await contributionCid(bytes)).toString() !== cid) return false
-        await pin(this.opts.helia, c.cid, AbortSignal.timeout(120_000))
-        await this.opts.db.contributions.put(cid, {
-          cid, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
-          receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
-        })
-      } catch (err) {
-        this.log.warn({ contribution: cid, err: (err as Error).message }, 'cannot fetch a synced version\'s contribution')
-        return false
-      }
-    }
+    for (const c of v.contributions) if (!await this.ensureContribution(c.cid)) return false
     const built = await this.appendRecords(v.contributions.map(c => c.cid))
     if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) { this.log.error({ height: v.height }, 'synced version\'s dataset root does not recompute'); return false }
     await this.applyFinal(synced.round, value, synced.certificate)
     return true
+  }
+
+  /**
+   * Makes sure a contribution that a certificate vouches for is here: fetched from peers,
+   * pinned with its shards, recorded as accepted. For nodes that missed its gossip.
+   */
+  private async ensureContribution (cid: CID): Promise<boolean> {
+    const key = cid.toString()
+    if (await this.opts.db.contributions.has(key)) return true
+    try {
+      const bytes = await getBlock(this.opts.helia, cid, { signal: AbortSignal.timeout(10_000) })
+      const contribution = decodeContribution(bytes, 100_000)
+      if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return false
+      await pin(this.opts.helia, cid, AbortSignal.timeout(120_000))
+      await this.opts.db.contributions.put(key, {
+        cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
+        receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
+      })
+      return true
+    } catch (err) {
+      this.log.warn({ contribution: key, err: (err as Error).message }, 'cannot fetch a contribution a certificate vouches for')
+      return false
+    }
   }
 
   /** Serves final versions for catch-up. */
