@@ -1,6 +1,6 @@
 import { withBitswap } from '@helia/bitswap'
 import * as dagCbor from '@ipld/dag-cbor'
-import { LevelBlockstore } from 'blockstore-level'
+import { FsBlockstore } from 'blockstore-fs'
 import { LevelDatastore } from 'datastore-level'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import * as raw from 'multiformats/codecs/raw'
@@ -19,10 +19,7 @@ import type { Libp2p, ServiceMap } from '@libp2p/interface'
 const heliaModule = new URL('./helia.js', import.meta.resolve('helia')).href
 const { Helia: HeliaClass } = await import(heliaModule) as { Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }
 
-/**
- * LevelDB memory-maps the table files it keeps open, and those pages count as RSS; a
- * bounded table cache bounds them (compacting a large upload's shards touches them all).
- */
+/** LevelDB memory-maps the table files it keeps open (counted as RSS): a bounded table cache bounds them. */
 const LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 64 }
 
 export interface ContentStoreOptions<S extends ServiceMap> {
@@ -41,13 +38,14 @@ export interface ContentStore<S extends ServiceMap> {
 }
 
 /**
- * Helia (light: no WebRTC, no HTTP gateways, no DHT) over level-backed block and data
- * stores in the data directory, our own libp2p, and bitswap. libp2p keeps its peer store
+ * Helia (light: no WebRTC, no HTTP gateways, no DHT) over a flat-file block store and a
+ * level datastore in the data directory, our own libp2p, and bitswap. libp2p keeps its peer store
  * in the same datastore, so known peers survive a restart.
  */
 export async function createContentStore<S extends ServiceMap> (opts: ContentStoreOptions<S>): Promise<ContentStore<S>> {
-  // Blocks are read once per request and cached by the OS; a small LevelDB cache is enough.
-  const blockstore = new LevelBlockstore(opts.blocksPath, LEVEL_OPTIONS)
+  // Blocks (shards up to a few MiB) are flat files: LevelDB would rewrite them in every
+  // compaction and keep its table files memory-mapped, which a large upload pays in RSS.
+  const blockstore = new FsBlockstore(opts.blocksPath)
   const datastore = new LevelDatastore(opts.datastorePath, LEVEL_OPTIONS)
   await blockstore.open()
   await datastore.open()

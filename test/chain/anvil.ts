@@ -15,7 +15,7 @@ export function anvilBinary (): string {
   try {
     dir = dirname(require.resolve(`${pkg}/package.json`))
   } catch {
-    throw new Error(`anvil binary package ${pkg} is not installed (npm install -D @foundry-rs/anvil installs it as an optional dependency)`)
+    throw new Error(`anvil binary package ${pkg} is not installed (package.json lists it as an optional dependency; it exists for linux x64 only)`)
   }
   const bin = join(dir, 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil')
   if (!existsSync(bin)) throw new Error(`anvil binary missing at ${bin}`)
