@@ -21,8 +21,10 @@ contract DatanetRegistry {
     // ---------------------------------------------------------------- types
 
     struct Params {
-        /// Stake share (basis points) that must sign: signedStake * 10000 >= totalStake * thresholdBps.
-        uint16 thresholdBps;
+        /// Stake share that must sign, as an exact fraction (the node's rule is 2/3:
+        /// signedStake * thresholdDenominator >= totalStake * thresholdNumerator). Never below 2/3.
+        uint16 thresholdNumerator;
+        uint16 thresholdDenominator;
         uint256 minStake;
         /// Seconds between a leave taking effect and the stake becoming withdrawable.
         uint64 unbondingDelay;
@@ -146,7 +148,10 @@ contract DatanetRegistry {
     {
         Datanet storage d = _datanets[datanetId];
         if (d.exists) revert DatanetExists(datanetId);
-        if (params.thresholdBps == 0 || params.thresholdBps > 10000) revert InvalidParams();
+        if (
+            params.thresholdDenominator == 0 || params.thresholdNumerator > params.thresholdDenominator
+                || uint256(params.thresholdNumerator) * 3 < uint256(params.thresholdDenominator) * 2
+        ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
         for (uint256 i = 0; i < validators.length; i++) {
@@ -221,7 +226,7 @@ contract DatanetRegistry {
     /**
      * @notice Anchors a finalized version: `signatures` are precommits (voteType 2, `round`) over
      * `header` by distinct active validators, sorted by signer address ascending, holding at
-     * least thresholdBps of the active stake.
+     * least the threshold fraction of the active stake.
      */
     function commitVersion(bytes32 datanetId, uint32 round, VersionHeader calldata header, bytes[] calldata signatures)
         external
@@ -248,7 +253,9 @@ contract DatanetRegistry {
             signed += v.stake;
         }
         uint256 total = d.totalStake;
-        if (total == 0 || signed * 10000 < total * d.params.thresholdBps) revert InsufficientStake(signed, total);
+        if (total == 0 || signed * d.params.thresholdDenominator < total * d.params.thresholdNumerator) {
+            revert InsufficientStake(signed, total);
+        }
 
         d.lastHeight = header.height;
         d.lastVersion = header.version;

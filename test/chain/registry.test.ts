@@ -22,7 +22,7 @@ const artifact = JSON.parse(readFileSync(ARTIFACT, 'utf8')) as { abi: unknown[],
 const iface = new Interface(artifact.abi as never)
 
 const STAKE = parseEther('10')
-const PARAMS = { thresholdBps: 6667, minStake: parseEther('1'), unbondingDelay: 3600 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600 }
 const ROUND = 0
 
 let anvil: Anvil | undefined
@@ -399,6 +399,18 @@ test('a certificate for one datanet or contract does not verify on another', asy
   await send(other, deployer, 'createDatanet', [datanetId, PARAMS, addrs, addrs.map(() => STAKE)], STAKE * 4n)
   await reverts(commit(header, sign(byAddress(genesis), header), other, datanetId), 'NotActiveValidator')
   await commit(header, sign(byAddress(genesis), header, { domain: domainFor({ registry: String(other.target) }) }), other, datanetId)
+})
+
+test('the threshold is exactly the node\'s 2/3: 2 of 3 equal validators anchor; a threshold under 2/3 is refused', async () => {
+  const thirdsId = '0x' + '33'.repeat(32)
+  const three = genesis.slice(0, 3)
+  const addrs = three.map(w => w.address)
+  await reverts(send(registry, deployer, 'createDatanet', [thirdsId, { ...PARAMS, thresholdNumerator: 3, thresholdDenominator: 5 }, addrs, addrs.map(() => STAKE)], STAKE * 3n), 'InvalidParams')
+  await send(registry, deployer, 'createDatanet', [thirdsId, PARAMS, addrs, addrs.map(() => STAKE)], STAKE * 3n)
+  const header = headerOf(await makeVersion(1, null, records, '0x' + '00'.repeat(32), 0n, three))
+  const domain = domainFor({ datanet: thirdsId })
+  await reverts(commit(header, sign(byAddress(three.slice(0, 1)), header, { domain }), registry, thirdsId), 'InsufficientStake')
+  await commit(header, sign(byAddress(three.slice(0, 2)), header, { domain }), registry, thirdsId)
 })
 
 test('gas figures', () => {
