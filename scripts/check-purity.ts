@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const PURE_DIRS = ['src/consensus', 'src/attribution', 'src/merkle', 'src/codec', 'src/contribution/rules']
+export const PURE_DIRS = ['src/consensus', 'src/attribution', 'src/merkle', 'src/codec', 'src/contribution/rules', 'src/model', 'src/inference']
 
 const FORBIDDEN_MODULES: Array<[RegExp, string]> = [
   [/^(libp2p|@libp2p\/|@chainsafe\/libp2p-)/, 'libp2p'],

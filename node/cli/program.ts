@@ -8,6 +8,8 @@ import { registerInitCommand } from './commands/init.ts'
 import { registerNodeCommand } from './commands/node.ts'
 import { registerStatusCommand } from './commands/status.ts'
 import { registerVersionCommands } from './commands/versions.ts'
+import { registerValidatorCommand } from './commands/validator.ts'
+import { registerAttributionCommands } from './commands/attribution.ts'
 
 export function buildProgram (): Command {
   const program = new Command('datanet')
@@ -23,6 +25,8 @@ export function buildProgram (): Command {
   registerContributeCommand(program)
   registerContributionCommand(program)
   registerVersionCommands(program)
+  registerValidatorCommand(program)
+  registerAttributionCommands(program)
   registerDevnetCommand(program)
   const override = (cmd: Command): void => { cmd.exitOverride(); cmd.commands.forEach(override) }
   program.commands.forEach(override)

@@ -35,7 +35,12 @@ export const nodeConfigSchema = z.strictObject({
   chain: z.strictObject({
     rpcUrl: z.url({ protocol: /^(https?|wss?)$/ }).nullable(),
     chainId: z.number().int().min(1),
-    registry: address.nullable()
+    registry: address.nullable(),
+    /** Blocks on top of a block before its registry events count (0 on a local dev chain). */
+    confirmations: z.number().int().min(0).max(1000),
+    pollIntervalMs: z.number().int().min(50),
+    /** The registry's deployment block: where the follower starts reading. */
+    startBlock: z.number().int().min(0)
   }),
   datanets: z.array(z.string().min(1))
 })

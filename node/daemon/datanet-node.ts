@@ -21,6 +21,12 @@ import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
 import { ConsensusService } from '../services/consensus.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
+import { validatorRoutes } from '../api/routes/validators.ts'
+import { attributionRoutes } from '../api/routes/attribution.ts'
+import { ChainService } from '../services/chain.ts'
+import { KeyedMutex } from '../services/locks.ts'
+import { AttributionService } from '../services/attribution.ts'
+import { InferenceService } from '../services/inferences.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
 import type { ContributionRule } from '../../src/contribution/rules/index.ts'
 import { AGENT_VERSION, VERSION } from '../version.ts'
@@ -64,6 +70,9 @@ export class DatanetNode implements NodeView {
   contributions: ContributionService | undefined
   verdicts: VerdictService | undefined
   consensus: ConsensusService | undefined
+  chain: ChainService | undefined
+  attribution: AttributionService | undefined
+  inferences: InferenceService | undefined
   private api: ApiServer | undefined
   private wallet: Wallet | undefined
   private nodeMetrics: NodeMetrics | undefined
@@ -186,12 +195,75 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
-      const consensus = new ConsensusService({ db, helia: content.helia, router: gossip, sync: content.libp2p.services.sync, wallet: this.wallet, binding, logger: logger.child({ component: 'consensus' }) })
+      const fault = process.env.DATANET_FAULT
+      if (fault !== undefined && fault !== '' && fault !== 'equivocate') throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${fault}" (known: equivocate)`, 'usage')
+      let chain: ChainService | undefined
+      if (config.chain.rpcUrl !== null) {
+        if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
+        chain = new ChainService({
+          db,
+          rpcUrl: config.chain.rpcUrl,
+          chainId: config.chain.chainId,
+          registry: config.chain.registry,
+          confirmations: config.chain.confirmations,
+          pollIntervalMs: config.chain.pollIntervalMs,
+          startBlock: config.chain.startBlock,
+          wallet: this.wallet,
+          peerId: this.peerId,
+          logger: logger.child({ component: 'chain' }),
+          onChange: id => { this.consensus?.poke(id) }
+        })
+        const started = chain
+        this.stopSteps.push(['chain', async () => { await started.stop() }])
+        await chain.start()
+        this.chain = chain
+        mark('chain')
+      }
+      const chainService = chain
+      // consensus and verdicts both rewrite contribution entries: one lock per contribution
+      const contributionLocks = new KeyedMutex()
+      const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
+      this.attribution = attribution
+      const inferences = new InferenceService({
+        db,
+        helia: content.helia,
+        router: gossip,
+        chain: chainService,
+        attribution,
+        wallet: this.wallet,
+        binding,
+        logger: logger.child({ component: 'inferences' }),
+        onPending: id => { this.consensus?.poke(id) }
+      })
+      this.inferences = inferences
+      const consensus = new ConsensusService({
+        db,
+        helia: content.helia,
+        router: gossip,
+        sync: content.libp2p.services.sync,
+        wallet: this.wallet,
+        binding,
+        logger: logger.child({ component: 'consensus' }),
+        locks: contributionLocks,
+        inferences,
+        onEvidence: id => {
+          const d = this.datanets?.get(id)
+          if (d !== undefined) void chainService?.submitEvidence(d)
+        },
+        fault: fault === 'equivocate' ? 'equivocate' : undefined,
+        validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
+        onFinal: entry => {
+          const d = this.datanets?.get(entry.datanet)
+          if (d === undefined) return
+          void attribution.onFinal(d)
+          chain?.onFinal(d, entry)
+        }
+      })
       this.versionSource.serve = async request => await consensus.serve(request)
       this.consensus = consensus
       this.stopSteps.push(['consensus', () => { consensus.stop() }])
       const verdicts = new VerdictService({
-        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }),
+        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks,
         onDecided: entry => { consensus.poke(entry.datanet) }
       })
       this.verdicts = verdicts
@@ -204,6 +276,9 @@ export class DatanetNode implements NodeView {
         onFollow: async (d) => {
           contributions?.follow(d)
           verdicts.follow(d)
+          await chain?.follow(d)
+          await attribution.follow(d)
+          inferences.follow(d)
           await consensus.follow(d)
         }
       })
@@ -219,6 +294,7 @@ export class DatanetNode implements NodeView {
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
         shardFetchMsPerMiB: 2000,
+        locks: contributionLocks,
         logger: logger.child({ component: 'contributions' })
       })
       this.contributions = contributions
@@ -234,7 +310,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain }), attributionRoutes({ db, datanets, attribution, inferences, chain })]
       })
       const api = this.api
       const url = await api.start()
@@ -293,7 +369,7 @@ export class DatanetNode implements NodeView {
       peers,
       knownPeers: announced.size,
       datanets: this.datanets?.list().map(d => d.id) ?? [...this.config.datanets],
-      chain: chain.rpcUrl === null ? null : { rpcUrl: chain.rpcUrl, chainId: chain.chainId, registry: chain.registry },
+      chain: chain.rpcUrl === null ? null : { rpcUrl: chain.rpcUrl, chainId: chain.chainId, registry: chain.registry, block: this.chain?.block ?? null },
       height: this.latestHeight(),
       version: VERSION,
       uptimeMs: Date.now() - this.startedAt,

@@ -1,10 +1,32 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseEther } from 'ethers'
+import { encodeManifest, parseManifest, type Manifest } from '../../src/datanet/manifest.ts'
 import { DatanetError } from '../../src/errors.ts'
-import { dataDirPaths, initDataDir, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
+import { dataDirPaths, initDataDir, readDataDirMeta, readApiToken, writeFileAtomic } from '../../src/storage/data-dir.ts'
+import { startAnvil, type Anvil } from './anvil.ts'
+import { deployRegistry, fundAccounts, localSigner, registerDatanet } from './chain-setup.ts'
 import { DaemonProcess, freePort } from './node-process.ts'
 import type { NodeInfo } from '../api/routes/node.ts'
+
+/** The devnet's datanet: a text datanet whose genesis validators the devnet fills in. */
+export const DEVNET_MANIFEST = fileURLToPath(new URL('../../config/devnet-manifest.json', import.meta.url))
+const CHAIN_ID = 31337
+/** Each validator's genesis stake, and what every node gets to pay gas, fees and stakes with. */
+const GENESIS_STAKE = parseEther('10')
+const NODE_FUNDS = parseEther('100')
+
+/** What the devnet keeps of its chain between runs (`<dir>/chain.json`). */
+interface ChainState {
+  port: number
+  chainId: number
+  registry: string
+  deployBlock: number
+  datanet: string
+  validators: string[]
+}
 
 export interface DevnetOptions {
   dir: string
@@ -13,6 +35,8 @@ export interface DevnetOptions {
   /** Where progress lines go. */
   log: (line: string) => void
   readyTimeoutMs?: number
+  /** Without a chain: nodes only (no anvil, no registry, no datanet). */
+  noChain?: boolean
 }
 
 export type DevnetRole = 'validator' | 'node'
@@ -58,6 +82,9 @@ export class Devnet {
   readonly dir: string
   private members: Member[] = []
   private stopping = false
+  private anvil: Anvil | undefined
+  private chain: ChainState | undefined
+  private manifest: Manifest | undefined
 
   private readonly opts: DevnetOptions
 
@@ -68,6 +95,68 @@ export class Devnet {
 
   get file (): string {
     return join(this.dir, 'devnet.json')
+  }
+
+  /** A node config a newcomer starts with (`datanet node start --config <this>`) to join the devnet. */
+  get connectFile (): string {
+    return join(this.dir, 'connect.json')
+  }
+
+  /**
+   * Starts anvil (its state kept in `dir`), and on the first run deploys the registry,
+   * registers the devnet's datanet with the validators as its genesis set (their stakes
+   * paid) and funds every node's account.
+   */
+  private async startChain (): Promise<ChainState> {
+    const stateFile = join(this.dir, 'chain.json')
+    const saved = existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, 'utf8')) as ChainState : undefined
+    const validators = this.members.filter(m => m.role === 'validator').map(m => m.address)
+    if (saved !== undefined && saved.validators.join() !== validators.join()) {
+      throw new DatanetError({ code: 'DEVNET_ERROR_USAGE' }, `${this.dir} holds a devnet with ${saved.validators.length} validators; use the same --validators or another --dir`, 'usage')
+    }
+    let port = saved?.port ?? await freePort()
+    try {
+      this.anvil = await startAnvil({ port, chainId: CHAIN_ID, stateFile: join(this.dir, 'anvil-state.json') })
+    } catch (err) {
+      if (saved === undefined) throw err
+      // the old port is taken: the chain state does not depend on it
+      port = await freePort()
+      this.anvil = await startAnvil({ port, chainId: CHAIN_ID, stateFile: join(this.dir, 'anvil-state.json') })
+    }
+    const template = JSON.parse(readFileSync(DEVNET_MANIFEST, 'utf8')) as Record<string, unknown>
+    this.manifest = parseManifest({ ...template, validators: validators.map(address => ({ address, stake: GENESIS_STAKE.toString() })) })
+    if (saved !== undefined) {
+      this.chain = { ...saved, port }
+      writeFileAtomic(stateFile, JSON.stringify(this.chain, null, 2) + '\n', 0o644)
+      this.opts.log(`anvil on ${this.anvil.url} (state from ${this.dir}), registry ${saved.registry}`)
+      return this.chain
+    }
+    const { provider, signer } = localSigner(this.anvil.url, CHAIN_ID)
+    try {
+      const deployed = await deployRegistry(signer)
+      const datanet = (await encodeManifest(this.manifest)).id
+      await registerDatanet(signer, deployed.address, datanet, this.manifest)
+      await fundAccounts(signer, this.members.map(m => m.address), NODE_FUNDS)
+      this.chain = { port, chainId: CHAIN_ID, registry: deployed.address, deployBlock: deployed.block, datanet, validators }
+      writeFileAtomic(stateFile, JSON.stringify(this.chain, null, 2) + '\n', 0o644)
+      this.opts.log(`anvil on ${this.anvil.url}: registry ${deployed.address}, datanet ${datanet} (${validators.length} validators staking ${GENESIS_STAKE / 10n ** 18n} ETH each)`)
+      return this.chain
+    } finally {
+      provider.destroy()
+    }
+  }
+
+  /** Every node follows the devnet's datanet (idempotent: a node that has it answers 200). */
+  private async followDatanet (): Promise<void> {
+    for (const m of this.members) {
+      const res = await fetch(`${m.daemon?.apiUrl}/v1/datanets`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${readApiToken(dataDirPaths(m.dataDir).apiToken)}`, 'content-type': 'application/json' },
+        body: JSON.stringify(this.manifest),
+        signal: AbortSignal.timeout(30_000)
+      })
+      if (res.status !== 200 && res.status !== 201) throw new DatanetError({ code: 'DEVNET_ERROR_DATANET' }, `${m.name} refused the devnet's datanet: ${await res.text()}`)
+    }
   }
 
   private async prepare (role: DevnetRole, index: number): Promise<Member> {
@@ -99,6 +188,14 @@ export class Devnet {
       ...Array.from({ length: nodes }, (_, i) => ['node', i] as [DevnetRole, number])
     ]
     this.members = await Promise.all(roles.map(async ([role, i]) => await this.prepare(role, i)))
+    let chain: ChainState | undefined
+    try {
+      chain = this.opts.noChain === true ? undefined : await this.startChain()
+    } catch (err) {
+      await this.anvil?.stop()
+      throw err
+    }
+    const chainArgs = chain === undefined ? [] : ['--chain-rpc', `http://127.0.0.1:${chain.port}`, '--registry', chain.registry]
 
     const ports = await Promise.all(this.members.map(async () => ({ p2p: await freePort(), api: await freePort() })))
     const addrs = this.members.map((m, i) => `/ip4/127.0.0.1/tcp/${ports[i]?.p2p}/p2p/${m.peerId}`)
@@ -109,18 +206,28 @@ export class Devnet {
         logFile: m.logFile,
         p2pPort: ports[i]?.p2p as number,
         apiPort: ports[i]?.api as number,
-        bootstrap: addrs.filter((_, j) => j !== i)
+        bootstrap: addrs.filter((_, j) => j !== i),
+        extraArgs: chainArgs
       })
       m.daemon.start()
     })
     try {
       await Promise.all(this.members.map(async m => { await m.daemon?.waitReady(this.opts.readyTimeoutMs ?? 60_000) }))
       await this.waitPeered(this.opts.readyTimeoutMs ?? 60_000)
+      if (chain !== undefined) await this.followDatanet()
     } catch (err) {
       await this.stop()
       throw err
     }
     const file = await this.describe()
+    if (chain !== undefined) {
+      writeFileAtomic(this.connectFile, JSON.stringify({
+        p2p: { host: '127.0.0.1', port: 0, bootstrap: addrs },
+        api: { port: 0 },
+        chain: { rpcUrl: `http://127.0.0.1:${chain.port}`, chainId: chain.chainId, registry: chain.registry, confirmations: 0, pollIntervalMs: 500, startBlock: chain.deployBlock },
+        datanets: [chain.datanet]
+      }, null, 2) + '\n', 0o644)
+    }
     writeFileAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
     return file
   }
@@ -162,7 +269,8 @@ export class Devnet {
         logFile: m.logFile
       }
     }))
-    return { chain: null, datanet: null, nodes }
+    const chain = this.chain === undefined ? null : { rpcUrl: `http://127.0.0.1:${this.chain.port}`, chainId: this.chain.chainId, registry: this.chain.registry }
+    return { chain, datanet: this.chain?.datanet ?? null, nodes }
   }
 
   /** Resolves when any node exits on its own (a crash), with that node's name. */
@@ -182,5 +290,11 @@ export class Devnet {
     if (this.stopping) return
     this.stopping = true
     await Promise.all(this.members.map(async m => { await m.daemon?.stop() }))
+    // anvil last: it writes its state to the devnet's directory as it exits
+    await this.anvil?.stop()
+  }
+
+  get anvilPid (): number | undefined {
+    return this.anvil?.process.pid
   }
 }

@@ -10,7 +10,7 @@ import {
 } from '../../src/consensus/version.ts'
 import { decodeVerdict, verdictSigner } from '../../src/contribution/verdict.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
-import { stakeOf } from '../../src/datanet/manifest.ts'
+import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
 import { MerkleFrontier } from '../../src/merkle/tree.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams } from '../../src/network/topics.ts'
@@ -19,10 +19,12 @@ import { contributionCid, contributionJson, decodeContribution } from '../../src
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { SyncRequest, SyncedVersion, VersionSync } from '../../src/network/version-sync.ts'
 import { getBlock, pin } from './blocks.ts'
+import type { KeyedMutex } from './locks.ts'
 import type { TypedDataDomain } from 'ethers'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import type { ConsensusEffect, HeightState, Proposal, Validator, Vote } from '../../src/consensus/types.ts'
-import type { ContributionEntry, StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import type { ContributionEntry, InferenceEntry, StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import { addShares, tallyRoot, talliesFromJSON, talliesToJSON, totalOf, type Tallies } from '../../src/attribution/tallies.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
@@ -31,6 +33,8 @@ export const consensusTopic = (datanet: string): string => `/datanet/1/${datanet
 
 /** Contributions per version, at most: keeps a proposal well inside one gossip message. */
 const MAX_CONTRIBUTIONS = 64
+/** Inference events per version, at most. */
+const MAX_INFERENCES = 256
 const TICK_MS = 2000
 /** Messages for heights this far ahead are kept until the node gets there. */
 const MAX_AHEAD = 2
@@ -50,6 +54,30 @@ export interface ConsensusServiceOptions {
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
   onFinal?: (entry: VersionEntry) => void
+  /**
+   * The set that decides a height (from the chain: fixed at each anchor); undefined while
+   * it is not known yet, and the height waits. Default: the manifest's genesis set.
+   */
+  validatorSet?: (d: FollowedDatanet, height: number) => ValidatorSet | undefined
+  /** Per-contribution lock shared with the verdict service (both rewrite contribution entries). */
+  locks?: KeyedMutex
+  /** Equivocation evidence was kept for a datanet (the chain service submits it). */
+  onEvidence?: (datanet: string) => void
+  /**
+   * Fault injection for tests of the protocol's defences (DATANET_FAULT): `equivocate`
+   * makes this validator also sign a nil prevote wherever it prevotes a value.
+   */
+  fault?: 'equivocate'
+  /** Verified inference events (absent: versions carry none). */
+  inferences?: InferenceSource
+}
+
+/** What consensus needs of the inference service. */
+export interface InferenceSource {
+  pending: (d: FollowedDatanet, limit: number) => Promise<InferenceEntry[]>
+  /** Known, or fetched and verified; undefined when it does not verify here. */
+  ensure: (d: FollowedDatanet, cid: string) => Promise<InferenceEntry | undefined>
+  markIncluded: (cids: readonly string[], height: number) => Promise<void>
 }
 
 export interface ConsensusStatus {
@@ -64,8 +92,8 @@ class DatanetConsensus {
   private readonly opts: ConsensusServiceOptions
   private readonly d: FollowedDatanet
   private readonly domain: TypedDataDomain
-  private readonly validators: Validator[]
-  private readonly schedule: (height: number, round: number) => string
+  /** The set of the height in progress (and its proposer schedule), per height. */
+  private set: { height: number, set: ValidatorSet, validators: Validator[], schedule: (height: number, round: number) => string } | undefined
   private readonly log: Logger
   private machine: Machine | undefined
   private height = 1
@@ -84,8 +112,6 @@ class DatanetConsensus {
     this.opts = opts
     this.d = d
     this.domain = contributionDomain(opts.binding, d.id)
-    this.validators = d.validators.validators.map(v => ({ address: v.address, power: v.stake }))
-    this.schedule = proposerSchedule(this.validators)
     this.log = opts.logger.child({ datanet: d.id })
   }
 
@@ -99,8 +125,24 @@ class DatanetConsensus {
     return { height: this.height, round: s?.round ?? null, step: s?.step ?? null, lastFinal: this.last?.height ?? 0 }
   }
 
-  private get isValidator (): boolean {
-    return stakeOf(this.d.validators, this.opts.wallet.address) !== undefined
+  /** The validator set that decides `height`, or undefined while the chain has not fixed it yet. */
+  setFor (height: number): ValidatorSet | undefined {
+    return this.opts.validatorSet === undefined ? this.d.validators : this.opts.validatorSet(this.d, height)
+  }
+
+  private setOf (height: number): NonNullable<DatanetConsensus['set']> | undefined {
+    if (this.set?.height === height) return this.set
+    const set = this.setFor(height)
+    if (set === undefined || set.validators.length === 0) return undefined
+    const validators = set.validators.map(v => ({ address: v.address, power: v.stake }))
+    const entry = { height, set, validators, schedule: proposerSchedule(validators) }
+    if (height === this.height) this.set = entry
+    return entry
+  }
+
+  private isValidatorAt (height: number): boolean {
+    const set = this.setOf(height)
+    return set !== undefined && stakeOf(set.set, this.opts.wallet.address) !== undefined
   }
 
   async start (): Promise<void> {
@@ -159,27 +201,49 @@ class DatanetConsensus {
     return out.sort((a, b) => (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0)).slice(0, MAX_CONTRIBUTIONS)
   }
 
+  private async pendingInferences (): Promise<InferenceEntry[]> {
+    return (await this.opts.inferences?.pending(this.d, MAX_INFERENCES)) ?? []
+  }
+
+  /** The cumulative tallies after a final version (empty before the first). */
+  private async talliesAt (height: number): Promise<Tallies> {
+    if (height === 0) return new Map()
+    const json = await this.opts.db.tallies.get(`${this.d.id}/${height.toString(16).padStart(16, '0')}`)
+    return json === undefined ? new Map() : talliesFromJSON(json)
+  }
+
+  /** The tallies after adding these events' shares to the last version's. */
+  private async talliesWith (events: readonly InferenceEntry[]): Promise<Tallies> {
+    let tallies = await this.talliesAt(this.last?.height ?? 0)
+    for (const e of events) tallies = addShares(tallies, e.shares.map(s => ({ address: s.address, amount: BigInt(s.amount) })))
+    return tallies
+  }
+
   /** Starts the next height when there is something to include (at most every versionInterval), or when others already have. */
   private async maybeStart (): Promise<void> {
     if (this.machine !== undefined) return
+    // the chain has not fixed this height's validator set yet (its anchor is not in)
+    if (this.setOf(this.height) === undefined) return
     const othersStarted = this.future.has(this.height)
-    if (!othersStarted && (Date.now() < this.nextAt || (await this.pending()).length === 0)) return
+    if (!othersStarted && (Date.now() < this.nextAt || ((await this.pending()).length === 0 && (await this.pendingInferences()).length === 0))) return
     await this.open(undefined)
   }
 
   private async open (state: HeightState<VersionValue> | undefined): Promise<void> {
     const height = this.height
+    const set = this.setOf(height)
+    if (set === undefined) return
     this.machine = new HeightMachine<VersionValue>({
       height,
-      validators: this.validators,
-      self: this.isValidator ? this.opts.wallet.address : undefined,
+      validators: set.validators,
+      self: this.isValidatorAt(height) ? this.opts.wallet.address : undefined,
       timeouts: {
         proposeMs: this.d.manifest.consensus.proposeTimeoutMs,
         prevoteMs: this.d.manifest.consensus.prevoteTimeoutMs,
         precommitMs: this.d.manifest.consensus.precommitTimeoutMs,
         deltaMs: this.d.manifest.consensus.timeoutDeltaMs
       },
-      proposer: round => this.schedule(height, round),
+      proposer: round => set.schedule(height, round),
       idOf: v => v.id,
       isValid: v => this.valid.get(v.id) === true
     }, state)
@@ -207,6 +271,7 @@ class DatanetConsensus {
         case 'evidence':
           await this.opts.db.evidence.put(`${this.d.id}/${this.height}/${effect.first.round}/${effect.first.type}/${effect.first.validator}`, { first: this.signedVotes.get(this.voteKey(effect.first)), second: this.signedVotes.get(this.voteKey(effect.second)) } as Record<string, unknown>)
           this.log.warn({ validator: effect.first.validator, height: this.height, round: effect.first.round }, 'equivocation evidence kept')
+          this.opts.onEvidence?.(this.d.id)
           break
       }
     }
@@ -260,6 +325,11 @@ class DatanetConsensus {
     const signature = this.sign(voteDigest(this.domain, v.type, v.round, header))
     this.signedVotes.set(this.voteKey(v), { vote: v, header, signature: toHex(signature) })
     await this.publish({ kind: 'vote', type: v.type, round: v.round, header, signature, sentAt: Date.now() })
+    if (this.opts.fault === 'equivocate' && v.type === 'prevote' && v.valueId !== null) {
+      const nil = nilHeader(v.height)
+      this.log.warn({ height: v.height, round: v.round }, 'fault injection: signing a conflicting nil prevote')
+      await this.publish({ kind: 'vote', type: v.type, round: v.round, header: nil, signature: this.sign(voteDigest(this.domain, v.type, v.round, nil)), sentAt: Date.now() })
+    }
   }
 
   // ---- values --------------------------------------------------------------------------
@@ -267,7 +337,8 @@ class DatanetConsensus {
   /** The next version: accepted contributions not yet included, their records appended to the tree. */
   private async buildValue (round: number): Promise<void> {
     const pending = await this.pending()
-    if (pending.length === 0) {
+    const events = await this.pendingInferences()
+    if (pending.length === 0 && events.length === 0) {
       // Others started this height because they accepted a contribution our verdicts have
       // not caught up with yet: try again shortly rather than let the round time out.
       const height = this.height
@@ -288,17 +359,19 @@ class DatanetConsensus {
       contributions.push({ cid: CID.parse(entry.cid), verdicts })
     }
     const built = await this.appendRecords(contributions.map(c => c.cid))
+    const tallies = await this.talliesWith(events)
     const version: Version = {
       datanet: this.d.id,
       height: this.height,
       parent: this.last === undefined ? null : CID.parse(this.last.cid),
       contributions,
       rejected: [],
+      inferences: events.map(e => CID.parse(e.cid)),
       datasetRoot: built.tree.root(),
       recordCount: built.tree.size,
-      attributionRoot: ZERO32,
-      totalAttributed: '0',
-      validatorSetHash: validatorSetHash(this.d.validators.validators),
+      attributionRoot: tallyRoot(tallies),
+      totalAttributed: totalOf(tallies).toString(),
+      validatorSetHash: validatorSetHash((this.setOf(this.height)?.set ?? this.d.validators).validators),
       proposer: this.opts.wallet.address,
       timestamp: Date.now()
     }
@@ -339,9 +412,15 @@ class DatanetConsensus {
     if (v.datanet !== this.d.id || v.height !== this.height) return fail('datanet or height')
     const parent = this.last === undefined ? null : this.last.cid
     if ((v.parent?.toString() ?? null) !== parent) return fail('parent')
-    if (!bytesEqual(v.validatorSetHash, validatorSetHash(this.d.validators.validators))) return fail('validator set')
-    if (!bytesEqual(v.attributionRoot, ZERO32) || v.totalAttributed !== '0' || v.rejected.length !== 0) return fail('attribution')
-    if (v.contributions.length === 0 || v.contributions.length > MAX_CONTRIBUTIONS) return fail('contribution count')
+    const set = this.setOf(v.height)?.set
+    if (set === undefined) return fail('validator set not known yet')
+    if (!bytesEqual(v.validatorSetHash, validatorSetHash(set.validators))) return fail('validator set')
+    if (v.rejected.length !== 0) return fail('rejected')
+    if ((v.contributions.length === 0 && v.inferences.length === 0) || v.contributions.length > MAX_CONTRIBUTIONS || v.inferences.length > MAX_INFERENCES) return fail('contribution or inference count')
+    const events = await this.includedEvents(v)
+    if (typeof events === 'string') return fail(events)
+    const tallies = await this.talliesWith(events)
+    if (!bytesEqual(v.attributionRoot, tallyRoot(tallies)) || v.totalAttributed !== totalOf(tallies).toString()) return fail('attribution root does not recompute')
     let previous = ''
     for (const c of v.contributions) {
       const cid = c.cid.toString()
@@ -357,12 +436,12 @@ class DatanetConsensus {
         try { verdict = decodeVerdict(bytes) } catch { return fail('malformed verdict') }
         const signer = verdictSigner(verdict, this.opts.binding)
         if (signer === undefined || signer !== verdict.validator || !verdict.accept || verdict.contribution.toString() !== cid || verdict.datanet !== this.d.id) return fail('bad verdict')
-        const s = stakeOf(this.d.validators, signer)
+        const s = stakeOf(set, signer)
         if (s === undefined || signers.has(signer)) return fail('verdict signer')
         signers.add(signer)
         stake += s
       }
-      if (stake * 3n < this.d.validators.total * 2n) return fail(`contribution ${cid} lacks an accept quorum`)
+      if (stake * 3n < set.total * 2n) return fail(`contribution ${cid} lacks an accept quorum`)
       // vouched for by the quorum: a node that missed its gossip fetches it now
       if (entry === undefined && !await this.ensureContribution(c.cid)) return fail(`contribution ${cid} cannot be fetched`)
     }
@@ -374,6 +453,25 @@ class DatanetConsensus {
     }
     if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) return fail('dataset root')
     return true
+  }
+
+  /** The events a version includes, each verified here and not in an earlier version; or why not. */
+  private async includedEvents (v: Version): Promise<InferenceEntry[] | string> {
+    if (v.inferences.length === 0) return []
+    if (this.opts.inferences === undefined) return 'inference events, but this node has no inference service'
+    const out: InferenceEntry[] = []
+    let previous = ''
+    for (const c of v.inferences) {
+      const cid = c.toString()
+      if (cid <= previous) return 'inference events not sorted'
+      previous = cid
+      const e = await this.opts.inferences.ensure(this.d, cid)
+      if (e === undefined) return `inference event ${cid} does not verify`
+      if (e.included !== null && e.included !== v.height) return `inference event ${cid} already included`
+      if (e.version >= v.height) return `inference event ${cid} credits version ${e.version}, not before ${v.height}`
+      out.push(e)
+    }
+    return out
   }
 
   // ---- decisions -----------------------------------------------------------------------
@@ -411,10 +509,17 @@ class DatanetConsensus {
       decidedAt: Date.now(),
       anchor: null
     }
+    const events = await this.includedEvents(v)
+    if (typeof events === 'string') throw new Error(`final version ${v.height}: ${events}`)
+    await db.tallies.put(`${this.d.id}/${v.height.toString(16).padStart(16, '0')}`, talliesToJSON(await this.talliesWith(events)))
     await db.versions.put(`${this.d.id}/${v.height.toString(16).padStart(16, '0')}`, entry)
+    await this.opts.inferences?.markIncluded(v.inferences.map(c => c.toString()), v.height)
     for (const cid of entry.contributions) {
-      const c = await db.contributions.get(cid)
-      if (c !== undefined) await db.contributions.put(cid, { ...c, version: v.height })
+      const mark = async (): Promise<void> => {
+        const c = await db.contributions.get(cid)
+        if (c !== undefined) await db.contributions.put(cid, { ...c, version: v.height })
+      }
+      await (this.opts.locks?.run(cid, mark) ?? mark())
     }
     this.log.info({ height: v.height, round, version: entry.cid, records: v.recordCount, contributions: entry.contributions.length, datasetRoot: entry.datasetRoot }, 'version final')
     this.last = entry
@@ -489,18 +594,24 @@ class DatanetConsensus {
     if (!Number.isSafeInteger(synced.round) || !Array.isArray(synced.certificate)) return false
     const header = headerOf(value)
     const digest = voteDigest(this.domain, 'precommit', synced.round, header)
+    const set = this.setOf(v.height)?.set
+    if (set === undefined) return false
     let stake = 0n
     const signers = new Set<string>()
     for (const c of synced.certificate) {
       let signer: string
       try { signer = recoverAddress(digest, c.signature) } catch { return false }
-      const s = stakeOf(this.d.validators, signer)
+      const s = stakeOf(set, signer)
       if (s === undefined || signers.has(signer) || signer !== c.validator) return false
       signers.add(signer)
       stake += s
     }
-    if (stake * 3n < this.d.validators.total * 2n) { this.log.warn({ height: v.height }, 'synced version lacks a precommit quorum'); return false }
+    if (stake * 3n < set.total * 2n) { this.log.warn({ height: v.height }, 'synced version lacks a precommit quorum'); return false }
     for (const c of v.contributions) if (!await this.ensureContribution(c.cid)) return false
+    const events = await this.includedEvents(v)
+    if (typeof events === 'string') { this.log.warn({ height: v.height, why: events }, 'synced version\'s inference events do not verify'); return false }
+    const tallies = await this.talliesWith(events)
+    if (!bytesEqual(v.attributionRoot, tallyRoot(tallies)) || v.totalAttributed !== totalOf(tallies).toString()) { this.log.error({ height: v.height }, 'synced version\'s attribution root does not recompute'); return false }
     const built = await this.appendRecords(v.contributions.map(c => c.cid))
     if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) { this.log.error({ height: v.height }, 'synced version\'s dataset root does not recompute'); return false }
     await this.applyFinal(synced.round, value, synced.certificate)
@@ -519,10 +630,17 @@ class DatanetConsensus {
       const contribution = decodeContribution(bytes, 100_000)
       if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return false
       await pin(this.opts.helia, cid, AbortSignal.timeout(120_000))
-      await this.opts.db.contributions.put(key, {
-        cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
-        receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
-      })
+      const put = async (): Promise<void> => {
+        // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
+        const existing = await this.opts.db.contributions.get(key)
+        await this.opts.db.contributions.put(key, existing !== undefined
+          ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
+          : {
+              cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
+              receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
+            })
+      }
+      await (this.opts.locks?.run(key, put) ?? put())
       return true
     } catch (err) {
       this.log.warn({ contribution: key, err: (err as Error).message }, 'cannot fetch a contribution a certificate vouches for')
@@ -598,7 +716,10 @@ class DatanetConsensus {
           const value = await versionValue(version)
           if (!bytesEqual(value.bytes, wire.version)) throw reject('CONSENSUS_ERROR_MALFORMED', 'version not canonical')
           // [REJECT] signed by the proposer of (height, round)
-          const proposer = this.schedule(wire.height, wire.round)
+          const set = this.setOf(wire.height)
+          // [IGNORE] a height whose validator set the chain has not fixed for us yet
+          if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+          const proposer = set.schedule(wire.height, wire.round)
           let signer: string | undefined
           try { signer = recoverAddress(proposalDigest(this.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
           if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
@@ -613,7 +734,9 @@ class DatanetConsensus {
           const sv: SignedVote = { vote, header: h, signature: toHex(wire.signature) }
           const signer = voteSigner(this.domain, sv)
           // [REJECT] signed by a validator of the datanet
-          if (signer === undefined || stakeOf(this.d.validators, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'vote not signed by a validator')
+          const set = this.setOf(h.height)
+          if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+          if (signer === undefined || stakeOf(set.set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'vote not signed by a validator')
           vote.validator = signer
           msg.inbound = { kind: 'vote', vote: sv }
         }

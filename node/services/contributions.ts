@@ -20,6 +20,7 @@ import type { DatanetService, FollowedDatanet } from './datanets.ts'
 import type { VerdictService } from './verdicts.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
+import type { KeyedMutex } from './locks.ts'
 
 export const ContributionErrorCode = {
   NOT_FOUND: 'CONTRIBUTION_ERROR_NOT_FOUND',
@@ -47,6 +48,8 @@ export interface ContributionServiceOptions {
   /** Time allowed to fetch a gossiped contribution's shards, per MiB (at least 10 s). */
   shardFetchMsPerMiB: number
   logger: Logger
+  /** Per-contribution lock shared with verdicts and consensus (all three write contribution entries). */
+  locks?: KeyedMutex
   onGossip?: (result: string) => void
 }
 
@@ -231,7 +234,7 @@ export class ContributionService {
     await helia.blockstore.put(cid, bytes)
     await pin(helia, cid)
     const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, flagged: result.flagged }
-    const entry = await this.store(datanet, contribution, cid, 'local', facts)
+    const { entry } = await this.store(datanet, contribution, cid, 'local', facts)
     await db.uploads.delete(upload.id)
     const recipients = await this.opts.router.publish(topics.contributions(datanet.id), bytes)
     this.opts.logger.info({ cid: cid.toString(), datanet: datanet.id, contributor: contribution.contributor, records: result.recordCount, shards: result.shards.length, duplicates: result.duplicates, recipients }, 'contribution published')
@@ -264,7 +267,8 @@ export class ContributionService {
     await this.opts.db.uploads.delete(upload.id)
   }
 
-  private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts): Promise<ContributionEntry> {
+  /** Stores a new contribution entry; an entry already there (e.g. included meanwhile) is kept and returned. */
+  private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts): Promise<{ entry: ContributionEntry, created: boolean }> {
     const entry: ContributionEntry = {
       cid: cid.toString(),
       datanet: datanet.id,
@@ -277,8 +281,13 @@ export class ContributionService {
       version: null,
       facts: { ...facts, flagged: Object.fromEntries(facts.flagged) }
     }
-    await this.opts.db.contributions.put(entry.cid, entry)
-    return entry
+    const put = async (): Promise<{ entry: ContributionEntry, created: boolean }> => {
+      const existing = await this.opts.db.contributions.get(entry.cid)
+      if (existing !== undefined) return { entry: existing, created: false }
+      await this.opts.db.contributions.put(entry.cid, entry)
+      return { entry, created: true }
+    }
+    return await (this.opts.locks?.run(entry.cid, put) ?? put())
   }
 
   // ---- gossip --------------------------------------------------------------------------
@@ -355,7 +364,9 @@ export class ContributionService {
       claim: async (hashes, owner) => { await db.records.putMany(hashes.map(h => [h, owner])) }
     })
     const withDuplicates = { ...facts, duplicateRecords: duplicates }
-    const entry = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
+    const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
+    // consensus fetched it meanwhile (a certificate vouched for it): that entry stands
+    if (!created) return
     this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates }, 'contribution received')
     await this.opts.verdicts.onContribution(datanet, entry, withDuplicates)
   }

@@ -21,6 +21,8 @@ export interface VerdictServiceOptions {
   rules: readonly ContributionRule[]
   logger: Logger
   onDecided?: (entry: ContributionEntry) => void
+  /** Per-contribution lock shared with consensus, which marks entries with their version. */
+  locks?: KeyedMutex
 }
 
 interface GossipedVerdict { verdict: Verdict, bytes: Uint8Array }
@@ -35,9 +37,10 @@ const MAX_FUTURE_MS = 5 * 60_000
 export class VerdictService {
   private readonly opts: VerdictServiceOptions
   private readonly rules: readonly ContributionRule[]
-  private readonly mutex = new KeyedMutex()
+  private readonly mutex: KeyedMutex
 
   constructor (opts: VerdictServiceOptions) {
+    this.mutex = opts.locks ?? new KeyedMutex()
     this.opts = opts
     this.rules = [...builtinRules, ...opts.rules]
   }

@@ -16,15 +16,26 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  *
  * Validator-set changes (joins, leaves) take effect right after the next committed version:
  * the set that signs version h is the set active before h is committed.
+ *
+ * Gas layout. The active set is held as packed members, `uint256(uint160(address)) << 96 | stake`
+ * (stakes fit 96 bits: 7.9e10 ether), and as one hash: keccak256 over those members sorted
+ * ascending (that is, by address), 32 bytes each. `commitVersion` takes the set in calldata,
+ * checks it against the hash (one storage read for the whole set) and each signature against
+ * the member at the index it names, so no storage is read per signer. The hash is recomputed
+ * from storage only when the set changes (a committed version applying joins or leaves, a slash).
+ * Amounts are held in 96 bits (all the ether there is fits 27 bits over that), so the anchored
+ * head and the pool totals share a slot.
  */
 contract DatanetRegistry {
     // ---------------------------------------------------------------- types
 
     struct Params {
         /// Stake share that must sign, as an exact fraction (the node's rule is 2/3:
-        /// signedStake * thresholdDenominator >= totalStake * thresholdNumerator). Never below 2/3.
+        /// signedStake * thresholdDenominator >= totalStake * thresholdNumerator). Never below 2/3;
+        /// numerator and denominator at most 255.
         uint16 thresholdNumerator;
         uint16 thresholdDenominator;
+        /// At most 2^96 - 1 wei.
         uint256 minStake;
         /// Seconds between a leave taking effect and the stake becoming withdrawable.
         uint64 unbondingDelay;
@@ -47,28 +58,49 @@ contract DatanetRegistry {
         VersionHeader header;
     }
 
+    /// A precommit of a certificate: the signer's index in the active set passed beside it, and the
+    /// signature in ERC-2098 compact form (r, yParity << 255 | s).
+    struct Signature {
+        uint256 index;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    /// One storage slot per validator.
     struct Validator {
-        uint256 stake;
+        uint96 stake;
         bool active;
         bool pendingJoin;
         bool pendingLeave;
         /// When a left validator's stake becomes withdrawable (0: not unbonding).
         uint64 unlockAt;
+        /// Position + 1 in the active array (0: not in it).
+        uint32 position;
     }
 
+    /// Field order is slot order.
     struct Datanet {
-        bool exists;
-        Params params;
-        uint64 lastHeight;
+        // slot 0, the head: all a commit reads and writes but the roots
+        uint40 lastHeight; // heights past 2^40 (a version a second for 34,000 years) are refused
+        uint96 totalAttributed;
+        uint96 totalFunded;
+        uint8 thresholdNumerator;
+        uint8 thresholdDenominator; // 0: no such datanet
+        bool setChangePending; // a join or a leave waits for the next commit
+        // slot 1: staking configuration
+        uint64 unbondingDelay;
+        uint96 minStake;
+        uint32 pendingLeaveCount; // validators with pendingLeave set
+        // slots 2-4
         bytes32 lastVersion;
         bytes32 attributionRoot;
-        uint256 totalAttributed;
-        uint256 totalFunded;
-        uint256 totalClaimed;
-        uint256 totalStake;
-        uint256 slashed;
-        uint256 pendingLeaveCount;
-        address[] active;
+        bytes32 activeSetHash;
+        // slot 5: what claims draw from, and the stake
+        uint96 unclaimed; // totalFunded - totalClaimed
+        uint96 totalStake;
+        // slot 6
+        uint96 slashed;
+        uint256[] active; // packed members, unordered
         address[] pendingJoins;
         address[] pendingLeaves;
     }
@@ -86,13 +118,16 @@ contract DatanetRegistry {
     uint8 public constant PREVOTE = 1;
     uint8 public constant PRECOMMIT = 2;
 
+    uint256 private constant STAKE_MASK = 0xffffffffffffffffffffffff; // type(uint96).max
+
     // ---------------------------------------------------------------- storage
 
     mapping(bytes32 => Datanet) private _datanets;
     mapping(bytes32 => mapping(address => Validator)) private _validators;
-    mapping(bytes32 => mapping(address => uint256)) private _activeIndex; // index + 1 in Datanet.active
     mapping(bytes32 => mapping(uint64 => bytes32)) private _datasetRoots;
     mapping(bytes32 => mapping(address => uint256)) private _claimed;
+    /// Inference fees escrowed, by event id (the EIP-712 digest of the unsigned event).
+    mapping(bytes32 => uint256) private _inferencePaid;
 
     // ---------------------------------------------------------------- events
 
@@ -102,8 +137,19 @@ contract DatanetRegistry {
     event ValidatorActivated(bytes32 indexed datanetId, address indexed validator, uint256 stake, uint64 height);
     event ValidatorDeactivated(bytes32 indexed datanetId, address indexed validator, uint64 height, uint64 unlockAt);
     event StakeWithdrawn(bytes32 indexed datanetId, address indexed validator, uint256 amount);
-    event VersionCommitted(bytes32 indexed datanetId, uint64 indexed height, bytes32 indexed version, VersionHeader header, uint32 round, address submitter);
+    /// The header's other fields (parent, recordCount, validatorSetHash) are in the transaction's calldata.
+    event VersionCommitted(
+        bytes32 indexed datanetId,
+        uint64 indexed height,
+        bytes32 indexed version,
+        bytes32 datasetRoot,
+        bytes32 attributionRoot,
+        uint256 totalAttributed,
+        uint32 round,
+        address submitter
+    );
     event Funded(bytes32 indexed datanetId, address indexed from, uint256 amount, uint256 totalFunded);
+    event InferencePaid(bytes32 indexed datanetId, bytes32 indexed eventId, address indexed payer, uint256 amount);
     event Claimed(bytes32 indexed datanetId, address indexed account, uint256 amount, uint256 cumulativeAmount);
     event Slashed(bytes32 indexed datanetId, address indexed validator, uint256 amount, address reporter);
 
@@ -115,6 +161,7 @@ contract DatanetRegistry {
     error InvalidValidatorSet();
     error DuplicateValidator(address validator);
     error StakeTooLow(uint256 stake, uint256 minStake);
+    error ValueTooLarge(uint256 value, uint256 max);
     error WrongValue(uint256 sent, uint256 expected);
     error AlreadyValidator(address validator);
     error NotActiveValidator(address validator);
@@ -126,10 +173,14 @@ contract DatanetRegistry {
     error WrongParent(bytes32 parent, bytes32 expected);
     error OverAttributed(uint256 totalAttributed, uint256 totalFunded);
     error AttributionDecreased(uint256 totalAttributed, uint256 previous);
-    error InvalidSignature(uint256 index);
-    error UnsortedOrDuplicateSigner(address signer);
+    error WrongActiveSet(bytes32 given, bytes32 expected);
+    error InvalidSignature(uint256 position);
+    error UnsortedOrDuplicateSigner(uint256 position, uint256 index);
+    error SignerIndexOutOfRange(uint256 position, uint256 index);
+    error WrongSigner(uint256 position, address recovered, address expected);
     error InsufficientStake(uint256 signedStake, uint256 totalStake);
     error ZeroAmount();
+    error InferenceAlreadyPaid(bytes32 eventId);
     error InvalidProof();
     error NothingToClaim(uint256 cumulativeAmount, uint256 claimed);
     error InsufficientFunds(uint256 requested, uint256 available);
@@ -147,28 +198,42 @@ contract DatanetRegistry {
         payable
     {
         Datanet storage d = _datanets[datanetId];
-        if (d.exists) revert DatanetExists(datanetId);
+        if (d.thresholdDenominator != 0) revert DatanetExists(datanetId);
         if (
-            params.thresholdDenominator == 0 || params.thresholdNumerator > params.thresholdDenominator
+            params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
+                || params.thresholdNumerator > params.thresholdDenominator
                 || uint256(params.thresholdNumerator) * 3 < uint256(params.thresholdDenominator) * 2
+                || params.minStake > STAKE_MASK
         ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
         for (uint256 i = 0; i < validators.length; i++) {
-            address v = validators[i];
+            address a = validators[i];
             uint256 stake = stakes[i];
-            if (v == address(0)) revert InvalidValidatorSet();
+            if (a == address(0)) revert InvalidValidatorSet();
             if (stake < params.minStake || stake == 0) revert StakeTooLow(stake, params.minStake);
-            if (_activeIndex[datanetId][v] != 0) revert DuplicateValidator(v);
-            _validators[datanetId][v] = Validator({stake: stake, active: true, pendingJoin: false, pendingLeave: false, unlockAt: 0});
-            d.active.push(v);
-            _activeIndex[datanetId][v] = d.active.length;
+            if (stake > STAKE_MASK) revert ValueTooLarge(stake, STAKE_MASK);
+            Validator storage v = _validators[datanetId][a];
+            if (v.active) revert DuplicateValidator(a);
+            d.active.push(_member(a, stake));
+            _validators[datanetId][a] = Validator({
+                stake: uint96(stake),
+                active: true,
+                pendingJoin: false,
+                pendingLeave: false,
+                unlockAt: 0,
+                position: uint32(d.active.length)
+            });
             sum += stake;
         }
         if (msg.value != sum) revert WrongValue(msg.value, sum);
-        d.exists = true;
-        d.params = params;
-        d.totalStake = sum;
+        if (sum > STAKE_MASK) revert ValueTooLarge(sum, STAKE_MASK);
+        d.thresholdNumerator = uint8(params.thresholdNumerator);
+        d.thresholdDenominator = uint8(params.thresholdDenominator);
+        d.unbondingDelay = params.unbondingDelay;
+        d.minStake = uint96(params.minStake);
+        d.totalStake = uint96(sum);
+        _rehash(d);
         emit DatanetCreated(datanetId, msg.sender, params, validators, stakes);
     }
 
@@ -176,8 +241,33 @@ contract DatanetRegistry {
     function fund(bytes32 datanetId) external payable {
         Datanet storage d = _existing(datanetId);
         if (msg.value == 0) revert ZeroAmount();
-        d.totalFunded += msg.value;
-        emit Funded(datanetId, msg.sender, msg.value, d.totalFunded);
+        uint256 total = uint256(d.totalFunded) + msg.value;
+        if (total > STAKE_MASK) revert ValueTooLarge(total, STAKE_MASK);
+        d.totalFunded = uint96(total);
+        d.unclaimed += uint96(msg.value);
+        emit Funded(datanetId, msg.sender, msg.value, total);
+    }
+
+    /**
+     * @notice Escrows an inference event's fee: it funds the datanet's attribution, so what
+     * the validators attribute for the event can never exceed what was paid in. One payment
+     * per event id.
+     */
+    function payInference(bytes32 datanetId, bytes32 eventId) external payable {
+        Datanet storage d = _existing(datanetId);
+        if (msg.value == 0) revert ZeroAmount();
+        if (_inferencePaid[eventId] != 0) revert InferenceAlreadyPaid(eventId);
+        uint256 total = uint256(d.totalFunded) + msg.value;
+        if (total > STAKE_MASK) revert ValueTooLarge(total, STAKE_MASK);
+        _inferencePaid[eventId] = msg.value;
+        d.totalFunded = uint96(total);
+        d.unclaimed += uint96(msg.value);
+        emit InferencePaid(datanetId, eventId, msg.sender, msg.value);
+    }
+
+    /// @notice The fee escrowed for an inference event (0 when none).
+    function inferencePaid(bytes32 eventId) external view returns (uint256) {
+        return _inferencePaid[eventId];
     }
 
     // ---------------------------------------------------------------- validators
@@ -187,11 +277,13 @@ contract DatanetRegistry {
         Datanet storage d = _existing(datanetId);
         Validator storage v = _validators[datanetId][msg.sender];
         if (v.active || v.pendingJoin || v.stake != 0) revert AlreadyValidator(msg.sender);
-        if (msg.value < d.params.minStake || msg.value == 0) revert StakeTooLow(msg.value, d.params.minStake);
-        v.stake = msg.value;
+        if (msg.value < d.minStake || msg.value == 0) revert StakeTooLow(msg.value, d.minStake);
+        if (msg.value > STAKE_MASK) revert ValueTooLarge(msg.value, STAKE_MASK);
+        v.stake = uint96(msg.value);
         v.pendingJoin = true;
         v.unlockAt = 0;
         d.pendingJoins.push(msg.sender);
+        d.setChangePending = true;
         emit ValidatorJoinRequested(datanetId, msg.sender, msg.value, peerId);
     }
 
@@ -204,6 +296,7 @@ contract DatanetRegistry {
         if (d.active.length - d.pendingLeaveCount <= 1) revert LastValidator();
         v.pendingLeave = true;
         d.pendingLeaveCount++;
+        d.setChangePending = true;
         d.pendingLeaves.push(msg.sender);
         emit ValidatorLeaveRequested(datanetId, msg.sender);
     }
@@ -224,59 +317,133 @@ contract DatanetRegistry {
     // ---------------------------------------------------------------- versions
 
     /**
-     * @notice Anchors a finalized version: `signatures` are precommits (voteType 2, `round`) over
-     * `header` by distinct active validators, sorted by signer address ascending, holding at
-     * least the threshold fraction of the active stake.
+     * @notice Anchors a finalized version. `members` is the active set as packed members
+     * (`uint256(uint160(address)) << 96 | stake`) sorted ascending: what `activeSet(datanetId)`
+     * returns. `signatures` are precommits (voteType 2, `round`) over `header`, each naming its
+     * signer's index in `members`, indices strictly increasing (so signers are distinct), whose
+     * stakes together hold at least the threshold fraction of the set's stake.
      */
-    function commitVersion(bytes32 datanetId, uint32 round, VersionHeader calldata header, bytes[] calldata signatures)
-        external
-    {
+    function commitVersion(
+        bytes32 datanetId,
+        uint32 round,
+        VersionHeader calldata header,
+        uint256[] calldata members,
+        Signature[] calldata signatures
+    ) external {
         Datanet storage d = _existing(datanetId);
-        uint64 last = d.lastHeight;
-        if (header.height <= last) revert StaleHeight(header.height, last);
-        if (last > 0 && header.height == last + 1 && header.parent != d.lastVersion) {
-            revert WrongParent(header.parent, d.lastVersion);
-        }
-        if (header.totalAttributed > d.totalFunded) revert OverAttributed(header.totalAttributed, d.totalFunded);
-        if (header.totalAttributed < d.totalAttributed) revert AttributionDecreased(header.totalAttributed, d.totalAttributed);
-
-        bytes32 digest = _digest(datanetId, _voteHash(PRECOMMIT, round, header));
-        uint256 signed;
-        address previous;
-        for (uint256 i = 0; i < signatures.length; i++) {
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
-            if (err != ECDSA.RecoverError.NoError || signer == address(0)) revert InvalidSignature(i);
-            if (signer <= previous) revert UnsortedOrDuplicateSigner(signer);
-            previous = signer;
-            Validator storage v = _validators[datanetId][signer];
-            if (!v.active) revert NotActiveValidator(signer);
-            signed += v.stake;
-        }
-        uint256 total = d.totalStake;
-        if (total == 0 || signed * d.params.thresholdDenominator < total * d.params.thresholdNumerator) {
+        _checkHead(d, header);
+        uint256 total = _setStake(d, members);
+        uint256 signed = _signedStake(_digest(datanetId, _voteHash(PRECOMMIT, round, header)), members, signatures);
+        if (total == 0 || signed * d.thresholdDenominator < total * d.thresholdNumerator) {
             revert InsufficientStake(signed, total);
         }
 
-        d.lastHeight = header.height;
+        d.lastHeight = uint40(header.height);
+        d.totalAttributed = uint96(header.totalAttributed);
         d.lastVersion = header.version;
         d.attributionRoot = header.attributionRoot;
-        d.totalAttributed = header.totalAttributed;
         _datasetRoots[datanetId][header.height] = header.datasetRoot;
-        emit VersionCommitted(datanetId, header.height, header.version, header, round, msg.sender);
-        _applySetChanges(datanetId, d, header.height);
+        emit VersionCommitted(
+            datanetId, header.height, header.version, header.datasetRoot, header.attributionRoot, header.totalAttributed, round, msg.sender
+        );
+        if (d.setChangePending) _applySetChanges(datanetId, d, header.height);
+    }
+
+    /// Height above the last, the parent link, attribution within the funds and never decreasing.
+    function _checkHead(Datanet storage d, VersionHeader calldata header) private view {
+        uint64 last = d.lastHeight;
+        if (header.height <= last) revert StaleHeight(header.height, last);
+        if (header.height > type(uint40).max) revert ValueTooLarge(header.height, type(uint40).max);
+        if (last > 0 && header.height == last + 1 && header.parent != d.lastVersion) {
+            revert WrongParent(header.parent, d.lastVersion);
+        }
+        uint256 funded = d.totalFunded;
+        if (header.totalAttributed > funded) revert OverAttributed(header.totalAttributed, funded);
+        uint256 previous = d.totalAttributed;
+        if (header.totalAttributed < previous) revert AttributionDecreased(header.totalAttributed, previous);
+    }
+
+    /// Checks `members` is the active set (one hash for all of it) and returns its total stake.
+    function _setStake(Datanet storage d, uint256[] calldata members) private view returns (uint256 total) {
+        bytes32 setHash;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            let size := shl(5, members.length)
+            calldatacopy(p, members.offset, size)
+            setHash := keccak256(p, size)
+            for { let i := 0 } lt(i, size) { i := add(i, 0x20) } {
+                total := add(total, and(mload(add(p, i)), STAKE_MASK))
+            }
+        }
+        bytes32 expected = d.activeSetHash;
+        if (setHash != expected) revert WrongActiveSet(setHash, expected);
+    }
+
+    /// The stake of the distinct members that signed `digest`: each signature recovers to the member at its index.
+    function _signedStake(bytes32 digest, uint256[] calldata members, Signature[] calldata signatures)
+        private
+        view
+        returns (uint256 signed)
+    {
+        uint256 next; // the lowest index the next signature may name
+        uint256 n = members.length;
+        for (uint256 i = 0; i < signatures.length; i++) {
+            uint256 index;
+            bytes32 r;
+            bytes32 vs;
+            assembly ("memory-safe") {
+                // Signature is static (3 words): the ABI decoder checked the array lies within calldata
+                let p := add(signatures.offset, mul(i, 0x60))
+                index := calldataload(p)
+                r := calldataload(add(p, 0x20))
+                vs := calldataload(add(p, 0x40))
+            }
+            if (index < next) revert UnsortedOrDuplicateSigner(i, index);
+            if (index >= n) revert SignerIndexOutOfRange(i, index);
+            address signer = _recoverCompact(digest, r, vs);
+            if (signer == address(0)) revert InvalidSignature(i);
+            uint256 member;
+            assembly ("memory-safe") {
+                member := calldataload(add(members.offset, shl(5, index)))
+            }
+            address expected = address(uint160(member >> 96));
+            if (signer != expected) revert WrongSigner(i, signer, expected);
+            unchecked {
+                signed += member & STAKE_MASK;
+                next = index + 1;
+            }
+        }
+    }
+
+    /// ecrecover of an ERC-2098 signature (v = 27 + the top bit of vs); address(0) when invalid or
+    /// malleable (s in the upper half order, refused as OpenZeppelin's ECDSA does).
+    function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private view returns (address signer) {
+        assembly ("memory-safe") {
+            let s := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            if iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)) {
+                let p := mload(0x40) // scratch past the free memory pointer, not allocated
+                mstore(p, digest)
+                mstore(add(p, 0x20), add(27, shr(255, vs)))
+                mstore(add(p, 0x40), r)
+                mstore(add(p, 0x60), s)
+                let ok := staticcall(gas(), 0x01, p, 0x80, 0x00, 0x20)
+                // the precompile returns nothing for a signature with no signer
+                if and(ok, eq(returndatasize(), 0x20)) { signer := mload(0x00) }
+            }
+        }
     }
 
     function _applySetChanges(bytes32 datanetId, Datanet storage d, uint64 height) private {
         uint256 n = d.pendingLeaves.length;
         if (n > 0) {
-            uint64 unlockAt = uint64(block.timestamp) + d.params.unbondingDelay;
+            uint64 unlockAt = uint64(block.timestamp) + d.unbondingDelay;
             for (uint256 i = 0; i < n; i++) {
                 address a = d.pendingLeaves[i];
                 Validator storage v = _validators[datanetId][a];
                 if (!v.pendingLeave) continue; // slashed meanwhile
                 v.pendingLeave = false;
                 v.unlockAt = unlockAt;
-                _removeActive(datanetId, d, a, v);
+                _removeActive(datanetId, d, v);
                 emit ValidatorDeactivated(datanetId, a, height, unlockAt);
             }
             delete d.pendingLeaves;
@@ -284,33 +451,61 @@ contract DatanetRegistry {
         }
         n = d.pendingJoins.length;
         if (n > 0) {
+            uint96 added;
             for (uint256 i = 0; i < n; i++) {
                 address a = d.pendingJoins[i];
                 Validator storage v = _validators[datanetId][a];
                 if (!v.pendingJoin) continue; // slashed meanwhile
+                uint96 stake = v.stake;
+                d.active.push(_member(a, stake));
                 v.pendingJoin = false;
                 v.active = true;
-                d.active.push(a);
-                _activeIndex[datanetId][a] = d.active.length;
-                d.totalStake += v.stake;
-                emit ValidatorActivated(datanetId, a, v.stake, height);
+                v.position = uint32(d.active.length);
+                added += stake;
+                emit ValidatorActivated(datanetId, a, stake, height);
             }
+            d.totalStake += added;
             delete d.pendingJoins;
         }
+        d.setChangePending = false;
+        _rehash(d);
     }
 
-    function _removeActive(bytes32 datanetId, Datanet storage d, address a, Validator storage v) private {
-        uint256 idx = _activeIndex[datanetId][a];
-        uint256 lastIdx = d.active.length;
-        if (idx != lastIdx) {
-            address moved = d.active[lastIdx - 1];
-            d.active[idx - 1] = moved;
-            _activeIndex[datanetId][moved] = idx;
+    /// Swap-and-pop out of the active array; the caller rehashes.
+    function _removeActive(bytes32 datanetId, Datanet storage d, Validator storage v) private {
+        uint256 position = v.position;
+        uint256 lastPosition = d.active.length;
+        if (position != lastPosition) {
+            uint256 moved = d.active[lastPosition - 1];
+            d.active[position - 1] = moved;
+            _validators[datanetId][address(uint160(moved >> 96))].position = uint32(position);
         }
         d.active.pop();
-        delete _activeIndex[datanetId][a];
+        v.position = 0;
         v.active = false;
         d.totalStake -= v.stake;
+    }
+
+    /// activeSetHash = keccak256 of the packed members sorted ascending, 32 bytes each.
+    function _rehash(Datanet storage d) private {
+        d.activeSetHash = keccak256(abi.encodePacked(_sorted(d.active)));
+    }
+
+    /// Sorts packed members ascending in place (insertion sort: sets are small).
+    function _sorted(uint256[] memory members) private pure returns (uint256[] memory) {
+        uint256 n = members.length;
+        unchecked {
+            for (uint256 i = 1; i < n; i++) {
+                uint256 m = members[i];
+                uint256 j = i;
+                while (j > 0 && members[j - 1] > m) {
+                    members[j] = members[j - 1];
+                    j--;
+                }
+                members[j] = m;
+            }
+        }
+        return members;
     }
 
     /// @notice Whether `recordHash` is in the dataset of the committed version at `height` (src/merkle/tree.ts).
@@ -319,7 +514,7 @@ contract DatanetRegistry {
         view
         returns (bool)
     {
-        _existingView(datanetId);
+        _existing(datanetId);
         bytes32 root = _datasetRoots[datanetId][height];
         if (root == bytes32(0)) revert UnknownVersion(height);
         bytes32 leaf = sha256(abi.encodePacked(bytes1(0x00), recordHash));
@@ -337,16 +532,21 @@ contract DatanetRegistry {
      * root, OpenZeppelin StandardMerkleTree encoding of (address, uint256)) minus what it claimed.
      */
     function claim(bytes32 datanetId, address account, uint256 cumulativeAmount, bytes32[] calldata proof) external {
-        Datanet storage d = _existing(datanetId);
+        Datanet storage d = _datanets[datanetId];
+        bytes32 root = d.attributionRoot;
+        if (root == bytes32(0)) {
+            _existing(datanetId);
+            revert InvalidProof(); // nothing attributed yet
+        }
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
-        if (!MerkleProof.verifyCalldata(proof, d.attributionRoot, leaf)) revert InvalidProof();
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert InvalidProof();
         uint256 already = _claimed[datanetId][account];
         if (cumulativeAmount <= already) revert NothingToClaim(cumulativeAmount, already);
         uint256 amount = cumulativeAmount - already;
-        uint256 available = d.totalFunded - d.totalClaimed;
+        uint256 available = d.unclaimed;
         if (amount > available) revert InsufficientFunds(amount, available);
         _claimed[datanetId][account] = cumulativeAmount;
-        d.totalClaimed += amount;
+        d.unclaimed = uint96(available - amount);
         emit Claimed(datanetId, account, amount, cumulativeAmount);
         _pay(account, amount);
     }
@@ -364,10 +564,11 @@ contract DatanetRegistry {
         address signerB = _recover(_digest(datanetId, hashB), sigB, 1);
         if (signerA != signerB) revert SignersDiffer(signerA, signerB);
         Validator storage v = _validators[datanetId][signerA];
-        uint256 amount = v.stake;
+        uint96 amount = v.stake;
         if (amount == 0) revert NothingToSlash(signerA);
         if (v.active) {
-            _removeActive(datanetId, d, signerA, v);
+            _removeActive(datanetId, d, v);
+            _rehash(d);
             emit ValidatorDeactivated(datanetId, signerA, d.lastHeight, 0);
         }
         if (v.pendingLeave) {
@@ -392,14 +593,24 @@ contract DatanetRegistry {
         return _digest(datanetId, _voteHash(vote.voteType, vote.round, vote.header));
     }
 
-    /// @notice The active validator set: addresses and stakes.
+    /// @notice The active validator set: addresses and stakes (in no particular order).
     function validatorsOf(bytes32 datanetId) external view returns (address[] memory validators, uint256[] memory stakes) {
-        Datanet storage d = _existingView(datanetId);
-        validators = d.active;
-        stakes = new uint256[](validators.length);
-        for (uint256 i = 0; i < validators.length; i++) {
-            stakes[i] = _validators[datanetId][validators[i]].stake;
+        Datanet storage d = _existing(datanetId);
+        uint256 n = d.active.length;
+        validators = new address[](n);
+        stakes = new uint256[](n);
+        for (uint256 i = 0; i < n; i++) {
+            uint256 m = d.active[i];
+            validators[i] = address(uint160(m >> 96));
+            stakes[i] = m & STAKE_MASK;
         }
+    }
+
+    /// @notice The active set as `commitVersion` takes it: packed members sorted ascending, and their hash.
+    function activeSet(bytes32 datanetId) external view returns (uint256[] memory members, bytes32 hash) {
+        Datanet storage d = _existing(datanetId);
+        members = _sorted(d.active);
+        hash = d.activeSetHash;
     }
 
     function validator(bytes32 datanetId, address account) external view returns (Validator memory) {
@@ -421,8 +632,24 @@ contract DatanetRegistry {
             uint256 slashed
         )
     {
-        Datanet storage d = _existingView(datanetId);
-        return (d.params, d.lastHeight, d.lastVersion, d.attributionRoot, d.totalAttributed, d.totalFunded, d.totalClaimed, d.totalStake, d.slashed);
+        Datanet storage d = _existing(datanetId);
+        params = Params({
+            thresholdNumerator: d.thresholdNumerator,
+            thresholdDenominator: d.thresholdDenominator,
+            minStake: d.minStake,
+            unbondingDelay: d.unbondingDelay
+        });
+        return (
+            params,
+            d.lastHeight,
+            d.lastVersion,
+            d.attributionRoot,
+            d.totalAttributed,
+            d.totalFunded,
+            uint256(d.totalFunded) - d.unclaimed,
+            d.totalStake,
+            d.slashed
+        );
     }
 
     function datasetRootAt(bytes32 datanetId, uint64 height) external view returns (bytes32) {
@@ -437,11 +664,11 @@ contract DatanetRegistry {
 
     function _existing(bytes32 datanetId) private view returns (Datanet storage d) {
         d = _datanets[datanetId];
-        if (!d.exists) revert UnknownDatanet(datanetId);
+        if (d.thresholdDenominator == 0) revert UnknownDatanet(datanetId);
     }
 
-    function _existingView(bytes32 datanetId) private view returns (Datanet storage d) {
-        return _existing(datanetId);
+    function _member(address a, uint256 stake) private pure returns (uint256) {
+        return uint256(uint160(a)) << 96 | stake;
     }
 
     function _headerHash(VersionHeader calldata h) private pure returns (bytes32) {

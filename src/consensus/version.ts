@@ -15,6 +15,8 @@ export interface Version {
   /** Included contributions, sorted by CID, each with the verdicts that accepted it (signed dag-cbor). */
   contributions: Array<{ cid: CID, verdicts: Uint8Array[] }>
   rejected: CID[]
+  /** Inference events credited in this version (sorted by CID): their shares are in the attribution root. */
+  inferences: CID[]
   /** Root of the record tree over every record included so far (src/merkle). */
   datasetRoot: Uint8Array
   recordCount: number
@@ -35,12 +37,13 @@ export function encodeVersion (v: Version): Uint8Array {
 export function decodeVersion (bytes: Uint8Array): Version {
   const v = decodeCbor<Record<string, unknown>>(bytes)
   const keys = Object.keys(v ?? {}).sort().join(',')
-  if (keys !== 'attributionRoot,contributions,datanet,datasetRoot,height,parent,proposer,recordCount,rejected,timestamp,totalAttributed,validatorSetHash') throw new Error(`unexpected version fields ${keys}`)
+  if (keys !== 'attributionRoot,contributions,datanet,datasetRoot,height,inferences,parent,proposer,recordCount,rejected,timestamp,totalAttributed,validatorSetHash') throw new Error(`unexpected version fields ${keys}`)
   const bytes32 = (x: unknown): boolean => x instanceof Uint8Array && x.length === 32
   if (typeof v.datanet !== 'string' || !Number.isSafeInteger(v.height) || (v.height as number) < 1) throw new Error('datanet or height')
   if (v.parent !== null && CID.asCID(v.parent) === null) throw new Error('parent')
   if (!Array.isArray(v.contributions) || !v.contributions.every(c => CID.asCID((c as { cid?: unknown })?.cid) !== null && Array.isArray((c as { verdicts?: unknown }).verdicts) && ((c as { verdicts: unknown[] }).verdicts).every(b => b instanceof Uint8Array))) throw new Error('contributions')
   if (!Array.isArray(v.rejected) || !v.rejected.every(c => CID.asCID(c) !== null)) throw new Error('rejected')
+  if (!Array.isArray(v.inferences) || !v.inferences.every(c => CID.asCID(c) !== null)) throw new Error('inferences')
   if (!bytes32(v.datasetRoot) || !bytes32(v.attributionRoot) || !bytes32(v.validatorSetHash)) throw new Error('roots')
   if (!Number.isSafeInteger(v.recordCount) || (v.recordCount as number) < 0 || typeof v.totalAttributed !== 'string' || !/^(0|[1-9][0-9]*)$/.test(v.totalAttributed)) throw new Error('counts')
   if (typeof v.proposer !== 'string' || !Number.isSafeInteger(v.timestamp)) throw new Error('proposer or timestamp')
@@ -153,4 +156,18 @@ export const PROPOSAL_TYPES = {
 
 export function proposalDigest (domain: TypedDataDomain, height: number, round: number, validRound: number, versionId: string): string {
   return TypedDataEncoder.hash(domain, PROPOSAL_TYPES, { height, round, validRound, version: versionId })
+}
+
+/** The header a stored final version was signed over (what the contract recomputes). */
+export function headerOfStored (v: { height: number, cid: string, parent: string | null, datasetRoot: string, recordCount: number, attributionRoot: string, totalAttributed: string, validatorSetHash: string }): VersionHeader {
+  return {
+    height: v.height,
+    parent: v.parent === null ? toHex(ZERO32) : toHex(CID.parse(v.parent).multihash.digest),
+    datasetRoot: v.datasetRoot,
+    recordCount: v.recordCount,
+    attributionRoot: v.attributionRoot,
+    totalAttributed: v.totalAttributed,
+    validatorSetHash: v.validatorSetHash,
+    version: toHex(CID.parse(v.cid).multihash.digest)
+  }
 }

@@ -36,7 +36,9 @@ export function dataDirPaths (dir: string) {
     apiInfo: join(dir, 'api.json'),
     state: join(dir, 'state'),
     blocks: join(dir, 'blocks'),
-    datastore: join(dir, 'datastore')
+    datastore: join(dir, 'datastore'),
+    /** Attribution index segments (rebuilt from the dataset when missing). */
+    attribution: join(dir, 'attribution')
   }
 }
 export type DataDirPaths = ReturnType<typeof dataDirPaths>

@@ -75,6 +75,14 @@ export class Repository<K, V> {
     for await (const [, value] of this.entries(range)) out.push(value)
     return out
   }
+
+  /** Deletes and puts in one atomic batch. */
+  async write (puts: Iterable<[K, V]>, deletes: Iterable<K> = []): Promise<void> {
+    const ops: Array<{ type: 'put', key: Bytes, value: Bytes } | { type: 'del', key: Bytes }> = []
+    for (const key of deletes) ops.push({ type: 'del', key: this.codec.encodeKey(key) })
+    for (const [key, value] of puts) ops.push({ type: 'put', key: this.codec.encodeKey(key), value: this.codec.encodeValue(value) })
+    if (ops.length > 0) await this.store.batch(ops)
+  }
 }
 
 const textEncoder = new TextEncoder()

@@ -96,6 +96,36 @@ export interface VersionEntry {
   anchor: { txHash: string, block: number } | null
 }
 
+/** An inference event this node verified (its bytes are in Helia under `cid`). */
+export interface InferenceEntry {
+  cid: string
+  datanet: string
+  /** The EIP-712 digest the fee was escrowed for. */
+  eventId: string
+  model: string
+  version: number
+  operator: string
+  nonce: string
+  fee: string
+  /** This node's attribution of the output: what it pays each contributor (wei, decimal). */
+  shares: Array<{ address: string, amount: string }>
+  resultHash: string
+  receivedAt: number
+  /** The height of the version that included it, or null while pending. */
+  included: number | null
+}
+
+/** A model record this node knows (its bytes are in Helia under `id`). */
+export interface ModelEntry {
+  id: string
+  datanet: string
+  version: number
+  kind: string
+  artifact: string
+  operator: string
+  createdAt: number
+}
+
 /** The persisted consensus state of one datanet: the height in progress and its machine state (values as hex bytes). */
 export interface ConsensusEntry {
   height: number
@@ -142,6 +172,14 @@ export class StateDatabase {
   readonly dataset: Repository<Uint8Array, number>
   /** `<datanet digest><position, 8 bytes big-endian>` → record hash: the tree's leaves in order, for proofs. */
   readonly leaves: Repository<Uint8Array, Uint8Array>
+  /** The registry's event log as read by the chain follower, and its checkpoint (src/storage/chain-store.ts). */
+  readonly chain: Repository<string, Record<string, unknown>>
+  /** Inference events by CID: verified, then included in a version. */
+  readonly inferences: Repository<string, InferenceEntry>
+  /** Model records by id (CID). */
+  readonly models: Repository<string, ModelEntry>
+  /** Cumulative attribution tallies after each final version: `<datanet>/<height hex>`. */
+  readonly tallies: Repository<string, Array<{ address: string, amount: string }>>
 
   constructor (path: string) {
     // a bounded table cache bounds the memory-mapped table files (see src/storage/helia.ts)
@@ -162,6 +200,10 @@ export class StateDatabase {
       decodeValue: (b: Uint8Array) => Number(readHeightKey(b))
     })
     this.leaves = new Repository(this.db, 'leaves', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
+    this.chain = new Repository(this.db, 'chain', jsonCodec<Record<string, unknown>>())
+    this.inferences = new Repository(this.db, 'inferences', jsonCodec<InferenceEntry>())
+    this.models = new Repository(this.db, 'models', jsonCodec<ModelEntry>())
+    this.tallies = new Repository(this.db, 'tallies', jsonCodec<Array<{ address: string, amount: string }>>())
   }
 
   /** A datanet's final versions in height order. */

@@ -51,9 +51,9 @@ export class TestCluster {
     return made
   }
 
-  async startAll (nodes: TestNode[] = this.nodes): Promise<void> {
+  async startAll (nodes: TestNode[] = this.nodes, timeoutMs = 30_000): Promise<void> {
     for (const n of nodes) n.daemon.start()
-    await Promise.all(nodes.map(async n => { await n.daemon.waitReady(30_000) }))
+    await Promise.all(nodes.map(async n => { await n.daemon.waitReady(timeoutMs) }))
   }
 
   token (node: TestNode): string {
@@ -77,6 +77,8 @@ export class TestCluster {
   /** Stops every daemon (LIFO), then removes the directories. */
   async teardown (): Promise<void> {
     for (const node of [...this.nodes].reverse()) await node.daemon.stop(5_000)
-    this.root.remove()
+    // for a post-mortem of a failing run: KEEP_TEST_DIRS=1 keeps the logs and data directories
+    if (process.env.KEEP_TEST_DIRS === '1') process.stderr.write(`kept ${this.root.dir}\n`)
+    else this.root.remove()
   }
 }

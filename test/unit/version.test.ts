@@ -19,6 +19,7 @@ function version (over: Partial<Version> = {}): Version {
     parent: null,
     contributions: [{ cid: contribution, verdicts: [new Uint8Array([1, 2, 3])] }],
     rejected: [],
+    inferences: [],
     datasetRoot: new Uint8Array(32).fill(1),
     recordCount: 10,
     attributionRoot: ZERO32,

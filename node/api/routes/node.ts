@@ -19,7 +19,7 @@ export interface NodeInfo {
   peers: PeerInfo[]
   knownPeers: number
   datanets: string[]
-  chain: { rpcUrl: string, chainId: number, registry: string | null } | null
+  chain: { rpcUrl: string, chainId: number, registry: string | null, block: number | null } | null
   height: number | null
   version: string
   uptimeMs: number

@@ -1,0 +1,62 @@
+import { z } from 'zod'
+import { DatanetError } from '../../../src/errors.ts'
+import type { SentTx } from '../../../src/chain/registry-client.ts'
+import type { ChainService } from '../../services/chain.ts'
+import type { DatanetService } from '../../services/datanets.ts'
+import type { ApiRoutes } from '../server.ts'
+import type { FastifyInstance } from 'fastify'
+
+export interface ValidatorRoutesDeps {
+  datanets: DatanetService
+  /** Undefined when the node has no chain configured. */
+  chain: ChainService | undefined
+}
+
+const joinBody = z.strictObject({ stake: z.string().regex(/^[1-9][0-9]*$/, 'expected a positive integer amount of wei as a decimal string') })
+
+const txJson = (tx: SentTx): Record<string, unknown> => ({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString() })
+
+function noChain (): DatanetError {
+  return new DatanetError({ code: 'CHAIN_ERROR_NOT_CONFIGURED' }, 'this node has no chain configured (chain.rpcUrl and chain.registry)', 'conflict')
+}
+
+/** The validator set of a datanet (DESIGN §6 /validators), and this node's own join and leave. */
+export function validatorRoutes ({ datanets, chain }: ValidatorRoutesDeps): ApiRoutes {
+  return {
+    register (app: FastifyInstance) {
+      app.get('/v1/datanets/:id/validators', async (request) => {
+        const { id } = request.params as { id: string }
+        const d = datanets.require(id)
+        if (chain === undefined) {
+          return {
+            source: 'manifest',
+            validators: d.validators.validators.map(v => ({ address: v.address, stake: v.stake.toString(), status: 'active', peerId: null, since: 0, unlockAt: null })),
+            totalStake: d.validators.total.toString(),
+            chain: null
+          }
+        }
+        return { source: 'chain', validators: chain.validators(d), totalStake: d.validators.total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
+      })
+      app.post('/v1/datanets/:id/validators/join', async (request) => {
+        const { id } = request.params as { id: string }
+        const d = datanets.require(id)
+        if (chain === undefined) throw noChain()
+        const parsed = joinBody.safeParse(request.body ?? {})
+        if (!parsed.success) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `body: ${parsed.error.issues.map(i => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'usage')
+        return txJson(await chain.join(d, BigInt(parsed.data.stake)))
+      })
+      app.post('/v1/datanets/:id/validators/leave', async (request) => {
+        const { id } = request.params as { id: string }
+        const d = datanets.require(id)
+        if (chain === undefined) throw noChain()
+        return txJson(await chain.leave(d))
+      })
+      app.post('/v1/datanets/:id/validators/withdraw', async (request) => {
+        const { id } = request.params as { id: string }
+        const d = datanets.require(id)
+        if (chain === undefined) throw noChain()
+        return txJson(await chain.withdraw(d))
+      })
+    }
+  }
+}

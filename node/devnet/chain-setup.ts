@@ -1,0 +1,62 @@
+import { Contract, ContractFactory, JsonRpcProvider, Network, NonceManager, Wallet, parseEther, type Signer } from 'ethers'
+import { registryArtifact } from '../../src/chain/registry-client.ts'
+import { datanetDigest, type Manifest } from '../../src/datanet/manifest.ts'
+
+/** The first account of anvil's dev mnemonic (funded with 10,000 ETH): the devnet's deployer. */
+export const ANVIL_DEPLOYER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
+
+export interface RegistryParams {
+  thresholdNumerator: number
+  thresholdDenominator: number
+  minStake: bigint
+  unbondingDelaySeconds: number
+}
+
+export const DEFAULT_REGISTRY_PARAMS: RegistryParams = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 60 }
+
+/** A signer on a local chain, with one nonce sequence for the sends of a setup. */
+export function localSigner (rpcUrl: string, chainId: number, key = ANVIL_DEPLOYER_KEY): { provider: JsonRpcProvider, signer: NonceManager } {
+  const network = Network.from(chainId)
+  const provider = new JsonRpcProvider(rpcUrl, network, { staticNetwork: network, polling: false, cacheTimeout: -1 })
+  return { provider, signer: new NonceManager(new Wallet(key, provider)) }
+}
+
+/** Deploys the registry; resolves with its address and deployment block. */
+export async function deployRegistry (signer: Signer): Promise<{ address: string, block: number }> {
+  const { abi, bytecode } = registryArtifact()
+  const contract = await new ContractFactory(abi, bytecode, signer).deploy()
+  const receipt = await contract.deploymentTransaction()?.wait()
+  if (receipt == null) throw new Error('registry deployment has no receipt')
+  return { address: await contract.getAddress(), block: receipt.blockNumber }
+}
+
+/** Registers a datanet with its manifest's genesis validators, paying their stakes. */
+export async function registerDatanet (signer: Signer, registry: string, datanetId: string, manifest: Manifest, params: RegistryParams = DEFAULT_REGISTRY_PARAMS): Promise<string> {
+  const contract = new Contract(registry, registryArtifact().abi, signer)
+  const validators = manifest.validators.map(v => v.address)
+  const stakes = manifest.validators.map(v => BigInt(v.stake))
+  const total = stakes.reduce((a, b) => a + b, 0n)
+  const tx = await contract.getFunction('createDatanet').send(
+    datanetDigest(datanetId),
+    { thresholdNumerator: params.thresholdNumerator, thresholdDenominator: params.thresholdDenominator, minStake: params.minStake, unbondingDelay: params.unbondingDelaySeconds },
+    validators,
+    stakes,
+    { value: total }
+  )
+  const receipt = await tx.wait()
+  if (receipt === null || receipt.status !== 1) throw new Error('createDatanet failed')
+  return receipt.hash
+}
+
+/** Sends each address `amount` wei (so nodes can pay gas and stake). */
+export async function fundAccounts (signer: Signer, addresses: readonly string[], amount: bigint): Promise<void> {
+  const txs = []
+  for (const to of addresses) txs.push(await signer.sendTransaction({ to, value: amount }))
+  await Promise.all(txs.map(async tx => await tx.wait()))
+}
+
+/** Adds to a datanet's reward pool. */
+export async function fundDatanet (signer: Signer, registry: string, datanetId: string, amount: bigint): Promise<void> {
+  const contract = new Contract(registry, registryArtifact().abi, signer)
+  await (await contract.getFunction('fund').send(datanetDigest(datanetId), { value: amount })).wait()
+}

@@ -1,0 +1,174 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { CorpusIndex, attribute, attributionParamsFromManifest, decodeSegment, encodeSegment, type AttributionParams, type AttributionResult, type IndexRecord } from '../../src/attribution/index.ts'
+import { concatBytes, fromHex } from '../../src/codec/hash.ts'
+import { splitShard } from '../../src/datanet/shard.ts'
+import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import { getBlock } from './blocks.ts'
+import type { FollowedDatanet } from './datanets.ts'
+import type { Helia } from '@helia/interface'
+import type { Logger } from '../logger.ts'
+
+export interface AttributionServiceOptions {
+  db: StateDatabase
+  helia: Helia
+  /** Where index segments are kept (one file per version); rebuilt from the dataset when missing. */
+  dir: string
+  logger: Logger
+}
+
+/** A record's text for attribution: its `text` field, a JSON string record itself, or its canonical JSON. */
+export function recordText (bytes: Uint8Array): string {
+  const json = Buffer.from(bytes).toString('utf8')
+  try {
+    const value = JSON.parse(json) as unknown
+    if (typeof value === 'string') return value
+    if (typeof value === 'object' && value !== null && typeof (value as { text?: unknown }).text === 'string') return (value as { text: string }).text
+  } catch {}
+  return json
+}
+
+/** The records a final version added, in dataset order (recordIndex = position in the dataset). */
+export async function versionRecords (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number): Promise<Array<IndexRecord & { hash: Uint8Array, bytes: Uint8Array }>> {
+  const digest = fromHex(d.digest, 32)
+  const out: Array<IndexRecord & { hash: Uint8Array, bytes: Uint8Array }> = []
+  for (const cid of entry.contributions) {
+    const c = await db.contributions.get(cid)
+    if (c === undefined) throw new Error(`contribution ${cid} of version ${entry.height} is not stored`)
+    const contributor = (c.contribution as { contributor: string }).contributor
+    for (const s of c.contribution.shards as string[]) {
+      const records = splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))
+      const positions = await db.dataset.getMany(records.map(r => concatBytes(digest, r.hash)))
+      records.forEach((r, i) => {
+        const at = positions[i]
+        if (at === undefined || at < previousCount || at >= entry.recordCount) return
+        out.push({ recordIndex: at, contributor, text: recordText(r.bytes), hash: r.hash, bytes: r.bytes })
+      })
+    }
+  }
+  // a record that came twice in one version has one position: keep it once
+  out.sort((a, b) => a.recordIndex - b.recordIndex)
+  return out.filter((r, i) => i === 0 || r.recordIndex !== out[i - 1]?.recordIndex)
+}
+
+interface DatanetIndexes {
+  params: AttributionParams
+  /** Index after each final version, by height (index 0: empty). */
+  byHeight: CorpusIndex[]
+  building: Promise<void>
+}
+
+/**
+ * The attribution index of every followed datanet (DESIGN §4 flow 5): one delta segment
+ * per final version, kept on disk, so the index of any version is its segments 1..h.
+ * Results do not depend on the segmentation (src/attribution), so a node that rebuilt
+ * its segments differently attributes identically.
+ */
+export class AttributionService {
+  private readonly opts: AttributionServiceOptions
+  private readonly datanets = new Map<string, DatanetIndexes>()
+
+  constructor (opts: AttributionServiceOptions) {
+    this.opts = opts
+  }
+
+  private dirOf (d: FollowedDatanet): string {
+    return join(this.opts.dir, d.digest.slice(2))
+  }
+
+  async follow (d: FollowedDatanet): Promise<void> {
+    const params = attributionParamsFromManifest(d.manifest)
+    const state: DatanetIndexes = { params, byHeight: [CorpusIndex.empty()], building: Promise.resolve() }
+    this.datanets.set(d.id, state)
+    state.building = this.catchUp(d, state)
+    await state.building
+  }
+
+  /** Extends the index with every final version it lacks (after a restart, or a version just final). */
+  private async catchUp (d: FollowedDatanet, state: DatanetIndexes): Promise<void> {
+    const versions = await this.opts.db.versionsOf(d.id)
+    for (const entry of versions) {
+      if (entry.height < state.byHeight.length) continue
+      if (entry.height !== state.byHeight.length) break
+      await this.extend(d, state, entry)
+    }
+  }
+
+  private async extend (d: FollowedDatanet, state: DatanetIndexes, entry: VersionEntry): Promise<void> {
+    const previous = state.byHeight[entry.height - 1] as CorpusIndex
+    const file = join(this.dirOf(d), `${entry.height.toString().padStart(10, '0')}.seg`)
+    let index: CorpusIndex | undefined
+    if (existsSync(file)) {
+      try {
+        index = previous.extend(decodeSegment(readFileSync(file)))
+      } catch (err) {
+        this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment unusable: rebuilding it from the dataset')
+      }
+    }
+    if (index === undefined) {
+      const prevCount = (await this.opts.db.versions.get(`${d.id}/${(entry.height - 1).toString(16).padStart(16, '0')}`))?.recordCount ?? 0
+      const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
+      if (records.length === 0) {
+        index = previous
+      } else {
+        const t0 = performance.now()
+        const built = previous.appendRecords(records)
+        index = built.index
+        mkdirSync(this.dirOf(d), { recursive: true })
+        writeFileSync(`${file}.tmp`, encodeSegment(built.segment))
+        renameSync(`${file}.tmp`, file)
+        this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: built.segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
+      }
+    }
+    state.byHeight[entry.height] = index
+  }
+
+  /** Called for each final version, in height order. */
+  async onFinal (d: FollowedDatanet): Promise<void> {
+    const state = this.datanets.get(d.id)
+    if (state === undefined) return
+    state.building = state.building.then(async () => { await this.catchUp(d, state) }).catch(err => {
+      this.opts.logger.error({ datanet: d.id, err }, 'cannot extend the attribution index')
+    })
+    await state.building
+  }
+
+  params (d: FollowedDatanet): AttributionParams {
+    const state = this.datanets.get(d.id)
+    if (state === undefined) throw new Error(`datanet ${d.id} is not followed`)
+    return state.params
+  }
+
+  /** The index of version `height` (undefined while that version is not final here yet). */
+  async indexAt (d: FollowedDatanet, height: number): Promise<CorpusIndex | undefined> {
+    const state = this.datanets.get(d.id)
+    if (state === undefined) return undefined
+    await state.building
+    return state.byHeight[height]
+  }
+
+  latestHeight (d: FollowedDatanet): number {
+    return (this.datanets.get(d.id)?.byHeight.length ?? 1) - 1
+  }
+
+  /** Attributes `output` against version `height` as if it were an event paying `fee`. */
+  async attribute (d: FollowedDatanet, height: number, output: string, prompt: string | null, fee: bigint, eventId?: string): Promise<AttributionResult | undefined> {
+    const index = await this.indexAt(d, height)
+    if (index === undefined) return undefined
+    return attribute(index, output, prompt, fee, this.params(d), eventId === undefined ? {} : { eventId })
+  }
+
+  /** Accepted records per contributor in version `height` (what the base pool is shared by). */
+  async recordsByContributor (d: FollowedDatanet, height: number): Promise<Map<string, number>> {
+    const index = await this.indexAt(d, height)
+    const counts = new Map<string, number>()
+    for (const segment of index?.segments ?? []) {
+      for (let r = 0; r < segment.recordCount; r++) {
+        const address = segment.contributors[segment.recordContributor[r] as number] as string
+        counts.set(address, (counts.get(address) ?? 0) + 1)
+      }
+    }
+    return counts
+  }
+}

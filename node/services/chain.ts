@@ -1,0 +1,417 @@
+import { getAddress, type Wallet } from 'ethers'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { base58btc } from 'multiformats/bases/base58'
+import { ChainFollower } from '../../src/chain/follower.ts'
+import { RegistryClient, isTransient, revertName, type SentTx } from '../../src/chain/registry-client.ts'
+import { activeSet, anchorAt, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
+import { commitVersionArgs } from '../../src/chain/commit-args.ts'
+import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
+import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
+import { DatanetError } from '../../src/errors.ts'
+import { levelFollowerStore } from '../../src/storage/chain-store.ts'
+import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import type { FollowedDatanet } from './datanets.ts'
+import type { Logger } from '../logger.ts'
+
+export interface ChainServiceOptions {
+  db: StateDatabase
+  rpcUrl: string
+  chainId: number
+  registry: string
+  confirmations: number
+  pollIntervalMs: number
+  startBlock: number
+  wallet: Wallet
+  peerId: string
+  logger: Logger
+  /** The chain changed what a datanet's consensus may do (a set was fixed, an anchor landed). */
+  onChange: (datanetId: string) => void
+}
+
+export const ChainServiceErrorCode = {
+  NOT_ON_CHAIN: 'CHAIN_ERROR_DATANET_NOT_REGISTERED',
+  NOT_VALIDATOR: 'CHAIN_ERROR_NOT_VALIDATOR',
+  BAD_AMOUNT: 'CHAIN_ERROR_BAD_AMOUNT'
+} as const
+
+const ANCHOR_STAGGER_MS = 3000
+const MAX_BACKOFF_MS = 10_000
+
+/** A validator in the API's shape (DESIGN §6 /validators). */
+export interface ValidatorView {
+  address: string
+  stake: string
+  status: ValidatorInfo['status']
+  peerId: string | null
+  since: number
+  unlockAt: number | null
+}
+
+/**
+ * The node's side of the registry (DESIGN §4 flows 4, 6, 7): follows its events, derives
+ * the validator set of every height, anchors final versions every anchorInterval, submits
+ * equivocation evidence to `slash`, and sends a validator's join and leave.
+ */
+export class ChainService {
+  private readonly opts: ChainServiceOptions
+  private readonly log: Logger
+  private client: RegistryClient | undefined
+  private follower: ChainFollower | undefined
+  private readonly datanets = new Map<string, FollowedDatanet>()
+  private readonly anchoring = new Set<string>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private running = false
+  private polling: Promise<void> | undefined
+  private failures = 0
+
+  constructor (opts: ChainServiceOptions) {
+    this.opts = opts
+    this.log = opts.logger
+  }
+
+  async start (): Promise<void> {
+    const { opts } = this
+    this.client = await RegistryClient.connect({ rpcUrl: opts.rpcUrl, chainId: opts.chainId, registry: opts.registry, signer: opts.wallet })
+    this.follower = new ChainFollower({
+      source: this.client,
+      store: levelFollowerStore(opts.db.chain),
+      confirmations: opts.confirmations,
+      startBlock: opts.startBlock,
+      onEvents: events => { void this.onEvents(events.map(e => e.datanetId)) },
+      onReorg: (fork, dropped) => { this.log.warn({ fork, dropped }, 'chain reorg: events after the fork block dropped') }
+    })
+    await this.follower.load()
+    this.running = true
+    await this.pollOnce()
+    this.schedule(opts.pollIntervalMs)
+    this.log.info({ rpcUrl: opts.rpcUrl, chainId: opts.chainId, registry: opts.registry, block: this.follower.block }, 'following the registry')
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    await this.polling
+    this.client?.destroy()
+  }
+
+  private schedule (ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      this.polling = this.pollOnce().finally(() => {
+        // back off while the RPC is down
+        if (this.running) this.schedule(Math.min(this.opts.pollIntervalMs * 2 ** this.failures, MAX_BACKOFF_MS))
+      })
+    }, ms)
+    t.unref()
+    this.timers.add(t)
+  }
+
+  private pollQueue: Promise<void> = Promise.resolve()
+
+  /** One follower step at a time (polls from the timer, after sends and from waiters queue up). */
+  private async pollOnce (): Promise<void> {
+    const next = this.pollQueue.then(async () => { await this.pollStep() })
+    this.pollQueue = next
+    await next
+  }
+
+  private async pollStep (): Promise<void> {
+    try {
+      await this.follower?.poll()
+      if (this.failures > 0) this.log.info({ block: this.follower?.block }, 'chain RPC reachable again')
+      this.failures = 0
+    } catch (err) {
+      if (this.failures === 0) this.log.warn({ err: (err as Error).message }, 'chain RPC unreachable; retrying with backoff')
+      this.failures = Math.min(this.failures + 1, 8)
+    }
+  }
+
+  /** The account this node sends from. */
+  get address (): string {
+    return this.opts.wallet.address
+  }
+
+  get block (): number {
+    return this.follower?.block ?? -1
+  }
+
+  /** Starts following a datanet's registry entry (the datanet's consensus then asks for sets). */
+  async follow (d: FollowedDatanet): Promise<void> {
+    this.datanets.set(d.digest.toLowerCase(), d)
+    this.refreshSet(d)
+    if (this.state(d) === undefined) this.log.warn({ datanet: d.id, digest: d.digest }, 'datanet not registered on chain yet: its consensus waits for it')
+    void this.resumeAnchors(d)
+    void this.submitEvidence(d)
+  }
+
+  private state (d: FollowedDatanet): DatanetChainState | undefined {
+    return this.follower?.state(d.digest)
+  }
+
+  /** The set that decides `height` (checksummed addresses, sorted), or undefined until the chain fixes it. */
+  validatorSet (d: FollowedDatanet, height: number): ValidatorSet | undefined {
+    const state = this.state(d)
+    if (state === undefined) return undefined
+    const set = setForHeight(state, height, d.manifest.anchorInterval)
+    if (set === undefined) return undefined
+    const validators = set.map(v => ({ address: getAddress(v.address), stake: v.stake }))
+    return { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+  }
+
+  validators (d: FollowedDatanet): ValidatorView[] {
+    const state = this.state(d)
+    if (state === undefined) return []
+    return [...state.validators.values()]
+      .sort((a, b) => (a.address < b.address ? -1 : 1))
+      .map(v => ({ address: getAddress(v.address), stake: v.stake.toString(), status: v.status, peerId: peerIdText(v.peerId), since: v.since, unlockAt: v.unlockAt }))
+  }
+
+  anchorOf (d: FollowedDatanet, height: number): { txHash: string, block: number } | null {
+    const state = this.state(d)
+    const a = state === undefined ? undefined : anchorAt(state, height)
+    return a === undefined ? null : { txHash: a.txHash, block: a.block }
+  }
+
+  chainInfo (d: FollowedDatanet): { registered: boolean, lastAnchor: { height: number, txHash: string, block: number } | null, totalFunded: string, totalClaimed: string } {
+    const state = this.state(d)
+    const a = state === undefined ? undefined : lastAnchor(state)
+    return {
+      registered: state?.created != null,
+      lastAnchor: a === undefined ? null : { height: a.height, txHash: a.txHash, block: a.block },
+      totalFunded: (state?.totalFunded ?? 0n).toString(),
+      totalClaimed: (state?.totalClaimed ?? 0n).toString()
+    }
+  }
+
+  private async onEvents (ids: string[]): Promise<void> {
+    for (const id of new Set(ids)) {
+      const d = this.datanets.get(id)
+      if (d === undefined) continue
+      this.refreshSet(d)
+      await this.recordAnchors(d)
+      this.opts.onChange(d.id)
+      void this.submitEvidence(d)
+    }
+  }
+
+  /** Verdicts and the API use the datanet's current set: the one the chain has now. */
+  private refreshSet (d: FollowedDatanet): void {
+    const state = this.state(d)
+    if (state?.created == null) return
+    const validators = activeSet(state).map(v => ({ address: getAddress(v.address), stake: v.stake }))
+    d.validators = { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+  }
+
+  /** Writes each anchor into the version it anchors (what `version show` prints). */
+  private async recordAnchors (d: FollowedDatanet): Promise<void> {
+    const state = this.state(d)
+    if (state === undefined) return
+    for (const a of state.anchors) {
+      const key = `${d.id}/${a.height.toString(16).padStart(16, '0')}`
+      const entry = await this.opts.db.versions.get(key)
+      if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
+      await this.opts.db.versions.put(key, { ...entry, anchor: { txHash: a.txHash, block: a.block } })
+      this.log.info({ datanet: d.id, height: a.height, txHash: a.txHash, block: a.block }, 'version anchored')
+    }
+  }
+
+  // ---- anchoring (DESIGN §4 flow 4) --------------------------------------------------------
+
+  /** Called for every final version: anchors the ones at anchor heights. */
+  onFinal (d: FollowedDatanet, entry: VersionEntry): void {
+    if (entry.height % d.manifest.anchorInterval !== 0) return
+    void this.recordAnchors(d)
+    void this.anchor(d, entry)
+  }
+
+  /** After a restart: final versions at anchor heights above the last anchor. */
+  private async resumeAnchors (d: FollowedDatanet): Promise<void> {
+    const last = this.state(d) === undefined ? 0 : (lastAnchor(this.state(d) as DatanetChainState)?.height ?? 0)
+    for (const entry of await this.opts.db.versionsOf(d.id)) {
+      if (entry.height > last && entry.height % d.manifest.anchorInterval === 0) void this.anchor(d, entry)
+    }
+    await this.recordAnchors(d)
+  }
+
+  private anchored (d: FollowedDatanet, height: number): boolean {
+    const a = this.state(d) === undefined ? undefined : lastAnchor(this.state(d) as DatanetChainState)
+    return a !== undefined && a.height >= height
+  }
+
+  /**
+   * Submits a final version's certificate. Validators take turns (a stagger by a rank that
+   * rotates with the height), so usually one transaction lands and the others see its event
+   * and stop; a loser's StaleHeight revert also means done. RPC errors and dropped
+   * transactions retry with backoff until the anchor is in.
+   */
+  private async anchor (d: FollowedDatanet, entry: VersionEntry): Promise<void> {
+    const key = `${d.id}/${entry.height}`
+    if (this.anchoring.has(key)) return
+    this.anchoring.add(key)
+    const log = this.log.child({ datanet: d.id, height: entry.height })
+    try {
+      const set = this.validatorSet(d, entry.height) ?? d.validators
+      const me = this.opts.wallet.address
+      if (stakeOf(set, me) === undefined) return
+      const rank = (set.validators.findIndex(v => v.address.toLowerCase() === me.toLowerCase()) + entry.height) % set.validators.length
+      await this.sleep(rank * ANCHOR_STAGGER_MS)
+      let attempt = 0
+      while (this.running && !this.anchored(d, entry.height)) {
+        try {
+          const state = this.state(d)
+          if (state === undefined) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, 'datanet not registered on chain', 'unavailable')
+          const active = new Set(activeSet(state).map(v => v.address))
+          const args = commitVersionArgs({
+            datanetId: d.digest,
+            round: entry.round,
+            header: headerOfStored(entry),
+            // signers no longer active (slashed meanwhile) would make the contract refuse the whole certificate
+            signatures: entry.certificate.filter(c => active.has(c.validator.toLowerCase())).map(c => ({ signer: c.validator, signature: c.signature })),
+            validators: activeSet(state)
+          })
+          const tx = await this.client?.send('commitVersion', args) as SentTx
+          log.info({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString() }, 'anchor submitted')
+          await this.pollOnce()
+          return
+        } catch (err) {
+          const name = revertName(err)
+          if (name === 'StaleHeight') { log.debug('anchored by another validator'); await this.pollOnce(); return }
+          attempt++
+          const wait = Math.min(500 * 2 ** attempt, MAX_BACKOFF_MS)
+          if (name !== undefined || !isTransient(err)) log.warn({ err: (err as Error).message, attempt }, 'anchor refused; retrying')
+          else log.info({ err: (err as Error).message, attempt, retryInMs: wait }, 'anchor not sent; retrying')
+          await this.sleep(wait)
+          await this.pollOnce()
+        }
+      }
+    } finally {
+      this.anchoring.delete(key)
+    }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    if (ms <= 0) return
+    await new Promise<void>(resolve => {
+      const t = setTimeout(() => { this.timers.delete(t); resolve() }, ms)
+      t.unref()
+      this.timers.add(t)
+    })
+  }
+
+  // ---- slashing (DESIGN §4 flow 7) ----------------------------------------------------------
+
+  private submittingEvidence = false
+
+  /** Sends every unsubmitted equivocation the consensus kept to `slash`. */
+  async submitEvidence (d: FollowedDatanet): Promise<void> {
+    if (this.submittingEvidence || !this.running) return
+    this.submittingEvidence = true
+    try {
+      for await (const [key, value] of this.opts.db.evidence.entries({ gte: `${d.id}/`, lt: `${d.id}/\uffff` })) {
+        if (value.submitted !== undefined) continue
+        const first = value.first as SignedVote | undefined
+        const second = value.second as SignedVote | undefined
+        if (first === undefined || second === undefined) continue
+        const validator = first.vote.validator.toLowerCase()
+        const info = this.state(d)?.validators.get(validator)
+        if (info === undefined || info.status === 'slashed' || info.stake === 0n) {
+          await this.opts.db.evidence.put(key, { ...value, submitted: 'not slashable' })
+          continue
+        }
+        try {
+          const tx = await this.client?.send('slash', slashArgs({ datanetId: d.digest, first, second })) as SentTx
+          this.log.warn({ datanet: d.id, validator, txHash: tx.txHash }, 'equivocation evidence submitted: validator slashed')
+          await this.opts.db.evidence.put(key, { ...value, submitted: tx.txHash })
+        } catch (err) {
+          const name = revertName(err)
+          if (name !== undefined) {
+            this.log.info({ datanet: d.id, validator, revert: name }, 'evidence not taken (already slashed?)')
+            await this.opts.db.evidence.put(key, { ...value, submitted: name })
+          } else {
+            this.log.warn({ datanet: d.id, validator, err: (err as Error).message }, 'evidence not sent yet; will retry')
+          }
+        }
+      }
+    } finally {
+      this.submittingEvidence = false
+    }
+  }
+
+  // ---- the node's own validator (CLI: validator join / leave) -------------------------------
+
+  async join (d: FollowedDatanet, stake: bigint): Promise<SentTx> {
+    if (this.state(d)?.created == null) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, `datanet ${d.id} is not registered on chain ${this.opts.chainId}`, 'conflict')
+    const tx = await this.requireClient().send('joinValidator', [d.digest, peerIdFromString(this.opts.peerId).toMultihash().bytes], { value: stake })
+    await this.pollOnce()
+    return tx
+  }
+
+  async leave (d: FollowedDatanet): Promise<SentTx> {
+    const tx = await this.requireClient().send('leaveValidator', [d.digest])
+    await this.pollOnce()
+    return tx
+  }
+
+  async withdraw (d: FollowedDatanet): Promise<SentTx> {
+    const tx = await this.requireClient().send('withdraw', [d.digest])
+    await this.pollOnce()
+    return tx
+  }
+
+  async claim (d: FollowedDatanet, account: string, cumulativeAmount: bigint, proof: string[]): Promise<SentTx> {
+    const tx = await this.requireClient().send('claim', [d.digest, account, cumulativeAmount, proof])
+    await this.pollOnce()
+    return tx
+  }
+
+  /** Escrows an inference fee for an event id (the fee funds the datanet's attribution). */
+  async payInference (d: FollowedDatanet, eventId: string, fee: bigint): Promise<SentTx> {
+    if (fee <= 0n) throw new DatanetError({ code: 'CHAIN_ERROR_BAD_AMOUNT' }, 'the fee must be more than zero wei', 'usage')
+    const tx = await this.requireClient().send('payInference', [d.digest, eventId], { value: fee })
+    await this.pollOnce()
+    return tx
+  }
+
+  /** The escrow paid for an event id, as this node's view of the chain has it. */
+  inferencePaid (d: FollowedDatanet, eventId: string): { payer: string, amount: bigint } | undefined {
+    return this.state(d)?.inferencesPaid.get(eventId.toLowerCase())
+  }
+
+  /** Reads the chain now rather than at the next poll. */
+  async refresh (): Promise<void> {
+    await this.pollOnce()
+  }
+
+  /** The attribution root and height the contract holds: what claims are checked against. */
+  anchoredAttribution (d: FollowedDatanet): { height: number, attributionRoot: string, totalAttributed: bigint } | undefined {
+    const state = this.state(d)
+    const a = state === undefined ? undefined : lastAnchor(state)
+    return a === undefined ? undefined : { height: a.height, attributionRoot: a.attributionRoot, totalAttributed: a.totalAttributed }
+  }
+
+  claimedOn (d: FollowedDatanet, account: string): bigint {
+    return this.state(d)?.claimed.get(account.toLowerCase()) ?? 0n
+  }
+
+  async claimedOf (d: FollowedDatanet, account: string): Promise<bigint> {
+    return BigInt(await this.requireClient().view<bigint>('claimed', [d.digest, account]))
+  }
+
+  private requireClient (): RegistryClient {
+    if (this.client === undefined) throw new DatanetError({ code: 'CHAIN_ERROR_NOT_STARTED' }, 'the chain service is not started', 'unavailable')
+    return this.client
+  }
+}
+
+/** `slash` arguments from two conflicting signed votes (the contract recomputes both digests). */
+function slashArgs ({ datanetId, first, second }: { datanetId: string, first: SignedVote, second: SignedVote }): unknown[] {
+  const vote = (v: SignedVote): Record<string, unknown> => ({ voteType: v.vote.type === 'prevote' ? 1 : 2, round: v.vote.round, header: { ...v.header, totalAttributed: BigInt(v.header.totalAttributed) } })
+  return [datanetId, vote(first), first.signature, vote(second), second.signature]
+}
+
+/** A peer id announced on chain (its multihash bytes) in its text form, base58btc without the multibase prefix. */
+function peerIdText (hex: string | null): string | null {
+  if (hex === null || hex === '0x') return null
+  return base58btc.encode(Buffer.from(hex.slice(2), 'hex')).slice(1)
+}

@@ -1,0 +1,107 @@
+/**
+ * Tokenization T(text) of span-sa-v1 (ATTRIBUTION.md §2): gpt-tokenizer's cl100k_base,
+ * pinned by exact package version and by the SHA-256 of its vocabulary, with special
+ * tokens *disabled*: "<|endoftext|>" in a record or an output is plain text, never the
+ * special token (gpt-tokenizer 4 throws on it by default; an empty `disallowedSpecial`
+ * with no `allowedSpecial` makes it encode the characters as ordinary text).
+ *
+ * Word starts: a token starts a word when its bytes begin with a space (0x20) or a
+ * newline (0x0A), or when it is the first token of a record or an output. The flag of
+ * every vocabulary entry is computed once, at load, from the rank table the encoder
+ * itself uses (one byte per token id), so the hot path is a table lookup, never a decode.
+ */
+import { createHash } from 'node:crypto'
+import { decode, encode } from 'gpt-tokenizer/encoding/cl100k_base'
+import ranks from 'gpt-tokenizer/bpeRanks/cl100k_base'
+import { AttributionError, AttributionErrorCode } from './errors.ts'
+
+/**
+ * The pinned tokenizer, as the spec id names it. `ranksSha256` is the SHA-256 of the
+ * cl100k_base vocabulary in tiktoken's file format (the value tiktoken itself pins for
+ * `cl100k_base.tiktoken`); `verifyTokenizer` recomputes it from the table in memory.
+ */
+export const TOKENIZER = Object.freeze({
+  pkg: 'gpt-tokenizer',
+  version: '4.0.0',
+  encoding: 'cl100k_base',
+  ranksSha256: '223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7'
+})
+
+/** Token ids the encoder can produce lie in [0, VOCAB_SIZE): the mergeable ranks (special tokens are text). */
+export const VOCAB_SIZE: number = ranks.length
+
+/** Special tokens are never recognised: they encode as the text they are. */
+const SPECIAL_AS_TEXT = { disallowedSpecial: new Set<string>() }
+
+const SPACE = 0x20
+const NEWLINE = 0x0a
+
+/** wordStartTable[id] = 1 when the token's bytes begin with a space or a newline. */
+const wordStartTable: Uint8Array = (() => {
+  const table = new Uint8Array(VOCAB_SIZE)
+  for (let id = 0; id < VOCAB_SIZE; id++) {
+    const entry = ranks[id]
+    const first = typeof entry === 'string' ? entry.charCodeAt(0) : entry?.[0]
+    table[id] = first === SPACE || first === NEWLINE ? 1 : 0
+  }
+  return table
+})()
+
+/** T(text): the cl100k token ids of already-normalised text (see normalizeText). */
+export function tokenize (normalizedText: string): Uint32Array {
+  if (normalizedText.length === 0) return new Uint32Array(0)
+  return Uint32Array.from(encode(normalizedText, SPECIAL_AS_TEXT))
+}
+
+/** The same ids as a plain array (the index build appends them to its own buffer). */
+export function tokenizeToArray (normalizedText: string): number[] {
+  return normalizedText.length === 0 ? [] : encode(normalizedText, SPECIAL_AS_TEXT)
+}
+
+/** Does this token id, in the middle of a text, start a word? */
+export function isWordStartToken (id: number): boolean {
+  return wordStartTable[id] === 1
+}
+
+/** Word-start flags of a token sequence: its first token always starts a word. */
+export function wordStartFlags (ids: ArrayLike<number>): Uint8Array {
+  const n = ids.length
+  const flags = new Uint8Array(n)
+  for (let i = 0; i < n; i++) flags[i] = wordStartTable[ids[i] as number] as number
+  if (n > 0) flags[0] = 1
+  return flags
+}
+
+/** The text of a token sequence (a span's display text; not used for money). */
+export function decodeTokens (ids: ArrayLike<number>): string {
+  return decode(Array.from(ids))
+}
+
+/**
+ * The SHA-256 (hex, no 0x) of the vocabulary in memory, serialised as tiktoken's
+ * `cl100k_base.tiktoken` (one "base64(bytes) rank\n" line per rank). ~100 ms: a start-up
+ * self-test, not a per-event check.
+ */
+export function ranksSha256 (): string {
+  const h = createHash('sha256')
+  const lines: string[] = []
+  for (let id = 0; id < VOCAB_SIZE; id++) {
+    const entry = ranks[id]
+    const bytes = typeof entry === 'string' ? Buffer.from(entry, 'utf8') : Buffer.from(entry ?? [])
+    lines.push(`${bytes.toString('base64')} ${id}\n`)
+    if (lines.length === 4096) {
+      h.update(lines.join(''))
+      lines.length = 0
+    }
+  }
+  h.update(lines.join(''))
+  return h.digest('hex')
+}
+
+/** Throws ATTRIBUTION_ERROR_TOKENIZER_MISMATCH unless the loaded vocabulary is the pinned one. */
+export function verifyTokenizer (): void {
+  const actual = ranksSha256()
+  if (actual !== TOKENIZER.ranksSha256) {
+    throw new AttributionError(AttributionErrorCode.TOKENIZER_MISMATCH, `cl100k_base vocabulary hashes to ${actual}, expected ${TOKENIZER.ranksSha256}`)
+  }
+}
