@@ -56,7 +56,8 @@ export interface DevnetNodeEntry {
 }
 
 export interface DevnetFile {
-  chain: { rpcUrl: string, chainId: number, registry: string } | null
+  /** `pid`: the devnet's anvil process. */
+  chain: { rpcUrl: string, chainId: number, registry: string, pid: number | null } | null
   datanet: string | null
   nodes: DevnetNodeEntry[]
 }
@@ -269,7 +270,7 @@ export class Devnet {
         logFile: m.logFile
       }
     }))
-    const chain = this.chain === undefined ? null : { rpcUrl: `http://127.0.0.1:${this.chain.port}`, chainId: this.chain.chainId, registry: this.chain.registry }
+    const chain = this.chain === undefined ? null : { rpcUrl: `http://127.0.0.1:${this.chain.port}`, chainId: this.chain.chainId, registry: this.chain.registry, pid: this.anvil?.process.pid ?? null }
     return { chain, datanet: this.chain?.datanet ?? null, nodes }
   }
 

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { CorpusIndex, attribute, attributionParamsFromManifest, decodeSegment, encodeSegment, type AttributionParams, type AttributionResult, type IndexRecord } from '../../src/attribution/index.ts'
+import { CorpusIndex, attribute, attributionParamsFromManifest, decodeSegment, encodeSegment, verifyTokenizer, type AttributionParams, type AttributionResult, type IndexRecord } from '../../src/attribution/index.ts'
 import { concatBytes, fromHex } from '../../src/codec/hash.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
 import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
@@ -77,7 +77,11 @@ export class AttributionService {
     return join(this.opts.dir, d.digest.slice(2))
   }
 
+  private tokenizerChecked = false
+
   async follow (d: FollowedDatanet): Promise<void> {
+    // every validator must tokenize alike: refuse to attribute with a vocabulary that is not the pinned one
+    if (!this.tokenizerChecked) { verifyTokenizer(); this.tokenizerChecked = true }
     const params = attributionParamsFromManifest(d.manifest)
     const state: DatanetIndexes = { params, byHeight: [CorpusIndex.empty()], building: Promise.resolve() }
     this.datanets.set(d.id, state)

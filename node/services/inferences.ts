@@ -239,7 +239,8 @@ export class InferenceService {
       throw fail(InferenceErrorCode.BAD_REQUEST, `inference event: ${(err as Error).message}`)
     }
     const bytes = encodeInferenceEvent(event)
-    const { entry } = await this.accept(d, event, bytes)
+    // its operator has just paid the escrow: give our view of the chain a moment to see it
+    const { entry } = await this.accept(d, event, bytes, ESCROW_WAIT_MS)
     await this.opts.router.publish(inferenceTopic(d.id), bytes).catch(() => 0)
     return entry
   }
@@ -256,11 +257,11 @@ export class InferenceService {
     if (signer === undefined || signer !== getAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
     const model = await this.modelRecord(d, event.model)
     if (model.version !== event.version) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${model.id} was trained on version ${model.version}, not ${event.version}`)
+    if (known === undefined && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
     const eventId = inferenceEventId(this.opts.binding, event)
     const paid = await this.escrowOf(d, eventId, escrowWaitMs)
     if (paid === undefined) throw fail(InferenceErrorCode.NO_ESCROW, `no fee escrowed on chain for event ${eventId}`, 'conflict')
     if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.NO_ESCROW, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
-    if (known === undefined && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
     const result = await this.opts.attribution.attribute(d, event.version, event.output, event.prompt, BigInt(event.fee), eventId)
     if (result === undefined) throw fail(InferenceErrorCode.NO_VERSION, `version ${event.version} is not final here yet`, 'conflict')
     const counts = await this.opts.attribution.recordsByContributor(d, event.version)

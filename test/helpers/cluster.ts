@@ -51,7 +51,7 @@ export class TestCluster {
     return made
   }
 
-  async startAll (nodes: TestNode[] = this.nodes, timeoutMs = 30_000): Promise<void> {
+  async startAll (nodes: TestNode[] = this.nodes, timeoutMs = 60_000): Promise<void> {
     for (const n of nodes) n.daemon.start()
     await Promise.all(nodes.map(async n => { await n.daemon.waitReady(timeoutMs) }))
   }

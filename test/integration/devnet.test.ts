@@ -50,8 +50,15 @@ let first: DevnetFile
 
 test('devnet starts validators and nodes that peer with each other and writes devnet.json', async () => {
   first = await runDevnet()
-  assert.is(first.chain, null)
-  assert.is(first.datanet, null)
+  // the chain: anvil from npm, the registry deployed, the devnet's datanet registered
+  assert.ok(first.chain !== null)
+  assert.is(first.chain.chainId, 31337)
+  assert.match(first.chain.registry, /^0x[0-9a-fA-F]{40}$/)
+  assert.ok(alive(first.chain.pid as number), 'anvil runs')
+  assert.type(first.datanet, 'string')
+  const validators = await (await fetch(`${first.nodes[0]?.apiUrl}/v1/datanets/${first.datanet}/validators`)).json() as { source: string, validators: Array<{ address: string, status: string }> }
+  assert.is(validators.source, 'chain')
+  assert.equal(validators.validators.map(v => v.address).sort(), first.nodes.filter(n => n.role === 'validator').map(n => n.address).sort())
   assert.equal(first.nodes.map(n => n.role), ['validator', 'validator', 'node'])
   for (const n of first.nodes) {
     for (const key of ['pid', 'address', 'peerId', 'multiaddrs', 'apiUrl', 'tokenFile', 'dataDir', 'logFile']) {
@@ -70,14 +77,18 @@ test('Ctrl-C (SIGTERM) stops every node: no process survives', async () => {
   const code = await stopDevnet()
   assert.is(code, 0)
   for (const n of first.nodes) assert.not.ok(alive(n.pid), `node ${n.pid} stopped`)
+  assert.not.ok(alive(first.chain?.pid as number), 'anvil stopped')
 })
 
 test('starting again from the same --dir keeps every node\'s identity', async () => {
   const second = await runDevnet()
   assert.equal(second.nodes.map(n => n.peerId), first.nodes.map(n => n.peerId))
   assert.equal(second.nodes.map(n => n.address), first.nodes.map(n => n.address))
+  assert.is(second.chain?.registry, first.chain?.registry, 'the chain came back with its state')
+  assert.is(second.datanet, first.datanet)
   assert.is(await stopDevnet(), 0)
   for (const n of second.nodes) assert.not.ok(alive(n.pid))
+  assert.not.ok(alive(second.chain?.pid as number))
 })
 
 test.run()

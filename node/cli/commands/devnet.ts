@@ -76,7 +76,8 @@ export function registerDevnetCommand (program: Command): void {
     .action(async (opts: DevnetCliOptions) => {
       const validators = count('validators', opts.validators, 1)
       const nodes = count('nodes', opts.nodes, 0)
-      const say = (line: string): void => { if (opts.json !== true) process.stderr.write(`${line}\n`) }
+      // progress and narration go to stderr, so --json output on stdout stays machine-readable
+      const say = (line: string): void => { process.stderr.write(`${line}\n`) }
       const devnet = new Devnet({ dir: opts.dir, validators, nodes, log: say })
 
       let signalled = false
