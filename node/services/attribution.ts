@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { CorpusIndex, attribute, attributionParamsFromManifest, decodeSegment, encodeSegment, verifyTokenizer, type AttributionParams, type AttributionResult, type IndexRecord } from '../../src/attribution/index.ts'
+import { attributionParamsFromManifest, type AttributionParams } from '../../src/attribution/params.ts'
+import type { AttributionResult, CorpusIndex, IndexRecord } from '../../src/attribution/index.ts'
 import { concatBytes, fromHex } from '../../src/codec/hash.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
 import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
@@ -52,10 +53,23 @@ export async function versionRecords (db: StateDatabase, helia: Helia, d: Follow
   return out.filter((r, i) => i === 0 || r.recordIndex !== out[i - 1]?.recordIndex)
 }
 
+type AttributionLib = typeof import('../../src/attribution/index.ts')
+
+let lib: Promise<AttributionLib> | undefined
+/**
+ * The attribution library, loaded on first use: its tokenizer's vocabulary costs ~1.4 s
+ * and ~100 MB to load, which a node that never attributes should not pay at start.
+ * The vocabulary's hash is checked once, as it loads: every validator must tokenize alike.
+ */
+async function attributionLib (): Promise<AttributionLib> {
+  lib ??= import('../../src/attribution/index.ts').then(m => { m.verifyTokenizer(); return m })
+  return await lib
+}
+
 interface DatanetIndexes {
   params: AttributionParams
-  /** Index after each final version, by height (index 0: empty). */
-  byHeight: CorpusIndex[]
+  /** Index after each final version, by height (index 0: empty; undefined until the library is loaded). */
+  byHeight: Array<CorpusIndex | undefined>
   building: Promise<void>
 }
 
@@ -77,13 +91,9 @@ export class AttributionService {
     return join(this.opts.dir, d.digest.slice(2))
   }
 
-  private tokenizerChecked = false
-
   async follow (d: FollowedDatanet): Promise<void> {
-    // every validator must tokenize alike: refuse to attribute with a vocabulary that is not the pinned one
-    if (!this.tokenizerChecked) { verifyTokenizer(); this.tokenizerChecked = true }
     const params = attributionParamsFromManifest(d.manifest)
-    const state: DatanetIndexes = { params, byHeight: [CorpusIndex.empty()], building: Promise.resolve() }
+    const state: DatanetIndexes = { params, byHeight: [undefined], building: Promise.resolve() }
     this.datanets.set(d.id, state)
     state.building = this.catchUp(d, state)
     await state.building
@@ -100,6 +110,8 @@ export class AttributionService {
   }
 
   private async extend (d: FollowedDatanet, state: DatanetIndexes, entry: VersionEntry): Promise<void> {
+    const { CorpusIndex, decodeSegment, encodeSegment } = await attributionLib()
+    state.byHeight[0] ??= CorpusIndex.empty()
     const previous = state.byHeight[entry.height - 1] as CorpusIndex
     const file = join(this.dirOf(d), `${entry.height.toString().padStart(10, '0')}.seg`)
     let index: CorpusIndex | undefined
@@ -149,6 +161,7 @@ export class AttributionService {
     const state = this.datanets.get(d.id)
     if (state === undefined) return undefined
     await state.building
+    if (height === 0) return state.byHeight[0] ?? (await attributionLib()).CorpusIndex.empty()
     return state.byHeight[height]
   }
 
@@ -160,6 +173,7 @@ export class AttributionService {
   async attribute (d: FollowedDatanet, height: number, output: string, prompt: string | null, fee: bigint, eventId?: string): Promise<AttributionResult | undefined> {
     const index = await this.indexAt(d, height)
     if (index === undefined) return undefined
+    const { attribute } = await attributionLib()
     return attribute(index, output, prompt, fee, this.params(d), eventId === undefined ? {} : { eventId })
   }
 

@@ -20,7 +20,7 @@ import type { DomainBinding } from '../../src/codec/eip712.ts'
 import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
 import type { DatanetService, FollowedDatanet } from './datanets.ts'
 import type { VerdictService } from './verdicts.ts'
-import type { GraphNode, GraphWalkerFactory, Helia } from '@helia/interface'
+import type { GraphNode, GraphWalkerFactory, Helia, WalkOptions } from '@helia/interface'
 import type { Logger } from '../logger.ts'
 import type { KeyedMutex } from './locks.ts'
 
@@ -119,14 +119,14 @@ export interface ContributionView {
  * is still fetched, as before. The pin records written are the same.
  */
 const localShardsUnread: GraphWalkerFactory = ({ blockstore, getCodec }) => ({
-  async * walk (root, options = {}) {
+  async * walk<T> (root: CID, options: WalkOptions<T> = {}): AsyncGenerator<GraphNode<T>> {
     const maxDepth = options.depth ?? Infinity
     const stack = [{ cid: root, depth: 0, path: [root] }]
     for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
       const { cid, depth, path } = next
       if (cid.code === raw.code && await blockstore.has(cid, options)) {
         // Helia's pins use only node.block.cid
-        yield { block: { cid }, depth, path } as unknown as GraphNode
+        yield { block: { cid }, depth, path } as unknown as GraphNode<T>
         continue
       }
       const chunks: Uint8Array[] = []
@@ -136,7 +136,7 @@ const localShardsUnread: GraphWalkerFactory = ({ blockstore, getCodec }) => ({
         const links = [...block.links()].map(([, link]) => link)
         for (const link of links.reverse()) stack.push({ cid: link, depth: depth + 1, path: [...path, link] })
       }
-      yield { block, depth, path } as GraphNode
+      yield { block, depth, path } as GraphNode<T>
     }
   }
 })
@@ -245,7 +245,7 @@ export class ContributionService {
         { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress },
         {
           owners: async hashes => await db.records.owners(hashes),
-          claim: async hashes => { await db.records.putMany(hashes.map(h => [h, owner])) },
+          claim: async hashes => { await db.records.claim(hashes, owner) },
           putShard: async bytes => {
             const cid = shardCid(bytes)
             await helia.blockstore.put(cid, bytes)
@@ -400,7 +400,7 @@ export class ContributionService {
     const duplicates = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(hashes),
-      claim: async (hashes, owner) => { await db.records.putMany(hashes.map(h => [h, owner])) }
+      claim: async (hashes, owner) => { await db.records.claim(hashes, owner) }
     })
     const withDuplicates = { ...facts, duplicateRecords: duplicates }
     const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
