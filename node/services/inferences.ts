@@ -273,6 +273,10 @@ export class InferenceService {
       cid: cid.toString(), datanet: d.id, eventId, model: event.model, version: event.version, operator: event.operator, nonce: event.nonce,
       fee: event.fee, shares, resultHash: result.resultHash, receivedAt: Date.now(), included: null
     }
+    const used = await this.usedNonces()
+    // checked again here: two events with one nonce may have been verified concurrently
+    if (used.has(`${event.operator.toLowerCase()}/${event.nonce}`)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
+    used.add(`${event.operator.toLowerCase()}/${event.nonce}`)
     await this.opts.db.inferences.put(entry.cid, entry)
     this.opts.onPending(d.id)
     return { entry, result }
@@ -289,11 +293,20 @@ export class InferenceService {
     }
   }
 
+  /** Operators' used nonces (`operator/nonce`), read from the stored events once, then kept up to date. */
+  private nonces: Promise<Set<string>> | undefined
+
+  private async usedNonces (): Promise<Set<string>> {
+    this.nonces ??= (async () => {
+      const used = new Set<string>()
+      for await (const [, e] of this.opts.db.inferences.entries()) used.add(`${e.operator.toLowerCase()}/${e.nonce}`)
+      return used
+    })()
+    return await this.nonces
+  }
+
   private async nonceUsed (operator: string, nonce: string): Promise<boolean> {
-    for await (const [, e] of this.opts.db.inferences.entries()) {
-      if (e.nonce === nonce && e.operator.toLowerCase() === operator.toLowerCase()) return true
-    }
-    return false
+    return (await this.usedNonces()).has(`${operator.toLowerCase()}/${nonce}`)
   }
 
   /** Verified events not yet in a version, in CID order. */

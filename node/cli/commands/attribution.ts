@@ -67,14 +67,14 @@ export function registerAttributionCommands (program: Command): void {
     .description('attribution preview of any text, as if it were an inference output paying --fee')
     .requiredOption('--datanet <id>', 'datanet id')
     .option('--version <height>', 'against this dataset version (default: the latest)')
-    .option('--fee <amount>', 'the fee in ETH (1.5, 2gwei, 1000wei); default 1 ETH')
+    .option('--fee <wei>', 'the fee in wei (or with a unit: 0.5eth, 2gwei); default 10^18 wei')
     .option('--prompt <text>', 'the prompt (spans it contains earn nothing)')
     .argument('<text>', 'the text to attribute')
     .action(async (text: string, opts: Opts) => {
       const body: Record<string, unknown> = { text }
       const v = height(opts.version, '--version')
       if (v !== undefined) body.version = v
-      if (opts.fee !== undefined) body.fee = parseAmount(opts.fee, '--fee').toString()
+      if (opts.fee !== undefined) body.fee = parseAmount(opts.fee, '--fee', 'wei').toString()
       if (opts.prompt !== undefined) body.prompt = opts.prompt
       const client = new ApiClient({ url: resolveApiUrl(opts), token: resolveToken(opts) })
       const a = await client.post<Attribution>(`/v1/datanets/${enc(opts.datanet ?? '')}/attribution`, body)
@@ -115,12 +115,12 @@ export function registerAttributionCommands (program: Command): void {
     .description('runs a model, escrows the fee, posts the inference event; prints the output and its attribution')
     .requiredOption('--model <id>', 'model id')
     .option('--datanet <id>', 'the model\'s datanet (default: looked up)')
-    .option('--fee <amount>', 'the fee in ETH (default 0.01)')
+    .option('--fee <wei>', 'the fee in wei (or with a unit: 0.01eth); default 0.01 ETH')
     .option('--max-words <n>', 'output length in words (default 40)')
     .argument('<prompt>', 'the prompt')
     .action(async (prompt: string, opts: Opts) => {
       const body: Record<string, unknown> = { model: opts.model, prompt }
-      if (opts.fee !== undefined) body.fee = parseAmount(opts.fee, '--fee').toString()
+      if (opts.fee !== undefined) body.fee = parseAmount(opts.fee, '--fee', 'wei').toString()
       if (opts.maxWords !== undefined) {
         if (!/^[1-9][0-9]{0,2}$/.test(opts.maxWords)) throw usageError(`--max-words: expected 1..999, got "${opts.maxWords}"`)
         body.maxWords = Number(opts.maxWords)
