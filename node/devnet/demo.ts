@@ -129,6 +129,11 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
 
   say('\n== 6. A contributor claims its reward on-chain')
   const first = contributors[0] as NodeApi
+  // the claimer's own node must have read that anchor from the chain too
+  await until(`${first.entry.name} to see the anchor of version ${tallyVersion.height}`, 60_000, async () => {
+    const t = await first.call<{ anchoredHeight: number | null }>('GET', `${d}/tallies`)
+    return (t.anchoredHeight ?? 0) >= tallyVersion.height ? true : undefined
+  })
   const claim = await first.call<{ address: string, paid: string, txHash: string }>('POST', `${d}/claim`)
   say(`   ${first.entry.name} (${claim.address}) claims ${eth(claim.paid)} in tx ${claim.txHash}`)
 

@@ -145,6 +145,8 @@ export function attributionRoutes ({ db, datanets, attribution, inferences, chai
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
         if (chain === undefined) throw noChain()
+        // claim against the latest anchor there is, not the one the last poll saw
+        await chain.refresh()
         const account = chain.address.toLowerCase()
         const tally = await tallyOf(d, account)
         if (BigInt(tally.claimable as string) === 0n) {
