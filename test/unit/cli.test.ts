@@ -36,7 +36,7 @@ function cli (args: string[]): Promise<Run> {
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
     child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 90_000)
     child.on('close', (status, signal) => {
       clearTimeout(timer)
       resolve({ status, signal, stdout, stderr })

@@ -71,6 +71,26 @@ test('putMany writes every entry; an empty putMany is a no-op', async () => {
   assert.equal(await repo.values({ limit: 2 }), [1, 2])
 })
 
+test('getMany answers in the order asked (it reads in key order), undefined where missing', async () => {
+  // keys sharing a long prefix, some also the next 4 bytes, one that is the prefix itself, one asked twice
+  const prefix = new Uint8Array(32).fill(7)
+  const key = (i: number): Uint8Array => Uint8Array.from([...prefix, ...(i % 5 === 0 ? [1, 2, 3, 4] : [i >> 8, i & 255, 9, 9]), i & 255, i >> 8])
+  const keys = [prefix, ...Array.from({ length: 600 }, (_, i) => key(i))]
+  await db.dataset.putMany(keys.filter((_, i) => i % 3 !== 1).map((k, i) => [k, i]))
+  const stored = new Map(keys.filter((_, i) => i % 3 !== 1).map((k, i) => [Buffer.from(k).toString('hex'), i]))
+  const asked = [...keys].reverse().concat([keys[10] as Uint8Array])
+  const got = await db.dataset.getMany(asked)
+  assert.equal(got, asked.map(k => stored.get(Buffer.from(k).toString('hex'))))
+  assert.equal(await db.dataset.getMany([]), [])
+})
+
+test('records: claim marks hashes with one owner; owners reads them back in order', async () => {
+  const hash = (i: number): Uint8Array => new Uint8Array(32).fill(i)
+  await db.records.claim([hash(3), hash(1)], 'u:upload')
+  await db.records.claim([], 'u:nothing')
+  assert.equal(await db.records.owners([hash(1), hash(2), hash(3)]), ['u:upload', undefined, 'u:upload'])
+})
+
 test('heightKey is 8 bytes big-endian and readHeightKey inverts it', () => {
   assert.equal([...heightKey(1)], [0, 0, 0, 0, 0, 0, 0, 1])
   assert.equal([...heightKey(256)], [0, 0, 0, 0, 0, 0, 1, 0])
