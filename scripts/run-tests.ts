@@ -88,7 +88,7 @@ for (const kind of ['integration', 'chain', 'e2e']) {
   for (const file of testFiles(`test/${kind}`)) {
     process.stdout.write(`\n== ${kind}/${file}\n`)
     const escaped = file.replace(/[.]/g, '\\.')
-    outcomes.push(await uvu(`${kind}/${file}`, `test/${kind}`, `^${escaped}$`, 600_000))
+    outcomes.push(await uvu(`${kind}/${file}`, `test/${kind}`, `^${escaped}$`, 900_000))
   }
 }
 
