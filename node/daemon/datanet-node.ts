@@ -170,6 +170,7 @@ export class DatanetNode implements NodeView {
         onResult: (kind, result, code) => { this.nodeMetrics?.gossipResult(kind, result, code) }
       })
       this.gossip = gossip
+      this.nodeMetrics?.gossipOutbox(() => gossip.waiting)
       gossip.start()
       this.stopSteps.push(['gossip', () => { gossip.stop() }])
       const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, logger: logger.child({ component: 'peers' }) })

@@ -103,6 +103,11 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
 
   say('\n== 3. A model is trained on that version')
   const operator = plain[0] ?? validators[validators.length - 1] as NodeApi
+  // the operator trains on its own copy of the version: wait until its node has it final
+  await until(`${operator.entry.name} to have version ${dataVersion.height}`, 60_000, async () => {
+    const list = await operator.call<VersionJson[]>('GET', `${d}/versions`)
+    return list.some(v => v.height >= dataVersion.height) ? true : undefined
+  })
   const model = await operator.call<{ id: string, version: number }>('POST', `${d}/models`, { version: dataVersion.height, train: true })
   say(`   ${operator.entry.name} trains the reference n-gram model on version ${model.version} → model ${model.id}`)
 

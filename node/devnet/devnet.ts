@@ -82,7 +82,7 @@ interface Member {
 export class Devnet {
   readonly dir: string
   private members: Member[] = []
-  private stopping = false
+  private stopping: Promise<void> | undefined
   private anvil: Anvil | undefined
   private chain: ChainState | undefined
   private manifest: Manifest | undefined
@@ -215,7 +215,10 @@ export class Devnet {
     try {
       await Promise.all(this.members.map(async m => { await m.daemon?.waitReady(this.opts.readyTimeoutMs ?? 60_000) }))
       await this.waitPeered(this.opts.readyTimeoutMs ?? 60_000)
-      if (chain !== undefined) await this.followDatanet()
+      if (chain !== undefined) {
+        await this.followDatanet()
+        await this.waitSubscribed(chain.datanet, this.opts.readyTimeoutMs ?? 60_000)
+      }
     } catch (err) {
       await this.stop()
       throw err
@@ -243,6 +246,24 @@ export class Devnet {
         if (info.peers.length >= want) break
         if (Date.now() > deadline) {
           throw new DatanetError({ code: 'DEVNET_ERROR_NOT_PEERED' }, `${m.name} sees ${info.peers.length} of ${want} peers after ${timeoutMs} ms`)
+        }
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+    }
+  }
+
+  /** Waits until every node hears every other on the datanet's topics, so nothing published first is lost. */
+  private async waitSubscribed (datanet: string, timeoutMs: number): Promise<void> {
+    const want = this.members.length - 1
+    const deadline = Date.now() + timeoutMs
+    for (const m of this.members) {
+      for (;;) {
+        const res = await fetch(`${m.daemon?.apiUrl}/v1/datanets/${datanet}`, { signal: AbortSignal.timeout(5000) })
+        const body = await res.json() as { subscribers?: { contributions: string[], verdicts: string[] } }
+        const seen = Math.min(body.subscribers?.contributions.length ?? 0, body.subscribers?.verdicts.length ?? 0)
+        if (seen >= want) break
+        if (Date.now() > deadline) {
+          throw new DatanetError({ code: 'DEVNET_ERROR_NOT_PEERED' }, `${m.name} sees ${seen} of ${want} peers on the datanet's topics after ${timeoutMs} ms`)
         }
         await new Promise(resolve => setTimeout(resolve, 100))
       }
@@ -287,12 +308,14 @@ export class Devnet {
   }
 
   /** Stops every node (SIGTERM, then SIGKILL after a grace period); leaves no process behind. */
+  /** Stops every node, then anvil; a second call waits for the first stop to finish. */
   async stop (): Promise<void> {
-    if (this.stopping) return
-    this.stopping = true
-    await Promise.all(this.members.map(async m => { await m.daemon?.stop() }))
-    // anvil last: it writes its state to the devnet's directory as it exits
-    await this.anvil?.stop()
+    this.stopping ??= (async () => {
+      await Promise.all(this.members.map(async m => { await m.daemon?.stop() }))
+      // anvil last: it writes its state to the devnet's directory as it exits
+      await this.anvil?.stop()
+    })()
+    await this.stopping
   }
 
   get anvilPid (): number | undefined {

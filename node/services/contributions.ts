@@ -336,6 +336,7 @@ export class ContributionService {
     return {
       topic: topics.contributions(datanet.id),
       kind: 'contributions',
+      holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),
       concurrency: 4,
       decode: (data: Uint8Array): Gossiped => {

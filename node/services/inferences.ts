@@ -350,6 +350,7 @@ export class InferenceService {
     return {
       topic: inferenceTopic(d.id),
       kind: 'inferences',
+      holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),
       decode: (data: Uint8Array) => {
         if (data.length > 3 * MAX_TEXT_BYTES) throw reject('INFERENCE_ERROR_OVERSIZE', 'event too large')
@@ -385,6 +386,7 @@ export class InferenceService {
     return {
       topic: modelTopic(d.id),
       kind: 'models',
+      holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),
       decode: (data: Uint8Array) => {
         try {

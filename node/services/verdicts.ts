@@ -116,6 +116,7 @@ export class VerdictService {
     return {
       topic: topics.verdicts(datanet.id),
       kind: 'verdicts',
+      holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),
       decode: (data: Uint8Array): GossipedVerdict => {
         let verdict: Verdict

@@ -54,6 +54,11 @@ export interface TopicHandler<T> {
   scoreParams?: TopicScoreParams
   /** Messages validated at once (default 1: in order). */
   concurrency?: number
+  /**
+   * Own messages published while no peer is subscribed wait in the outbox until one is
+   * (for messages sent once and never again; not for votes or periodic announcements).
+   */
+  holdUntilSubscribed?: boolean
 }
 
 /** The parts of the gossipsub service this router uses beyond its public interface. */
@@ -62,6 +67,9 @@ interface GossipSubInternals extends GossipSub {
   reportMessageValidationResult: (msgId: string, propagationSource: string, acceptance: TopicValidatorResult) => void
   getScore: (peerId: string) => number
   getMeshPeers: (topic: string) => string[]
+  publish: (topic: string, data: Uint8Array, opts?: { allowPublishToZeroTopicPeers?: boolean }) => Promise<{ recipients: PeerId[] }>
+  /** Peers we have a gossipsub stream to: a subscriber without one would not get a message. */
+  streamsOutbound: Map<string, unknown>
 }
 
 export interface GossipStats {
@@ -69,7 +77,13 @@ export interface GossipStats {
   rejected: number
   ignored: number
   dropped: number
+  /** Own messages that waited in the outbox and were then sent. */
+  delayed: number
+  /** Own messages dropped from the outbox: too old, or too many waiting. */
+  unsent: number
 }
+
+interface Unsent { data: Uint8Array, at: number }
 
 /** Content-hash message ids: the same bytes on the same topic are one message, whoever sends them. */
 export function contentMessageId (msg: Message): Uint8Array {
@@ -81,6 +95,12 @@ interface Queued { handler: TopicHandler<unknown>, event: GossipsubMessage }
 export interface GossipRouterOptions {
   /** Messages waiting for validation per topic; beyond it new ones are ignored (not penalised). */
   queueSize: number
+  /** Own messages kept per topic while no peer is subscribed to it (default 256; oldest dropped). */
+  outboxSize?: number
+  /** How long an own message waits for a subscriber before it is dropped (default 10 min). */
+  outboxTtlMs?: number
+  /** How often the outbox is retried besides on subscription changes (default 1 s). */
+  outboxRetryMs?: number
   logger: Logger
   onResult?: (kind: string, result: 'accept' | GossipAction | 'dropped', code?: string) => void
 }
@@ -95,8 +115,16 @@ export class GossipRouter {
   private readonly queues = new Map<string, Queued[]>()
   private readonly draining = new Map<string, number>()
   private readonly pubsub: GossipSubInternals
+  /**
+   * Own messages published while no peer was subscribed to their topic (at start, before
+   * subscriptions arrive): gossipsub would mark them seen and never send them, so they
+   * wait here until a peer subscribes.
+   */
+  private readonly outbox = new Map<string, Unsent[]>()
+  private retryTimer: NodeJS.Timeout | undefined
+  private flushing = false
   private running = false
-  readonly stats: GossipStats = { accepted: 0, rejected: 0, ignored: 0, dropped: 0 }
+  readonly stats: GossipStats = { accepted: 0, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0 }
 
   private readonly options: GossipRouterOptions
 
@@ -109,6 +137,7 @@ export class GossipRouter {
     if (this.running) return
     this.running = true
     this.pubsub.addEventListener('gossipsub:message', this.onMessage)
+    this.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     for (const topic of this.handlers.keys()) this.pubsub.subscribe(topic)
   }
 
@@ -116,6 +145,10 @@ export class GossipRouter {
     if (!this.running) return
     this.running = false
     this.pubsub.removeEventListener('gossipsub:message', this.onMessage)
+    this.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    clearInterval(this.retryTimer)
+    this.retryTimer = undefined
+    this.outbox.clear()
     for (const topic of this.handlers.keys()) this.pubsub.unsubscribe(topic)
     for (const queue of this.queues.values()) queue.length = 0
   }
@@ -129,10 +162,95 @@ export class GossipRouter {
     if (this.running) this.pubsub.subscribe(handler.topic)
   }
 
+  /**
+   * Publishes an own message; returns how many peers it was sent to. With none subscribed
+   * yet it returns 0, and on a topic that holds messages the message waits in the outbox
+   * until one is.
+   */
   async publish (topic: string, data: Uint8Array): Promise<number> {
-    const result = await this.pubsub.publish(topic, data)
-    return result.recipients.length
+    const hold = this.handlers.get(topic)?.holdUntilSubscribed === true
+    // behind messages already waiting, to keep their order
+    if (hold && (this.outbox.has(topic) || !this.reachable(topic))) {
+      this.hold(topic, data)
+      return 0
+    }
+    return (await this.pubsub.publish(topic, data, { allowPublishToZeroTopicPeers: true })).recipients.length
   }
+
+  /**
+   * Whether a message published now reaches a subscriber. gossipsub marks a message seen
+   * when it is published, sent or not, so one sent to nobody could not be sent again.
+   */
+  private reachable (topic: string): boolean {
+    return this.pubsub.getSubscribers(topic).some(p => this.pubsub.streamsOutbound.has(p.toString()))
+  }
+
+  /** Own messages waiting for a subscriber to their topic. */
+  get waiting (): number {
+    let n = 0
+    for (const list of this.outbox.values()) n += list.length
+    return n
+  }
+
+  private hold (topic: string, data: Uint8Array): void {
+    const list = this.outbox.get(topic) ?? []
+    list.push({ data, at: Date.now() })
+    if (list.length > (this.options.outboxSize ?? 256)) {
+      list.shift()
+      this.stats.unsent++
+      this.options.logger.warn({ topic }, 'gossip outbox full: dropped the oldest unsent message')
+    }
+    this.outbox.set(topic, list)
+    if (this.running && this.retryTimer === undefined) {
+      this.retryTimer = setInterval(() => { void this.flush() }, this.options.outboxRetryMs ?? 1000)
+      this.retryTimer.unref()
+    }
+  }
+
+  private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (evt.detail.subscriptions.some(s => s.subscribe && this.outbox.has(s.topic))) void this.flush()
+  }
+
+  /** Sends what the outbox holds for topics that now have subscribers; drops what is too old. */
+  private async flush (): Promise<void> {
+    // one pass at a time: a second one would publish the same messages again
+    if (this.flushing) return
+    this.flushing = true
+    try {
+      await this.flushOnce()
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  private async flushOnce (): Promise<void> {
+    const ttl = this.options.outboxTtlMs ?? 600_000
+    for (const [topic, list] of [...this.outbox]) {
+      const fresh = list.filter(item => Date.now() - item.at <= ttl)
+      if (fresh.length < list.length) {
+        this.stats.unsent += list.length - fresh.length
+        this.options.logger.warn({ topic, dropped: list.length - fresh.length, ttlMs: ttl }, 'gossip messages dropped: no peer subscribed to their topic in time')
+      }
+      if (fresh.length > 0 && !this.reachable(topic)) {
+        this.outbox.set(topic, fresh)
+        continue
+      }
+      this.outbox.delete(topic)
+      for (const item of fresh) {
+        try {
+          await this.pubsub.publish(topic, item.data, { allowPublishToZeroTopicPeers: true })
+          this.stats.delayed++
+        } catch (err) {
+          this.options.logger.warn({ topic, err: (err as Error).message }, 'gossip message from the outbox not sent')
+        }
+      }
+    }
+    if (this.outbox.size === 0) {
+      clearInterval(this.retryTimer)
+      this.retryTimer = undefined
+    }
+  }
+
 
   meshPeers (topic: string): string[] {
     return this.pubsub.getMeshPeers(topic)

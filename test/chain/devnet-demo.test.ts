@@ -3,7 +3,7 @@
  * process. Waits (bounded) for its summary, checks the summary against the nodes' APIs
  * and the chain, stops it and checks that none of its processes survives.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -32,8 +32,18 @@ test.after(hook(async () => {
     child.kill('SIGTERM')
     await withDeadline(new Promise(resolve => child?.once('exit', resolve)), 60_000, 'devnet stop').catch(() => child?.kill('SIGKILL'))
   }
-  tmp.remove()
+  if (process.env.KEEP_TEST_DIRS === '1') process.stderr.write(`kept ${tmp.dir}\n`)
+  else tmp.remove()
 }))
+
+/** The warnings and errors the nodes logged, for reading a failure from CI's output. */
+function nodeWarnings (): string {
+  if (!existsSync(dir)) return ''
+  return readdirSync(dir).filter(n => existsSync(join(dir, n, 'node.log'))).map(n => {
+    const lines = readFileSync(join(dir, n, 'node.log'), 'utf8').split('\n').filter(l => /"level":(40|50|60)/.test(l))
+    return `--- ${n}: ${lines.length} warnings/errors (last 15) ---\n${lines.slice(-15).join('\n')}`
+  }).join('\n')
+}
 
 let summary: DemoSummary
 let devnet: DevnetFile
@@ -45,13 +55,18 @@ test('devnet --demo tells the whole story and ends with a summary', async () => 
   child.stdout?.on('data', (b: Buffer) => { stdout += b.toString() })
   child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
   const exited = new Promise(resolve => child?.once('exit', resolve))
-  summary = await withDeadline(Promise.race([
-    waitFor(() => {
-      const line = stdout.split('\n').find(l => l.startsWith('{"summary"'))
-      return line === undefined ? undefined : (JSON.parse(line) as { summary: DemoSummary }).summary
-    }, { timeoutMs: 300_000, what: 'the demo\'s summary', intervalMs: 500 }),
-    exited.then(code => { throw new Error(`devnet exited with ${String(code)}: ${stderr.slice(-2000)}`) })
-  ]), 310_000, 'the demo')
+  try {
+    summary = await withDeadline(Promise.race([
+      waitFor(() => {
+        const line = stdout.split('\n').find(l => l.startsWith('{"summary"'))
+        return line === undefined ? undefined : (JSON.parse(line) as { summary: DemoSummary }).summary
+      }, { timeoutMs: 300_000, what: 'the demo\'s summary', intervalMs: 500 }),
+      exited.then(code => { throw new Error(`devnet exited with ${String(code)}`) })
+    ]), 310_000, 'the demo')
+  } catch (err) {
+    // what the demo said, so a failure on CI can be read from its log
+    throw new Error(`${(err as Error).message}\n--- devnet stderr (tail) ---\n${stderr.slice(-6000)}\n${nodeWarnings()}`)
+  }
   devnet = JSON.parse(readFileSync(join(dir, 'devnet.json'), 'utf8')) as DevnetFile
   assert.is(summary.datanet, devnet.datanet)
   assert.is(summary.records, 30)

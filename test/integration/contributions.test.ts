@@ -2,20 +2,20 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { Wallet, encryptKeystoreJson } from 'ethers'
 import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
 import { encodeContribution, signContribution, contributionCid } from '../../src/contribution/contribution.ts'
-import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
+import type { HostServices } from '../../src/network/libp2p-options.ts'
 import { topics } from '../../src/network/topics.ts'
 import { dataDirPaths } from '../../src/storage/data-dir.ts'
 import { canonicalJson } from '../../src/codec/jcs.ts'
 import { fromHex, sha256, toHex } from '../../src/codec/hash.ts'
 import { verifyProof } from '../../src/merkle/tree.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
+import { loopbackHost } from '../helpers/libp2p-host.ts'
 import { runCli } from '../helpers/cli.ts'
 import { waitFor, hook } from '../helpers/wait.ts'
 import type { ContributionView } from '../../node/services/contributions.ts'
@@ -181,16 +181,7 @@ test('a contributor signs with its own key (--key-file): the node builds, the co
 })
 
 async function startForger (): Promise<Libp2p<HostServices>> {
-  const node = await createLibp2p(libp2pOptions({
-    privateKey: await generateKeyPair('Ed25519'),
-    host: '127.0.0.1',
-    port: 0,
-    announce: [],
-    maxConnections: 16,
-    dialTimeoutMs: 5000,
-    maxMessageBytes: 1024 * 1024,
-    agentVersion: 'forger'
-  }))
+  const node = await loopbackHost('forger')
   // A forger that does not validate relays as is: report everything as valid.
   const pubsub = node.services.pubsub as unknown as { addEventListener: (t: string, f: (e: CustomEvent<{ msgId: string, propagationSource: { toString: () => string } }>) => void) => void, reportMessageValidationResult: (id: string, src: string, r: string) => void }
   pubsub.addEventListener('gossipsub:message', e => { pubsub.reportMessageValidationResult(e.detail.msgId, e.detail.propagationSource.toString(), 'accept') })

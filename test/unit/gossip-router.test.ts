@@ -20,12 +20,22 @@ class FakePubSub extends EventTarget {
 
   subscribe (topic: string): void { this.subscribed.push(topic) }
   unsubscribe (topic: string): void { this.unsubscribed.push(topic) }
+  /** Whether a peer is subscribed (and reachable) as gossipsub sees it. */
+  peers = true
   async publish (topic: string, data: Uint8Array): Promise<{ recipients: PeerId[] }> {
     this.published.push({ topic, data })
-    return { recipients: [publisher, publisher] }
+    return { recipients: this.peers ? [publisher, publisher] : [] }
   }
 
-  getSubscribers (_topic: string): PeerId[] { return [publisher] }
+  get streamsOutbound (): Map<string, unknown> { return new Map([[publisher.toString(), {}]]) }
+
+  /** A peer's subscription arriving, as gossipsub announces it. */
+  peerSubscribes (topic: string): void {
+    this.peers = true
+    this.dispatchEvent(new CustomEvent('subscription-change', { detail: { peerId: publisher, subscriptions: [{ topic, subscribe: true }] } }))
+  }
+
+  getSubscribers (_topic: string): PeerId[] { return this.peers ? [publisher] : [] }
   getMeshPeers (topic: string): string[] { return [`mesh-of-${topic}`] }
   getScore (_peerId: string): number { return 4.5 }
   reportMessageValidationResult (msgId: string, source: string, result: Verdict): void {
@@ -117,7 +127,7 @@ test('a valid message is reported accept, then handled with its context', async 
   assert.ok(h.ctx.publisher.equals(publisher))
   assert.ok(h.ctx.propagationSource.equals(relay))
   assert.is(h.ctx.msgId, 'm1')
-  assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0 })
+  assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0 })
   assert.equal(s.results, [['test', 'accept', undefined]])
   s.router.stop()
 })
@@ -136,7 +146,7 @@ test('a validator throwing reject() is reported reject and never handled', async
   send(s.pubsub, 'm1', signed(TOPIC, 'bad'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0, delayed: 0, unsent: 0 })
   assert.equal(s.results, [['test', 'reject', 'TEST_ERROR_BAD']])
   s.router.stop()
 })
@@ -154,7 +164,7 @@ test('a validator throwing ignore() is reported ignore and never handled', async
   send(s.pubsub, 'm1', signed(TOPIC, 'old'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0 })
   assert.equal(s.results, [['test', 'ignore', 'TEST_ERROR_STALE']])
   s.router.stop()
 })
@@ -177,7 +187,7 @@ test('a validator throwing a plain Error is reported ignore (not reject) and not
   send(s.pubsub, 'm1', signed(TOPIC, 'x'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0 })
   assert.equal(s.results, [['test', 'ignore', 'GOSSIP_ERROR_VALIDATOR_FAILED']])
   s.router.stop()
 })
@@ -248,7 +258,7 @@ test('when the queue is full, extra messages are reported ignore and counted as 
   assert.is(s.pubsub.report('m2')?.result, 'accept')
   await waitFor(() => s.handled.length === 2, { timeoutMs: 2000, what: 'both handled', intervalMs: 5 })
   assert.equal(s.handled.map(h => h.value), ['one', 'two'])
-  assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2 })
+  assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2, delayed: 0, unsent: 0 })
   s.router.stop()
 })
 
@@ -276,6 +286,73 @@ test('publish, meshPeers, subscribers and score delegate to gossipsub', async ()
   assert.equal(s.router.meshPeers(TOPIC), [`mesh-of-${TOPIC}`])
   assert.equal(s.router.subscribers(TOPIC), [publisher.toString()])
   assert.is(s.router.score('x'), 4.5)
+  s.router.stop()
+})
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
+const texts = (p: FakePubSub): string[] => p.published.map(m => new TextDecoder().decode(m.data))
+
+test('an own message published before any peer subscribed waits, in order, and goes out when one subscribes', async () => {
+  const s = setup({ holdUntilSubscribed: true }, { outboxRetryMs: 60_000 })
+  s.pubsub.peers = false
+  assert.is(await s.router.publish(TOPIC, bytes('first')), 0)
+  assert.is(await s.router.publish(TOPIC, bytes('second')), 0)
+  assert.is(s.router.waiting, 2)
+  assert.equal(s.pubsub.published, [], 'nothing sent while nobody listens')
+  s.pubsub.peerSubscribes('/another/topic')
+  assert.equal(s.pubsub.published, [], 'a subscription to another topic does not flush this one')
+  s.pubsub.peerSubscribes(TOPIC)
+  await waitFor(() => s.router.waiting === 0, { timeoutMs: 2000, what: 'the outbox to empty' })
+  assert.equal(texts(s.pubsub), ['first', 'second'])
+  assert.is(s.router.stats.delayed, 2)
+  s.router.stop()
+})
+
+test('the outbox is retried on a timer too (a subscriber may be under the publish threshold at first)', async () => {
+  const s = setup({ holdUntilSubscribed: true }, { outboxRetryMs: 20 })
+  s.pubsub.peers = false
+  await s.router.publish(TOPIC, bytes('late'))
+  s.pubsub.peers = true // no subscription event: only the timer can send it
+  await waitFor(() => s.router.waiting === 0, { timeoutMs: 2000, what: 'the retry timer to send it' })
+  assert.equal(texts(s.pubsub), ['late'])
+  s.router.stop()
+})
+
+test('the outbox is bounded: too old or too many are dropped and counted; stop empties it', async () => {
+  const s = setup({ holdUntilSubscribed: true }, { outboxRetryMs: 60_000, outboxSize: 2, outboxTtlMs: 50 })
+  s.pubsub.peers = false
+  await s.router.publish(TOPIC, bytes('a'))
+  await s.router.publish(TOPIC, bytes('b'))
+  await s.router.publish(TOPIC, bytes('c'))
+  assert.is(s.router.waiting, 2)
+  assert.is(s.router.stats.unsent, 1, 'the oldest went')
+  await new Promise(resolve => setTimeout(resolve, 80))
+  await s.router.publish(TOPIC, bytes('fresh'))
+  s.pubsub.peerSubscribes(TOPIC)
+  await waitFor(() => s.router.waiting === 0, { timeoutMs: 2000, what: 'the outbox to empty' })
+  assert.equal(texts(s.pubsub), ['fresh'], 'the expired ones are not sent')
+  assert.is(s.router.stats.unsent, 3)
+  s.pubsub.peers = false
+  await s.router.publish(TOPIC, bytes('never'))
+  s.router.stop()
+  assert.is(s.router.waiting, 0)
+})
+
+test('a topic that does not hold messages publishes to nobody at once (votes, announcements)', async () => {
+  const s = setup({}, { outboxRetryMs: 20 })
+  s.pubsub.peers = false
+  assert.is(await s.router.publish(TOPIC, bytes('vote')), 0, 'sent to nobody, without an error')
+  assert.is(s.router.waiting, 0)
+  assert.equal(texts(s.pubsub), ['vote'])
+  s.router.stop()
+})
+
+test('publish errors other than "no peers" reach the caller', async () => {
+  const s = setup({ holdUntilSubscribed: true })
+  s.pubsub.publish = async () => { throw new Error('PublishError.Duplicate') }
+  const err = await s.router.publish(TOPIC, bytes('x')).then(() => undefined, (e: Error) => e)
+  assert.is(err?.message, 'PublishError.Duplicate')
+  assert.is(s.router.waiting, 0)
   s.router.stop()
 })
 
