@@ -74,8 +74,11 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
   const files = readdirSync(DEMO_DATASET).filter(f => f.endsWith('.jsonl')).sort()
   const contributors = [...plain, ...validators].slice(0, files.length)
   const observer = validators[0] as NodeApi
+  const t0 = Date.now()
+  // each step says when it began, so a slow run shows where its time went
+  const step = (title: string): void => { say(`\n== ${title} (${((Date.now() - t0) / 1000).toFixed(0)} s)`) }
 
-  say('\n== 1. Contributors add the sample dataset')
+  step('1. Contributors add the sample dataset')
   const contributed: string[] = []
   let totalRecords = 0
   for (const [i, file] of files.entries()) {
@@ -87,7 +90,7 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
     say(`   ${who.entry.name} (${who.entry.address}) contributes ${file}: ${r.recordCount} records → ${r.cid}`)
   }
 
-  say('\n== 2. Validators judge the contributions; a version finalizes and is anchored')
+  step('2. Validators judge the contributions; a version finalizes and is anchored')
   for (const cid of contributed) {
     const c = await until(`contribution ${cid} to be accepted and in a version`, 120_000, async () => {
       const v = await observer.call<{ status: string, version: number | null, verdicts: Array<{ validator: string, accept: boolean, score: number }> }>('GET', `${d}/contributions/${cid}`)
@@ -101,7 +104,7 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
   })
   say(`   version ${dataVersion.height}: ${dataVersion.recordCount} records, anchored in tx ${dataVersion.anchor?.txHash} (block ${dataVersion.anchor?.block})`)
 
-  say('\n== 3. A model is trained on that version')
+  step('3. A model is trained on that version')
   const operator = plain[0] ?? validators[validators.length - 1] as NodeApi
   // the operator trains on its own copy of the version: wait until its node has it final
   await until(`${operator.entry.name} to have version ${dataVersion.height}`, 60_000, async () => {
@@ -111,7 +114,7 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
   const model = await operator.call<{ id: string, version: number }>('POST', `${d}/models`, { version: dataVersion.height, train: true })
   say(`   ${operator.entry.name} trains the reference n-gram model on version ${model.version} → model ${model.id}`)
 
-  say('\n== 4. Inferences are made, their fees escrowed on chain, and attributed')
+  step('4. Inferences are made, their fees escrowed on chain, and attributed')
   const inferences: DemoSummary['inferences'] = []
   for (const prompt of PROMPTS) {
     const r = await operator.call<{ cid: string, output: string, escrow: { txHash: string }, attribution: { contributors: Array<{ address: string, amount: string }>, coverage: { num: number, den: number } } }>('POST', `${d}/inferences`, { model: model.id, prompt, fee: FEE.toString(), maxWords: 30 })
@@ -120,7 +123,7 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
     say(`   "${prompt} ${r.output}"\n     fee ${eth(FEE)} (escrow ${r.escrow.txHash.slice(0, 18)}…); spans credit ${credited}`)
   }
 
-  say('\n== 5. Validators agree on the tallies; the version carrying them is anchored')
+  step('5. Validators agree on the tallies; the version carrying them is anchored')
   const included = await until('every inference event to be in a version', 120_000, async () => {
     const heights = await Promise.all(inferences.map(async i => (await observer.call<{ included: number | null }>('GET', `${d}/inferences/${i.cid}`)).included))
     return heights.every(h => h !== null) ? Math.max(...(heights as number[])) : undefined
@@ -132,7 +135,7 @@ export async function runDemo (devnet: DevnetFile, say: (line: string) => void):
   })
   say(`   version ${tallyVersion.height}: attribution root ${tallyVersion.attributionRoot}, anchored in tx ${tallyVersion.anchor?.txHash}`)
 
-  say('\n== 6. A contributor claims its reward on-chain')
+  step('6. A contributor claims its reward on-chain')
   const first = contributors[0] as NodeApi
   // the claimer's own node must have read that anchor from the chain too
   await until(`${first.entry.name} to see the anchor of version ${tallyVersion.height}`, 60_000, async () => {

@@ -55,14 +55,16 @@ test('devnet --demo tells the whole story and ends with a summary', async () => 
   child.stdout?.on('data', (b: Buffer) => { stdout += b.toString() })
   child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
   const exited = new Promise(resolve => child?.once('exit', resolve))
+  // the demo bounds each of its own waits and names the step that timed out; this bound
+  // only catches a demo that hangs
   try {
     summary = await withDeadline(Promise.race([
       waitFor(() => {
         const line = stdout.split('\n').find(l => l.startsWith('{"summary"'))
         return line === undefined ? undefined : (JSON.parse(line) as { summary: DemoSummary }).summary
-      }, { timeoutMs: 300_000, what: 'the demo\'s summary', intervalMs: 500 }),
+      }, { timeoutMs: 600_000, what: 'the demo\'s summary', intervalMs: 500 }),
       exited.then(code => { throw new Error(`devnet exited with ${String(code)}`) })
-    ]), 310_000, 'the demo')
+    ]), 610_000, 'the demo')
   } catch (err) {
     // what the demo said, so a failure on CI can be read from its log
     throw new Error(`${(err as Error).message}\n--- devnet stderr (tail) ---\n${stderr.slice(-6000)}\n${nodeWarnings()}`)
