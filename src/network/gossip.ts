@@ -194,7 +194,10 @@ export class GossipRouter {
 
   private hold (topic: string, data: Uint8Array): void {
     const list = this.outbox.get(topic) ?? []
+    // the same bytes are one gossip message: gossipsub would refuse the second as a duplicate
+    if (list.some(u => Buffer.compare(u.data, data) === 0)) return
     list.push({ data, at: Date.now() })
+    this.options.logger.debug({ topic, waiting: list.length }, 'no peer can receive it yet: held until one subscribes')
     if (list.length > (this.options.outboxSize ?? 256)) {
       list.shift()
       this.stats.unsent++
