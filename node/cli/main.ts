@@ -7,3 +7,6 @@ enableCompileCache?.()
 const { main } = await import('./program.ts')
 
 process.exitCode = await main(process.argv.slice(2))
+// The command is done and its output written: a socket or timer some library left open
+// must not keep the process (a devnet that failed, a script waiting on it) alive.
+setTimeout(() => process.exit(), 5000).unref()
