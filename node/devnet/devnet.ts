@@ -307,8 +307,10 @@ export class Devnet {
     return this.members.find(m => m.name === name)?.daemon?.logTail() ?? ''
   }
 
-  /** Stops every node (SIGTERM, then SIGKILL after a grace period); leaves no process behind. */
-  /** Stops every node, then anvil; a second call waits for the first stop to finish. */
+  /**
+   * Stops every node (SIGTERM, then SIGKILL after a grace period), then anvil; leaves no
+   * process behind. A second call waits for the first stop to finish.
+   */
   async stop (): Promise<void> {
     this.stopping ??= (async () => {
       await Promise.all(this.members.map(async m => { await m.daemon?.stop() }))
