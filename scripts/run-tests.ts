@@ -11,7 +11,7 @@ import { join } from 'node:path'
 const root = join(import.meta.dirname, '..')
 const uvuBin = join(root, 'node_modules/uvu/bin.js')
 
-interface Outcome { name: string, passed: number, failed: number, skipped: number, ms: number }
+interface Outcome { name: string, passed: number, failed: number, skipped: number, ms: number, why?: string[] }
 
 const ANSI = /\u001b\[[0-9;]*m/g
 
@@ -44,18 +44,32 @@ function uvuCounts (output: string): { total: number, passed: number, skipped: n
   return { total: Number(total[1]), passed: Number(passed[1]), skipped: Number(skipped?.[1] ?? 0) }
 }
 
+/** The failed tests' titles and the first line of each one's error, for the end of the log. */
+function failures (output: string, max = 3): string[] {
+  const lines = output.replace(ANSI, '').split('\n')
+  const out: string[] = []
+  lines.forEach((line, i) => {
+    const title = /^\s*FAIL\s+"(.*)"\s*$/.exec(line)?.[1]
+    if (title === undefined) return
+    const message = lines.slice(i + 1).find(l => l.trim() !== '')?.trim() ?? ''
+    out.push(`"${title}": ${message.slice(0, 400)}`)
+  })
+  return out.length > max ? [...out.slice(0, max), `… and ${out.length - max} more`] : out
+}
+
 async function uvu (name: string, dir: string, pattern: string, timeoutMs: number): Promise<Outcome> {
   const t0 = Date.now()
   const { code, output, timedOut } = await run(process.execPath, [...process.execArgv, uvuBin, dir, pattern], timeoutMs)
   const counts = uvuCounts(output)
   const ms = Date.now() - t0
   if (counts === undefined) {
-    process.stdout.write(`\n${name}: ${timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${code} before uvu's summary`}\n`)
-    return { name, passed: 0, failed: 1, skipped: 0, ms }
+    const why = timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${code} before uvu's summary`
+    process.stdout.write(`\n${name}: ${why}\n`)
+    return { name, passed: 0, failed: 1, skipped: 0, ms, why: [why, ...failures(output)] }
   }
   let failed = counts.total - counts.passed - counts.skipped
   if (failed === 0 && (code !== 0 || timedOut)) failed = 1
-  return { name, passed: counts.passed, failed, skipped: counts.skipped, ms }
+  return { name, passed: counts.passed, failed, skipped: counts.skipped, ms, why: failed > 0 ? failures(output) : undefined }
 }
 
 async function check (name: string, args: string[], timeoutMs: number): Promise<Outcome> {
@@ -95,6 +109,10 @@ for (const kind of ['integration', 'chain', 'e2e']) {
 process.stdout.write('\n')
 for (const o of outcomes) {
   process.stdout.write(`${o.failed > 0 ? 'FAIL' : 'ok  '}  ${o.name.padEnd(40)} ${String(o.passed).padStart(4)} passed ${String(o.failed).padStart(3)} failed  ${(o.ms / 1000).toFixed(1)}s\n`)
+}
+// what failed, again at the end: a CI page often shows only the log's last lines
+for (const o of outcomes.filter(o => o.failed > 0 && o.why !== undefined && o.why.length > 0)) {
+  process.stdout.write(`\n${o.name}:\n${(o.why ?? []).map(w => `  ${w}`).join('\n')}\n`)
 }
 const passed = outcomes.reduce((n, o) => n + o.passed, 0)
 const failed = outcomes.reduce((n, o) => n + o.failed, 0)
