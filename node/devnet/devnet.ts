@@ -238,32 +238,28 @@ export class Devnet {
 
   /** Waits until every node is connected to every other. */
   private async waitPeered (timeoutMs: number): Promise<void> {
-    const want = this.members.length - 1
-    const deadline = Date.now() + timeoutMs
-    for (const m of this.members) {
-      for (;;) {
-        const info = await this.nodeInfo(m)
-        if (info.peers.length >= want) break
-        if (Date.now() > deadline) {
-          throw new DatanetError({ code: 'DEVNET_ERROR_NOT_PEERED' }, `${m.name} sees ${info.peers.length} of ${want} peers after ${timeoutMs} ms`)
-        }
-        await new Promise(resolve => setTimeout(resolve, 100))
-      }
-    }
+    await this.waitEach(timeoutMs, 'peers', async m => (await this.nodeInfo(m)).peers.length)
   }
 
   /** Waits until every node hears every other on the datanet's topics, so nothing published first is lost. */
   private async waitSubscribed (datanet: string, timeoutMs: number): Promise<void> {
+    await this.waitEach(timeoutMs, 'peers on the datanet\'s topics', async m => {
+      const res = await fetch(`${m.daemon?.apiUrl}/v1/datanets/${datanet}`, { signal: AbortSignal.timeout(5000) })
+      const body = await res.json() as { subscribers?: { contributions: string[], verdicts: string[] } }
+      return Math.min(body.subscribers?.contributions.length ?? 0, body.subscribers?.verdicts.length ?? 0)
+    })
+  }
+
+  /** Polls each node until `count` reaches the number of other nodes, within one deadline for all. */
+  private async waitEach (timeoutMs: number, what: string, count: (m: Member) => Promise<number>): Promise<void> {
     const want = this.members.length - 1
     const deadline = Date.now() + timeoutMs
     for (const m of this.members) {
       for (;;) {
-        const res = await fetch(`${m.daemon?.apiUrl}/v1/datanets/${datanet}`, { signal: AbortSignal.timeout(5000) })
-        const body = await res.json() as { subscribers?: { contributions: string[], verdicts: string[] } }
-        const seen = Math.min(body.subscribers?.contributions.length ?? 0, body.subscribers?.verdicts.length ?? 0)
+        const seen = await count(m)
         if (seen >= want) break
         if (Date.now() > deadline) {
-          throw new DatanetError({ code: 'DEVNET_ERROR_NOT_PEERED' }, `${m.name} sees ${seen} of ${want} peers on the datanet's topics after ${timeoutMs} ms`)
+          throw new DatanetError({ code: 'DEVNET_ERROR_NOT_PEERED' }, `${m.name} sees ${seen} of ${want} ${what} after ${timeoutMs} ms`)
         }
         await new Promise(resolve => setTimeout(resolve, 100))
       }

@@ -220,13 +220,13 @@ export class GossipRouter {
     if (this.flushing) return
     this.flushing = true
     try {
-      await this.flushOnce()
+      await this.sendHeld()
     } finally {
       this.flushing = false
     }
   }
 
-  private async flushOnce (): Promise<void> {
+  private async sendHeld (): Promise<void> {
     const ttl = this.options.outboxTtlMs ?? 600_000
     for (const [topic, list] of [...this.outbox]) {
       const fresh = list.filter(item => Date.now() - item.at <= ttl)
@@ -253,7 +253,6 @@ export class GossipRouter {
       this.retryTimer = undefined
     }
   }
-
 
   meshPeers (topic: string): string[] {
     return this.pubsub.getMeshPeers(topic)
