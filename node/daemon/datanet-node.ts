@@ -19,7 +19,7 @@ import { NodeMetrics } from './metrics.ts'
 import { DatanetService } from '../services/datanets.ts'
 import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
-import { ConsensusService } from '../services/consensus.ts'
+import { ConsensusService, type ConsensusFault } from '../services/consensus/index.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
@@ -196,8 +196,7 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
-      const fault = process.env.DATANET_FAULT
-      if (fault !== undefined && fault !== '' && fault !== 'equivocate') throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${fault}" (known: equivocate)`, 'usage')
+      const fault = parseFault(process.env.DATANET_FAULT)
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
@@ -237,6 +236,13 @@ export class DatanetNode implements NodeView {
         onPending: id => { this.consensus?.poke(id) }
       })
       this.inferences = inferences
+      const verdicts = new VerdictService({
+        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks,
+        onDecided: entry => { this.consensus?.poke(entry.datanet) }
+      })
+      this.verdicts = verdicts
+      verdicts.start()
+      this.stopSteps.push(['verdicts', () => { verdicts.stop() }])
       const consensus = new ConsensusService({
         db,
         helia: content.helia,
@@ -251,7 +257,8 @@ export class DatanetNode implements NodeView {
           const d = this.datanets?.get(id)
           if (d !== undefined) void chainService?.submitEvidence(d)
         },
-        fault: fault === 'equivocate' ? 'equivocate' : undefined,
+        fault,
+        verdicts,
         validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
         onFinal: entry => {
           const d = this.datanets?.get(entry.datanet)
@@ -263,11 +270,6 @@ export class DatanetNode implements NodeView {
       this.versionSource.serve = async request => await consensus.serve(request)
       this.consensus = consensus
       this.stopSteps.push(['consensus', () => { consensus.stop() }])
-      const verdicts = new VerdictService({
-        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks,
-        onDecided: entry => { consensus.poke(entry.datanet) }
-      })
-      this.verdicts = verdicts
       let contributions: ContributionService | undefined
       const datanets = new DatanetService({
         db,
@@ -425,4 +427,14 @@ export class DatanetNode implements NodeView {
   async metrics (): Promise<{ contentType: string, body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() }
   }
+}
+
+const FAULTS: readonly ConsensusFault[] = ['equivocate', 'bogus-header', 'proposal-flood']
+
+/** DATANET_FAULT: a Byzantine behaviour switched on for the defences' tests (CometBFT's misbehaviors). */
+function parseFault (value: string | undefined): ConsensusFault | undefined {
+  if (value === undefined || value === '') return undefined
+  const fault = FAULTS.find(f => f === value)
+  if (fault === undefined) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${value}" (known: ${FAULTS.join(', ')})`, 'usage')
+  return fault
 }

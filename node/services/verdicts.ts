@@ -1,5 +1,5 @@
 import { CID } from 'multiformats/cid'
-import { bytesEqual, toHex } from '../../src/codec/hash.ts'
+import { bytesEqual, fromHex, toHex } from '../../src/codec/hash.ts'
 import { tallyVerdicts } from '../../src/contribution/quorum.ts'
 import { builtinRules, judge, type ContributionFacts, type ContributionRule } from '../../src/contribution/rules/index.ts'
 import { decodeVerdict, encodeVerdict, signVerdict, verdictSigner, type Verdict } from '../../src/contribution/verdict.ts'
@@ -23,11 +23,16 @@ export interface VerdictServiceOptions {
   onDecided?: (entry: ContributionEntry) => void
   /** Per-contribution lock shared with consensus, which marks entries with their version. */
   locks?: KeyedMutex
+  /** How often own verdicts on contributions no version includes yet are gossiped again. */
+  regossipMs?: number
 }
 
 interface GossipedVerdict { verdict: Verdict, bytes: Uint8Array }
 
 const MAX_FUTURE_MS = 5 * 60_000
+/** How often own verdicts on contributions not yet in a version are sent again, and how many per pass. */
+const REGOSSIP_MS = 20_000
+const REGOSSIP_MAX = 256
 
 /**
  * Verdicts: a validator judges every contribution it stores and gossips its signed
@@ -47,6 +52,59 @@ export class VerdictService {
 
   follow (datanet: FollowedDatanet): void {
     this.opts.router.register(this.topicHandler(datanet))
+    this.followed.push(datanet)
+  }
+
+  private readonly followed: FollowedDatanet[] = []
+  private timer: NodeJS.Timeout | undefined
+
+  /** Re-gossips own verdicts on contributions no version includes yet, every `regossipMs`. */
+  start (): void {
+    const every = this.opts.regossipMs ?? REGOSSIP_MS
+    this.timer = setInterval(() => { void this.regossip().catch(err => { this.opts.logger.warn({ err }, 'verdict re-gossip failed') }) }, every)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.timer)
+  }
+
+  /**
+   * Gossip is sent once: a node that was down or partitioned when a verdict went out
+   * never gets it, and its view of a contribution stays pending (or short of a quorum the
+   * others reached). Validators therefore send their verdicts again while the
+   * contribution waits for a version; receivers that have one ignore it.
+   */
+  async regossip (): Promise<number> {
+    const self = this.opts.signer.address
+    let sent = 0
+    for (const d of this.followed) {
+      if (!this.isValidator(d)) continue
+      for await (const [, entry] of this.opts.db.contributions.entries()) {
+        if (sent >= REGOSSIP_MAX || entry.datanet !== d.id || entry.version !== null) continue
+        const mine = await this.opts.db.verdicts.get(`${entry.cid}/${self}`)
+        if (mine === undefined) continue
+        try {
+          await this.opts.router.publish(topics.verdicts(d.id), fromHex(mine.bytes))
+          sent++
+        } catch (err) {
+          this.opts.logger.debug({ contribution: entry.cid, err: (err as Error).message }, 'verdict not re-sent')
+        }
+      }
+    }
+    return sent
+  }
+
+  /** Verdicts a proposal's or a synced version's certificate carried (already checked): stored as if gossiped. */
+  async adopt (datanet: FollowedDatanet, verdicts: ReadonlyArray<{ verdict: Verdict, bytes: Uint8Array }>): Promise<void> {
+    const touched = new Set<string>()
+    for (const { verdict, bytes } of verdicts) {
+      const key = `${verdict.contribution.toString()}/${verdict.validator}`
+      if (await this.opts.db.verdicts.has(key)) continue
+      await this.storeVerdict(verdict, bytes)
+      touched.add(verdict.contribution.toString())
+    }
+    for (const cid of touched) await this.tally(datanet, cid)
   }
 
   isValidator (datanet: FollowedDatanet): boolean {

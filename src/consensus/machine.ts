@@ -1,14 +1,15 @@
 import type {
   ConsensusEffect, ConsensusEvent, HeightConfig, HeightState, Proposal, TimeoutConfig, Validator, Vote, VoteType
 } from './types.ts'
+import { hasOneThird, hasTwoThirds } from './quorum.ts'
 
 /** Stake thresholds: quorum is at least 2/3 of the power (DESIGN §3); round skipping needs more than 1/3. */
 export function quorum (validators: readonly Validator[]): { total: bigint, hasTwoThirds: (power: bigint) => boolean, hasOneThird: (power: bigint) => boolean } {
   const total = validators.reduce((sum, v) => sum + v.power, 0n)
   return {
     total,
-    hasTwoThirds: power => total > 0n && power * 3n >= total * 2n,
-    hasOneThird: power => power * 3n > total
+    hasTwoThirds: power => hasTwoThirds(power, total),
+    hasOneThird: power => hasOneThird(power, total)
   }
 }
 

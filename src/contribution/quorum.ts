@@ -1,4 +1,5 @@
 import type { ValidatorSet } from '../datanet/manifest.ts'
+import { hasOneThird, hasTwoThirds } from '../consensus/quorum.ts'
 
 export type ContributionStatus = 'pending' | 'accepted' | 'rejected'
 
@@ -40,8 +41,8 @@ export function tallyVerdicts (set: ValidatorSet, votes: readonly VerdictVote[])
     else rejectStake += stake
   }
   let status: ContributionStatus = 'pending'
-  if (acceptStake * 3n >= set.total * 2n && set.total > 0n) status = 'accepted'
-  else if (rejectStake * 3n > set.total) status = 'rejected'
+  if (hasTwoThirds(acceptStake, set.total)) status = 'accepted'
+  else if (hasOneThird(rejectStake, set.total)) status = 'rejected'
   return { status, acceptStake, rejectStake, score: weightedMedian(counted, stakes), counted }
 }
 

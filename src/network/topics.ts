@@ -3,7 +3,8 @@ import { createTopicScoreParams, type TopicScoreParams } from '@libp2p/gossipsub
 /** Gossip topic names (DESIGN §4). */
 export const topics = {
   contributions: (datanet: string): string => `/datanet/1/${datanet}/contributions`,
-  verdicts: (datanet: string): string => `/datanet/1/${datanet}/verdicts`
+  verdicts: (datanet: string): string => `/datanet/1/${datanet}/verdicts`,
+  consensus: (datanet: string): string => `/datanet/1/${datanet}/consensus`
 }
 
 /**

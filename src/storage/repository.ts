@@ -14,6 +14,11 @@ export interface RepositoryCodec<K, V> {
 export type StateDb = ClassicLevel<Bytes, Bytes>
 type Sublevel = AbstractSublevel<StateDb, Bytes | string | Buffer, Bytes, Bytes>
 
+/** One operation of an atomic batch across repositories (see `StateDatabase.batch`). */
+export type BatchOp =
+  | { type: 'put', sublevel: Sublevel, key: Bytes, value: Bytes }
+  | { type: 'del', sublevel: Sublevel, key: Bytes }
+
 /** One entity's store: a sublevel of the state database with its own codec. */
 export class Repository<K, V> {
   protected readonly store: Sublevel
@@ -81,6 +86,16 @@ export class Repository<K, V> {
     const out: V[] = []
     for await (const [, value] of this.entries(range)) out.push(value)
     return out
+  }
+
+  /** A put for `StateDatabase.batch`: written atomically with other repositories' operations. */
+  putOp (key: K, value: V): BatchOp {
+    return { type: 'put', sublevel: this.store, key: this.codec.encodeKey(key), value: this.codec.encodeValue(value) }
+  }
+
+  /** A delete for `StateDatabase.batch`. */
+  delOp (key: K): BatchOp {
+    return { type: 'del', sublevel: this.store, key: this.codec.encodeKey(key) }
   }
 
   /** Deletes and puts in one atomic batch. */

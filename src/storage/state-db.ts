@@ -1,6 +1,6 @@
 import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
-import { Repository, heightKey, jsonCodec, readHeightKey, type Bytes, type StateDb } from './repository.ts'
+import { Repository, heightKey, jsonCodec, readHeightKey, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 
 /** What this node learnt of another node from its announcements. */
 export interface PeerRecord {
@@ -238,6 +238,15 @@ export class StateDatabase {
     const out: VerdictEntry[] = []
     for await (const [, v] of this.verdicts.entries({ gte: `${contribution}/`, lt: `${contribution}/\uffff` })) out.push(v)
     return out
+  }
+
+  /**
+   * Writes operations of several repositories (`putOp`/`delOp`) atomically: all or none
+   * survive a crash. `sync` waits until the write is on disk (for records a restart must
+   * never lose, such as the votes signed).
+   */
+  async batch (ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops as BatchOp[], { sync: opts.sync === true })
   }
 
   async open (): Promise<void> {

@@ -1,0 +1,353 @@
+/**
+ * One datanet's consensus in the node: the pure driver (src/consensus/driver.ts) wired to
+ * gossip, timers, level and the version rules. Effects run in order on one queue; the
+ * driver's `persist` is written (synced) before anything after it is sent.
+ */
+import type { SigningKey, TypedDataDomain, Wallet } from 'ethers'
+import { decodeCbor, encodeCbor } from '../../../src/codec/cbor.ts'
+import { bytesEqual, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { proposerSchedule } from '../../../src/consensus/machine.ts'
+import { ConsensusDriver, type ConsensusSigner, type DriverEffect, type DriverInbound, type HeightSetup } from '../../../src/consensus/driver.ts'
+import { decodeVersion, nilHeader, proposalDigest, versionValue, voteDigest, voteSigner, type Version, type VersionValue } from '../../../src/consensus/version.ts'
+import { voteOfWire, wireProblem, type Wire } from '../../../src/consensus/wire.ts'
+import { stakeOf, type ValidatorSet } from '../../../src/datanet/manifest.ts'
+import { ignore, reject, type GossipRouter, type TopicHandler } from '../../../src/network/gossip.ts'
+import { datanetTopicScoreParams, topics } from '../../../src/network/topics.ts'
+import type { HeightState } from '../../../src/consensus/types.ts'
+import type { StateDatabase } from '../../../src/storage/state-db.ts'
+import type { DatanetVersions } from './versions.ts'
+import type { FollowedDatanet } from '../datanets.ts'
+import type { Logger } from '../../logger.ts'
+import { recoverAddress } from 'ethers'
+
+const TICK_MS = 2000
+
+export type ConsensusFault = 'equivocate' | 'bogus-header' | 'proposal-flood'
+
+export interface DatanetConsensusOptions {
+  db: StateDatabase
+  router: GossipRouter
+  wallet: Wallet
+  logger: Logger
+  versions: DatanetVersions
+  domain: TypedDataDomain
+  setFor: (height: number) => ValidatorSet | undefined
+  onFinal: (round: number, value: VersionValue, certificate: Array<{ validator: string, signature: string }>) => Promise<void>
+  onEvidence?: () => void
+  onBehind: () => void
+  fault?: ConsensusFault
+}
+
+export interface ConsensusStatus {
+  height: number
+  round: number | null
+  step: string | null
+  lastFinal: number
+}
+
+export function walletSigner (wallet: Wallet, domain: TypedDataDomain): ConsensusSigner {
+  const sign = (digest: string): string => (wallet.signingKey as SigningKey).sign(digest).serialized
+  return {
+    address: wallet.address,
+    signVote: (type, round, header) => sign(voteDigest(domain, type, round, header)),
+    signProposal: (height, round, validRound, value) => sign(proposalDigest(domain, height, round, validRound, value.id))
+  }
+}
+
+/** The persisted machine state, values as their bytes. */
+export function saveState (s: HeightState<VersionValue>): Record<string, unknown> {
+  return { ...s, lockedValue: s.lockedValue === null ? null : toHex(s.lockedValue.bytes), validValue: s.validValue === null ? null : toHex(s.validValue.bytes) }
+}
+
+export async function loadState (json: Record<string, unknown>): Promise<HeightState<VersionValue>> {
+  const load = async (hex: unknown): Promise<VersionValue | null> => typeof hex === 'string' ? await versionValue(decodeVersion(fromHex(hex))) : null
+  return { ...(json as unknown as HeightState<VersionValue>), lockedValue: await load(json.lockedValue), validValue: await load(json.validValue) }
+}
+
+export class DatanetConsensus {
+  private readonly o: DatanetConsensusOptions
+  private readonly d: FollowedDatanet
+  private readonly log: Logger
+  readonly driver: ConsensusDriver
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private queue: Promise<void> = Promise.resolve()
+  private running = false
+  private nextAt = 0
+  private building = false
+
+  constructor (o: DatanetConsensusOptions, d: FollowedDatanet) {
+    this.o = o
+    this.d = d
+    this.log = o.logger
+    this.driver = new ConsensusDriver({ signer: walletSigner(o.wallet, o.domain) })
+  }
+
+  get height (): number { return this.driver.height }
+
+  status (): ConsensusStatus {
+    const s = this.driver.state
+    return { height: this.driver.height, round: s?.round ?? null, step: s?.step ?? null, lastFinal: this.o.versions.last?.height ?? 0 }
+  }
+
+  /** Resumes the height in progress from disk before any message can arrive, then listens. */
+  async start (): Promise<void> {
+    this.running = true
+    this.driver.moveTo(this.o.versions.nextHeight)
+    const saved = await this.o.db.consensus.get(this.d.id)
+    if (saved !== undefined && saved.height === this.driver.height) {
+      // resume exactly where it was: never a different vote for a (round, type)
+      await this.enqueue(async () => { await this.open(await loadState(saved.state)) })
+    } else {
+      this.nextAt = Date.now() + this.d.manifest.consensus.versionIntervalMs
+    }
+    this.o.router.register(this.topicHandler())
+    const tick = setInterval(() => {
+      void this.enqueue(async () => {
+        if (this.driver.isOpen) await this.exec(this.driver.tick())
+        else await this.maybeStart()
+      })
+    }, TICK_MS)
+    tick.unref()
+    this.timers.add(tick as unknown as NodeJS.Timeout)
+  }
+
+  stop (): void {
+    this.running = false
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+  }
+
+  /** Something may now be worth a new version (a contribution was decided). */
+  poke (): void {
+    void this.enqueue(async () => { await this.maybeStart() })
+  }
+
+  /** Runs `task` on the consensus queue (one step at a time). */
+  async enqueue (task: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(async () => { if (this.running) await task() })
+    this.queue = next.catch(err => { this.log.error({ err }, 'consensus step failed') })
+    await this.queue
+  }
+
+  /** After a version became final here (decided or synced): the next height, nothing open. */
+  advanced (): void {
+    this.driver.moveTo(this.o.versions.nextHeight)
+    this.nextAt = Date.now() + this.d.manifest.consensus.versionIntervalMs
+    const wait = setTimeout(() => { this.timers.delete(wait); this.poke() }, this.d.manifest.consensus.versionIntervalMs)
+    wait.unref()
+    this.timers.add(wait)
+  }
+
+  private setup (height: number): HeightSetup | undefined {
+    const set = this.o.setFor(height)
+    if (set === undefined || set.validators.length === 0) return undefined
+    const validators = set.validators.map(v => ({ address: v.address, power: v.stake }))
+    const schedule = proposerSchedule(validators)
+    const c = this.d.manifest.consensus
+    return {
+      height,
+      validators,
+      proposer: round => schedule(height, round),
+      timeouts: { proposeMs: c.proposeTimeoutMs, prevoteMs: c.prevoteTimeoutMs, precommitMs: c.precommitTimeoutMs, deltaMs: c.timeoutDeltaMs }
+    }
+  }
+
+  /** Starts the next height when there is something to include (at most every versionInterval), or when others already have. */
+  private async maybeStart (): Promise<void> {
+    if (this.driver.isOpen) return
+    const set = this.o.setFor(this.driver.height)
+    if (set === undefined) return
+    if (!this.driver.othersStarted(this.driver.height) && (Date.now() < this.nextAt || !await this.o.versions.hasWork(set))) return
+    // a saved state for this height is the record of the votes signed: always resume from it
+    const saved = await this.o.db.consensus.get(this.d.id)
+    await this.open(saved !== undefined && saved.height === this.driver.height ? await loadState(saved.state) : undefined)
+  }
+
+  private async open (state: HeightState<VersionValue> | undefined): Promise<void> {
+    const setup = this.setup(this.driver.height)
+    if (setup === undefined || this.driver.isOpen) return
+    this.log.debug({ height: setup.height, resumed: state !== undefined }, 'height started')
+    await this.exec(this.driver.open(setup, state))
+  }
+
+  // ---- effects -------------------------------------------------------------------------
+
+  private async exec (effects: DriverEffect[]): Promise<void> {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'persist':
+          // synced: a vote that left must survive any crash of this machine
+          await this.o.db.batch([this.o.db.consensus.putOp(this.d.id, { height: e.height, state: saveState(e.state) })], { sync: true })
+          break
+        case 'send-proposal':
+          await this.publish({ kind: 'proposal', height: e.proposal.height, round: e.proposal.round, validRound: e.proposal.validRound, version: e.proposal.value.bytes, signature: fromHex(e.signature, 65), sentAt: Date.now() })
+          if (this.o.fault === 'proposal-flood') await this.flood(e.proposal.height, e.proposal.round)
+          break
+        case 'send-vote':
+          await this.publish({ kind: 'vote', type: e.vote.vote.type, round: e.vote.vote.round, header: e.vote.header, signature: fromHex(e.vote.signature, 65), sentAt: Date.now() })
+          await this.misbehave(e)
+          break
+        case 'schedule-timeout': this.setTimer(e.height, e.step, e.round, e.ms); break
+        case 'request-value': await this.buildValue(e.height, e.round); break
+        case 'validate': {
+          const set = this.o.setFor(e.height)
+          const why = set === undefined ? 'validator set not known yet' : await this.o.versions.problem(e.value, set)
+          if (why !== undefined) this.log.warn({ height: e.height, version: e.value.cid.toString(), why }, 'invalid proposal')
+          await this.exec(this.driver.validated(e.value, why === undefined))
+          break
+        }
+        case 'decide':
+          await this.o.onFinal(e.round, e.value, e.certificate)
+          return
+        case 'evidence':
+          await this.o.db.evidence.put(`${this.d.id}/${e.height}/${e.first.vote.round}/${e.first.vote.type}/${e.first.vote.validator}`, { first: e.first, second: e.second } as unknown as Record<string, unknown>)
+          this.log.warn({ validator: e.first.vote.validator, height: e.height, round: e.first.vote.round }, 'equivocation evidence kept')
+          this.o.onEvidence?.()
+          break
+        case 'proposal-evidence':
+          this.log.warn({ proposer: e.proposer, height: e.height, round: e.round }, 'two proposals for one round: the second is kept, later ones dropped')
+          break
+        case 'behind':
+          this.o.onBehind()
+          break
+      }
+    }
+  }
+
+  private setTimer (height: number, step: 'propose' | 'prevote' | 'precommit', round: number, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      void this.enqueue(async () => { await this.exec(this.driver.timeout(height, step, round)) })
+    }, ms)
+    t.unref()
+    this.timers.add(t)
+  }
+
+  private async publish (msg: Wire): Promise<void> {
+    try {
+      await this.o.router.publish(topics.consensus(this.d.id), encodeCbor(msg))
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'consensus publish failed')
+    }
+  }
+
+  /** This node proposes: builds its value, or retries shortly when it has nothing yet. */
+  private async buildValue (height: number, round: number): Promise<void> {
+    const set = this.o.setFor(height)
+    const value = set === undefined ? undefined : await this.o.versions.build(height, set, this.o.wallet.address, Date.now())
+    if (value === undefined) {
+      // others started this height for a contribution our verdicts have not caught up with yet
+      const retry = setTimeout(() => {
+        this.timers.delete(retry)
+        void this.enqueue(async () => {
+          const s = this.driver.state
+          if (this.driver.height === height && s !== undefined && s.round === round && s.step === 'propose') await this.buildValue(height, round)
+        })
+      }, 100)
+      retry.unref()
+      this.timers.add(retry)
+      return
+    }
+    await this.exec(this.driver.value(round, value))
+  }
+
+  // ---- fault injection (DATANET_FAULT): a Byzantine validator for the defences' tests ----
+
+  private async misbehave (e: Extract<DriverEffect, { kind: 'send-vote' }>): Promise<void> {
+    const v = e.vote.vote
+    if (v.validator.toLowerCase() !== this.o.wallet.address.toLowerCase() || v.valueId === null) return
+    const signer = walletSigner(this.o.wallet, this.o.domain)
+    if (this.o.fault === 'equivocate' && v.type === 'prevote') {
+      const nil = nilHeader(v.height)
+      this.log.warn({ height: v.height, round: v.round }, 'fault injection: signing a conflicting nil prevote')
+      await this.publish({ kind: 'vote', type: v.type, round: v.round, header: nil, signature: fromHex(signer.signVote(v.type, v.round, nil), 65), sentAt: Date.now() })
+    } else if (this.o.fault === 'bogus-header') {
+      // the same version id with a record count one off: what the contract would refuse
+      const header = { ...e.vote.header, recordCount: e.vote.header.recordCount + 1 }
+      this.log.warn({ height: v.height, round: v.round, type: v.type }, 'fault injection: signing a vote with a bogus header')
+      await this.publish({ kind: 'vote', type: v.type, round: v.round, header, signature: fromHex(signer.signVote(v.type, v.round, header), 65), sentAt: Date.now() })
+    }
+  }
+
+  /** Signed proposals for many future rounds, with junk versions: the bounds must hold. */
+  private async flood (height: number, round: number): Promise<void> {
+    const base = this.driver.state
+    if (base === undefined) return
+    for (let r = round + 1; r <= round + 200; r++) {
+      const version: Version = {
+        datanet: this.d.id, height, parent: null, contributions: [], rejected: [], inferences: [], datasetRoot: new Uint8Array(32),
+        recordCount: r, attributionRoot: new Uint8Array(32), totalAttributed: '0', validatorSetHash: new Uint8Array(32), proposer: this.o.wallet.address, timestamp: Date.now()
+      }
+      const value = await versionValue(version)
+      const signature = walletSigner(this.o.wallet, this.o.domain).signProposal(height, r, -1, value)
+      await this.publish({ kind: 'proposal', height, round: r, validRound: -1, version: value.bytes, signature: fromHex(signature, 65), sentAt: Date.now() })
+    }
+  }
+
+  // ---- inbound -------------------------------------------------------------------------
+
+  private topicHandler (): TopicHandler<{ wire: Wire, inbound?: DriverInbound }> {
+    return {
+      topic: topics.consensus(this.d.id),
+      kind: 'consensus',
+      scoreParams: datanetTopicScoreParams(),
+      decode: (data: Uint8Array) => {
+        let wire: Wire
+        try { wire = decodeCbor<Wire>(data) } catch { throw reject('CONSENSUS_ERROR_MALFORMED', 'not dag-cbor') }
+        const problem = wireProblem(wire)
+        // [REJECT] a well-formed proposal or vote
+        if (problem !== undefined) throw reject('CONSENSUS_ERROR_MALFORMED', problem)
+        return { wire }
+      },
+      validate: async (msg) => {
+        const { wire } = msg
+        const current = this.driver.height
+        const bytes = wire.kind === 'proposal' ? wire.version.length + 200 : 600
+        if (wire.kind === 'proposal') {
+          // [IGNORE] not for a height already final or far ahead
+          if (wire.height < current) throw ignore('CONSENSUS_ERROR_STALE', 'proposal for a final height')
+          if (wire.height > current + this.driver.limits.maxAhead) { this.o.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'proposal far ahead') }
+          let version: Version
+          try { version = decodeVersion(wire.version) } catch (err) { throw reject('CONSENSUS_ERROR_MALFORMED', `proposal: ${(err as Error).message}`) }
+          // [REJECT] for this datanet, and about the version it carries
+          if (version.datanet !== this.d.id || version.height !== wire.height) throw reject('CONSENSUS_ERROR_WRONG_DATANET', 'proposal for another datanet or height')
+          const value = await versionValue(version)
+          if (!bytesEqual(value.bytes, wire.version)) throw reject('CONSENSUS_ERROR_MALFORMED', 'version not canonical')
+          const setup = this.setup(wire.height)
+          // [IGNORE] a height whose validator set the chain has not fixed for us yet
+          if (setup === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+          const proposer = setup.proposer(wire.round)
+          let signer: string | undefined
+          try { signer = recoverAddress(proposalDigest(this.o.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
+          // [REJECT] signed by the proposer of (height, round)
+          if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
+          msg.inbound = { kind: 'proposal', proposal: { height: wire.height, round: wire.round, validRound: wire.validRound, value, proposer }, signature: toHex(wire.signature), bytes }
+        } else {
+          const parsed = voteOfWire(wire)
+          if ('code' in parsed) throw reject(parsed.code, parsed.message)
+          const h = wire.header.height
+          if (h < current) throw ignore('CONSENSUS_ERROR_STALE', 'vote for a final height')
+          if (h > current + this.driver.limits.maxAhead) { this.o.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'vote far ahead') }
+          const set = this.o.setFor(h)
+          if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+          const signer = voteSigner(this.o.domain, parsed.signed)
+          // [REJECT] signed by a validator of the height
+          if (signer === undefined || stakeOf(set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'vote not signed by a validator')
+          parsed.vote.validator = signer
+          msg.inbound = { kind: 'vote', vote: parsed.signed, bytes }
+        }
+      },
+      handle: async (msg) => {
+        const inbound = msg.inbound
+        if (inbound !== undefined) await this.enqueue(async () => { await this.deliver(inbound) })
+      }
+    }
+  }
+
+  private async deliver (msg: DriverInbound): Promise<void> {
+    const effects = this.driver.receive(msg)
+    await this.exec(effects)
+    // a message for this height while nothing is open: others started it
+    if (!this.driver.isOpen && this.driver.othersStarted(this.driver.height)) await this.maybeStart()
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Consensus for every followed datanet: per datanet, the driver's glue
+ * (datanet-consensus.ts), its versions (versions.ts) and catch-up (catch-up.ts).
+ */
+import type { Wallet } from 'ethers'
+import type { Helia } from '@helia/interface'
+import { contributionDomain } from '../../../src/contribution/contribution.ts'
+import type { DomainBinding } from '../../../src/codec/eip712.ts'
+import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
+import type { GossipRouter } from '../../../src/network/gossip.ts'
+import { topics } from '../../../src/network/topics.ts'
+import type { SyncRequest, SyncedVersion, VersionSync } from '../../../src/network/version-sync.ts'
+import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
+import type { KeyedMutex } from '../locks.ts'
+import type { FollowedDatanet } from '../datanets.ts'
+import type { Logger } from '../../logger.ts'
+import { CatchUp } from './catch-up.ts'
+import { DatanetConsensus, type ConsensusFault, type ConsensusStatus } from './datanet-consensus.ts'
+import { DatanetVersions, type InferenceSource, type VerdictSink } from './versions.ts'
+
+export type { ConsensusFault, ConsensusStatus, InferenceSource, VerdictSink }
+
+export interface ConsensusServiceOptions {
+  db: StateDatabase
+  helia: Helia
+  router: GossipRouter
+  sync: VersionSync
+  wallet: Wallet
+  binding: Omit<DomainBinding, 'datanet'>
+  logger: Logger
+  onFinal?: (entry: VersionEntry) => void
+  /**
+   * The set that decides a height (from the chain: fixed at each anchor); undefined while
+   * it is not known yet, and the height waits. Default: the manifest's genesis set.
+   */
+  validatorSet?: (d: FollowedDatanet, height: number) => ValidatorSet | undefined
+  /** Per-contribution lock shared with the verdict service (both rewrite contribution entries). */
+  locks?: KeyedMutex
+  /** Equivocation evidence was kept for a datanet (the chain service submits it). */
+  onEvidence?: (datanet: string) => void
+  /** Fault injection for tests of the protocol's defences (DATANET_FAULT). */
+  fault?: ConsensusFault
+  /** Verified inference events (absent: versions carry none). */
+  inferences?: InferenceSource
+  /** Where verdicts carried by certificates go (the verdict service). */
+  verdicts?: VerdictSink
+  /** Fault injection for crash tests: called between the steps of a finalization. */
+  crashPoint?: (step: string) => void
+}
+
+interface PerDatanet { consensus: DatanetConsensus, versions: DatanetVersions, catchUp: CatchUp, timers: NodeJS.Timeout[] }
+
+export class ConsensusService {
+  private readonly opts: ConsensusServiceOptions
+  private readonly byDatanet = new Map<string, PerDatanet>()
+
+  constructor (opts: ConsensusServiceOptions) {
+    this.opts = opts
+  }
+
+  async follow (d: FollowedDatanet): Promise<void> {
+    const o = this.opts
+    const log = o.logger.child({ datanet: d.id })
+    const domain = contributionDomain(o.binding, d.id)
+    const setFor = (height: number): ValidatorSet | undefined => o.validatorSet === undefined ? d.validators : o.validatorSet(d, height)
+    const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, locks: o.locks, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
+    await versions.load()
+    // eslint-disable-next-line prefer-const
+    let consensus: DatanetConsensus
+    const apply = async (round: number, value: Parameters<DatanetVersions['finalize']>[1], certificate: VersionEntry['certificate']): Promise<void> => {
+      const entry = await versions.finalize(round, value, certificate, Date.now())
+      log.info({ height: entry.height, round, version: entry.cid, records: entry.recordCount, contributions: entry.contributions.length, datasetRoot: entry.datasetRoot }, 'version final')
+      consensus.advanced()
+      o.onFinal?.(entry)
+    }
+    const catchUp = new CatchUp({
+      sync: o.sync, helia: o.helia, versions, domain, datanet: d.id, logger: log, setFor,
+      peers: () => o.router.subscribers(topics.consensus(d.id)),
+      onQueue: async task => {
+        let result = false
+        await consensus.enqueue(async () => { result = await task() })
+        return result
+      },
+      apply
+    })
+    consensus = new DatanetConsensus({
+      db: o.db, router: o.router, wallet: o.wallet, logger: log, versions, domain, setFor,
+      onFinal: apply,
+      onEvidence: () => { o.onEvidence?.(d.id) },
+      onBehind: () => { catchUp.request() },
+      fault: o.fault
+    }, d)
+    const entry: PerDatanet = { consensus, versions, catchUp, timers: [] }
+    this.byDatanet.set(d.id, entry)
+    await consensus.start()
+    // nodes learn of versions made without them (after a partition or a restart), idle or mid-height
+    const periodic = setInterval(() => { catchUp.request() }, 10_000)
+    periodic.unref()
+    const first = setTimeout(() => { catchUp.request() }, 1000)
+    first.unref()
+    entry.timers.push(periodic as unknown as NodeJS.Timeout, first)
+  }
+
+  poke (datanet: string): void {
+    this.byDatanet.get(datanet)?.consensus.poke()
+  }
+
+  async serve (request: SyncRequest): Promise<SyncedVersion[]> {
+    return (await this.byDatanet.get(request.datanet)?.catchUp.serve(request)) ?? []
+  }
+
+  height (datanet: string): number | undefined {
+    return this.byDatanet.get(datanet)?.consensus.height
+  }
+
+  status (datanet: string): ConsensusStatus | undefined {
+    return this.byDatanet.get(datanet)?.consensus.status()
+  }
+
+  stop (): void {
+    for (const p of this.byDatanet.values()) {
+      for (const t of p.timers) clearTimeout(t)
+      p.consensus.stop()
+    }
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * One datanet's versions as consensus sees them: the last final version, building the
+ * next one, judging a proposed one (src/consensus/proposal.ts behind ports over level and
+ * Helia), and making one final in a single atomic batch.
+ */
+import { CID } from 'multiformats/cid'
+import type { Helia } from '@helia/interface'
+import { concatBytes, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { decodeContribution, contributionCid, contributionJson } from '../../../src/contribution/contribution.ts'
+import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
+import { splitShard } from '../../../src/datanet/shard.ts'
+import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
+import { MerkleFrontier } from '../../../src/merkle/tree.ts'
+import {
+  MAX_CONTRIBUTIONS, MAX_INFERENCES, acceptCertificate, appendRecords, checkAcceptCertificate, rootsProblem, talliesAfter, versionShapeProblem,
+  type ProposalPorts
+} from '../../../src/consensus/proposal.ts'
+import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
+import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from '../../../src/attribution/tallies.ts'
+import { heightKey, type BatchOp } from '../../../src/storage/repository.ts'
+import type { ContributionEntry, InferenceEntry, StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
+import type { DomainBinding } from '../../../src/codec/eip712.ts'
+import { getBlock, pin } from '../blocks.ts'
+import type { KeyedMutex } from '../locks.ts'
+import type { FollowedDatanet } from '../datanets.ts'
+import type { Logger } from '../../logger.ts'
+
+/** What consensus needs of the inference service. */
+export interface InferenceSource {
+  pending: (d: FollowedDatanet, limit: number) => Promise<InferenceEntry[]>
+  /** Known, or fetched and verified; undefined when it does not verify here. */
+  ensure: (d: FollowedDatanet, cid: string) => Promise<InferenceEntry | undefined>
+  /** Operations that mark these events included at `height` (written in the version's batch). */
+  includeOps?: (cids: readonly string[], height: number) => Promise<BatchOp[]>
+  markIncluded: (cids: readonly string[], height: number) => Promise<void>
+}
+
+/** What consensus needs of the verdict service: verdicts a certificate carried, adopted as if gossiped. */
+export interface VerdictSink {
+  adopt: (d: FollowedDatanet, verdicts: ReadonlyArray<{ verdict: Verdict, bytes: Uint8Array }>) => Promise<void>
+}
+
+export interface VersionsOptions {
+  db: StateDatabase
+  helia: Helia
+  binding: Omit<DomainBinding, 'datanet'>
+  logger: Logger
+  locks?: KeyedMutex
+  inferences?: InferenceSource
+  verdicts?: VerdictSink
+  /** Fault injection for the crash tests: throws between the steps of a finalization. */
+  crashPoint?: (step: string) => void
+}
+
+const versionKey = (datanet: string, height: number): string => `${datanet}/${height.toString(16).padStart(16, '0')}`
+
+export class DatanetVersions {
+  private readonly opts: VersionsOptions
+  private readonly d: FollowedDatanet
+  private readonly log: Logger
+  private readonly digest: Uint8Array
+  last: VersionEntry | undefined
+  private readonly ports: ProposalPorts
+
+  constructor (opts: VersionsOptions, d: FollowedDatanet, log: Logger) {
+    this.opts = opts
+    this.d = d
+    this.log = log
+    this.digest = fromHex(d.digest, 32)
+    this.ports = {
+      recordHashes: async cid => {
+        const entry = await this.opts.db.contributions.get(cid.toString())
+        if (entry === undefined) throw new Error(`contribution ${cid.toString()} unknown`)
+        const out: Uint8Array[] = []
+        for (const s of entry.contribution.shards as string[]) {
+          for (const r of splitShard(await getBlock(this.opts.helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))) out.push(r.hash)
+        }
+        return out
+      },
+      inDataset: async hashes => (await this.opts.db.dataset.getMany(hashes.map(h => concatBytes(this.digest, h)))).map(x => x !== undefined)
+    }
+  }
+
+  async load (): Promise<void> {
+    this.last = (await this.opts.db.versionsOf(this.d.id, { reverse: true, limit: 1 }))[0]
+  }
+
+  get nextHeight (): number {
+    return (this.last?.height ?? 0) + 1
+  }
+
+  private parentTree (): MerkleFrontier {
+    return this.last === undefined ? new MerkleFrontier() : MerkleFrontier.fromJSON(this.last.frontier)
+  }
+
+  async talliesAt (height: number): Promise<Tallies> {
+    if (height === 0) return new Map()
+    const json = await this.opts.db.tallies.get(versionKey(this.d.id, height))
+    return json === undefined ? new Map() : talliesFromJSON(json)
+  }
+
+  /** Contributions not in a version yet whose verdicts make an accept certificate under `set`, by CID. */
+  async candidates (set: ValidatorSet): Promise<Array<{ entry: ContributionEntry, certificate: Uint8Array[] }>> {
+    const out: Array<{ entry: ContributionEntry, certificate: Uint8Array[] }> = []
+    for await (const [, entry] of this.opts.db.contributions.entries()) {
+      if (entry.datanet !== this.d.id || entry.version !== null || entry.status === 'rejected') continue
+      const verdicts = (await this.opts.db.verdictsOf(entry.cid)).map(v => ({ validator: v.validator, accept: v.accept, bytes: fromHex(v.bytes) }))
+      const certificate = acceptCertificate(set, verdicts)
+      if (certificate !== undefined) out.push({ entry, certificate })
+    }
+    return out.sort((a, b) => (a.entry.cid < b.entry.cid ? -1 : a.entry.cid > b.entry.cid ? 1 : 0)).slice(0, MAX_CONTRIBUTIONS)
+  }
+
+  async pendingEvents (): Promise<InferenceEntry[]> {
+    return (await this.opts.inferences?.pending(this.d, MAX_INFERENCES)) ?? []
+  }
+
+  /** Whether there is anything to put in a new version. */
+  async hasWork (set: ValidatorSet): Promise<boolean> {
+    return (await this.candidates(set)).length > 0 || (await this.pendingEvents()).length > 0
+  }
+
+  /** The next version, or undefined when there is nothing to include. */
+  async build (height: number, set: ValidatorSet, proposer: string, now: number): Promise<VersionValue | undefined> {
+    const candidates = await this.candidates(set)
+    const events = await this.pendingEvents()
+    if (candidates.length === 0 && events.length === 0) return undefined
+    const contributions = candidates.map(c => ({ cid: CID.parse(c.entry.cid), verdicts: c.certificate }))
+    const built = await appendRecords(this.parentTree(), contributions.map(c => c.cid), this.ports)
+    const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
+    const version: Version = {
+      datanet: this.d.id,
+      height,
+      parent: this.last === undefined ? null : CID.parse(this.last.cid),
+      contributions,
+      rejected: [],
+      inferences: events.map(e => CID.parse(e.cid)),
+      datasetRoot: built.tree.root(),
+      recordCount: built.tree.size,
+      attributionRoot: tallyRoot(tallies),
+      totalAttributed: totalOf(tallies).toString(),
+      validatorSetHash: validatorSetHash(set.validators),
+      proposer,
+      timestamp: now
+    }
+    return await versionValue(version)
+  }
+
+  /** Why a proposed version is invalid at `height` under `set`, or undefined when it is valid. */
+  async problem (value: VersionValue, set: ValidatorSet): Promise<string | undefined> {
+    const v = value.version
+    const shape = versionShapeProblem(v, { datanet: this.d.id, height: this.nextHeight, parent: this.last?.cid ?? null, set })
+    if (shape !== undefined) return shape
+    const events = await this.includedEvents(v)
+    if (typeof events === 'string') return events
+    const adopted: Array<{ verdict: Verdict, bytes: Uint8Array }> = []
+    for (const c of v.contributions) {
+      const cid = c.cid.toString()
+      const entry = await this.opts.db.contributions.get(cid)
+      if (entry !== undefined && entry.datanet !== this.d.id) return `contribution ${cid} is another datanet's`
+      if (entry !== undefined && entry.version !== null) return `contribution ${cid} already included`
+      const verdicts = checkAcceptCertificate(set, this.d.id, cid, c.verdicts, verdict => verdictSigner(verdict, this.opts.binding))
+      if (typeof verdicts === 'string') return verdicts
+      verdicts.forEach((verdict, i) => adopted.push({ verdict, bytes: c.verdicts[i] as Uint8Array }))
+      // vouched for by the quorum: a node that missed its gossip fetches it now
+      if (entry === undefined && !await this.ensureContribution(c.cid)) return `contribution ${cid} cannot be fetched`
+    }
+    // the certificate's verdicts are valid: a node that missed them (down, partitioned) now has them too
+    if (adopted.length > 0) await this.opts.verdicts?.adopt(this.d, adopted)
+    let built
+    try {
+      built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports)
+    } catch (err) {
+      return `records: ${(err as Error).message}`
+    }
+    return rootsProblem(v, built, talliesAfter(await this.talliesAt(this.last?.height ?? 0), events))
+  }
+
+  /** The events a version includes, each verified here and not in an earlier version; or why not. */
+  async includedEvents (v: Version): Promise<InferenceEntry[] | string> {
+    if (v.inferences.length === 0) return []
+    if (this.opts.inferences === undefined) return 'inference events, but this node has no inference service'
+    const out: InferenceEntry[] = []
+    for (const c of v.inferences) {
+      const cid = c.toString()
+      const e = await this.opts.inferences.ensure(this.d, cid)
+      if (e === undefined) return `inference event ${cid} does not verify`
+      if (e.included !== null && e.included !== v.height) return `inference event ${cid} already included`
+      if (e.version >= v.height) return `inference event ${cid} credits version ${e.version}, not before ${v.height}`
+      out.push(e)
+    }
+    return out
+  }
+
+  /**
+   * Makes sure a contribution that a certificate vouches for is here: fetched from peers,
+   * pinned with its shards, recorded as accepted. For nodes that missed its gossip.
+   */
+  async ensureContribution (cid: CID): Promise<boolean> {
+    const key = cid.toString()
+    if (await this.opts.db.contributions.has(key)) return true
+    try {
+      const bytes = await getBlock(this.opts.helia, cid, { signal: AbortSignal.timeout(10_000) })
+      const contribution = decodeContribution(bytes, 100_000)
+      if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return false
+      await pin(this.opts.helia, cid, AbortSignal.timeout(120_000))
+      const put = async (): Promise<void> => {
+        // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
+        const existing = await this.opts.db.contributions.get(key)
+        await this.opts.db.contributions.put(key, existing !== undefined
+          ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
+          : {
+              cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
+              receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
+            })
+      }
+      await (this.opts.locks?.run(key, put) ?? put())
+      return true
+    } catch (err) {
+      this.log.warn({ contribution: key, err: (err as Error).message }, 'cannot fetch a contribution a certificate vouches for')
+      return false
+    }
+  }
+
+  /**
+   * Makes a version final in one atomic batch: the dataset's new records and leaves, the
+   * tallies, the version, its contributions and events marked included, and the consensus
+   * state of the height cleared. A crash leaves either all of it or none (the version's
+   * block in Helia is written first and is harmless alone).
+   */
+  async finalize (round: number, value: VersionValue, certificate: VersionEntry['certificate'], now: number): Promise<VersionEntry> {
+    const { db, helia } = this.opts
+    const crash = this.opts.crashPoint ?? (() => {})
+    const v = value.version
+    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports)
+    const events = await this.includedEvents(v)
+    if (typeof events === 'string') throw new Error(`final version ${v.height}: ${events}`)
+    const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
+    crash('before-block')
+    await helia.blockstore.put(value.cid, value.bytes)
+    await pin(helia, value.cid)
+    crash('after-block')
+    const start = this.last?.recordCount ?? 0
+    const entry: VersionEntry = {
+      datanet: this.d.id,
+      height: v.height,
+      cid: value.cid.toString(),
+      parent: v.parent?.toString() ?? null,
+      round,
+      datasetRoot: toHex(v.datasetRoot),
+      recordCount: v.recordCount,
+      attributionRoot: toHex(v.attributionRoot),
+      totalAttributed: v.totalAttributed,
+      validatorSetHash: toHex(v.validatorSetHash),
+      contributions: v.contributions.map(c => c.cid.toString()),
+      certificate,
+      frontier: built.tree.toJSON(),
+      decidedAt: now,
+      anchor: null
+    }
+    const ops: BatchOp[] = []
+    built.added.forEach((h, i) => {
+      ops.push(db.dataset.putOp(concatBytes(this.digest, h), start + i))
+      ops.push(db.leaves.putOp(concatBytes(this.digest, heightKey(start + i)), h))
+    })
+    ops.push(db.tallies.putOp(versionKey(this.d.id, v.height), talliesToJSON(tallies)))
+    ops.push(db.versions.putOp(versionKey(this.d.id, v.height), entry))
+    const eventCids = v.inferences.map(c => c.toString())
+    if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
+    ops.push(db.consensus.delOp(this.d.id))
+    crash('before-batch')
+    const write = async (): Promise<void> => {
+      for (const cid of entry.contributions) {
+        const c = await db.contributions.get(cid)
+        if (c !== undefined) ops.push(db.contributions.putOp(cid, { ...c, version: v.height }))
+      }
+      await db.batch(ops, { sync: true })
+    }
+    await this.withLocks(entry.contributions, write)
+    crash('after-batch')
+    if (this.opts.inferences !== undefined && this.opts.inferences.includeOps === undefined) await this.opts.inferences.markIncluded(eventCids, v.height)
+    this.last = entry
+    return entry
+  }
+
+  /** Holds every contribution's lock (in a fixed order) while `task` rewrites their entries. */
+  private async withLocks (cids: readonly string[], task: () => Promise<void>): Promise<void> {
+    const locks = this.opts.locks
+    if (locks === undefined) { await task(); return }
+    const sorted = [...cids].sort()
+    const hold = async (i: number): Promise<void> => {
+      if (i === sorted.length) { await task(); return }
+      await locks.run(sorted[i] as string, async () => { await hold(i + 1) })
+    }
+    await hold(0)
+  }
+
+  async versionAt (height: number): Promise<VersionEntry | undefined> {
+    return await this.opts.db.versions.get(versionKey(this.d.id, height))
+  }
+}

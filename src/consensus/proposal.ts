@@ -1,0 +1,138 @@
+/**
+ * Building and checking a proposed version (DESIGN §4 flow 3), behind small ports, so the
+ * node and the simulator judge proposals with the same rules:
+ *
+ *  - a contribution is included with an accept certificate: accept verdicts, one per
+ *    member of the validator set *of the including height*, holding >= 2/3 of its stake.
+ *    Acceptance is re-judged against that set: verdicts of validators that left or were
+ *    slashed do not count (and a certificate carrying one is invalid), so a contribution
+ *    accepted under an earlier set waits until the current members' verdicts reach quorum;
+ *  - the dataset root and record count recompute from the parent's tree and the included
+ *    contributions' records (records already in the dataset are skipped);
+ *  - the attribution root and total recompute from the parent's tallies and the included
+ *    events' shares.
+ */
+import { CID } from 'multiformats/cid'
+import { bytesEqual } from '../codec/hash.ts'
+import { decodeVerdict, type Verdict } from '../contribution/verdict.ts'
+import { stakeOf, type ValidatorSet } from '../datanet/manifest.ts'
+import { MerkleFrontier } from '../merkle/tree.ts'
+import { addShares, tallyRoot, totalOf, type Tallies } from '../attribution/tallies.ts'
+import { hasTwoThirds } from './quorum.ts'
+import { validatorSetHash, type Version } from './version.ts'
+
+/** Contributions per version, at most: keeps a proposal well inside one gossip message. */
+export const MAX_CONTRIBUTIONS = 64
+/** Inference events per version, at most. */
+export const MAX_INFERENCES = 256
+
+export interface StoredVerdict { validator: string, accept: boolean, bytes: Uint8Array }
+
+/**
+ * The accept certificate of a contribution under `set`: the accept verdicts of members,
+ * one per validator, in address order; undefined while their stake is under 2/3.
+ */
+export function acceptCertificate (set: ValidatorSet, verdicts: readonly StoredVerdict[]): Uint8Array[] | undefined {
+  const chosen = new Map<string, Uint8Array>()
+  let stake = 0n
+  for (const v of verdicts) {
+    const key = v.validator.toLowerCase()
+    const s = stakeOf(set, v.validator)
+    if (!v.accept || s === undefined || chosen.has(key)) continue
+    chosen.set(key, v.bytes)
+    stake += s
+  }
+  if (!hasTwoThirds(stake, set.total)) return undefined
+  return [...chosen.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, b]) => b)
+}
+
+/**
+ * Checks a carried accept certificate: every verdict well-formed, signed by its validator
+ * (`signerOf`), an accept of this contribution on this datanet, from distinct members of
+ * the set, together >= 2/3 of the stake. Returns the verdicts, or why not.
+ */
+export function checkAcceptCertificate (
+  set: ValidatorSet, datanet: string, contribution: string, certificate: readonly Uint8Array[],
+  signerOf: (v: Verdict) => string | undefined
+): Verdict[] | string {
+  let stake = 0n
+  const signers = new Set<string>()
+  const out: Verdict[] = []
+  for (const bytes of certificate) {
+    let verdict: Verdict
+    try { verdict = decodeVerdict(bytes) } catch { return 'malformed verdict' }
+    const signer = signerOf(verdict)
+    if (signer === undefined || signer !== verdict.validator || !verdict.accept || verdict.contribution.toString() !== contribution || verdict.datanet !== datanet) return 'bad verdict'
+    const s = stakeOf(set, signer)
+    if (s === undefined) return `verdict of ${signer}, not a validator at this height`
+    if (signers.has(signer.toLowerCase())) return 'two verdicts of one validator'
+    signers.add(signer.toLowerCase())
+    stake += s
+    out.push(verdict)
+  }
+  if (!hasTwoThirds(stake, set.total)) return `contribution ${contribution} lacks an accept quorum`
+  return out
+}
+
+/** What building or checking a version needs to read. */
+export interface ProposalPorts {
+  /** A contribution's record hashes in order (its shards' records); throws when they cannot be had. */
+  recordHashes: (cid: CID) => Promise<Uint8Array[]>
+  /** Which of these record hashes are already in the dataset (final versions). */
+  inDataset: (hashes: readonly Uint8Array[]) => Promise<boolean[]>
+}
+
+/** The parent's tree extended by the contributions' new records (duplicates skipped). */
+export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[], ports: ProposalPorts): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
+  const tree = parent.clone()
+  const seen = new Set<string>()
+  const added: Uint8Array[] = []
+  for (const cid of cids) {
+    const hashes = await ports.recordHashes(cid)
+    const known = await ports.inDataset(hashes)
+    hashes.forEach((h, i) => {
+      const key = Buffer.from(h).toString('latin1')
+      if (known[i] === true || seen.has(key)) return
+      seen.add(key)
+      tree.append(h)
+      added.push(h)
+    })
+  }
+  return { tree, added }
+}
+
+/** The cumulative tallies after the events' shares. */
+export function talliesAfter (parent: Tallies, events: ReadonlyArray<{ shares: ReadonlyArray<{ address: string, amount: string }> }>): Tallies {
+  let tallies = parent
+  for (const e of events) tallies = addShares(tallies, e.shares.map(s => ({ address: s.address, amount: BigInt(s.amount) })))
+  return tallies
+}
+
+/** The structural checks of a proposed version that need no I/O; undefined when it passes them. */
+export function versionShapeProblem (v: Version, expect: { datanet: string, height: number, parent: string | null, set: ValidatorSet }): string | undefined {
+  if (v.datanet !== expect.datanet || v.height !== expect.height) return 'datanet or height'
+  if ((v.parent?.toString() ?? null) !== expect.parent) return 'parent'
+  if (!bytesEqual(v.validatorSetHash, validatorSetHash(expect.set.validators))) return 'validator set'
+  if (v.rejected.length !== 0) return 'rejected'
+  if ((v.contributions.length === 0 && v.inferences.length === 0) || v.contributions.length > MAX_CONTRIBUTIONS || v.inferences.length > MAX_INFERENCES) return 'contribution or inference count'
+  let previous = ''
+  for (const c of v.contributions) {
+    const cid = c.cid.toString()
+    if (cid <= previous) return 'contributions not sorted'
+    previous = cid
+  }
+  previous = ''
+  for (const c of v.inferences) {
+    const cid = c.toString()
+    if (cid <= previous) return 'inference events not sorted'
+    previous = cid
+  }
+  return undefined
+}
+
+/** Whether the version's roots are what the parent and its content give. */
+export function rootsProblem (v: Version, built: { tree: MerkleFrontier }, tallies: Tallies): string | undefined {
+  if (!bytesEqual(v.attributionRoot, tallyRoot(tallies)) || v.totalAttributed !== totalOf(tallies).toString()) return 'attribution root does not recompute'
+  if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) return 'dataset root'
+  return undefined
+}
