@@ -83,7 +83,16 @@ export class VerdictService {
       for await (const [, entry] of this.opts.db.contributions.entries()) {
         if (sent >= REGOSSIP_MAX || entry.datanet !== d.id || entry.version !== null) continue
         const mine = await this.opts.db.verdicts.get(`${entry.cid}/${self}`)
-        if (mine === undefined) continue
+        if (mine === undefined) {
+          // a validator that joined after the contribution arrived judges it now: acceptance is
+          // re-judged against the set of the height that includes it
+          if (entry.facts !== null && entry.status !== 'rejected') {
+            const f = entry.facts
+            await this.onContribution(d, entry, { ...f, flagged: new Map(Object.entries(f.flagged)) })
+            sent++
+          }
+          continue
+        }
         try {
           await this.opts.router.publish(topics.verdicts(d.id), fromHex(mine.bytes))
           sent++

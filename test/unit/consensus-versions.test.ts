@@ -1,0 +1,161 @@
+/**
+ * A datanet's versions as consensus builds and applies them (node/services/consensus/
+ * versions.ts over a real level store and an in-memory block store):
+ *  - finalization is one atomic batch: a crash between any two of its steps leaves all of
+ *    it or none, and the restarted node makes the same version final (on main, the dataset
+ *    records were written before the version: a crash between the two marked the records
+ *    present, the root never recomputed and the node stayed at that height);
+ *  - a contribution is proposed only with an accept certificate from members of the
+ *    height's set (a node that learnt of an acceptance without the verdicts — from a
+ *    proposal, or with a departed validator's verdicts — never proposes a version every
+ *    other validator must refuse).
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Wallet } from 'ethers'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { toHex } from '../../src/codec/hash.ts'
+import { encodeManifest, genesisValidatorSet, parseManifest, type ValidatorSet } from '../../src/datanet/manifest.ts'
+import { shardCid } from '../../src/datanet/shard.ts'
+import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
+import { StateDatabase } from '../../src/storage/state-db.ts'
+import { DatanetVersions } from '../../node/services/consensus/versions.ts'
+import { createLogger } from '../../node/logger.ts'
+import { tempDir } from '../helpers/tmp.ts'
+import type { FollowedDatanet } from '../../node/services/datanets.ts'
+import type { Helia } from '@helia/interface'
+
+const binding = { chainId: 31337, registry: null }
+const logger = createLogger({ level: 'silent', format: 'json' })
+const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 11).toString(16).padStart(64, '0')))
+
+function memoryHelia (): Helia {
+  const blocks = new Map<string, Uint8Array>()
+  return {
+    blockstore: {
+      put: async (cid: CID, bytes: Uint8Array) => { blocks.set(cid.toString(), bytes); return cid },
+      get: async function * (cid: CID) {
+        const b = blocks.get(cid.toString())
+        if (b === undefined) throw new Error(`no block ${cid.toString()}`)
+        yield b
+      }
+    },
+    pins: { isPinned: async () => true, add: async function * () {} }
+  } as unknown as Helia
+}
+
+async function datanet (): Promise<FollowedDatanet> {
+  const manifest = parseManifest({ name: 'versions', license: 'CC0-1.0', recordSchema: { type: 'object' }, validators: wallets.map(w => ({ address: w.address, stake: '100' })) })
+  const e = await encodeManifest(manifest)
+  return { id: e.id, digest: e.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: () => undefined as never }
+}
+
+/** Stores a contribution of `lines` (one shard) with accept verdicts of `signers`. */
+async function contribution (db: StateDatabase, helia: Helia, d: FollowedDatanet, lines: string[], signers: Wallet[], status: 'pending' | 'accepted' = 'accepted'): Promise<string> {
+  const shard = new TextEncoder().encode(lines.map(l => JSON.stringify({ text: l }) + '\n').join(''))
+  const shardId = shardCid(shard)
+  await helia.blockstore.put(shardId, shard)
+  const cid = CID.create(1, 0x71, shardId.multihash).toString()
+  await db.contributions.put(cid, {
+    cid, datanet: d.id, contribution: { shards: [shardId.toString()] }, status, score: 100, receivedAt: 1, decidedAt: 1, origin: 'gossip', version: null,
+    facts: null
+  })
+  for (const w of signers) {
+    const verdict = await signVerdict(w, binding, { datanet: d.id, contribution: CID.parse(cid), validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1 })
+    await db.verdicts.put(`${cid}/${w.address}`, { contribution: cid, validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1, signature: toHex(verdict.signature), bytes: toHex(encodeVerdict(verdict)) })
+  }
+  return cid
+}
+
+async function withStore (fn: (ctx: { dir: string, d: FollowedDatanet, helia: Helia }) => Promise<void>): Promise<void> {
+  const tmp = tempDir()
+  try {
+    await fn({ dir: join(tmp.dir, 'state'), d: await datanet(), helia: memoryHelia() })
+  } finally {
+    tmp.remove()
+  }
+}
+
+const STEPS = ['before-block', 'after-block', 'before-batch', 'after-batch'] as const
+
+for (const step of STEPS) {
+  test(`a crash at "${step}" of finalizing leaves all or nothing, and the restarted node makes the same version final`, async () => {
+    await withStore(async ({ dir, d, helia }) => {
+      let db = new StateDatabase(dir)
+      await db.open()
+      await contribution(db, helia, d, ['one', 'two', 'three'], wallets.slice(0, 3))
+      let versions = new DatanetVersions({ db, helia, binding, logger, crashPoint: s => { if (s === step) throw new Error(`crash at ${s}`) } }, d, logger)
+      await versions.load()
+      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+      assert.ok(value !== undefined)
+      await versions.finalize(0, value, [], 1).then(() => assert.unreachable('no crash'), err => assert.match((err as Error).message, /crash at/))
+      await db.close()
+      // restart
+      db = new StateDatabase(dir)
+      await db.open()
+      versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const applied = versions.nextHeight === 2
+      assert.is(applied, step === 'after-batch', 'the batch is the only point where the version becomes final')
+      const marked = (await db.contributions.get(value.version.contributions[0]!.cid.toString()))?.version
+      assert.is(marked, applied ? 1 : null, 'the contribution is marked exactly when the version is stored')
+      if (!applied) {
+        // nothing half-written: the same version recomputes and is made final
+        const again = await versions.build(1, d.validators, wallets[0]!.address, 1)
+        assert.is(again?.cid.toString(), value.cid.toString(), 'the same version recomputes after the crash')
+        assert.is(await versions.problem(value, d.validators), undefined, 'the decided version still verifies')
+        await versions.finalize(0, value, [], 1)
+      }
+      assert.is(versions.last?.recordCount, 3)
+      assert.is(versions.last?.datasetRoot, toHex(value.version.datasetRoot))
+      await db.close()
+    })
+  })
+}
+
+test('records already marked in the dataset without their version (main\'s torn finalization) change the root: why one batch is needed', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    await contribution(db, helia, d, ['a', 'b'], wallets.slice(0, 3))
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.ok(value !== undefined)
+    // what main's applyFinal left after a crash between its dataset write and its version write
+    const { concatBytes, fromHex } = await import('../../src/codec/hash.ts')
+    const { splitShard } = await import('../../src/datanet/shard.ts')
+    const shard = (await helia.blockstore.get(CID.parse(((await db.contributions.get(value.version.contributions[0]!.cid.toString()))!.contribution.shards as string[])[0]!)).next()).value as Uint8Array
+    await db.dataset.putMany(splitShard(shard).map((r, i) => [concatBytes(fromHex(d.digest, 32), r.hash), i]))
+    assert.match(await versions.problem(value, d.validators) ?? '', /dataset root/, 'the decided version no longer verifies: the height is stuck')
+    await db.close()
+  })
+})
+
+test('a contribution is proposed only with an accept certificate of the height\'s set', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    // accepted here (e.g. learnt from a proposal) but with one verdict only: on main it was proposed, and every validator refused the proposal
+    const lacking = await contribution(db, helia, d, ['x'], wallets.slice(0, 1))
+    const full = await contribution(db, helia, d, ['y'], wallets.slice(0, 3))
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.equal(value?.version.contributions.map(c => c.cid.toString()), [full])
+    assert.is(await versions.problem(value!, d.validators), undefined)
+    assert.ok(!(await versions.candidates(d.validators)).some(c => c.entry.cid === lacking))
+    // a validator left: under the set of the including height its verdict does not count
+    const departed = wallets[0]!.address
+    const after: ValidatorSet = { validators: d.validators.validators.filter(v => v.address !== departed), total: 300n }
+    const c = await versions.candidates(after)
+    assert.equal(c.map(x => x.entry.cid), [full], 'two of three remaining members accepted it: still a quorum')
+    assert.is(c[0]?.certificate.length, 2, 'the departed validator\'s verdict is left out of the certificate')
+    const stricter: ValidatorSet = { validators: [...after.validators, { address: '0x' + '1'.repeat(40), stake: 300n }], total: 600n }
+    assert.equal(await versions.candidates(stricter), [], 'not enough of the new set has accepted yet: it waits for their verdicts')
+    await db.close()
+  })
+})
+
+test.run()
