@@ -144,6 +144,8 @@ export interface Fixture {
   unsigned: (n: number, opts?: { escrow?: boolean }) => UnsignedInferenceEvent
   /** Signed by the operator, and a twin: the same event signed again with another k. */
   twins: (u: UnsignedInferenceEvent) => Promise<{ a: InferenceEvent, b: InferenceEvent, aCid: string, bCid: string, eventId: string }>
+  /** A new service over the same store and fakes, as after a restart. */
+  restart: () => void
   close: () => Promise<void>
 }
 
@@ -209,20 +211,25 @@ export async function inferenceFixture (): Promise<Fixture> {
       const b = { ...u, signature: signWithK(operator, eventId, 0x1234567890abcdefn) }
       return { a, b, aCid: (await inferenceEventCid(encodeInferenceEvent(a))).toString(), bCid: (await inferenceEventCid(encodeInferenceEvent(b))).toString(), eventId }
     },
+    restart: () => { fixture.service.stop(); start() },
     close: async () => { fixture.service.stop(); await db.close(); tmp.remove() }
   }
-  fixture.service = new InferenceService({
-    db,
-    helia: helia.helia,
-    router,
-    chain: chain.chain,
-    attribution,
-    wallet: operator as unknown as Wallet,
-    binding: BINDING,
-    logger: pino({ level: 'silent' }),
-    onPending: () => { fixture.pendingCalls++ }
-  })
-  fixture.service.follow(d)
+  const start = (): void => {
+    handlers.clear()
+    fixture.service = new InferenceService({
+      db,
+      helia: helia.helia,
+      router,
+      chain: chain.chain,
+      attribution,
+      wallet: operator as unknown as Wallet,
+      binding: BINDING,
+      logger: pino({ level: 'silent' }),
+      onPending: () => { fixture.pendingCalls++ }
+    })
+    fixture.service.follow(d)
+  }
+  start()
   return fixture
 }
 

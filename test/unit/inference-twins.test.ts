@@ -114,6 +114,43 @@ test('proposal: a node holding neither twin stores the first it meets; the other
   assert.is(await posted(f, a), 'conflict INFERENCE_ERROR_TWIN')
 }))
 
+test('split: twin A to one node, twin B to another; a proposal with A is judged alike on both, and leaves neither pending', async () => {
+  const x = await inferenceFixture()
+  const y = await inferenceFixture()
+  try {
+    const u = x.unsigned(9)
+    y.unsigned(9)
+    const { a, b } = await x.twins(u)
+    assert.is(await posted(x, a), 'stored')
+    assert.is(await posted(y, b), 'stored')
+    const proposal = (await x.service.pending(x.d, 10)).map(e => e.cid)
+    await serve(y, a)
+    const judged = await Promise.all([x, y].map(async n => await Promise.all(proposal.map(async c => await n.service.ensure(n.d, c)))))
+    for (const entries of judged) {
+      assert.ok(entries.every(e => e !== undefined && e.included === null), 'every event of the proposal verifies and is not yet included')
+      assert.equal(entries.map(e => e?.shares), judged[0]?.map(e => e?.shares), 'the same shares on both nodes')
+    }
+    for (const n of [x, y]) await n.service.markIncluded(proposal, 1)
+    assert.equal(await x.service.pending(x.d, 10), [])
+    assert.equal(await y.service.pending(y.d, 10), [], 'B is the event A included')
+  } finally {
+    await x.close()
+    await y.close()
+  }
+})
+
+test('after a restart, a twin still resolves to the known event and marks it by event id', () => withFixture(async f => {
+  const { a, b, bCid } = await f.twins(f.unsigned(10))
+  assert.is(await posted(f, b), 'stored')
+  const aCid = await serve(f, a)
+  f.restart()
+  assert.is((await f.service.ensure(f.d, aCid))?.cid, bCid)
+  f.restart()
+  await f.service.markIncluded([aCid], 2)
+  assert.is((await f.service.ensure(f.d, bCid))?.included, 2)
+  assert.is(await gossip(f, a), `${GossipAction.IGNORE} INFERENCE_ERROR_TWIN`)
+}))
+
 test('concurrent twins over gossip and HTTP: one is stored, the other refused', () => withFixture(async f => {
   const { a, b } = await f.twins(f.unsigned(8))
   const results = await Promise.all([posted(f, a), gossip(f, b)])
