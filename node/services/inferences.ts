@@ -551,11 +551,13 @@ export class InferenceService {
           const timeout = (): Error => fail(InferenceErrorCode.VALIDATION_TIMEOUT, `not judged within ${GOSSIP_VALIDATION_MS} ms`)
           await within(this.accept(d, event, msg.bytes, { escrowWaitMs: GOSSIP_VALIDATION_MS, signal: waits, purpose: 'admission' }), window, timeout)
         } catch (err) {
-          const code = (err as DatanetError).code ?? 'INFERENCE_ERROR'
+          // our own failure (store, blockstore) is not the sender's: the router ignores it
+          if (!(err instanceof DatanetError)) throw err
+          const code = err.code
           // our chain view may lag the relayer's: try again off the gossip path
           if (code === InferenceErrorCode.NO_ESCROW) this.retryLater(d, event, msg.bytes)
-          if (IGNORED.has(code)) throw ignore(code, (err as Error).message)
-          throw reject(code, (err as Error).message)
+          if (IGNORED.has(code)) throw ignore(code, err.message)
+          throw reject(code, err.message)
         }
       },
       handle: () => {},
@@ -634,7 +636,9 @@ export class InferenceService {
         try {
           await this.acceptModel(d, cid, msg.record)
         } catch (err) {
-          throw reject((err as DatanetError).code ?? 'MODEL_ERROR', (err as Error).message)
+          if (!(err instanceof DatanetError)) throw err
+          // [REJECT] a record of another datanet, or not signed by its operator
+          throw reject(err.code, err.message)
         }
         await this.opts.helia.blockstore.put(cid, msg.bytes)
       },
