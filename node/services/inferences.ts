@@ -108,6 +108,8 @@ interface AcceptOptions {
   escrowWaitMs: number
   /** Ends every wait (fetches, escrow) early: the gossip window. */
   signal?: AbortSignal
+  /** Chain refreshes to wait for at most while the escrow is not seen (default: until escrowWaitMs). */
+  escrowRefreshes?: number
   /**
    * 'proposal': a twin of a known event resolves to it and the nonce rule is not applied,
    * so that every validator judges a proposal alike whichever signature reached it first.
@@ -325,7 +327,7 @@ export class InferenceService {
     // admission only: which of two events with one nonce came first differs between nodes
     const nonceRule = known === undefined && opts.purpose === 'admission'
     if (nonceRule && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
-    const paid = await this.escrowOf(d, eventId, opts.escrowWaitMs, opts.signal)
+    const paid = await this.escrowOf(d, eventId, opts.escrowWaitMs, opts.signal, opts.escrowRefreshes)
     if (paid === undefined) throw fail(InferenceErrorCode.NO_ESCROW, `no fee escrowed on chain for event ${eventId}`, 'conflict')
     // the registry takes one escrow per event id: one of another amount or payer never changes
     if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.ESCROW_MISMATCH, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
@@ -406,12 +408,12 @@ export class InferenceService {
     await this.refreshing
   }
 
-  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number, signal?: AbortSignal): Promise<{ payer: string, amount: bigint } | undefined> {
+  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number, signal?: AbortSignal, refreshes = Infinity): Promise<{ payer: string, amount: bigint } | undefined> {
     const deadline = AbortSignal.timeout(Math.max(waitMs, 1))
     const stop = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
-    for (;;) {
+    for (let n = 0; ; n++) {
       const paid = this.opts.chain?.inferencePaid(d, eventId)
-      if (paid !== undefined || waitMs === 0 || stop.aborted || this.opts.chain === undefined) return paid
+      if (paid !== undefined || waitMs === 0 || stop.aborted || n >= refreshes || this.opts.chain === undefined) return paid
       // a chain RPC that hangs must not hold us past the deadline
       try {
         await within(this.refresh(), stop, () => new Error('deadline'))
@@ -549,7 +551,9 @@ export class InferenceService {
         const window = AbortSignal.timeout(GOSSIP_VALIDATION_MS)
         try {
           const timeout = (): Error => fail(InferenceErrorCode.VALIDATION_TIMEOUT, `not judged within ${GOSSIP_VALIDATION_MS} ms`)
-          await within(this.accept(d, event, msg.bytes, { escrowWaitMs: GOSSIP_VALIDATION_MS, signal: waits, purpose: 'admission' }), window, timeout)
+          // one shared chain refresh at most: an unpaid event costs little, and one whose
+          // escrow our view shows later is stored then (retryLater)
+          await within(this.accept(d, event, msg.bytes, { escrowWaitMs: GOSSIP_VALIDATION_MS, escrowRefreshes: 1, signal: waits, purpose: 'admission' }), window, timeout)
         } catch (err) {
           // our own failure (store, blockstore) is not the sender's: the router ignores it
           if (!(err instanceof DatanetError)) throw err
