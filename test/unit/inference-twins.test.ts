@@ -7,7 +7,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { decodeInferenceEvent, encodeInferenceEvent, inferenceEventJson, inferenceSigner, type InferenceEvent } from '../../src/inference/event.ts'
+import { decodeInferenceEvent, encodeInferenceEvent, inferenceEventId, inferenceEventJson, inferenceSigner, signInferenceEvent, type InferenceEvent } from '../../src/inference/event.ts'
 import { decodeModelRecord, encodeModelRecord, signModelRecord } from '../../src/inference/model-record.ts'
 import { GossipAction, GossipValidationError } from '../../src/network/gossip.ts'
 import { DatanetError } from '../../src/errors.ts'
@@ -133,6 +133,27 @@ test('split: twin A to one node, twin B to another; a proposal with A is judged 
     for (const n of [x, y]) await n.service.markIncluded(proposal, 1)
     assert.equal(await x.service.pending(x.d, 10), [])
     assert.equal(await y.service.pending(y.d, 10), [], 'B is the event A included')
+  } finally {
+    await x.close()
+    await y.close()
+  }
+})
+
+test('split by nonce: two escrowed events with one nonce, one to each node; a proposal with either is judged alike', async () => {
+  const x = await inferenceFixture()
+  const y = await inferenceFixture()
+  try {
+    const u1 = x.unsigned(11)
+    y.unsigned(11)
+    const u2 = { ...u1, output: `${u1.output} again` }
+    for (const n of [x, y]) n.chain.paid.set(inferenceEventId(BINDING, u2).toLowerCase(), { payer: n.operator.address.toLowerCase(), amount: 1000n })
+    const e1 = await signInferenceEvent(x.operator, BINDING, u1)
+    const e2 = await signInferenceEvent(x.operator, BINDING, u2)
+    assert.is(await posted(x, e1), 'stored')
+    assert.is(await posted(y, e2), 'stored')
+    assert.is(await posted(x, e2), 'conflict INFERENCE_ERROR_REPLAYED_NONCE', 'the nonce rule still holds for admission')
+    const c1 = await serve(y, e1)
+    assert.ok((await y.service.ensure(y.d, c1)) !== undefined, 'a proposal with the other event is not refused for its nonce')
   } finally {
     await x.close()
     await y.close()
