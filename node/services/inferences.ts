@@ -35,14 +35,43 @@ export const InferenceErrorCode = {
   NO_VERSION: 'INFERENCE_ERROR_NO_VERSION',
   BAD_SIGNATURE: 'INFERENCE_ERROR_BAD_SIGNATURE',
   NO_ESCROW: 'INFERENCE_ERROR_NO_ESCROW',
+  ESCROW_MISMATCH: 'INFERENCE_ERROR_ESCROW_MISMATCH',
   REPLAYED: 'INFERENCE_ERROR_REPLAYED_NONCE',
-  NOT_FOUND: 'INFERENCE_ERROR_NOT_FOUND'
+  /** Another signature over an event already known (same event id, another CID). */
+  TWIN: 'INFERENCE_ERROR_TWIN',
+  NOT_FOUND: 'INFERENCE_ERROR_NOT_FOUND',
+  /** Gossip only: not judged within the validation window. */
+  VALIDATION_TIMEOUT: 'INFERENCE_ERROR_VALIDATION_TIMEOUT'
 } as const
+
+/** Gossip failures that are not provably the sender's fault: IGNOREd, not REJECTed. */
+const IGNORED: ReadonlySet<string> = new Set([
+  InferenceErrorCode.UNKNOWN_MODEL, InferenceErrorCode.NO_VERSION, InferenceErrorCode.NO_ESCROW, InferenceErrorCode.VALIDATION_TIMEOUT,
+  // which of two events (or signatures) with one nonce came first differs between nodes
+  InferenceErrorCode.REPLAYED, InferenceErrorCode.TWIN
+])
 
 const MAX_TEXT_BYTES = 64 * 1024
 const ARTIFACT_CHUNK = 1024 * 1024
-/** How long a gossiped event may wait for its escrow to show up in our view of the chain. */
+/** How long a posted event, or one a proposal includes, may wait for its escrow to show up in our view of the chain. */
 const ESCROW_WAIT_MS = 10_000
+/**
+ * How long a gossip validator of ours may take. gossipsub keeps an unvalidated message in
+ * its cache for 5 heartbeats of 1 s (it shifts once per heartbeat, so 4 s at worst): a
+ * verdict after that neither relays the message nor costs its sender, so what cannot be
+ * had within this is IGNOREd.
+ */
+export const GOSSIP_VALIDATION_MS = 2_000
+const WAIT_MARGIN_MS = 300
+/** An event ignored for want of its escrow is tried again off the gossip path, this long. */
+const ESCROW_RETRY_MS = 120_000
+const ESCROW_RETRY_EVERY_MS = 1_000
+/** Events waiting for their escrow, at most (the oldest is dropped beyond it). */
+const ESCROW_RETRY_MAX = 256
+/** Chain refreshes asked for by validators are shared: at most one in flight. */
+const REFRESH_GAP_MS = 250
+/** A timestamp this far ahead of our clock is no clock's skew. */
+const MAX_FUTURE_MS = 3_600_000
 
 export interface InferenceServiceOptions {
   db: StateDatabase
@@ -71,6 +100,37 @@ export interface InferenceResult {
 
 function fail (code: string, message: string, kind: 'usage' | 'failure' | 'not_found' | 'conflict' | 'unavailable' = 'usage'): DatanetError {
   return new DatanetError({ code }, message, kind)
+}
+
+/** How an event is being verified: for admission (gossip, HTTP) or because a proposal includes it. */
+interface AcceptOptions {
+  /** How long to wait for the escrow to show up in our view of the chain. */
+  escrowWaitMs: number
+  /** Ends every wait (fetches, escrow) early: the gossip window. */
+  signal?: AbortSignal
+  /** Chain refreshes to wait for at most while the escrow is not seen (default: until escrowWaitMs). */
+  escrowRefreshes?: number
+  /**
+   * 'proposal': a twin of a known event resolves to it and the nonce rule is not applied,
+   * so that every validator judges a proposal alike whichever signature reached it first.
+   */
+  purpose: 'admission' | 'proposal'
+}
+
+/** Rejects with `onAbort()` when the signal aborts first. */
+async function within<T> (p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
+  if (signal.aborted) throw onAbort()
+  let off = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    const listener = (): void => { reject(onAbort()) }
+    signal.addEventListener('abort', listener, { once: true })
+    off = () => { signal.removeEventListener('abort', listener) }
+  })
+  try {
+    return await Promise.race([p, aborted])
+  } finally {
+    off()
+  }
 }
 
 /**
@@ -142,15 +202,16 @@ export class InferenceService {
     return { id, datanet: r.datanet, version: r.version, kind: r.kind, artifact: r.artifact, operator: r.operator, createdAt: r.createdAt }
   }
 
-  /** A model's record: from the state db, else fetched (bitswap) and verified. */
-  async modelRecord (d: FollowedDatanet, id: string): Promise<ModelEntry> {
+  /** A model's record: from the state db, else fetched (bitswap, until `signal` or 10 s) and verified. */
+  async modelRecord (d: FollowedDatanet, id: string, signal?: AbortSignal): Promise<ModelEntry> {
     const known = await this.opts.db.models.get(id)
     if (known !== undefined) return known
     let cid: CID
     try { cid = CID.parse(id) } catch { throw fail(InferenceErrorCode.BAD_REQUEST, `model: not a CID: ${id}`) }
     let record: ModelRecord
     try {
-      record = decodeModelRecord(await getBlock(this.opts.helia, cid, { signal: AbortSignal.timeout(10_000) }))
+      const timeout = AbortSignal.timeout(10_000)
+      record = decodeModelRecord(await getBlock(this.opts.helia, cid, { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) }))
     } catch (err) {
       throw fail(InferenceErrorCode.UNKNOWN_MODEL, `model ${id} is not known and could not be fetched: ${(err as Error).message}`, 'not_found')
     }
@@ -223,7 +284,7 @@ export class InferenceService {
     const eventId = inferenceEventId(this.opts.binding, unsigned)
     const escrow = await chain.payInference(d, eventId, req.fee)
     const event = await signInferenceEvent(this.opts.wallet, this.opts.binding, unsigned)
-    const stored = await this.accept(d, event, encodeInferenceEvent(event))
+    const stored = await this.accept(d, event, encodeInferenceEvent(event), { escrowWaitMs: 0, purpose: 'admission' })
     await this.opts.router.publish(inferenceTopic(d.id), encodeInferenceEvent(event)).catch(() => 0)
     this.log.info({ datanet: d.id, event: stored.entry.cid, eventId, model: entry.id, fee: unsigned.fee }, 'inference event posted')
     return { cid: stored.entry.cid, eventId, model: entry.id, version: entry.version, output, fee: unsigned.fee, escrow: { txHash: escrow.txHash, block: escrow.block }, attribution: stored.result, shares: stored.entry.shares }
@@ -240,7 +301,7 @@ export class InferenceService {
     }
     const bytes = encodeInferenceEvent(event)
     // its operator has just paid the escrow: give our view of the chain a moment to see it
-    const { entry } = await this.accept(d, event, bytes, ESCROW_WAIT_MS)
+    const { entry } = await this.accept(d, event, bytes, { escrowWaitMs: ESCROW_WAIT_MS, purpose: 'admission' })
     await this.opts.router.publish(inferenceTopic(d.id), bytes).catch(() => 0)
     return entry
   }
@@ -248,92 +309,202 @@ export class InferenceService {
   /**
    * Verifies an event (signature, datanet, model and its version, escrow on chain, nonce)
    * and stores it with this node's attribution. Throws a DatanetError naming the problem.
+   * Events are one per event id: a second signature over a known event (a twin) is refused
+   * for admission, and for a proposal stands for the event already known.
    */
-  private async accept (d: FollowedDatanet, event: InferenceEvent, bytes: Uint8Array, escrowWaitMs = 0): Promise<{ entry: InferenceEntry, result: AttributionResult }> {
+  private async accept (d: FollowedDatanet, event: InferenceEvent, bytes: Uint8Array, opts: AcceptOptions): Promise<{ entry: InferenceEntry, result: AttributionResult }> {
     const cid = await inferenceEventCid(bytes)
     const known = await this.opts.db.inferences.get(cid.toString())
     if (event.datanet !== d.id) throw fail(InferenceErrorCode.BAD_REQUEST, `the event is for datanet ${event.datanet}, not ${d.id}`)
     const signer = inferenceSigner(event, this.opts.binding)
     if (signer === undefined || signer !== getAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
-    const model = await this.modelRecord(d, event.model)
-    if (model.version !== event.version) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${model.id} was trained on version ${model.version}, not ${event.version}`)
-    if (known === undefined && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
     const eventId = inferenceEventId(this.opts.binding, event)
-    const paid = await this.escrowOf(d, eventId, escrowWaitMs)
+    // [twin] another signature over a known event (ensure resolves twins before this)
+    const twin = known === undefined ? await this.twinOf(eventId, cid.toString()) : undefined
+    if (twin !== undefined) throw this.twinError(cid.toString(), eventId, twin.cid)
+    const model = await this.modelRecord(d, event.model, opts.signal)
+    if (model.version !== event.version) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${model.id} was trained on version ${model.version}, not ${event.version}`)
+    // admission only: which of two events with one nonce came first differs between nodes
+    const nonceRule = known === undefined && opts.purpose === 'admission'
+    if (nonceRule && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
+    const paid = await this.escrowOf(d, eventId, opts.escrowWaitMs, opts.signal, opts.escrowRefreshes)
     if (paid === undefined) throw fail(InferenceErrorCode.NO_ESCROW, `no fee escrowed on chain for event ${eventId}`, 'conflict')
-    if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.NO_ESCROW, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
-    const result = await this.opts.attribution.attribute(d, event.version, event.output, event.prompt, BigInt(event.fee), eventId)
-    if (result === undefined) throw fail(InferenceErrorCode.NO_VERSION, `version ${event.version} is not final here yet`, 'conflict')
-    const counts = await this.opts.attribution.recordsByContributor(d, event.version)
-    const shares = eventShares(result, counts).map(s => ({ address: s.address, amount: s.amount.toString() }))
+    // the registry takes one escrow per event id: one of another amount or payer never changes
+    if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.ESCROW_MISMATCH, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
+    const { result, shares } = await this.attributed(d, event, eventId)
     if (known !== undefined) return { entry: known, result }
-    await this.opts.helia.blockstore.put(cid, bytes)
-    await pin(this.opts.helia, cid)
     const entry: InferenceEntry = {
       cid: cid.toString(), datanet: d.id, eventId, model: event.model, version: event.version, operator: event.operator, nonce: event.nonce,
       fee: event.fee, shares, resultHash: result.resultHash, receivedAt: Date.now(), included: null
     }
-    const used = await this.usedNonces()
-    // checked again here: two events with one nonce may have been verified concurrently
-    if (used.has(`${event.operator.toLowerCase()}/${event.nonce}`)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
-    used.add(`${event.operator.toLowerCase()}/${event.nonce}`)
-    await this.opts.db.inferences.put(entry.cid, entry)
+    // checked again, with no await until the index holds it: a twin or an event with this
+    // nonce may have been verified concurrently
+    const index = await this.index()
+    const first = index.byEventId.get(eventId)
+    if (first !== undefined && first !== entry.cid) {
+      const stored = await this.entryOf(first)
+      if (opts.purpose === 'proposal' && stored !== undefined) return { entry: stored, result }
+      throw this.twinError(entry.cid, eventId, first)
+    }
+    const nonceKey = `${event.operator.toLowerCase()}/${event.nonce}`
+    if (nonceRule && index.nonces.has(nonceKey)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
+    index.byEventId.set(eventId, entry.cid)
+    index.nonces.add(nonceKey)
+    this.storing.set(entry.cid, entry)
+    try {
+      await this.opts.helia.blockstore.put(cid, bytes)
+      await pin(this.opts.helia, cid)
+      await this.opts.db.inferences.put(entry.cid, entry)
+    } catch (err) {
+      index.byEventId.delete(eventId)
+      throw err
+    } finally {
+      this.storing.delete(entry.cid)
+    }
     this.opts.onPending(d.id)
     return { entry, result }
   }
 
-  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number): Promise<{ payer: string, amount: bigint } | undefined> {
-    const deadline = Date.now() + waitMs
-    for (;;) {
+  private twinError (cid: string, eventId: string, first: string): DatanetError {
+    return fail(InferenceErrorCode.TWIN, `inference event ${cid} is another signature over event ${eventId}, known here as ${first}`, 'conflict')
+  }
+
+  /** This node's attribution of an event, and the shares it pays. */
+  private async attributed (d: FollowedDatanet, event: InferenceEvent, eventId: string): Promise<{ result: AttributionResult, shares: InferenceEntry['shares'] }> {
+    const result = await this.opts.attribution.attribute(d, event.version, event.output, event.prompt, BigInt(event.fee), eventId)
+    if (result === undefined) throw fail(InferenceErrorCode.NO_VERSION, `version ${event.version} is not final here yet`, 'conflict')
+    const counts = await this.opts.attribution.recordsByContributor(d, event.version)
+    return { result, shares: eventShares(result, counts).map(s => ({ address: s.address, amount: s.amount.toString() })) }
+  }
+
+  /** The stored entry of another CID with this event id, if any. */
+  private async twinOf (eventId: string, cid: string): Promise<InferenceEntry | undefined> {
+    const first = (await this.index()).byEventId.get(eventId)
+    return first === undefined || first === cid ? undefined : await this.entryOf(first)
+  }
+
+  private async entryOf (cid: string): Promise<InferenceEntry | undefined> {
+    return this.storing.get(cid) ?? await this.opts.db.inferences.get(cid)
+  }
+
+  /** Entries being written (indexed already, not yet readable from the store). */
+  private readonly storing = new Map<string, InferenceEntry>()
+
+  /** Chain refreshes asked for by validators: one in flight, shared. */
+  private refreshing: Promise<void> | undefined
+  private refreshedAt = 0
+
+  private async refresh (): Promise<void> {
+    this.refreshing ??= (async () => {
+      const wait = this.refreshedAt + REFRESH_GAP_MS - Date.now()
+      if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+      try {
+        await this.opts.chain?.refresh()
+      } finally {
+        this.refreshedAt = Date.now()
+        this.refreshing = undefined
+      }
+    })()
+    await this.refreshing
+  }
+
+  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number, signal?: AbortSignal, refreshes = Infinity): Promise<{ payer: string, amount: bigint } | undefined> {
+    const deadline = AbortSignal.timeout(Math.max(waitMs, 1))
+    const stop = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
+    for (let n = 0; ; n++) {
       const paid = this.opts.chain?.inferencePaid(d, eventId)
-      if (paid !== undefined || Date.now() >= deadline) return paid
-      await this.opts.chain?.refresh()
-      if (this.opts.chain?.inferencePaid(d, eventId) !== undefined) continue
-      await new Promise(resolve => setTimeout(resolve, 250))
+      if (paid !== undefined || waitMs === 0 || stop.aborted || n >= refreshes || this.opts.chain === undefined) return paid
+      // a chain RPC that hangs must not hold us past the deadline
+      try {
+        await within(this.refresh(), stop, () => new Error('deadline'))
+      } catch {
+        return this.opts.chain?.inferencePaid(d, eventId)
+      }
     }
   }
 
-  /** Operators' used nonces (`operator/nonce`), read from the stored events once, then kept up to date. */
-  private nonces: Promise<Set<string>> | undefined
+  /**
+   * What the stored events already claim: each event id's first CID, and operators' used
+   * nonces (`operator/nonce`); read from the store once, then kept up to date.
+   */
+  private indexed: Promise<{ byEventId: Map<string, string>, nonces: Set<string> }> | undefined
 
-  private async usedNonces (): Promise<Set<string>> {
-    this.nonces ??= (async () => {
-      const used = new Set<string>()
-      for await (const [, e] of this.opts.db.inferences.entries()) used.add(`${e.operator.toLowerCase()}/${e.nonce}`)
-      return used
+  private async index (): Promise<{ byEventId: Map<string, string>, nonces: Set<string> }> {
+    this.indexed ??= (async () => {
+      const byEventId = new Map<string, string>()
+      const nonces = new Set<string>()
+      for await (const [, e] of this.opts.db.inferences.entries()) {
+        nonces.add(`${e.operator.toLowerCase()}/${e.nonce}`)
+        // in CID order: the smallest stands for its event if an older store holds twins
+        if (!byEventId.has(e.eventId)) byEventId.set(e.eventId, e.cid)
+      }
+      return { byEventId, nonces }
     })()
-    return await this.nonces
+    return await this.indexed
   }
 
   private async nonceUsed (operator: string, nonce: string): Promise<boolean> {
-    return (await this.usedNonces()).has(`${operator.toLowerCase()}/${nonce}`)
+    return (await this.index()).nonces.has(`${operator.toLowerCase()}/${nonce}`)
   }
 
-  /** Verified events not yet in a version, in CID order. */
+  /** Verified events not yet in a version, in CID order; one per event id. */
   async pending (d: FollowedDatanet, limit: number): Promise<InferenceEntry[]> {
     const out: InferenceEntry[] = []
-    for await (const [, e] of this.opts.db.inferences.entries()) if (e.datanet === d.id && e.included === null) out.push(e)
+    const ids = new Set<string>()
+    for await (const [, e] of this.opts.db.inferences.entries()) {
+      if (e.datanet !== d.id || ids.has(e.eventId)) continue
+      ids.add(e.eventId)
+      if (e.included === null) out.push(e)
+    }
     return out.sort((a, b) => (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0)).slice(0, limit)
   }
 
-  /** An event a proposal includes: known, or fetched by CID and verified. Undefined when it does not verify. */
+  /**
+   * An event a proposal includes: known, or fetched by CID and verified. Undefined when it
+   * does not verify. A twin of a known event is that event: the entry returned is the
+   * known one (its `cid` is the first CID seen here, its `included` the event's).
+   */
   async ensure (d: FollowedDatanet, cid: string): Promise<InferenceEntry | undefined> {
     const known = await this.opts.db.inferences.get(cid)
     if (known !== undefined) return known
     try {
-      const bytes = await getBlock(this.opts.helia, CID.parse(cid), { signal: AbortSignal.timeout(10_000) })
+      const parsed = CID.parse(cid)
+      const bytes = await getBlock(this.opts.helia, parsed, { signal: AbortSignal.timeout(10_000) })
       const event = decodeInferenceEvent(bytes, MAX_TEXT_BYTES)
-      return (await this.accept(d, event, bytes, ESCROW_WAIT_MS)).entry
+      const signer = inferenceSigner(event, this.opts.binding)
+      if (event.datanet !== d.id || signer === undefined || signer !== getAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
+      // the operator signed this event's content: the same event as the one known here
+      const twin = await this.twinOf(inferenceEventId(this.opts.binding, event), cid)
+      const entry = twin ?? (await this.accept(d, event, bytes, { escrowWaitMs: ESCROW_WAIT_MS, purpose: 'proposal' })).entry
+      // a twin: keep its bytes, which a final version may name (markIncluded reads them)
+      if (entry.cid !== cid) await this.opts.helia.blockstore.put(parsed, bytes)
+      return entry
     } catch (err) {
       this.log.warn({ datanet: d.id, event: cid, err: (err as Error).message }, 'an inference event a proposal includes does not verify here')
       return undefined
     }
   }
 
+  /** Marks events included, by event id: a twin's CID marks the event known here under another. */
   async markIncluded (cids: readonly string[], height: number): Promise<void> {
     for (const cid of cids) {
-      const e = await this.opts.db.inferences.get(cid)
-      if (e !== undefined) await this.opts.db.inferences.put(cid, { ...e, included: height })
+      const key = (await this.opts.db.inferences.has(cid)) ? cid : await this.firstCidOfTwin(cid)
+      const e = key === undefined ? undefined : await this.opts.db.inferences.get(key)
+      // an event is in one version: the first that included it
+      if (e === undefined || (e.included !== null && e.included !== height)) continue
+      await this.opts.db.inferences.put(e.cid, { ...e, included: height })
+      if (key !== cid) await pin(this.opts.helia, CID.parse(cid)).catch(() => {})
+    }
+  }
+
+  /** The CID this node knows a twin's event by, from the twin's bytes (kept by ensure). */
+  private async firstCidOfTwin (cid: string): Promise<string | undefined> {
+    try {
+      const event = decodeInferenceEvent(await getBlock(this.opts.helia, CID.parse(cid), { offline: true }), MAX_TEXT_BYTES)
+      return (await this.index()).byEventId.get(inferenceEventId(this.opts.binding, event))
+    } catch (err) {
+      this.log.warn({ event: cid, err: (err as Error).message }, 'an included inference event is not known here')
+      return undefined
     }
   }
 
@@ -365,21 +536,89 @@ export class InferenceService {
         const cid = (await inferenceEventCid(msg.bytes)).toString()
         // [IGNORE] already known
         if (await this.opts.db.inferences.has(cid)) throw ignore('INFERENCE_ERROR_KNOWN', 'event already known')
-        // [REJECT] another datanet, a bad signature, a replayed nonce
+        // [REJECT] another datanet, a bad signature, a timestamp no clock's skew explains
         if (event.datanet !== d.id) throw reject('INFERENCE_ERROR_WRONG_DATANET', 'event for another datanet')
         const signer = inferenceSigner(event, this.opts.binding)
         if (signer === undefined || signer !== event.operator) throw reject('INFERENCE_ERROR_BAD_SIGNATURE', 'event not signed by its operator')
+        if (event.timestamp > Date.now() + MAX_FUTURE_MS) throw reject('INFERENCE_ERROR_FUTURE', `event timestamp ${event.timestamp} is more than an hour ahead`)
+        // [IGNORE] another signature over a known event: its relayer cannot know which came first
+        const eventId = inferenceEventId(this.opts.binding, event)
+        const twin = await this.twinOf(eventId, cid)
+        if (twin !== undefined) throw ignore(InferenceErrorCode.TWIN, `another signature over event ${eventId}, known here as ${twin.cid}`)
+        // everything below is bounded by the window; what cannot be had in it is IGNOREd
+        // waits (chain, fetch) end a little before the window, so they can say what was missing
+        const waits = AbortSignal.timeout(GOSSIP_VALIDATION_MS - WAIT_MARGIN_MS)
+        const window = AbortSignal.timeout(GOSSIP_VALIDATION_MS)
         try {
-          await this.accept(d, event, msg.bytes, ESCROW_WAIT_MS)
+          const timeout = (): Error => fail(InferenceErrorCode.VALIDATION_TIMEOUT, `not judged within ${GOSSIP_VALIDATION_MS} ms`)
+          // one shared chain refresh at most: an unpaid event costs little, and one whose
+          // escrow our view shows later is stored then (retryLater)
+          await within(this.accept(d, event, msg.bytes, { escrowWaitMs: GOSSIP_VALIDATION_MS, escrowRefreshes: 1, signal: waits, purpose: 'admission' }), window, timeout)
         } catch (err) {
-          const code = (err as DatanetError).code ?? 'INFERENCE_ERROR'
-          // an unknown model or a version not final here yet may resolve later: not the sender's fault
-          if (code === InferenceErrorCode.UNKNOWN_MODEL || code === InferenceErrorCode.NO_VERSION) throw ignore(code, (err as Error).message)
-          throw reject(code, (err as Error).message)
+          // our own failure (store, blockstore) is not the sender's: the router ignores it
+          if (!(err instanceof DatanetError)) throw err
+          const code = err.code
+          // our chain view may lag the relayer's: try again off the gossip path
+          if (code === InferenceErrorCode.NO_ESCROW) this.retryLater(d, event, msg.bytes)
+          if (IGNORED.has(code)) throw ignore(code, err.message)
+          throw reject(code, err.message)
         }
       },
-      handle: () => {}
+      handle: () => {},
+      // a validation may wait on the chain or a fetch for up to the window: others go on meanwhile
+      concurrency: 8
     }
+  }
+
+  // ---- events waiting for their escrow -----------------------------------------------
+
+  /** Events gossip ignored because our chain view lacked their escrow, by CID. */
+  private readonly awaitingEscrow = new Map<string, { d: FollowedDatanet, event: InferenceEvent, bytes: Uint8Array, until: number }>()
+  private retryTimer: NodeJS.Timeout | undefined
+
+  private retryLater (d: FollowedDatanet, event: InferenceEvent, bytes: Uint8Array): void {
+    void inferenceEventCid(bytes).then(cid => {
+      const key = cid.toString()
+      if (this.awaitingEscrow.has(key)) return
+      if (this.awaitingEscrow.size >= ESCROW_RETRY_MAX) this.awaitingEscrow.delete(this.awaitingEscrow.keys().next().value as string)
+      this.awaitingEscrow.set(key, { d, event, bytes, until: Date.now() + ESCROW_RETRY_MS })
+      this.retryTimer ??= setInterval(() => { void this.retryEscrows() }, ESCROW_RETRY_EVERY_MS)
+      this.retryTimer.unref()
+    })
+  }
+
+  private retrying = false
+
+  /** Stores the waiting events whose escrow the chain service's own polling has since seen. */
+  private async retryEscrows (): Promise<void> {
+    if (this.retrying) return
+    this.retrying = true
+    try {
+      for (const [cid, w] of [...this.awaitingEscrow]) {
+        if (this.opts.chain?.inferencePaid(w.d, inferenceEventId(this.opts.binding, w.event)) === undefined && Date.now() < w.until) continue
+        this.awaitingEscrow.delete(cid)
+        try {
+          await this.accept(w.d, w.event, w.bytes, { escrowWaitMs: 0, purpose: 'admission' })
+          this.log.debug({ datanet: w.d.id, event: cid }, 'inference event stored once its escrow showed')
+        } catch (err) {
+          this.log.debug({ datanet: w.d.id, event: cid, err: (err as Error).message }, 'inference event waiting for its escrow dropped')
+        }
+      }
+    } finally {
+      this.retrying = false
+      if (this.awaitingEscrow.size === 0) this.stopRetries()
+    }
+  }
+
+  private stopRetries (): void {
+    clearInterval(this.retryTimer)
+    this.retryTimer = undefined
+  }
+
+  /** Stops retrying events that wait for their escrow. */
+  stop (): void {
+    this.awaitingEscrow.clear()
+    this.stopRetries()
   }
 
   private modelHandler (d: FollowedDatanet): TopicHandler<{ bytes: Uint8Array, record: ModelRecord }> {
@@ -401,7 +640,9 @@ export class InferenceService {
         try {
           await this.acceptModel(d, cid, msg.record)
         } catch (err) {
-          throw reject((err as DatanetError).code ?? 'MODEL_ERROR', (err as Error).message)
+          if (!(err instanceof DatanetError)) throw err
+          // [REJECT] a record of another datanet, or not signed by its operator
+          throw reject(err.code, err.message)
         }
         await this.opts.helia.blockstore.put(cid, msg.bytes)
       },

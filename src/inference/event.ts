@@ -4,6 +4,7 @@ import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import { contributionDomain, type TypedDataSigner } from '../contribution/contribution.ts'
 import type { DomainBinding } from '../codec/eip712.ts'
+import { nonCanonicalSignature } from './signature.ts'
 
 /**
  * An inference event (DESIGN §3): a model's output for a prompt, with the fee its operator
@@ -108,12 +109,16 @@ export function checkInferenceEvent (e: Record<string, unknown>, maxTextBytes: n
     if (typeof e[k] !== 'string') throw new Error(`${k}: expected text`)
     if (Buffer.byteLength(e[k] as string) > maxTextBytes) throw new Error(`${k}: longer than ${maxTextBytes} bytes`)
   }
-  if (typeof e.fee !== 'string' || !/^(0|[1-9][0-9]{0,76})$/.test(e.fee)) throw new Error('fee: expected wei as a decimal string')
+  // the registry refuses a zero escrow, so a zero fee can never be paid
+  if (typeof e.fee !== 'string' || !/^[1-9][0-9]{0,76}$/.test(e.fee)) throw new Error('fee: expected wei as a decimal string, more than zero')
   if (typeof e.nonce !== 'string' || !/^0x[0-9a-f]{64}$/.test(e.nonce)) throw new Error('nonce: expected 32 bytes of lowercase hex')
   if (typeof e.operator !== 'string') throw new Error('operator: expected an address')
   try { if (getAddress(e.operator) !== e.operator) throw new Error('x') } catch { throw new Error('operator: expected an EIP-55 checksummed address') }
   if (!Number.isSafeInteger(e.timestamp) || (e.timestamp as number) < 0) throw new Error('timestamp: expected ms since the epoch')
   if (!(e.signature instanceof Uint8Array) || e.signature.length !== 65) throw new Error('signature: expected 65 bytes')
+  // another encoding of the same signature would give the same event a second CID
+  const odd = nonCanonicalSignature(e.signature)
+  if (odd !== undefined) throw new Error(`signature: not canonical: ${odd}`)
   return e as unknown as InferenceEvent
 }
 

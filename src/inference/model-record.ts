@@ -4,6 +4,7 @@ import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
 import { contributionDomain, type TypedDataSigner } from '../contribution/contribution.ts'
 import type { DomainBinding } from '../codec/eip712.ts'
+import { nonCanonicalSignature } from './signature.ts'
 
 /**
  * A model record (DESIGN §6 `model train|register`): which dataset version a model was
@@ -79,6 +80,9 @@ export function decodeModelRecord (bytes: Uint8Array): ModelRecord {
   try { if (getAddress(m.operator as string) !== m.operator) throw new Error('x') } catch { throw new Error('operator: expected an EIP-55 checksummed address') }
   if (!Number.isSafeInteger(m.createdAt)) throw new Error('createdAt: expected ms since the epoch')
   if (!(m.signature instanceof Uint8Array) || m.signature.length !== 65) throw new Error('signature: expected 65 bytes')
+  // the model's id is the record's CID: one signed record, one id
+  const odd = nonCanonicalSignature(m.signature)
+  if (odd !== undefined) throw new Error(`signature: not canonical: ${odd}`)
   return m as unknown as ModelRecord
 }
 
