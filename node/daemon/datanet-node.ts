@@ -236,6 +236,7 @@ export class DatanetNode implements NodeView {
         onPending: id => { this.consensus?.poke(id) }
       })
       this.inferences = inferences
+      this.stopSteps.push(['inferences', () => { inferences.stop() }])
       const verdicts = new VerdictService({
         db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks,
         onDecided: entry => { this.consensus?.poke(entry.datanet) }

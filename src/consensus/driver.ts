@@ -123,6 +123,18 @@ export class ConsensusDriver {
   get isOpen (): boolean { return this.machine !== undefined }
   get state (): HeightState<VersionValue> | undefined { return this.machine?.state }
 
+  /** Sizes of what the driver holds (bounded whatever peers send). */
+  stats (): { values: number, proposals: number, votes: number, future: number, futureBytes: number, awaiting: number } {
+    let proposals = 0
+    for (const ids of this.proposalsByRound.values()) proposals += ids.length
+    let future = 0
+    let futureBytes = 0
+    for (const f of this.future.values()) { future += f.list.length; futureBytes += f.bytes }
+    let awaiting = 0
+    for (const list of this.awaiting.values()) awaiting += list.length
+    return { values: this.values.size, proposals, votes: this.book.size, future, futureBytes, awaiting }
+  }
+
   /** Whether others have sent messages for `height` (they started it). */
   othersStarted (height: number): boolean {
     return (this.future.get(height)?.list.length ?? 0) > 0

@@ -181,10 +181,14 @@ export class DatanetVersions {
     if (v.inferences.length === 0) return []
     if (this.opts.inferences === undefined) return 'inference events, but this node has no inference service'
     const out: InferenceEntry[] = []
+    const ids = new Set<string>()
     for (const c of v.inferences) {
       const cid = c.toString()
       const e = await this.opts.inferences.ensure(this.d, cid)
       if (e === undefined) return `inference event ${cid} does not verify`
+      // [INVALID] two signatures over one event are one event: its fee is credited once
+      if (ids.has(e.eventId)) return `inference event ${cid} is another signature over an event already in this version`
+      ids.add(e.eventId)
       if (e.included !== null && e.included !== v.height) return `inference event ${cid} already included`
       if (e.version >= v.height) return `inference event ${cid} credits version ${e.version}, not before ${v.height}`
       out.push(e)
