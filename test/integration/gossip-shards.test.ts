@@ -120,7 +120,25 @@ async function waitAccepted (cid: string, timeoutMs: number): Promise<void> {
   }))
 }
 
+async function uploadHonest (name: string): Promise<number> {
+  const file = join(cluster.root.dir, `${name}.txt`)
+  writeFileSync(file, `one honest line: ${name}\n`)
+  const t0 = Date.now()
+  const out = await cli(validators[0] as TestNode, ['contribute', '--datanet', datanetId, file, '--json'])
+  assert.is(out.code, 0, out.stderr)
+  const { cid } = JSON.parse(out.stdout) as { cid: string }
+  await waitAccepted(cid, 30_000)
+  return Date.now() - t0
+}
+
+async function metric (node: TestNode, line: RegExp): Promise<number> {
+  const text = await (await fetch(`${node.daemon.apiUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
+  const found = text.split('\n').find(l => line.test(l))
+  return found === undefined ? 0 : Number(found.split(' ').at(-1))
+}
+
 test('contributions claiming 4 GiB of shards that cannot hold it, or that nobody has, do not delay an honest one; their senders\' scores go negative', async () => {
+  const quiet = await uploadHonest('before')
   const absurd = await publisher('absurd')
   const unfetchable = await publisher('unfetchable')
   const topic = topics.contributions(datanetId)
@@ -134,14 +152,8 @@ test('contributions claiming 4 GiB of shards that cannot hold it, or that nobody
     await unfetchable.services.pubsub.publish(topic, await signed({ shards, recordCount: 4_000_000, byteSize: GiB4, recordsRoot: new Uint8Array(32).fill(9) }))
   }
 
-  const file = join(cluster.root.dir, 'honest.txt')
-  writeFileSync(file, 'one honest line\n')
-  const t0 = Date.now()
-  const out = await cli(validators[0] as TestNode, ['contribute', '--datanet', datanetId, file, '--json'])
-  assert.is(out.code, 0, out.stderr)
-  const { cid } = JSON.parse(out.stdout) as { cid: string }
-  await waitAccepted(cid, 30_000)
-  process.stderr.write(`honest contribution accepted by every validator ${Date.now() - t0} ms after the upload began, behind 8 hostile ones\n`)
+  const busy = await uploadHonest('after')
+  process.stderr.write(`an honest contribution accepted by every validator ${quiet} ms after its upload began; behind 8 hostile ones, ${busy} ms\n`)
 
   for (const [name, host] of [['absurd', absurd], ['unfetchable', unfetchable]] as const) {
     for (const n of validators) {
@@ -151,6 +163,10 @@ test('contributions claiming 4 GiB of shards that cannot hold it, or that nobody
       }, { timeoutMs: 60_000, what: `${n.name} to score the ${name} peer negative` })
       process.stderr.write(`${n.name}: ${name} peer's score ${score.toFixed(1)}\n`)
     }
+  }
+  for (const n of validators) {
+    assert.ok(await metric(n, /^datanet_gossip_messages_total\{.*result="reject".*code="CONTRIBUTION_ERROR_IMPOSSIBLE_SIZE"/) >= 4, `${n.name} rejected the impossible sizes at once`)
+    assert.ok(await metric(n, /^datanet_gossip_messages_total\{.*result="penalised".*code="CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE"/) >= 1, `${n.name} counted the unfetchable shards`)
   }
 })
 
