@@ -190,9 +190,16 @@ test('a valid contribution whose shards become available only 12 s after it was 
   await provider.helia.blockstore.put(shardCid(shard), shard)
 
   const sender = await publisher('late-shards')
+  const acceptedLine = /^datanet_gossip_messages_total\{topic="contributions",result="accept"/
+  const before = await Promise.all(validators.map(async n => await metric(n, acceptedLine)))
   const sent = await sender.services.pubsub.publish(topics.contributions(datanetId), bytes)
   assert.is(sent.recipients.length, validators.length)
   const t0 = Date.now()
+  // the gossip verdict does not wait for the shards: within gossipsub's message-cache
+  // window (5 heartbeats of 1 s), so the message is relayed
+  await Promise.all(validators.map(async (n, i) => {
+    await waitFor(async () => await metric(n, acceptedLine) > (before[i] as number), { timeoutMs: 4000, intervalMs: 200, what: `${n.name} to accept the message before its shards exist` })
+  }))
   // The scenario, not a wait for luck: the holder comes online 12 s later.
   await withDeadline(new Promise(resolve => setTimeout(resolve, 12_000)), 13_000, 'the provider\'s delay')
   const holder = provider
