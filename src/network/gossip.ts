@@ -331,18 +331,21 @@ export class GossipRouter {
 
   private async sendHeld (): Promise<void> {
     const ttl = this.options.outboxTtlMs ?? 600_000
-    for (const [topic, list] of [...this.outbox]) {
+    for (const topic of [...this.outbox.keys()]) {
+      // the outbox is read and rewritten with no await between: a message held meanwhile is not lost
+      const list = this.outbox.get(topic)
+      if (list === undefined) continue
       const fresh = list.filter(item => Date.now() - item.at <= ttl)
-      if (fresh.length < list.length) {
-        for (const item of list) if (!fresh.includes(item)) await this.unstore(item.id)
-        this.stats.unsent += list.length - fresh.length
-        this.options.logger.warn({ topic, dropped: list.length - fresh.length, ttlMs: ttl }, 'gossip messages dropped: no peer subscribed to their topic in time')
+      const expired = list.filter(item => !fresh.includes(item))
+      const send = fresh.length > 0 && this.reachable(topic)
+      if (send || fresh.length === 0) this.outbox.delete(topic)
+      else this.outbox.set(topic, fresh)
+      if (expired.length > 0) {
+        this.stats.unsent += expired.length
+        this.options.logger.warn({ topic, dropped: expired.length, ttlMs: ttl }, 'gossip messages dropped: no peer subscribed to their topic in time')
+        for (const item of expired) await this.unstore(item.id)
       }
-      if (fresh.length > 0 && !this.reachable(topic)) {
-        this.outbox.set(topic, fresh)
-        continue
-      }
-      this.outbox.delete(topic)
+      if (!send) continue
       this.sending += fresh.length
       for (const item of fresh) {
         try {
