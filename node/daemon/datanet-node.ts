@@ -7,6 +7,7 @@ import { Registry } from 'prom-client'
 import { DatanetError } from '../../src/errors.ts'
 import { AnnounceService } from '../../src/network/announce.ts'
 import { GossipRouter } from '../../src/network/gossip.ts'
+import { levelOutboxStore } from '../../src/network/outbox-store.ts'
 import { PeerKeeper } from '../../src/network/peer-keeper.ts'
 import type { VersionSource } from '../../src/network/version-sync.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
@@ -166,6 +167,7 @@ export class DatanetNode implements NodeView {
 
       const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
         queueSize: config.p2p.validationQueueSize,
+        outboxStore: levelOutboxStore(db.outbox),
         logger: logger.child({ component: 'gossip' }),
         onResult: (kind, result, code) => { this.nodeMetrics?.gossipResult(kind, result, code) }
       })
@@ -297,12 +299,12 @@ export class DatanetNode implements NodeView {
         binding,
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
-        shardFetchMsPerMiB: 2000,
         locks: contributionLocks,
         logger: logger.child({ component: 'contributions' })
       })
       this.contributions = contributions
       await contributions.start()
+      this.stopSteps.push(['contributions', () => { contributions?.stop() }])
       await datanets.start()
       this.stopSteps.push(['datanets', () => { datanets.stop() }])
       mark('datanets')

@@ -13,6 +13,7 @@ import { builtinRules, type ContributionFacts, type ContributionRule } from '../
 import { indexContribution, scanContribution } from '../../src/contribution/scan.ts'
 import { splitShard, shardCid } from '../../src/datanet/shard.ts'
 import { DatanetError } from '../../src/errors.ts'
+import { FairQueue } from '../../src/network/fair-queue.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import { getBlock, prefetcher } from './blocks.ts'
@@ -37,6 +38,56 @@ const DRAFT_TTL_MS = 10 * 60_000
 /** How far ahead of our clock a contribution's timestamp may be. */
 const MAX_FUTURE_MS = 5 * 60_000
 
+/** The smallest record line: one byte and its newline. */
+const MIN_RECORD_BYTES = 2
+
+export const ShardCheckCode = {
+  /** No shard arrived within the stall time (or the whole fetch took too long). */
+  UNAVAILABLE: 'CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE',
+  /** The fetch queue had no room for the publisher's contribution. */
+  QUEUE_FULL: 'CONTRIBUTION_ERROR_FETCH_QUEUE_FULL'
+} as const
+
+/**
+ * Fetching a gossiped contribution's shards, after the gossip verdict (see topicHandler).
+ * One source of defaults: the daemon passes overrides only.
+ */
+export interface ShardFetchOptions {
+  /** An attempt fails when no shard arrives for this long. */
+  stallMs: number
+  /** Cap on a whole attempt, per MiB claimed (at least stallMs). */
+  msPerMiB: number
+  /** Attempts before the contribution is dropped; each failed one costs its publisher score. */
+  attempts: number
+  /** Wait before attempt n+1: n times this. */
+  retryMs: number
+  /** Contributions fetched at once, over all publishers (one per publisher at a time). */
+  concurrency: number
+  /** Contributions waiting per publisher; beyond it new ones are ignored (not relayed). */
+  queuedPerPublisher: number
+  /** Contributions waiting in all. */
+  queued: number
+}
+
+export const defaultShardFetchOptions: Readonly<ShardFetchOptions> = Object.freeze({
+  stallMs: 10_000,
+  msPerMiB: 2000,
+  attempts: 3,
+  retryMs: 5000,
+  concurrency: 3,
+  queuedPerPublisher: 16,
+  queued: 256
+})
+
+/**
+ * Application penalties (gossipsub P5, see GossipRouter.penalise): an attempt whose
+ * shards could not be fetched costs as much as ten first deliveries earn (it may be our
+ * network; it is taken back if a retry succeeds); shards that contradict the signed
+ * claim are proof of a bad contribution and cost as much as a rejected message.
+ */
+const PENALTY_UNAVAILABLE = 1
+const PENALTY_INVALID = 10
+
 export interface ContributionServiceOptions {
   db: StateDatabase
   helia: Helia
@@ -47,8 +98,8 @@ export interface ContributionServiceOptions {
   binding: Omit<DomainBinding, 'datanet'>
   rules: readonly ContributionRule[]
   maxMessageBytes: number
-  /** Time allowed to fetch a gossiped contribution's shards, per MiB (at least 10 s). */
-  shardFetchMsPerMiB: number
+  /** How gossiped contributions' shards are fetched (defaults: defaultShardFetchOptions). */
+  shardFetch?: Partial<ShardFetchOptions>
   logger: Logger
   /** Per-contribution lock shared with verdicts and consensus (all three write contribution entries). */
   locks?: KeyedMutex
@@ -152,20 +203,37 @@ interface Gossiped { contribution: Contribution, bytes: Uint8Array, cid?: CID }
 
 /**
  * Contributions: streamed uploads turned into signed contributions, and the gossip topic
- * that receives everyone else's. A gossiped contribution is only accepted (and relayed)
- * after its shards were fetched and its records root recomputed; accepted ones are
- * pinned, indexed, and handed to the verdict service.
+ * that receives everyone else's. A gossiped contribution is judged in two steps: the
+ * gossip verdict, from the message alone and in well under a second (gossipsub forgets a
+ * message not judged within a few heartbeats, and would then never relay it); then, in
+ * a bounded queue fair between publishers, its shards are fetched and its records root
+ * recomputed. Only then is it pinned, indexed, and handed to the verdict service.
  */
 export class ContributionService {
   private readonly opts: ContributionServiceOptions
   private readonly rules: readonly ContributionRule[]
-  /** Facts gathered during validation, waiting for the handler. */
-  private readonly scanned = new Map<string, ContributionFacts>()
   private readonly drafts = new Map<string, Draft>()
+  private readonly fetch: ShardFetchOptions
+  private readonly fetchQueue: FairQueue
+  /** Contributions (CIDs) queued, being fetched, or waiting for a retry. */
+  private readonly fetching = new Set<string>()
+  private readonly retryTimers = new Set<NodeJS.Timeout>()
 
   constructor (opts: ContributionServiceOptions) {
     this.opts = opts
     this.rules = [...builtinRules, ...opts.rules]
+    this.fetch = { ...defaultShardFetchOptions, ...opts.shardFetch }
+    this.fetchQueue = new FairQueue({
+      concurrency: this.fetch.concurrency,
+      maxQueuedPerOrigin: this.fetch.queuedPerPublisher,
+      maxQueued: this.fetch.queued,
+      onError: (err, origin) => { this.opts.logger.error({ err, publisher: origin }, 'fetching a contribution\'s shards failed') }
+    })
+  }
+
+  /** Contributions whose shards are waiting to be fetched or being fetched. */
+  get pendingFetches (): number {
+    return this.fetching.size
   }
 
   async start (): Promise<void> {
@@ -177,6 +245,14 @@ export class ContributionService {
 
   follow (datanet: FollowedDatanet): void {
     this.opts.router.register(this.topicHandler(datanet))
+  }
+
+  /** Drops the fetches in progress (a contribution dropped so is fetched again by consensus if it is included). */
+  stop (): void {
+    for (const t of this.retryTimers) clearTimeout(t)
+    this.retryTimers.clear()
+    this.fetchQueue.stop()
+    this.fetching.clear()
   }
 
   // ---- local uploads -------------------------------------------------------------------
@@ -352,11 +428,18 @@ export class ContributionService {
         return { contribution, bytes: data }
       },
       validate: async (g: Gossiped, ctx: GossipContext) => { await this.validateGossiped(datanet, g, ctx) },
-      handle: async (g: Gossiped) => { await this.handleGossiped(datanet, g) }
+      handle: (g: Gossiped, ctx: GossipContext) => { this.handleGossiped(datanet, g, ctx) }
     }
   }
 
-  private async validateGossiped (datanet: FollowedDatanet, g: Gossiped, _ctx: GossipContext): Promise<void> {
+  /**
+   * The gossip verdict: only checks of the message itself, bounded and cheap (decode,
+   * one signature recovery, one index lookup), so gossipsub relays a valid contribution
+   * at once whatever its size. Its shards are checked afterwards (verifyShards): a
+   * contribution whose message is valid but whose shards are missing or wrong is relayed
+   * once, and its publisher pays for it in score.
+   */
+  private async validateGossiped (datanet: FollowedDatanet, g: Gossiped, ctx: GossipContext): Promise<void> {
     const c = g.contribution
     const { manifest } = datanet
     const cid = await contributionCid(g.bytes)
@@ -370,31 +453,107 @@ export class ContributionService {
     if (c.recordCount > manifest.limits.maxRecordsPerContribution || c.byteSize > manifest.limits.maxContributionBytes || c.shards.length > c.recordCount) {
       throw reject('CONTRIBUTION_ERROR_TOO_LARGE', 'contribution exceeds the datanet\'s limits')
     }
+    // [REJECT] sizes its shards can hold: each shard at most the shard size, each record
+    // at least one byte and its newline (what scanContribution would find anyway)
+    if (c.shards.length * manifest.shardSize < c.byteSize || c.recordCount * MIN_RECORD_BYTES > c.byteSize) {
+      throw reject('CONTRIBUTION_ERROR_IMPOSSIBLE_SIZE', `${c.recordCount} records of ${c.byteSize} bytes cannot be in ${c.shards.length} shards of at most ${manifest.shardSize} bytes`)
+    }
     // [IGNORE] not dated in the future
     if (c.timestamp > Date.now() + MAX_FUTURE_MS) throw ignore('CONTRIBUTION_ERROR_FUTURE', 'contribution is dated in the future')
-    // [IGNORE] not already known
-    if (await this.opts.db.contributions.has(cid.toString())) throw ignore('CONTRIBUTION_ERROR_KNOWN', 'contribution already known')
-    // [REJECT] shards that hold exactly the stated records (count, size, records root)
-    const timeoutMs = Math.max(10_000, Math.ceil(c.byteSize / (1024 * 1024)) * this.opts.shardFetchMsPerMiB)
-    const signal = AbortSignal.timeout(timeoutMs)
-    let result
-    try {
-      result = await scanContribution(c, manifest, datanet.validateRecord, this.rules, { getShard: prefetcher(this.opts.helia, c.shards, 8, signal) })
-    } catch (err) {
-      // [IGNORE] shards we could not fetch: not proof of anything
-      throw ignore('CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE', `cannot fetch the shards within ${timeoutMs} ms: ${(err as Error).message}`)
-    }
-    if (!result.ok) throw reject(result.code, result.message)
-    this.scanned.set(cid.toString(), result.facts)
+    // [IGNORE] not already known, nor already being fetched
+    if (this.fetching.has(cid.toString()) || await this.opts.db.contributions.has(cid.toString())) throw ignore('CONTRIBUTION_ERROR_KNOWN', 'contribution already known')
+    // [IGNORE] its publisher has room in the fetch queue (a flood is not relayed)
+    if (!this.fetchQueue.accepts(ctx.publisher.toString())) throw ignore(ShardCheckCode.QUEUE_FULL, 'too many of this publisher\'s contributions are waiting for their shards')
   }
 
-  private async handleGossiped (datanet: FollowedDatanet, g: Gossiped): Promise<void> {
+  /** After the gossip verdict: queues the shard check. */
+  private handleGossiped (datanet: FollowedDatanet, g: Gossiped, ctx: GossipContext): void {
     if (g.cid === undefined) return
-    const contributionCidValue = g.cid
+    const cid = g.cid.toString()
+    if (this.fetching.has(cid)) return
+    this.fetching.add(cid)
+    this.enqueue(datanet, g, ctx.publisher.toString(), 1)
+  }
+
+  private enqueue (datanet: FollowedDatanet, g: Gossiped, publisher: string, attempt: number): void {
+    const cid = (g.cid as CID).toString()
+    const queued = this.fetchQueue.push(publisher, async signal => { await this.verifyShards(datanet, g, publisher, attempt, signal) })
+    if (!queued) {
+      this.fetching.delete(cid)
+      this.opts.logger.warn({ cid, publisher }, 'contribution dropped: the shard fetch queue is full')
+      this.opts.onGossip?.(ShardCheckCode.QUEUE_FULL)
+    }
+  }
+
+  /**
+   * Fetches the shards and checks them against the signed claim (count, size, records
+   * root); a contribution that passes is stored. Bounded: an attempt ends when no shard
+   * arrives for `stallMs` (so a claim of shards nobody has costs seconds, whatever size it
+   * claims) or after `msPerMiB` per MiB claimed.
+   */
+  private async verifyShards (datanet: FollowedDatanet, g: Gossiped, publisher: string, attempt: number, stopped: AbortSignal): Promise<void> {
+    const c = g.contribution
+    const cid = (g.cid as CID).toString()
+    const { router, logger } = this.opts
+    let done = false
+    try {
+      // consensus fetched it meanwhile (a certificate vouched for it)
+      if (await this.opts.db.contributions.has(cid)) {
+        done = true
+        return
+      }
+      const watch = new StallWatch(this.fetch.stallMs, Math.max(this.fetch.stallMs, Math.ceil(c.byteSize / (1024 * 1024)) * this.fetch.msPerMiB), stopped)
+      let result
+      try {
+        const getShard = prefetcher(this.opts.helia, c.shards, 8, watch.signal)
+        result = await scanContribution(c, datanet.manifest, datanet.validateRecord, this.rules, {
+          getShard: async shard => {
+            const bytes = await getShard(shard)
+            watch.progress()
+            return bytes
+          }
+        })
+      } catch (err) {
+        if (stopped.aborted) {
+          done = true
+          return
+        }
+        router.penalise(publisher, 'contributions', ShardCheckCode.UNAVAILABLE, PENALTY_UNAVAILABLE)
+        if (attempt >= this.fetch.attempts) {
+          done = true
+          logger.warn({ cid, publisher, attempts: attempt, err: (err as Error).message }, 'contribution dropped: its shards could not be fetched')
+          return
+        }
+        logger.info({ cid, publisher, attempt, err: (err as Error).message }, 'contribution\'s shards not fetched: trying again later')
+        const timer = setTimeout(() => {
+          this.retryTimers.delete(timer)
+          this.enqueue(datanet, g, publisher, attempt + 1)
+        }, this.fetch.retryMs * attempt)
+        timer.unref()
+        this.retryTimers.add(timer)
+        return
+      } finally {
+        watch.clear()
+      }
+      done = true
+      if (!result.ok) {
+        // [REJECT, after relaying] shards that hold exactly the stated records
+        router.penalise(publisher, 'contributions', result.code, PENALTY_INVALID)
+        logger.warn({ cid, publisher, code: result.code, reason: result.message }, 'gossiped contribution refused: its shards do not match it')
+        return
+      }
+      // the earlier failures were transient
+      if (attempt > 1) router.forgive(publisher, PENALTY_UNAVAILABLE * (attempt - 1))
+      await this.storeGossiped(datanet, g, result.facts)
+    } finally {
+      if (done) this.fetching.delete(cid)
+    }
+  }
+
+  private async storeGossiped (datanet: FollowedDatanet, g: Gossiped, facts: ContributionFacts): Promise<void> {
+    const contributionCidValue = g.cid as CID
     const cid = contributionCidValue.toString()
-    const facts = this.scanned.get(cid)
-    this.scanned.delete(cid)
-    if (facts === undefined || await this.opts.db.contributions.has(cid)) return
+    if (await this.opts.db.contributions.has(cid)) return
     const { db, helia } = this.opts
     await helia.blockstore.put(contributionCidValue, g.bytes)
     await pinContribution(helia, contributionCidValue)
@@ -451,5 +610,41 @@ export class ContributionService {
       out.push(await this.view(entry.cid))
     }
     return out.sort((a, b) => b.receivedAt - a.receivedAt).slice(0, limit)
+  }
+}
+
+/**
+ * Aborts a fetch when no progress was made for `stallMs`, after `totalMs` in all, or
+ * when `parent` aborts.
+ */
+class StallWatch {
+  private readonly controller = new AbortController()
+  private stall: NodeJS.Timeout
+  private readonly total: NodeJS.Timeout
+  private readonly stallMs: number
+  private readonly parent: AbortSignal
+  private readonly onParent = (): void => { this.controller.abort(this.parent.reason) }
+
+  constructor (stallMs: number, totalMs: number, parent: AbortSignal) {
+    this.stallMs = stallMs
+    this.parent = parent
+    this.stall = setTimeout(() => { this.controller.abort(new Error(`no shard arrived for ${stallMs} ms`)) }, stallMs)
+    this.total = setTimeout(() => { this.controller.abort(new Error(`the shards took over ${totalMs} ms`)) }, totalMs)
+    parent.addEventListener('abort', this.onParent, { once: true })
+  }
+
+  get signal (): AbortSignal {
+    return this.controller.signal
+  }
+
+  progress (): void {
+    clearTimeout(this.stall)
+    this.stall = setTimeout(() => { this.controller.abort(new Error(`no shard arrived for ${this.stallMs} ms`)) }, this.stallMs)
+  }
+
+  clear (): void {
+    clearTimeout(this.stall)
+    clearTimeout(this.total)
+    this.parent.removeEventListener('abort', this.onParent)
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { TopicValidatorResult, type GossipSub, type GossipsubMessage, type Message } from '@libp2p/gossipsub'
 import { DatanetError } from '../errors.ts'
+import { PeerPenalties } from './peer-penalties.ts'
 import type { TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from 'pino'
@@ -63,7 +64,7 @@ export interface TopicHandler<T> {
 
 /** The parts of the gossipsub service this router uses beyond its public interface. */
 interface GossipSubInternals extends GossipSub {
-  score: { params: { topics: Record<string, TopicScoreParams> } }
+  score: { params: { topics: Record<string, TopicScoreParams>, appSpecificScore: (peerId: string) => number } }
   reportMessageValidationResult: (msgId: string, propagationSource: string, acceptance: TopicValidatorResult) => void
   getScore: (peerId: string) => number
   getMeshPeers: (topic: string) => string[]
@@ -81,9 +82,29 @@ export interface GossipStats {
   delayed: number
   /** Own messages dropped from the outbox: too old, or too many waiting. */
   unsent: number
+  /** Penalties given to peers for what their accepted messages turned out to be. */
+  penalised: number
 }
 
-interface Unsent { data: Uint8Array, at: number }
+/** An own message waiting in the outbox. */
+export interface HeldMessage {
+  topic: string
+  data: Uint8Array
+  /** When it was first held (ms since the epoch): its time to live counts from there. */
+  at: number
+}
+
+/**
+ * Where held messages are kept so a crash does not lose them: put when held, deleted
+ * when sent or dropped, read back at start (keys are the messages' content ids).
+ */
+export interface OutboxStore {
+  put: (id: string, message: HeldMessage) => Promise<void>
+  delete: (id: string) => Promise<void>
+  all: () => Promise<Array<[string, HeldMessage]>>
+}
+
+interface Unsent extends HeldMessage { id: string }
 
 /** Content-hash message ids: the same bytes on the same topic are one message, whoever sends them. */
 export function contentMessageId (msg: Message): Uint8Array {
@@ -101,8 +122,12 @@ export interface GossipRouterOptions {
   outboxTtlMs?: number
   /** How often the outbox is retried besides on subscription changes (default 1 s). */
   outboxRetryMs?: number
+  /** Keeps held messages across restarts; in memory only when absent. */
+  outboxStore?: OutboxStore
+  /** Time for a peer's application penalty to halve (default 2 min). */
+  penaltyHalfLifeMs?: number
   logger: Logger
-  onResult?: (kind: string, result: 'accept' | GossipAction | 'dropped', code?: string) => void
+  onResult?: (kind: string, result: 'accept' | GossipAction | 'dropped' | 'penalised', code?: string) => void
 }
 
 /**
@@ -123,22 +148,79 @@ export class GossipRouter {
   private readonly outbox = new Map<string, Unsent[]>()
   private retryTimer: NodeJS.Timeout | undefined
   private flushing = false
+  /** Taken from the outbox by the pass sending them, not sent yet. */
+  private sending = 0
   private running = false
-  readonly stats: GossipStats = { accepted: 0, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0 }
+  /** Resolves once the held messages of the last run are back in the outbox. */
+  private restored: Promise<void> = Promise.resolve()
+  readonly stats: GossipStats = { accepted: 0, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0, penalised: 0 }
+  private readonly penalties: PeerPenalties
 
   private readonly options: GossipRouterOptions
 
   constructor (pubsub: GossipSub, options: GossipRouterOptions) {
     this.options = options
     this.pubsub = pubsub as GossipSubInternals
+    this.penalties = new PeerPenalties({ halfLifeMs: options.penaltyHalfLifeMs })
   }
 
   start (): void {
     if (this.running) return
     this.running = true
+    // P5 of the peer score is ours: penalties for what accepted messages turned out to be
+    this.pubsub.score.params.appSpecificScore = peerId => this.penalties.score(peerId)
     this.pubsub.addEventListener('gossipsub:message', this.onMessage)
     this.pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     for (const topic of this.handlers.keys()) this.pubsub.subscribe(topic)
+    this.restored = this.restoreHeld()
+  }
+
+  /** Resolves once the messages held before the last stop or crash wait in the outbox again. */
+  async ready (): Promise<void> {
+    await this.restored
+  }
+
+  /** Puts back what the outbox store held (the previous run crashed or stopped before a peer subscribed). */
+  private async restoreHeld (): Promise<void> {
+    const store = this.options.outboxStore
+    if (store === undefined) return
+    let stored: Array<[string, HeldMessage]>
+    try {
+      stored = await store.all()
+    } catch (err) {
+      this.options.logger.error({ err }, 'cannot read the gossip outbox store: held messages of the last run are not sent')
+      return
+    }
+    if (!this.running || stored.length === 0) return
+    stored.sort(([, a], [, b]) => a.at - b.at)
+    for (const [id, message] of stored) {
+      const list = this.outbox.get(message.topic) ?? []
+      if (list.some(u => u.id === id)) continue
+      // older than anything held since this start
+      const at = list.findIndex(u => u.at > message.at)
+      list.splice(at === -1 ? list.length : at, 0, { ...message, id })
+      this.outbox.set(message.topic, list)
+    }
+    this.options.logger.info({ held: stored.length }, 'own gossip messages held before the last stop: sending them when a peer subscribes')
+    this.startRetry()
+    await this.flush()
+  }
+
+  /**
+   * Lowers a peer's score for what a message it published turned out to be after it was
+   * accepted (through gossipsub's application-specific score, P5; `weight` 1 is -10 of
+   * score with the default weights, as much as ten first deliveries earn).
+   */
+  penalise (peerId: string, kind: string, code: string, weight: number): void {
+    this.penalties.add(peerId, weight)
+    this.stats.penalised++
+    this.options.onResult?.(kind, 'penalised', code)
+    this.options.logger.debug({ peer: peerId, topic: kind, code, weight, penalty: this.penalties.current(peerId) }, 'peer penalised')
+  }
+
+  /** Takes back an earlier penalty (the fault turned out to be a transient one). */
+  forgive (peerId: string, weight: number): void {
+    this.penalties.add(peerId, -weight)
   }
 
   stop (): void {
@@ -148,6 +230,7 @@ export class GossipRouter {
     this.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     clearInterval(this.retryTimer)
     this.retryTimer = undefined
+    // what is held stays in the store, for the next start
     this.outbox.clear()
     for (const topic of this.handlers.keys()) this.pubsub.unsubscribe(topic)
     for (const queue of this.queues.values()) queue.length = 0
@@ -171,7 +254,7 @@ export class GossipRouter {
     const hold = this.handlers.get(topic)?.holdUntilSubscribed === true
     // behind messages already waiting, to keep their order
     if (hold && (this.outbox.has(topic) || !this.reachable(topic))) {
-      this.hold(topic, data)
+      await this.hold(topic, data)
       return 0
     }
     return (await this.pubsub.publish(topic, data, { allowPublishToZeroTopicPeers: true })).recipients.length
@@ -187,26 +270,46 @@ export class GossipRouter {
 
   /** Own messages waiting for a subscriber to their topic. */
   get waiting (): number {
-    let n = 0
+    let n = this.sending
     for (const list of this.outbox.values()) n += list.length
     return n
   }
 
-  private hold (topic: string, data: Uint8Array): void {
-    const list = this.outbox.get(topic) ?? []
+  /** Keeps an own message until a peer can receive it; in the store before this returns (the caller may acknowledge it). */
+  private async hold (topic: string, data: Uint8Array): Promise<void> {
+    const id = Buffer.from(contentMessageId({ type: 'unsigned', topic, data })).toString('hex')
     // the same bytes are one gossip message: gossipsub would refuse the second as a duplicate
-    if (list.some(u => Buffer.compare(u.data, data) === 0)) return
-    list.push({ data, at: Date.now() })
+    if (this.outbox.get(topic)?.some(u => u.id === id) === true) return
+    const message = { topic, data, at: Date.now() }
+    // stored first: a pass of the outbox that sends it deletes it from the store after this
+    await this.options.outboxStore?.put(id, message)
+    const list = this.outbox.get(topic) ?? []
+    if (list.some(u => u.id === id)) return
+    list.push({ ...message, id })
+    this.outbox.set(topic, list)
     this.options.logger.debug({ topic, waiting: list.length }, 'no peer can receive it yet: held until one subscribes')
     if (list.length > (this.options.outboxSize ?? 256)) {
-      list.shift()
+      const oldest = list.shift() as Unsent
       this.stats.unsent++
       this.options.logger.warn({ topic }, 'gossip outbox full: dropped the oldest unsent message')
+      await this.unstore(oldest.id)
     }
-    this.outbox.set(topic, list)
+    this.startRetry()
+  }
+
+  private startRetry (): void {
     if (this.running && this.retryTimer === undefined) {
       this.retryTimer = setInterval(() => { void this.flush() }, this.options.outboxRetryMs ?? 1000)
       this.retryTimer.unref()
+    }
+  }
+
+  /** Forgets a held message in the store (sent, or dropped); a store error only costs a second send after a restart. */
+  private async unstore (id: string): Promise<void> {
+    try {
+      await this.options.outboxStore?.delete(id)
+    } catch (err) {
+      this.options.logger.warn({ err }, 'cannot delete a message from the gossip outbox store')
     }
   }
 
@@ -228,17 +331,22 @@ export class GossipRouter {
 
   private async sendHeld (): Promise<void> {
     const ttl = this.options.outboxTtlMs ?? 600_000
-    for (const [topic, list] of [...this.outbox]) {
+    for (const topic of [...this.outbox.keys()]) {
+      // the outbox is read and rewritten with no await between: a message held meanwhile is not lost
+      const list = this.outbox.get(topic)
+      if (list === undefined) continue
       const fresh = list.filter(item => Date.now() - item.at <= ttl)
-      if (fresh.length < list.length) {
-        this.stats.unsent += list.length - fresh.length
-        this.options.logger.warn({ topic, dropped: list.length - fresh.length, ttlMs: ttl }, 'gossip messages dropped: no peer subscribed to their topic in time')
+      const expired = list.filter(item => !fresh.includes(item))
+      const send = fresh.length > 0 && this.reachable(topic)
+      if (send || fresh.length === 0) this.outbox.delete(topic)
+      else this.outbox.set(topic, fresh)
+      if (expired.length > 0) {
+        this.stats.unsent += expired.length
+        this.options.logger.warn({ topic, dropped: expired.length, ttlMs: ttl }, 'gossip messages dropped: no peer subscribed to their topic in time')
+        for (const item of expired) await this.unstore(item.id)
       }
-      if (fresh.length > 0 && !this.reachable(topic)) {
-        this.outbox.set(topic, fresh)
-        continue
-      }
-      this.outbox.delete(topic)
+      if (!send) continue
+      this.sending += fresh.length
       for (const item of fresh) {
         try {
           await this.pubsub.publish(topic, item.data, { allowPublishToZeroTopicPeers: true })
@@ -246,6 +354,8 @@ export class GossipRouter {
         } catch (err) {
           this.options.logger.warn({ topic, err: (err as Error).message }, 'gossip message from the outbox not sent')
         }
+        await this.unstore(item.id)
+        this.sending--
       }
     }
     if (this.outbox.size === 0) {

@@ -68,6 +68,14 @@ export interface UploadEntry {
   shards: string[]
 }
 
+/** An own gossip message held until a peer subscribes to its topic (src/network/gossip.ts OutboxStore). */
+export interface OutboxEntry {
+  topic: string
+  /** The message bytes, base64. */
+  data: string
+  at: number
+}
+
 const bytesKeyCodec = {
   encodeKey: (key: Uint8Array): Uint8Array => key,
   decodeKey: (bytes: Uint8Array): Uint8Array => bytes
@@ -201,6 +209,8 @@ export class StateDatabase {
   readonly models: Repository<string, ModelEntry>
   /** Cumulative attribution tallies after each final version: `<datanet>/<height hex>`. */
   readonly tallies: Repository<string, Array<{ address: string, amount: string }>>
+  /** Own gossip messages held for a subscriber, by content message id (hex): sent after a restart. */
+  readonly outbox: Repository<string, OutboxEntry>
 
   constructor (path: string) {
     this.db = new ClassicLevel<Bytes, Bytes>(path, { keyEncoding: 'view', valueEncoding: 'view', ...LEVEL_OPTIONS })
@@ -224,6 +234,7 @@ export class StateDatabase {
     this.inferences = new Repository(this.db, 'inferences', jsonCodec<InferenceEntry>())
     this.models = new Repository(this.db, 'models', jsonCodec<ModelEntry>())
     this.tallies = new Repository(this.db, 'tallies', jsonCodec<Array<{ address: string, amount: string }>>())
+    this.outbox = new Repository(this.db, 'outbox', jsonCodec<OutboxEntry>())
   }
 
   /** A datanet's final versions in height order. */

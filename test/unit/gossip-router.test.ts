@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { pino } from 'pino'
-import { GossipRouter, contentMessageId, ignore, reject, type GossipContext, type GossipRouterOptions, type TopicHandler } from '../../src/network/gossip.ts'
+import { GossipRouter, contentMessageId, ignore, reject, type GossipContext, type GossipRouterOptions, type HeldMessage, type OutboxStore, type TopicHandler } from '../../src/network/gossip.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -17,6 +17,8 @@ class FakePubSub extends EventTarget {
   readonly subscribed: string[] = []
   readonly unsubscribed: string[] = []
   readonly published: Array<{ topic: string, data: Uint8Array }> = []
+  /** gossipsub's score parameters, where the router installs its application-specific score. */
+  readonly score = { params: { topics: {}, appSpecificScore: (_peerId: string): number => 0 } }
 
   subscribe (topic: string): void { this.subscribed.push(topic) }
   unsubscribe (topic: string): void { this.unsubscribed.push(topic) }
@@ -127,7 +129,7 @@ test('a valid message is reported accept, then handled with its context', async 
   assert.ok(h.ctx.publisher.equals(publisher))
   assert.ok(h.ctx.propagationSource.equals(relay))
   assert.is(h.ctx.msgId, 'm1')
-  assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0 })
+  assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'accept', undefined]])
   s.router.stop()
 })
@@ -146,7 +148,7 @@ test('a validator throwing reject() is reported reject and never handled', async
   send(s.pubsub, 'm1', signed(TOPIC, 'bad'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0, delayed: 0, unsent: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'reject', 'TEST_ERROR_BAD']])
   s.router.stop()
 })
@@ -164,7 +166,7 @@ test('a validator throwing ignore() is reported ignore and never handled', async
   send(s.pubsub, 'm1', signed(TOPIC, 'old'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'ignore', 'TEST_ERROR_STALE']])
   s.router.stop()
 })
@@ -187,7 +189,7 @@ test('a validator throwing a plain Error is reported ignore (not reject) and not
   send(s.pubsub, 'm1', signed(TOPIC, 'x'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'ignore')
   assert.equal(s.handled, [])
-  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0 })
+  assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'ignore', 'GOSSIP_ERROR_VALIDATOR_FAILED']])
   s.router.stop()
 })
@@ -258,7 +260,7 @@ test('when the queue is full, extra messages are reported ignore and counted as 
   assert.is(s.pubsub.report('m2')?.result, 'accept')
   await waitFor(() => s.handled.length === 2, { timeoutMs: 2000, what: 'both handled', intervalMs: 5 })
   assert.equal(s.handled.map(h => h.value), ['one', 'two'])
-  assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2, delayed: 0, unsent: 0 })
+  assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2, delayed: 0, unsent: 0, penalised: 0 })
   s.router.stop()
 })
 
@@ -354,6 +356,75 @@ test('publish errors other than "no peers" reach the caller', async () => {
   const err = await s.router.publish(TOPIC, bytes('x')).then(() => undefined, (e: Error) => e)
   assert.is(err?.message, 'PublishError.Duplicate')
   assert.is(s.router.waiting, 0)
+  s.router.stop()
+})
+
+/** An outbox store in memory, shared by the routers of successive "runs". */
+class FakeOutboxStore implements OutboxStore {
+  readonly held = new Map<string, HeldMessage>()
+  async put (id: string, message: HeldMessage): Promise<void> { this.held.set(id, message) }
+  async delete (id: string): Promise<void> { this.held.delete(id) }
+  async all (): Promise<Array<[string, HeldMessage]>> { return [...this.held] }
+}
+
+test('a held message survives a crash: a new router over the same store sends it, then forgets it', async () => {
+  const store = new FakeOutboxStore()
+  const first = setup({ holdUntilSubscribed: true }, { outboxStore: store, outboxRetryMs: 60_000 })
+  first.pubsub.peers = false
+  assert.is(await first.router.publish(TOPIC, bytes('acknowledged')), 0)
+  assert.is(await first.router.publish(TOPIC, bytes('then this')), 0)
+  assert.is(store.held.size, 2, 'in the store when publish returns (before the caller acknowledges it)')
+  // kill -9: the first router is dropped without stop, and never sends
+  const second = setup({ holdUntilSubscribed: true }, { outboxStore: store, outboxRetryMs: 60_000 })
+  await second.router.ready()
+  await waitFor(() => second.router.waiting === 0, { timeoutMs: 2000, what: 'the restored messages to be sent' })
+  assert.equal(texts(second.pubsub), ['acknowledged', 'then this'], 'sent in the order they were held')
+  assert.equal(first.pubsub.published, [])
+  assert.is(store.held.size, 0, 'sent: forgotten')
+  second.router.stop()
+  first.router.stop()
+})
+
+test('held messages stay in the store across a clean stop; expired ones are dropped from it at the next start', async () => {
+  const store = new FakeOutboxStore()
+  const first = setup({ holdUntilSubscribed: true }, { outboxStore: store, outboxRetryMs: 60_000 })
+  first.pubsub.peers = false
+  await first.router.publish(TOPIC, bytes('kept'))
+  first.router.stop()
+  assert.is(first.router.waiting, 0)
+  assert.is(store.held.size, 1, 'a stop does not forget it')
+  const [[id, held]] = [...store.held] as [[string, HeldMessage]]
+  store.held.set(id, { ...held, at: Date.now() - 3_600_000 })
+  const second = setup({ holdUntilSubscribed: true }, { outboxStore: store, outboxRetryMs: 60_000, outboxTtlMs: 600_000 })
+  await second.router.ready()
+  await waitFor(() => store.held.size === 0, { timeoutMs: 2000, what: 'the expired message to leave the store' })
+  assert.equal(second.pubsub.published, [], 'too old to send')
+  assert.is(second.router.stats.unsent, 1)
+  second.router.stop()
+})
+
+test('a message dropped from a full outbox leaves the store too', async () => {
+  const store = new FakeOutboxStore()
+  const s = setup({ holdUntilSubscribed: true }, { outboxStore: store, outboxRetryMs: 60_000, outboxSize: 1 })
+  s.pubsub.peers = false
+  await s.router.publish(TOPIC, bytes('old'))
+  await s.router.publish(TOPIC, bytes('new'))
+  assert.equal([...store.held.values()].map(m => new TextDecoder().decode(m.data)), ['new'])
+  s.router.stop()
+})
+
+test('penalise lowers the peer\'s application-specific score (P5), counted by code; forgive takes it back', () => {
+  const s = setup()
+  const p5 = s.pubsub.score.params.appSpecificScore
+  assert.is(p5('peer-a'), 0)
+  s.router.penalise('peer-a', 'test', 'TEST_ERROR_UNAVAILABLE', 1)
+  s.router.penalise('peer-a', 'test', 'TEST_ERROR_UNAVAILABLE', 1)
+  assert.ok(p5('peer-a') < -1.99 && p5('peer-a') > -2.01, `two penalties: ${p5('peer-a')}`)
+  assert.is(p5('peer-b'), 0, 'other peers are not affected')
+  assert.is(s.router.stats.penalised, 2)
+  assert.equal(s.results, [['test', 'penalised', 'TEST_ERROR_UNAVAILABLE'], ['test', 'penalised', 'TEST_ERROR_UNAVAILABLE']])
+  s.router.forgive('peer-a', 2)
+  assert.is(p5('peer-a'), 0)
   s.router.stop()
 })
 
