@@ -25,7 +25,7 @@ import { MerkleFrontier } from '../../src/merkle/tree.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 
 const artifact = JSON.parse(readFileSync(new URL('../../src/chain/artifacts/DatanetRegistry.json', import.meta.url), 'utf8')) as { abi: unknown[], bytecode: string }
-const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600, anchorInterval: 1 }
 const STAKE = parseEther('1')
 const ZERO = '0x' + '00'.repeat(32)
 const MANY_CONTRIBUTORS = Number(process.argv[2] ?? 100_000)

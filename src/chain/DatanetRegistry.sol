@@ -14,8 +14,10 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * verifyingContract = this, salt = datanet id}; OpenZeppelin's EIP712 base has no salt, so
  * the domain separator is computed per datanet here.
  *
- * Validator-set changes (joins, leaves) take effect right after the next committed version:
- * the set that signs version h is the set active before h is committed.
+ * Versions are anchored at multiples of the datanet's anchorInterval only (fixed at creation):
+ * validator-set changes (joins, leaves) take effect right after the next committed version,
+ * so the set that decides heights A+1 .. A+anchorInterval is the set right after the anchor of
+ * height A, whoever submits which certificate (src/chain/registry-state.ts setForHeight).
  *
  * Gas layout. The active set is held as packed members, `uint256(uint160(address)) << 96 | stake`
  * (stakes fit 96 bits: 7.9e10 ether), and as one hash: keccak256 over those members sorted
@@ -39,6 +41,8 @@ contract DatanetRegistry {
         uint256 minStake;
         /// Seconds between a leave taking effect and the stake becoming withdrawable.
         uint64 unbondingDelay;
+        /// Versions are anchored at multiples of it only (the manifest's anchorInterval).
+        uint64 anchorInterval;
     }
 
     struct VersionHeader {
@@ -91,6 +95,7 @@ contract DatanetRegistry {
         uint64 unbondingDelay;
         uint96 minStake;
         uint32 pendingLeaveCount; // validators with pendingLeave set
+        uint64 anchorInterval; // commitVersion takes heights that are multiples of it only
         // slots 2-4
         bytes32 lastVersion;
         bytes32 attributionRoot;
@@ -170,6 +175,7 @@ contract DatanetRegistry {
     error NothingToWithdraw(address validator);
     error StillBonded(uint64 unlockAt);
     error StaleHeight(uint64 height, uint64 lastHeight);
+    error NotAnchorHeight(uint64 height, uint64 anchorInterval);
     error WrongParent(bytes32 parent, bytes32 expected);
     error OverAttributed(uint256 totalAttributed, uint256 totalFunded);
     error AttributionDecreased(uint256 totalAttributed, uint256 previous);
@@ -203,7 +209,7 @@ contract DatanetRegistry {
             params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
                 || params.thresholdNumerator > params.thresholdDenominator
                 || uint256(params.thresholdNumerator) * 3 < uint256(params.thresholdDenominator) * 2
-                || params.minStake > STAKE_MASK
+                || params.minStake > STAKE_MASK || params.anchorInterval == 0
         ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
@@ -231,6 +237,7 @@ contract DatanetRegistry {
         d.thresholdNumerator = uint8(params.thresholdNumerator);
         d.thresholdDenominator = uint8(params.thresholdDenominator);
         d.unbondingDelay = params.unbondingDelay;
+        d.anchorInterval = params.anchorInterval;
         d.minStake = uint96(params.minStake);
         d.totalStake = uint96(sum);
         _rehash(d);
@@ -321,7 +328,9 @@ contract DatanetRegistry {
      * (`uint256(uint160(address)) << 96 | stake`) sorted ascending: what `activeSet(datanetId)`
      * returns. `signatures` are precommits (voteType 2, `round`) over `header`, each naming its
      * signer's index in `members`, indices strictly increasing (so signers are distinct), whose
-     * stakes together hold at least the threshold fraction of the set's stake.
+     * stakes together hold at least the threshold fraction of the set's stake. `header.height`
+     * is a multiple of the datanet's anchorInterval: set changes then land at the heights every
+     * node expects, whoever anchors (an off-schedule height would move them).
      */
     function commitVersion(
         bytes32 datanetId,
@@ -349,11 +358,13 @@ contract DatanetRegistry {
         if (d.setChangePending) _applySetChanges(datanetId, d, header.height);
     }
 
-    /// Height above the last, the parent link, attribution within the funds and never decreasing.
+    /// Height above the last and on schedule, the parent link, attribution within the funds and never decreasing.
     function _checkHead(Datanet storage d, VersionHeader calldata header) private view {
         uint64 last = d.lastHeight;
         if (header.height <= last) revert StaleHeight(header.height, last);
         if (header.height > type(uint40).max) revert ValueTooLarge(header.height, type(uint40).max);
+        uint64 interval = d.anchorInterval;
+        if (header.height % interval != 0) revert NotAnchorHeight(header.height, interval);
         if (last > 0 && header.height == last + 1 && header.parent != d.lastVersion) {
             revert WrongParent(header.parent, d.lastVersion);
         }
@@ -637,7 +648,8 @@ contract DatanetRegistry {
             thresholdNumerator: d.thresholdNumerator,
             thresholdDenominator: d.thresholdDenominator,
             minStake: d.minStake,
-            unbondingDelay: d.unbondingDelay
+            unbondingDelay: d.unbondingDelay,
+            anchorInterval: d.anchorInterval
         });
         return (
             params,

@@ -2,9 +2,10 @@
  * What the registry's event log says about one datanet, folded into values (no I/O):
  * the validator set in force for every height, the anchors, funding and claims.
  *
- * The contract applies joins and leaves right after a committed version, so the set that
- * decides heights A+1 .. A+interval is the set after the anchor of height A (the genesis
- * set before the first anchor). Every node replaying the same log derives the same set.
+ * The contract takes versions at multiples of the datanet's anchorInterval only (fixed on
+ * chain at creation) and applies joins and leaves right after each, so the set that decides
+ * heights A+1 .. A+interval is the set after the anchor of height A (the genesis set before
+ * the first anchor), whoever anchored. Every node replaying the same log derives the same set.
  */
 
 export interface ValidatorStake {
@@ -20,7 +21,8 @@ interface EventBase {
 }
 
 export type RegistryEvent = EventBase & (
-  | { kind: 'created', validators: ValidatorStake[] }
+  /** anchorInterval: the one on chain (absent only in hand-written logs: the manifest's then applies). */
+  | { kind: 'created', validators: ValidatorStake[], anchorInterval?: number }
   | { kind: 'join-requested', validator: string, stake: bigint, peerId: string }
   | { kind: 'leave-requested', validator: string }
   | { kind: 'activated', validator: string, stake: bigint, height: number }
@@ -61,6 +63,8 @@ export interface DatanetChainState {
   datanetId: string
   created: { block: number, txHash: string } | null
   genesis: ValidatorStake[]
+  /** Heights the contract anchors (multiples of it); null until created or when the log does not say. */
+  anchorInterval: number | null
   anchors: Anchor[]
   validators: Map<string, ValidatorInfo>
   totalFunded: bigint
@@ -71,7 +75,7 @@ export interface DatanetChainState {
 }
 
 export function emptyChainState (datanetId: string): DatanetChainState {
-  return { datanetId, created: null, genesis: [], anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map() }
+  return { datanetId, created: null, genesis: [], anchorInterval: null, anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map() }
 }
 
 const byAddress = (a: ValidatorStake, b: ValidatorStake): number => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)
@@ -89,6 +93,7 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
   switch (e.kind) {
     case 'created':
       state.created = { block: e.block, txHash: e.txHash }
+      state.anchorInterval = e.anchorInterval ?? null
       state.genesis = e.validators.map(v => ({ address: lower(v.address), stake: v.stake })).sort(byAddress)
       for (const v of state.genesis) state.validators.set(v.address, { address: v.address, stake: v.stake, status: 'active', peerId: null, since: 0, unlockAt: null })
       break
@@ -167,7 +172,8 @@ export function replayRegistryLog (events: readonly RegistryEvent[], into: Map<s
 /**
  * The set that decides `height` given an anchor every `interval` heights: the set after the
  * anchor of height floor((height-1)/interval)*interval, the genesis set before the first.
- * Undefined while that anchor is not on chain yet: the height must wait for it.
+ * Undefined while that anchor is not on chain yet: the height must wait for it. `interval`
+ * must be the chain's (`state.anchorInterval`, see `anchorIntervalOf`).
  */
 export function setForHeight (state: DatanetChainState, height: number, interval: number): ValidatorStake[] | undefined {
   if (state.created === null) return undefined
@@ -182,6 +188,11 @@ export function setForHeight (state: DatanetChainState, height: number, interval
     if (a.height < anchorHeight) return undefined
   }
   return undefined
+}
+
+/** The interval the contract anchors at: the chain's, else (a hand-written log) `fallback`. */
+export function anchorIntervalOf (state: DatanetChainState | undefined, fallback: number): number {
+  return state?.anchorInterval ?? fallback
 }
 
 export function anchorAt (state: DatanetChainState, height: number): Anchor | undefined {

@@ -24,7 +24,7 @@ const artifact = JSON.parse(readFileSync(ARTIFACT, 'utf8')) as { abi: unknown[],
 const iface = new Interface(artifact.abi as never)
 
 const STAKE = parseEther('10')
-const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600, anchorInterval: 1 }
 const ROUND = 0
 
 let anvil: Anvil | undefined
