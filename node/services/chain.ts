@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
 import { ChainFollower } from '../../src/chain/follower.ts'
 import { RegistryClient, isTransient, revertName, type SentTx } from '../../src/chain/registry-client.ts'
-import { activeSet, anchorAt, anchorIntervalOf, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
+import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -280,7 +280,8 @@ export class ChainService {
             datanetId: d.digest,
             round: entry.round,
             header: headerOfStored(entry),
-            // signers no longer active (slashed meanwhile) would make the contract refuse the whole certificate
+            // the contract's set is the one that decided the height (slashes and leaves apply at the
+            // anchor); a signer outside it would make the contract refuse the whole certificate
             signatures: entry.certificate.filter(c => active.has(c.validator.toLowerCase())).map(c => ({ signer: c.validator, signature: c.signature })),
             validators: activeSet(state)
           })
@@ -387,9 +388,10 @@ export class ChainService {
     return tx
   }
 
-  /** The escrow paid for an event id, as this node's view of the chain has it. */
-  inferencePaid (d: FollowedDatanet, eventId: string): { payer: string, amount: bigint } | undefined {
-    return this.state(d)?.inferencesPaid.get(eventId.toLowerCase())
+  /** The escrow `payer` (the event's operator) paid for an event id, as this node's view of the chain has it. */
+  inferencePaid (d: FollowedDatanet, eventId: string, payer: string): { payer: string, amount: bigint } | undefined {
+    const state = this.state(d)
+    return state === undefined ? undefined : inferenceEscrow(state, eventId, payer)
   }
 
   /** Reads the chain now rather than at the next poll. */

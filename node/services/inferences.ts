@@ -259,7 +259,7 @@ export class InferenceService {
     if (model.version !== event.version) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${model.id} was trained on version ${model.version}, not ${event.version}`)
     if (known === undefined && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
     const eventId = inferenceEventId(this.opts.binding, event)
-    const paid = await this.escrowOf(d, eventId, escrowWaitMs)
+    const paid = await this.escrowOf(d, eventId, event.operator, escrowWaitMs)
     if (paid === undefined) throw fail(InferenceErrorCode.NO_ESCROW, `no fee escrowed on chain for event ${eventId}`, 'conflict')
     if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.NO_ESCROW, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
     const result = await this.opts.attribution.attribute(d, event.version, event.output, event.prompt, BigInt(event.fee), eventId)
@@ -282,13 +282,13 @@ export class InferenceService {
     return { entry, result }
   }
 
-  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number): Promise<{ payer: string, amount: bigint } | undefined> {
+  private async escrowOf (d: FollowedDatanet, eventId: string, operator: string, waitMs: number): Promise<{ payer: string, amount: bigint } | undefined> {
     const deadline = Date.now() + waitMs
     for (;;) {
-      const paid = this.opts.chain?.inferencePaid(d, eventId)
+      const paid = this.opts.chain?.inferencePaid(d, eventId, operator)
       if (paid !== undefined || Date.now() >= deadline) return paid
       await this.opts.chain?.refresh()
-      if (this.opts.chain?.inferencePaid(d, eventId) !== undefined) continue
+      if (this.opts.chain?.inferencePaid(d, eventId, operator) !== undefined) continue
       await new Promise(resolve => setTimeout(resolve, 250))
     }
   }

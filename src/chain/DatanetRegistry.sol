@@ -27,6 +27,14 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * from storage only when the set changes (a committed version applying joins or leaves, a slash).
  * Amounts are held in 96 bits (all the ether there is fits 27 bits over that), so the anchored
  * head and the pool totals share a slot.
+ *
+ * Bounds. A commit applies at most MAX_SET_CHANGES joins and leaves (joins first, in request
+ * order; the rest wait for the next anchors), so no number of pending requests can push it
+ * past a block's gas. A slash burns the stake at once and takes the validator out of the set
+ * at the next anchor, like a leave: the certificates of the heights already decided (which
+ * count its stake, as every node does) still verify. A removal never empties the set: it waits
+ * until someone has joined. Evidence counts once per (signer, height, round, vote type), only
+ * for heights after the stake was bonded and before its unbonding ends.
  */
 contract DatanetRegistry {
     // ---------------------------------------------------------------- types
@@ -80,6 +88,8 @@ contract DatanetRegistry {
         uint64 unlockAt;
         /// Position + 1 in the active array (0: not in it).
         uint32 position;
+        /// The last anchored height when this stake was bonded: evidence must be about a later height.
+        uint40 since;
     }
 
     /// Field order is slot order.
@@ -105,6 +115,8 @@ contract DatanetRegistry {
         uint96 totalStake;
         // slot 6
         uint96 slashed;
+        uint32 joinCursor; // pendingJoins before it are applied
+        uint32 leaveCursor; // pendingLeaves before it are applied
         uint256[] active; // packed members, unordered
         address[] pendingJoins;
         address[] pendingLeaves;
@@ -124,6 +136,8 @@ contract DatanetRegistry {
     uint8 public constant PRECOMMIT = 2;
 
     uint256 private constant STAKE_MASK = 0xffffffffffffffffffffffff; // type(uint96).max
+    /// Joins plus leaves applied by one commit at most.
+    uint256 public constant MAX_SET_CHANGES = 32;
 
     // ---------------------------------------------------------------- storage
 
@@ -131,8 +145,11 @@ contract DatanetRegistry {
     mapping(bytes32 => mapping(address => Validator)) private _validators;
     mapping(bytes32 => mapping(uint64 => bytes32)) private _datasetRoots;
     mapping(bytes32 => mapping(address => uint256)) private _claimed;
-    /// Inference fees escrowed, by event id (the EIP-712 digest of the unsigned event).
-    mapping(bytes32 => uint256) private _inferencePaid;
+    /// Inference fees escrowed, by datanet, payer and event id (the EIP-712 digest of the unsigned
+    /// event): keyed by payer, so nobody can take an event id first and block its operator.
+    mapping(bytes32 => mapping(address => mapping(bytes32 => uint256))) private _inferencePaid;
+    /// Offences already slashed, by keccak256(signer, height, round, voteType).
+    mapping(bytes32 => mapping(bytes32 => bool)) private _evidenceUsed;
 
     // ---------------------------------------------------------------- events
 
@@ -194,6 +211,8 @@ contract DatanetRegistry {
     error NotConflicting();
     error SignersDiffer(address a, address b);
     error NothingToSlash(address validator);
+    error EvidenceUsed(address validator, uint64 height);
+    error EvidenceOutOfWindow(uint64 height, uint64 bondedAfter, uint64 unlockAt);
     error UnknownVersion(uint64 height);
 
     // ---------------------------------------------------------------- datanets
@@ -205,11 +224,13 @@ contract DatanetRegistry {
     {
         Datanet storage d = _datanets[datanetId];
         if (d.thresholdDenominator != 0) revert DatanetExists(datanetId);
+        // The threshold is the nodes' quorum, 2/3 exactly (another would refuse their certificates
+        // or accept less than they do); a zero minStake or unbonding delay would leave evidence no stake.
         if (
             params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
-                || params.thresholdNumerator > params.thresholdDenominator
-                || uint256(params.thresholdNumerator) * 3 < uint256(params.thresholdDenominator) * 2
-                || params.minStake > STAKE_MASK || params.anchorInterval == 0
+                || uint256(params.thresholdNumerator) * 3 != uint256(params.thresholdDenominator) * 2
+                || params.minStake == 0 || params.minStake > STAKE_MASK || params.unbondingDelay == 0
+                || params.anchorInterval == 0
         ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
@@ -228,7 +249,8 @@ contract DatanetRegistry {
                 pendingJoin: false,
                 pendingLeave: false,
                 unlockAt: 0,
-                position: uint32(d.active.length)
+                position: uint32(d.active.length),
+                since: 0
             });
             sum += stake;
         }
@@ -258,23 +280,24 @@ contract DatanetRegistry {
     /**
      * @notice Escrows an inference event's fee: it funds the datanet's attribution, so what
      * the validators attribute for the event can never exceed what was paid in. One payment
-     * per event id.
+     * per payer and event id (nodes take the payment of the event's operator only).
      */
     function payInference(bytes32 datanetId, bytes32 eventId) external payable {
         Datanet storage d = _existing(datanetId);
         if (msg.value == 0) revert ZeroAmount();
-        if (_inferencePaid[eventId] != 0) revert InferenceAlreadyPaid(eventId);
+        mapping(bytes32 => uint256) storage paid = _inferencePaid[datanetId][msg.sender];
+        if (paid[eventId] != 0) revert InferenceAlreadyPaid(eventId);
         uint256 total = uint256(d.totalFunded) + msg.value;
         if (total > STAKE_MASK) revert ValueTooLarge(total, STAKE_MASK);
-        _inferencePaid[eventId] = msg.value;
+        paid[eventId] = msg.value;
         d.totalFunded = uint96(total);
         d.unclaimed += uint96(msg.value);
         emit InferencePaid(datanetId, eventId, msg.sender, msg.value);
     }
 
-    /// @notice The fee escrowed for an inference event (0 when none).
-    function inferencePaid(bytes32 eventId) external view returns (uint256) {
-        return _inferencePaid[eventId];
+    /// @notice The fee `payer` escrowed for an inference event (0 when none).
+    function inferencePaid(bytes32 datanetId, address payer, bytes32 eventId) external view returns (uint256) {
+        return _inferencePaid[datanetId][payer][eventId];
     }
 
     // ---------------------------------------------------------------- validators
@@ -289,6 +312,7 @@ contract DatanetRegistry {
         v.stake = uint96(msg.value);
         v.pendingJoin = true;
         v.unlockAt = 0;
+        v.since = d.lastHeight;
         d.pendingJoins.push(msg.sender);
         d.setChangePending = true;
         emit ValidatorJoinRequested(datanetId, msg.sender, msg.value, peerId);
@@ -444,48 +468,66 @@ contract DatanetRegistry {
         }
     }
 
+    /// Applies up to MAX_SET_CHANGES pending joins, then leaves (slashed validators among them);
+    /// what is left waits for the next commit. A leave that would empty the set waits for a join.
     function _applySetChanges(bytes32 datanetId, Datanet storage d, uint64 height) private {
-        uint256 n = d.pendingLeaves.length;
-        if (n > 0) {
-            uint64 unlockAt = uint64(block.timestamp) + d.unbondingDelay;
-            for (uint256 i = 0; i < n; i++) {
-                address a = d.pendingLeaves[i];
-                Validator storage v = _validators[datanetId][a];
-                if (!v.pendingLeave) continue; // slashed meanwhile
-                v.pendingLeave = false;
-                v.unlockAt = unlockAt;
-                _removeActive(datanetId, d, v);
-                emit ValidatorDeactivated(datanetId, a, height, unlockAt);
-            }
-            delete d.pendingLeaves;
-            d.pendingLeaveCount = 0;
+        uint256 budget = MAX_SET_CHANGES;
+        address[] storage joins = d.pendingJoins;
+        uint256 n = joins.length;
+        uint256 i = d.joinCursor;
+        uint96 added;
+        for (; i < n && budget > 0; i++) {
+            budget--;
+            address a = joins[i];
+            Validator storage v = _validators[datanetId][a];
+            if (!v.pendingJoin) continue; // slashed meanwhile
+            uint96 stake = v.stake;
+            d.active.push(_member(a, stake));
+            v.pendingJoin = false;
+            v.active = true;
+            v.position = uint32(d.active.length);
+            added += stake;
+            emit ValidatorActivated(datanetId, a, stake, height);
         }
-        n = d.pendingJoins.length;
-        if (n > 0) {
-            uint96 added;
-            for (uint256 i = 0; i < n; i++) {
-                address a = d.pendingJoins[i];
-                Validator storage v = _validators[datanetId][a];
-                if (!v.pendingJoin) continue; // slashed meanwhile
-                uint96 stake = v.stake;
-                d.active.push(_member(a, stake));
-                v.pendingJoin = false;
-                v.active = true;
-                v.position = uint32(d.active.length);
-                added += stake;
-                emit ValidatorActivated(datanetId, a, stake, height);
-            }
-            d.totalStake += added;
-            delete d.pendingJoins;
+        d.totalStake += added;
+        d.joinCursor = uint32(i == n ? 0 : i);
+        if (i == n) _clear(joins);
+        bool pending = i < n;
+
+        address[] storage leaves = d.pendingLeaves;
+        n = leaves.length;
+        i = d.leaveCursor;
+        uint64 unlockAt = uint64(block.timestamp) + d.unbondingDelay;
+        for (; i < n && budget > 0; i++) {
+            address a = leaves[i];
+            Validator storage v = _validators[datanetId][a];
+            if (!v.pendingLeave) continue;
+            if (d.active.length == 1) break; // the last member stays until someone joins
+            budget--;
+            v.pendingLeave = false;
+            d.pendingLeaveCount--;
+            v.unlockAt = v.stake == 0 ? 0 : unlockAt; // a slashed stake is gone: nothing unbonds
+            _removeActive(datanetId, d, v);
+            emit ValidatorDeactivated(datanetId, a, height, v.unlockAt);
         }
-        d.setChangePending = false;
+        d.leaveCursor = uint32(i == n ? 0 : i);
+        if (i == n) _clear(leaves);
+        d.setChangePending = pending || i < n;
         _rehash(d);
+    }
+
+    /// Empties a pending list by its length alone: the stale slots are overwritten by later pushes.
+    function _clear(address[] storage list) private {
+        assembly ("memory-safe") {
+            sstore(list.slot, 0)
+        }
     }
 
     /// Swap-and-pop out of the active array; the caller rehashes.
     function _removeActive(bytes32 datanetId, Datanet storage d, Validator storage v) private {
         uint256 position = v.position;
         uint256 lastPosition = d.active.length;
+        uint256 member = d.active[position - 1];
         if (position != lastPosition) {
             uint256 moved = d.active[lastPosition - 1];
             d.active[position - 1] = moved;
@@ -494,7 +536,7 @@ contract DatanetRegistry {
         d.active.pop();
         v.position = 0;
         v.active = false;
-        d.totalStake -= v.stake;
+        d.totalStake -= uint96(member & STAKE_MASK); // the set's weight: a slashed stake still counted until now
     }
 
     /// activeSetHash = keccak256 of the packed members sorted ascending, 32 bytes each.
@@ -564,33 +606,55 @@ contract DatanetRegistry {
 
     // ---------------------------------------------------------------- slashing
 
-    /// @notice Evidence of equivocation: two different votes for one (height, round, type) by one signer.
+    /**
+     * @notice Evidence of equivocation: two different votes for one (height, round, type) by one
+     * signer. Burns its stake at once; an active validator leaves the set at the next anchor (the
+     * set that decided the heights up to it keeps its weight there, as in every node). Each
+     * offence counts once, and only against a stake bonded before its height and not yet unbonded.
+     */
     function slash(bytes32 datanetId, Vote calldata a, bytes calldata sigA, Vote calldata b, bytes calldata sigB) external {
         Datanet storage d = _existing(datanetId);
-        if (a.voteType != b.voteType || a.round != b.round || a.header.height != b.header.height) revert NotConflicting();
-        bytes32 hashA = _voteHash(a.voteType, a.round, a.header);
-        bytes32 hashB = _voteHash(b.voteType, b.round, b.header);
-        if (hashA == hashB) revert NotConflicting();
-        address signerA = _recover(_digest(datanetId, hashA), sigA, 0);
-        address signerB = _recover(_digest(datanetId, hashB), sigB, 1);
-        if (signerA != signerB) revert SignersDiffer(signerA, signerB);
-        Validator storage v = _validators[datanetId][signerA];
+        address signer = _equivocator(datanetId, a, sigA, b, sigB);
+        Validator storage v = _validators[datanetId][signer];
         uint96 amount = v.stake;
-        if (amount == 0) revert NothingToSlash(signerA);
-        if (v.active) {
-            _removeActive(datanetId, d, v);
-            _rehash(d);
-            emit ValidatorDeactivated(datanetId, signerA, d.lastHeight, 0);
-        }
-        if (v.pendingLeave) {
-            v.pendingLeave = false;
-            d.pendingLeaveCount--;
+        if (amount == 0) revert NothingToSlash(signer);
+        _useEvidence(datanetId, v, signer, a);
+        if (v.active && !v.pendingLeave) {
+            v.pendingLeave = true;
+            d.pendingLeaveCount++;
+            d.pendingLeaves.push(signer);
+            d.setChangePending = true;
         }
         v.pendingJoin = false;
         v.stake = 0;
         v.unlockAt = 0;
         d.slashed += amount; // burned: stays in the contract, never paid out
-        emit Slashed(datanetId, signerA, amount, msg.sender);
+        emit Slashed(datanetId, signer, amount, msg.sender);
+    }
+
+    /// The signer of two different votes for one (height, round, type).
+    function _equivocator(bytes32 datanetId, Vote calldata a, bytes calldata sigA, Vote calldata b, bytes calldata sigB)
+        private
+        view
+        returns (address signer)
+    {
+        if (a.voteType != b.voteType || a.round != b.round || a.header.height != b.header.height) revert NotConflicting();
+        bytes32 hashA = _voteHash(a.voteType, a.round, a.header);
+        bytes32 hashB = _voteHash(b.voteType, b.round, b.header);
+        if (hashA == hashB) revert NotConflicting();
+        signer = _recover(_digest(datanetId, hashA), sigA, 0);
+        address signerB = _recover(_digest(datanetId, hashB), sigB, 1);
+        if (signer != signerB) revert SignersDiffer(signer, signerB);
+    }
+
+    /// Records the offence; refuses it when already used, or outside the stake's bonded window.
+    function _useEvidence(bytes32 datanetId, Validator storage v, address signer, Vote calldata a) private {
+        uint64 height = a.header.height;
+        bytes32 offence = keccak256(abi.encode(signer, height, a.round, a.voteType));
+        if (_evidenceUsed[datanetId][offence]) revert EvidenceUsed(signer, height);
+        uint64 unlockAt = v.unlockAt;
+        if (height <= v.since || (unlockAt != 0 && block.timestamp >= unlockAt)) revert EvidenceOutOfWindow(height, v.since, unlockAt);
+        _evidenceUsed[datanetId][offence] = true;
     }
 
     // ---------------------------------------------------------------- views

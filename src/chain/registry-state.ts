@@ -70,20 +70,23 @@ export interface DatanetChainState {
   totalFunded: bigint
   totalClaimed: bigint
   claimed: Map<string, bigint>
-  /** Inference fees escrowed, by event id (what an inference event must point to). */
+  /** Inference fees escrowed, by `eventId/payer` (an event counts its operator's payment only: `inferenceEscrow`). */
   inferencesPaid: Map<string, { payer: string, amount: bigint, block: number }>
+  /** Slashed validators still in the set (with their stake's weight) until the next anchor removes them. */
+  slashedInSet: Map<string, bigint>
 }
 
 export function emptyChainState (datanetId: string): DatanetChainState {
-  return { datanetId, created: null, genesis: [], anchorInterval: null, anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map() }
+  return { datanetId, created: null, genesis: [], anchorInterval: null, anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map(), slashedInSet: new Map() }
 }
 
 const byAddress = (a: ValidatorStake, b: ValidatorStake): number => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)
 
-/** The active set now, sorted by address (lowercase). */
+/** The active set now (as the contract holds it: slashed members until the next anchor), sorted by address (lowercase). */
 export function activeSet (state: DatanetChainState): ValidatorStake[] {
   const out: ValidatorStake[] = []
   for (const v of state.validators.values()) if (v.status === 'active' || v.status === 'leaving') out.push({ address: v.address, stake: v.stake })
+  for (const [address, stake] of state.slashedInSet) out.push({ address, stake })
   return out.sort(byAddress)
 }
 
@@ -112,15 +115,18 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
     }
     case 'deactivated': {
       const v = state.validators.get(lower(e.validator))
-      if (v !== undefined) { v.status = 'unbonding'; v.unlockAt = e.unlockAt }
+      state.slashedInSet.delete(lower(e.validator))
+      if (v !== undefined && v.status !== 'slashed') { v.status = 'unbonding'; v.unlockAt = e.unlockAt }
       break
     }
     case 'withdrawn':
       state.validators.delete(lower(e.validator))
       break
     case 'slashed': {
+      // the stake is burned now; an active member leaves the set at the next anchor
       const v = state.validators.get(lower(e.validator))
-      if (v !== undefined) { v.status = 'slashed'; v.stake = 0n }
+      if (v !== undefined && (v.status === 'active' || v.status === 'leaving')) state.slashedInSet.set(v.address, v.stake)
+      if (v !== undefined) { v.status = 'slashed'; v.stake = 0n; v.unlockAt = null }
       break
     }
     case 'committed':
@@ -132,7 +138,7 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
       state.totalFunded = e.totalFunded
       break
     case 'inference-paid':
-      state.inferencesPaid.set(e.eventId.toLowerCase(), { payer: lower(e.payer), amount: e.amount, block: e.block })
+      state.inferencesPaid.set(`${e.eventId.toLowerCase()}/${lower(e.payer)}`, { payer: lower(e.payer), amount: e.amount, block: e.block })
       state.totalFunded += e.amount
       break
     case 'claimed':
@@ -201,4 +207,9 @@ export function anchorAt (state: DatanetChainState, height: number): Anchor | un
 
 export function lastAnchor (state: DatanetChainState): Anchor | undefined {
   return state.anchors[state.anchors.length - 1]
+}
+
+/** The fee `payer` escrowed for an inference event, or undefined (others' payments for the id do not count). */
+export function inferenceEscrow (state: DatanetChainState, eventId: string, payer: string): { payer: string, amount: bigint, block: number } | undefined {
+  return state.inferencesPaid.get(`${eventId.toLowerCase()}/${payer.toLowerCase()}`)
 }
