@@ -490,6 +490,7 @@ contract DatanetRegistry {
             emit ValidatorActivated(datanetId, a, stake, height);
         }
         d.totalStake += added;
+        bool changed = added != 0;
         d.joinCursor = uint32(i == n ? 0 : i);
         if (i == n) _clear(joins);
         bool pending = i < n;
@@ -501,9 +502,10 @@ contract DatanetRegistry {
         for (; i < n && budget > 0; i++) {
             address a = leaves[i];
             Validator storage v = _validators[datanetId][a];
-            if (!v.pendingLeave) continue;
-            if (d.active.length == 1) break; // the last member stays until someone joins
+            if (d.active.length == 1 && v.pendingLeave) break; // the last member stays until someone joins
             budget--;
+            if (!v.pendingLeave) continue;
+            changed = true;
             v.pendingLeave = false;
             d.pendingLeaveCount--;
             v.unlockAt = v.stake == 0 ? 0 : unlockAt; // a slashed stake is gone: nothing unbonds
@@ -513,7 +515,7 @@ contract DatanetRegistry {
         d.leaveCursor = uint32(i == n ? 0 : i);
         if (i == n) _clear(leaves);
         d.setChangePending = pending || i < n;
-        _rehash(d);
+        if (changed) _rehash(d);
     }
 
     /// Empties a pending list by its length alone: the stale slots are overwritten by later pushes.
