@@ -40,16 +40,15 @@ contract DatanetRegistry {
     // ---------------------------------------------------------------- types
 
     struct Params {
-        /// Stake share that must sign, as an exact fraction (the node's rule is 2/3:
-        /// signedStake * thresholdDenominator >= totalStake * thresholdNumerator). Never below 2/3;
-        /// numerator and denominator at most 255.
+        /// Stake share that must sign, as a fraction: 2/3 exactly, the nodes' quorum
+        /// (signedStake * 3 >= totalStake * 2); numerator and denominator at most 255.
         uint16 thresholdNumerator;
         uint16 thresholdDenominator;
         /// At most 2^96 - 1 wei.
         uint256 minStake;
         /// Seconds between a leave taking effect and the stake becoming withdrawable.
         uint64 unbondingDelay;
-        /// Versions are anchored at multiples of it only (the manifest's anchorInterval).
+        /// Versions are anchored at multiples of it only (the manifest's anchorInterval): 1 .. 65,535.
         uint64 anchorInterval;
     }
 
@@ -98,14 +97,14 @@ contract DatanetRegistry {
         uint40 lastHeight; // heights past 2^40 (a version a second for 34,000 years) are refused
         uint96 totalAttributed;
         uint96 totalFunded;
-        uint8 thresholdNumerator;
-        uint8 thresholdDenominator; // 0: no such datanet
+        uint16 anchorInterval; // commitVersion takes multiples of it only; 0: no such datanet
         bool setChangePending; // a join or a leave waits for the next commit
         // slot 1: staking configuration
         uint64 unbondingDelay;
         uint96 minStake;
         uint32 pendingLeaveCount; // validators with pendingLeave set
-        uint64 anchorInterval; // commitVersion takes heights that are multiples of it only
+        uint8 thresholdNumerator; // 2/3 exactly: commitVersion uses the constant
+        uint8 thresholdDenominator;
         // slots 2-4
         bytes32 lastVersion;
         bytes32 attributionRoot;
@@ -223,14 +222,14 @@ contract DatanetRegistry {
         payable
     {
         Datanet storage d = _datanets[datanetId];
-        if (d.thresholdDenominator != 0) revert DatanetExists(datanetId);
+        if (d.anchorInterval != 0) revert DatanetExists(datanetId);
         // The threshold is the nodes' quorum, 2/3 exactly (another would refuse their certificates
         // or accept less than they do); a zero minStake or unbonding delay would leave evidence no stake.
         if (
             params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
                 || uint256(params.thresholdNumerator) * 3 != uint256(params.thresholdDenominator) * 2
                 || params.minStake == 0 || params.minStake > STAKE_MASK || params.unbondingDelay == 0
-                || params.anchorInterval == 0
+                || params.anchorInterval == 0 || params.anchorInterval > type(uint16).max
         ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
@@ -259,7 +258,7 @@ contract DatanetRegistry {
         d.thresholdNumerator = uint8(params.thresholdNumerator);
         d.thresholdDenominator = uint8(params.thresholdDenominator);
         d.unbondingDelay = params.unbondingDelay;
-        d.anchorInterval = params.anchorInterval;
+        d.anchorInterval = uint16(params.anchorInterval);
         d.minStake = uint96(params.minStake);
         d.totalStake = uint96(sum);
         _rehash(d);
@@ -367,7 +366,7 @@ contract DatanetRegistry {
         _checkHead(d, header);
         uint256 total = _setStake(d, members);
         uint256 signed = _signedStake(_digest(datanetId, _voteHash(PRECOMMIT, round, header)), members, signatures);
-        if (total == 0 || signed * d.thresholdDenominator < total * d.thresholdNumerator) {
+        if (total == 0 || signed * 3 < total * 2) {
             revert InsufficientStake(signed, total);
         }
 
@@ -742,7 +741,7 @@ contract DatanetRegistry {
 
     function _existing(bytes32 datanetId) private view returns (Datanet storage d) {
         d = _datanets[datanetId];
-        if (d.thresholdDenominator == 0) revert UnknownDatanet(datanetId);
+        if (d.anchorInterval == 0) revert UnknownDatanet(datanetId);
     }
 
     function _member(address a, uint256 stake) private pure returns (uint256) {

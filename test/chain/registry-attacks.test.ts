@@ -263,6 +263,7 @@ test('createDatanet refuses parameters the nodes cannot meet', async () => {
   assert.is(await create('0x' + 'a3'.repeat(32), { unbondingDelay: 0 }), 'InvalidParams', 'no unbonding: evidence would find no stake')
   assert.is(await create('0x' + 'a4'.repeat(32), { minStake: 0n }), 'InvalidParams', 'minStake 0')
   assert.is(await create('0x' + 'a5'.repeat(32), { anchorInterval: 0 }), 'InvalidParams', 'anchorInterval 0')
+  assert.is(await create('0x' + 'a7'.repeat(32), { anchorInterval: 65_536 }), 'InvalidParams', 'anchorInterval past 16 bits')
   assert.is(await create('0x' + 'a6'.repeat(32), { thresholdNumerator: 4, thresholdDenominator: 6 }), undefined, '4/6 is 2/3')
 })
 
