@@ -59,6 +59,7 @@ export class ChainService {
   private follower: ChainFollower | undefined
   private readonly datanets = new Map<string, FollowedDatanet>()
   private readonly anchoring = new Set<string>()
+  private readonly intervalWarned = new Set<string>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private running = false
   private polling: Promise<void> | undefined
@@ -207,8 +208,6 @@ export class ChainService {
     }
   }
 
-  private readonly intervalWarned = new Set<string>()
-
   /** Writes each anchor into the version it anchors (what `version show` prints). */
   private async recordAnchors (d: FollowedDatanet): Promise<void> {
     const state = this.state(d)
@@ -292,6 +291,8 @@ export class ChainService {
         } catch (err) {
           const name = revertName(err)
           if (name === 'StaleHeight') { log.debug('anchored by another validator'); await this.pollOnce(); return }
+          // not a height the registry anchors (its interval was not known yet): the next multiple will be
+          if (name === 'NotAnchorHeight') { log.warn('not an anchor height on chain; skipped'); return }
           attempt++
           const wait = Math.min(500 * 2 ** attempt, MAX_BACKOFF_MS)
           if (name !== undefined || !isTransient(err)) log.warn({ err: (err as Error).message, attempt }, 'anchor refused; retrying')
