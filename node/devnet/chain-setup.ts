@@ -30,7 +30,7 @@ export async function deployRegistry (signer: Signer): Promise<{ address: string
   return { address: await contract.getAddress(), block: receipt.blockNumber }
 }
 
-/** Registers a datanet with its manifest's genesis validators, paying their stakes. */
+/** Registers a datanet with its manifest's genesis validators (paying their stakes) and anchor interval. */
 export async function registerDatanet (signer: Signer, registry: string, datanetId: string, manifest: Manifest, params: RegistryParams = DEFAULT_REGISTRY_PARAMS): Promise<string> {
   const contract = new Contract(registry, registryArtifact().abi, signer)
   const validators = manifest.validators.map(v => v.address)
@@ -38,7 +38,7 @@ export async function registerDatanet (signer: Signer, registry: string, datanet
   const total = stakes.reduce((a, b) => a + b, 0n)
   const tx = await contract.getFunction('createDatanet').send(
     datanetDigest(datanetId),
-    { thresholdNumerator: params.thresholdNumerator, thresholdDenominator: params.thresholdDenominator, minStake: params.minStake, unbondingDelay: params.unbondingDelaySeconds },
+    { thresholdNumerator: params.thresholdNumerator, thresholdDenominator: params.thresholdDenominator, minStake: params.minStake, unbondingDelay: params.unbondingDelaySeconds, anchorInterval: manifest.anchorInterval },
     validators,
     stakes,
     { value: total }

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
 import { ChainFollower } from '../../src/chain/follower.ts'
 import { RegistryClient, isTransient, revertName, type SentTx } from '../../src/chain/registry-client.ts'
-import { activeSet, anchorAt, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
+import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -59,6 +59,7 @@ export class ChainService {
   private follower: ChainFollower | undefined
   private readonly datanets = new Map<string, FollowedDatanet>()
   private readonly anchoring = new Set<string>()
+  private readonly intervalWarned = new Set<string>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private running = false
   private polling: Promise<void> | undefined
@@ -153,7 +154,7 @@ export class ChainService {
   validatorSet (d: FollowedDatanet, height: number): ValidatorSet | undefined {
     const state = this.state(d)
     if (state === undefined) return undefined
-    const set = setForHeight(state, height, d.manifest.anchorInterval)
+    const set = setForHeight(state, height, this.anchorInterval(d))
     if (set === undefined) return undefined
     const validators = set.map(v => ({ address: getAddress(v.address), stake: v.stake }))
     return { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
@@ -201,6 +202,10 @@ export class ChainService {
     if (state?.created == null) return
     const validators = activeSet(state).map(v => ({ address: getAddress(v.address), stake: v.stake }))
     d.validators = { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+    if (state.anchorInterval !== null && state.anchorInterval !== d.manifest.anchorInterval && !this.intervalWarned.has(d.id)) {
+      this.intervalWarned.add(d.id)
+      this.log.warn({ datanet: d.id, manifest: d.manifest.anchorInterval, chain: state.anchorInterval }, 'the registry anchors at another interval than the manifest says: the chain\'s applies')
+    }
   }
 
   /** Writes each anchor into the version it anchors (what `version show` prints). */
@@ -218,9 +223,17 @@ export class ChainService {
 
   // ---- anchoring (DESIGN §4 flow 4) --------------------------------------------------------
 
+  /**
+   * Heights the contract anchors: multiples of the interval registered on chain (the truth
+   * when it differs from the manifest's: the contract refuses any other height).
+   */
+  private anchorInterval (d: FollowedDatanet): number {
+    return anchorIntervalOf(this.state(d), d.manifest.anchorInterval)
+  }
+
   /** Called for every final version: anchors the ones at anchor heights. */
   onFinal (d: FollowedDatanet, entry: VersionEntry): void {
-    if (entry.height % d.manifest.anchorInterval !== 0) return
+    if (entry.height % this.anchorInterval(d) !== 0) return
     void this.recordAnchors(d)
     void this.anchor(d, entry)
   }
@@ -229,7 +242,7 @@ export class ChainService {
   private async resumeAnchors (d: FollowedDatanet): Promise<void> {
     const last = this.state(d) === undefined ? 0 : (lastAnchor(this.state(d) as DatanetChainState)?.height ?? 0)
     for (const entry of await this.opts.db.versionsOf(d.id)) {
-      if (entry.height > last && entry.height % d.manifest.anchorInterval === 0) void this.anchor(d, entry)
+      if (entry.height > last && entry.height % this.anchorInterval(d) === 0) void this.anchor(d, entry)
     }
     await this.recordAnchors(d)
   }
@@ -266,7 +279,8 @@ export class ChainService {
             datanetId: d.digest,
             round: entry.round,
             header: headerOfStored(entry),
-            // signers no longer active (slashed meanwhile) would make the contract refuse the whole certificate
+            // the contract's set is the one that decided the height (slashes and leaves apply at the
+            // anchor); a signer outside it would make the contract refuse the whole certificate
             signatures: entry.certificate.filter(c => active.has(c.validator.toLowerCase())).map(c => ({ signer: c.validator, signature: c.signature })),
             validators: activeSet(state)
           })
@@ -277,6 +291,8 @@ export class ChainService {
         } catch (err) {
           const name = revertName(err)
           if (name === 'StaleHeight') { log.debug('anchored by another validator'); await this.pollOnce(); return }
+          // not a height the registry anchors (its interval was not known yet): the next multiple will be
+          if (name === 'NotAnchorHeight') { log.warn('not an anchor height on chain; skipped'); return }
           attempt++
           const wait = Math.min(500 * 2 ** attempt, MAX_BACKOFF_MS)
           if (name !== undefined || !isTransient(err)) log.warn({ err: (err as Error).message, attempt }, 'anchor refused; retrying')
@@ -373,9 +389,10 @@ export class ChainService {
     return tx
   }
 
-  /** The escrow paid for an event id, as this node's view of the chain has it. */
-  inferencePaid (d: FollowedDatanet, eventId: string): { payer: string, amount: bigint } | undefined {
-    return this.state(d)?.inferencesPaid.get(eventId.toLowerCase())
+  /** The escrow `payer` (the event's operator) paid for an event id, as this node's view of the chain has it. */
+  inferencePaid (d: FollowedDatanet, eventId: string, payer: string): { payer: string, amount: bigint } | undefined {
+    const state = this.state(d)
+    return state === undefined ? undefined : inferenceEscrow(state, eventId, payer)
   }
 
   /** Reads the chain now rather than at the next poll. */

@@ -327,7 +327,7 @@ export class InferenceService {
     // admission only: which of two events with one nonce came first differs between nodes
     const nonceRule = known === undefined && opts.purpose === 'admission'
     if (nonceRule && await this.nonceUsed(event.operator, event.nonce)) throw fail(InferenceErrorCode.REPLAYED, `nonce ${event.nonce} of ${event.operator} was used before`, 'conflict')
-    const paid = await this.escrowOf(d, eventId, opts.escrowWaitMs, opts.signal, opts.escrowRefreshes)
+    const paid = await this.escrowOf(d, eventId, event.operator, opts.escrowWaitMs, opts.signal, opts.escrowRefreshes)
     if (paid === undefined) throw fail(InferenceErrorCode.NO_ESCROW, `no fee escrowed on chain for event ${eventId}`, 'conflict')
     // the registry takes one escrow per event id: one of another amount or payer never changes
     if (paid.amount !== BigInt(event.fee) || paid.payer !== event.operator.toLowerCase()) throw fail(InferenceErrorCode.ESCROW_MISMATCH, `the escrow for event ${eventId} is ${paid.amount} wei from ${paid.payer}, not ${event.fee} from ${event.operator}`)
@@ -408,17 +408,17 @@ export class InferenceService {
     await this.refreshing
   }
 
-  private async escrowOf (d: FollowedDatanet, eventId: string, waitMs: number, signal?: AbortSignal, refreshes = Infinity): Promise<{ payer: string, amount: bigint } | undefined> {
+  private async escrowOf (d: FollowedDatanet, eventId: string, operator: string, waitMs: number, signal?: AbortSignal, refreshes = Infinity): Promise<{ payer: string, amount: bigint } | undefined> {
     const deadline = AbortSignal.timeout(Math.max(waitMs, 1))
     const stop = signal === undefined ? deadline : AbortSignal.any([signal, deadline])
     for (let n = 0; ; n++) {
-      const paid = this.opts.chain?.inferencePaid(d, eventId)
+      const paid = this.opts.chain?.inferencePaid(d, eventId, operator)
       if (paid !== undefined || waitMs === 0 || stop.aborted || n >= refreshes || this.opts.chain === undefined) return paid
       // a chain RPC that hangs must not hold us past the deadline
       try {
         await within(this.refresh(), stop, () => new Error('deadline'))
       } catch {
-        return this.opts.chain?.inferencePaid(d, eventId)
+        return this.opts.chain?.inferencePaid(d, eventId, operator)
       }
     }
   }
@@ -595,7 +595,7 @@ export class InferenceService {
     this.retrying = true
     try {
       for (const [cid, w] of [...this.awaitingEscrow]) {
-        if (this.opts.chain?.inferencePaid(w.d, inferenceEventId(this.opts.binding, w.event)) === undefined && Date.now() < w.until) continue
+        if (this.opts.chain?.inferencePaid(w.d, inferenceEventId(this.opts.binding, w.event), w.event.operator) === undefined && Date.now() < w.until) continue
         this.awaitingEscrow.delete(cid)
         try {
           await this.accept(w.d, w.event, w.bytes, { escrowWaitMs: 0, purpose: 'admission' })

@@ -3,7 +3,8 @@
  * issue's targets: commitVersion at 4, 16 and 64 validators all signing (and the cost of
  * each further signature), at 4 validators with headers for 10 vs 1,000,000 records and
  * 1 vs 100,000 contributors (real roots: the header has a constant size), claim (first and
- * repeated), joinValidator, leaveValidator, fund. Each figure is the receipt's gasUsed;
+ * repeated), the worst set change one commit applies (MAX_SET_CHANGES joins of many pending),
+ * slash, joinValidator, leaveValidator, fund. Each figure is the receipt's gasUsed;
  * "intrinsic" is what the transaction pays before any code runs (21,000 + calldata at
  * 4/16 gas per zero/non-zero byte), "execution" the rest.
  *
@@ -25,7 +26,7 @@ import { MerkleFrontier } from '../../src/merkle/tree.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 
 const artifact = JSON.parse(readFileSync(new URL('../../src/chain/artifacts/DatanetRegistry.json', import.meta.url), 'utf8')) as { abi: unknown[], bytecode: string }
-const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600, anchorInterval: 1 }
 const STAKE = parseEther('1')
 const ZERO = '0x' + '00'.repeat(32)
 const MANY_CONTRIBUTORS = Number(process.argv[2] ?? 100_000)
@@ -294,6 +295,31 @@ async function main (): Promise<void> {
   row(`  first - repeated claim: ${fmt(firstWrite)} = the account's claimed-amount slot written zero -> non-zero (22,100) instead of again (5,000)`, undefined)
   row(`  a first claim by the account cannot cost under ${fmt(floor)} = intrinsic ${fmt(firstSelf.intrinsic)} (21,000 + calldata) + 22,100 that slot + 6,700 the value transfer (9,000 - 2,300 stipend)`, undefined)
   row(`  before reading the root (2,100), updating the pool's unclaimed total (5,000: what bounds the paid sum by the funded) and the Claimed event`, undefined)
+
+  // The worst set change a commit applies: MAX_SET_CHANGES joins of many pending (the rest wait).
+  const PENDING = 100
+  const crowded = new Net(registry, anvil.chainId, deployer, 'crowded', 4)
+  await crowded.create()
+  await crowded.commit()
+  const joiners = Array.from({ length: PENDING }, (_, i) => wallet(`crowd joiner ${i}`))
+  for (const w of joiners) {
+    await p.send('anvil_setBalance', [w.address, toBeHex(parseEther('2'))])
+    await send(registry, w, 'joinValidator', [crowded.id, '0x01'], STAKE)
+  }
+  const cap = Number(await registry.getFunction('MAX_SET_CHANGES').staticCall() as bigint)
+  const crowdedCommit = await crowded.commit()
+  row(`commitVersion, 4 signing, applying ${cap} of ${PENDING} pending joins`, crowdedCommit, '', `the most one commit applies (worst case); ${PENDING - cap} wait`)
+  crowded.validators.push(...joiners.slice(0, cap))
+  row(`commitVersion, ${4 + cap} signing, applying the next ${cap}`, await crowded.commit())
+
+  // Slashing: two conflicting prevotes of one validator.
+  const culprit = net4.validators[0] as Wallet
+  const domain4 = datanetDomain({ chainId: anvil.chainId, registry: String(registry.target), datanet: net4.id })
+  const evidence = [1, 2].map(k => {
+    const header: VersionHeader = { height: 99, parent: ZERO, datasetRoot: keccak256(toUtf8Bytes(`conflict ${k}`)), recordCount: 1, attributionRoot: ZERO, totalAttributed: '0', validatorSetHash: ZERO, version: keccak256(toUtf8Bytes(`conflicting ${k}`)) }
+    return [{ voteType: 1, round: 0, header }, culprit.signingKey.sign(voteDigest(domain4, 'prevote', 0, header)).serialized]
+  })
+  row('slash (two conflicting prevotes)', await send(registry, relayer, 'slash', [net4.id, ...(evidence[0] as unknown[]), ...(evidence[1] as unknown[])]), '', 'the offence recorded: taken once')
 
   // Staking and funding.
   row('joinValidator (38-byte peer id)', join)

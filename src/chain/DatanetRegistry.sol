@@ -14,8 +14,10 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * verifyingContract = this, salt = datanet id}; OpenZeppelin's EIP712 base has no salt, so
  * the domain separator is computed per datanet here.
  *
- * Validator-set changes (joins, leaves) take effect right after the next committed version:
- * the set that signs version h is the set active before h is committed.
+ * Versions are anchored at multiples of the datanet's anchorInterval only (fixed at creation):
+ * validator-set changes (joins, leaves) take effect right after the next committed version,
+ * so the set that decides heights A+1 .. A+anchorInterval is the set right after the anchor of
+ * height A, whoever submits which certificate (src/chain/registry-state.ts setForHeight).
  *
  * Gas layout. The active set is held as packed members, `uint256(uint160(address)) << 96 | stake`
  * (stakes fit 96 bits: 7.9e10 ether), and as one hash: keccak256 over those members sorted
@@ -25,20 +27,29 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * from storage only when the set changes (a committed version applying joins or leaves, a slash).
  * Amounts are held in 96 bits (all the ether there is fits 27 bits over that), so the anchored
  * head and the pool totals share a slot.
+ *
+ * Bounds. A commit applies at most MAX_SET_CHANGES joins and leaves (joins first, in request
+ * order; the rest wait for the next anchors), so no number of pending requests can push it
+ * past a block's gas. A slash burns the stake at once and takes the validator out of the set
+ * at the next anchor, like a leave: the certificates of the heights already decided (which
+ * count its stake, as every node does) still verify. A removal never empties the set: it waits
+ * until someone has joined. Evidence counts once per (signer, height, round, vote type), only
+ * for heights after the stake was bonded and before its unbonding ends.
  */
 contract DatanetRegistry {
     // ---------------------------------------------------------------- types
 
     struct Params {
-        /// Stake share that must sign, as an exact fraction (the node's rule is 2/3:
-        /// signedStake * thresholdDenominator >= totalStake * thresholdNumerator). Never below 2/3;
-        /// numerator and denominator at most 255.
+        /// Stake share that must sign, as a fraction: 2/3 exactly, the nodes' quorum
+        /// (signedStake * 3 >= totalStake * 2); numerator and denominator at most 255.
         uint16 thresholdNumerator;
         uint16 thresholdDenominator;
         /// At most 2^96 - 1 wei.
         uint256 minStake;
         /// Seconds between a leave taking effect and the stake becoming withdrawable.
         uint64 unbondingDelay;
+        /// Versions are anchored at multiples of it only (the manifest's anchorInterval): 1 .. 65,535.
+        uint64 anchorInterval;
     }
 
     struct VersionHeader {
@@ -76,6 +87,8 @@ contract DatanetRegistry {
         uint64 unlockAt;
         /// Position + 1 in the active array (0: not in it).
         uint32 position;
+        /// The last anchored height when this stake was bonded: evidence must be about a later height.
+        uint40 since;
     }
 
     /// Field order is slot order.
@@ -84,13 +97,14 @@ contract DatanetRegistry {
         uint40 lastHeight; // heights past 2^40 (a version a second for 34,000 years) are refused
         uint96 totalAttributed;
         uint96 totalFunded;
-        uint8 thresholdNumerator;
-        uint8 thresholdDenominator; // 0: no such datanet
+        uint16 anchorInterval; // commitVersion takes multiples of it only; 0: no such datanet
         bool setChangePending; // a join or a leave waits for the next commit
         // slot 1: staking configuration
         uint64 unbondingDelay;
         uint96 minStake;
         uint32 pendingLeaveCount; // validators with pendingLeave set
+        uint8 thresholdNumerator; // 2/3 exactly: commitVersion uses the constant
+        uint8 thresholdDenominator;
         // slots 2-4
         bytes32 lastVersion;
         bytes32 attributionRoot;
@@ -100,6 +114,8 @@ contract DatanetRegistry {
         uint96 totalStake;
         // slot 6
         uint96 slashed;
+        uint32 joinCursor; // pendingJoins before it are applied
+        uint32 leaveCursor; // pendingLeaves before it are applied
         uint256[] active; // packed members, unordered
         address[] pendingJoins;
         address[] pendingLeaves;
@@ -119,6 +135,8 @@ contract DatanetRegistry {
     uint8 public constant PRECOMMIT = 2;
 
     uint256 private constant STAKE_MASK = 0xffffffffffffffffffffffff; // type(uint96).max
+    /// Joins plus leaves applied by one commit at most.
+    uint256 public constant MAX_SET_CHANGES = 32;
 
     // ---------------------------------------------------------------- storage
 
@@ -126,8 +144,11 @@ contract DatanetRegistry {
     mapping(bytes32 => mapping(address => Validator)) private _validators;
     mapping(bytes32 => mapping(uint64 => bytes32)) private _datasetRoots;
     mapping(bytes32 => mapping(address => uint256)) private _claimed;
-    /// Inference fees escrowed, by event id (the EIP-712 digest of the unsigned event).
-    mapping(bytes32 => uint256) private _inferencePaid;
+    /// Inference fees escrowed, by datanet, payer and event id (the EIP-712 digest of the unsigned
+    /// event): keyed by payer, so nobody can take an event id first and block its operator.
+    mapping(bytes32 => mapping(address => mapping(bytes32 => uint256))) private _inferencePaid;
+    /// Offences already slashed, by keccak256(signer, height, round, voteType).
+    mapping(bytes32 => mapping(bytes32 => bool)) private _evidenceUsed;
 
     // ---------------------------------------------------------------- events
 
@@ -170,6 +191,7 @@ contract DatanetRegistry {
     error NothingToWithdraw(address validator);
     error StillBonded(uint64 unlockAt);
     error StaleHeight(uint64 height, uint64 lastHeight);
+    error NotAnchorHeight(uint64 height, uint64 anchorInterval);
     error WrongParent(bytes32 parent, bytes32 expected);
     error OverAttributed(uint256 totalAttributed, uint256 totalFunded);
     error AttributionDecreased(uint256 totalAttributed, uint256 previous);
@@ -188,6 +210,8 @@ contract DatanetRegistry {
     error NotConflicting();
     error SignersDiffer(address a, address b);
     error NothingToSlash(address validator);
+    error EvidenceUsed(address validator, uint64 height);
+    error EvidenceOutOfWindow(uint64 height, uint64 bondedAfter, uint64 unlockAt);
     error UnknownVersion(uint64 height);
 
     // ---------------------------------------------------------------- datanets
@@ -198,12 +222,14 @@ contract DatanetRegistry {
         payable
     {
         Datanet storage d = _datanets[datanetId];
-        if (d.thresholdDenominator != 0) revert DatanetExists(datanetId);
+        if (d.anchorInterval != 0) revert DatanetExists(datanetId);
+        // The threshold is the nodes' quorum, 2/3 exactly (another would refuse their certificates
+        // or accept less than they do); a zero minStake or unbonding delay would leave evidence no stake.
         if (
             params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
-                || params.thresholdNumerator > params.thresholdDenominator
-                || uint256(params.thresholdNumerator) * 3 < uint256(params.thresholdDenominator) * 2
-                || params.minStake > STAKE_MASK
+                || uint256(params.thresholdNumerator) * 3 != uint256(params.thresholdDenominator) * 2
+                || params.minStake == 0 || params.minStake > STAKE_MASK || params.unbondingDelay == 0
+                || params.anchorInterval == 0 || params.anchorInterval > type(uint16).max
         ) revert InvalidParams();
         if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
         uint256 sum;
@@ -222,7 +248,8 @@ contract DatanetRegistry {
                 pendingJoin: false,
                 pendingLeave: false,
                 unlockAt: 0,
-                position: uint32(d.active.length)
+                position: uint32(d.active.length),
+                since: 0
             });
             sum += stake;
         }
@@ -231,6 +258,7 @@ contract DatanetRegistry {
         d.thresholdNumerator = uint8(params.thresholdNumerator);
         d.thresholdDenominator = uint8(params.thresholdDenominator);
         d.unbondingDelay = params.unbondingDelay;
+        d.anchorInterval = uint16(params.anchorInterval);
         d.minStake = uint96(params.minStake);
         d.totalStake = uint96(sum);
         _rehash(d);
@@ -251,23 +279,24 @@ contract DatanetRegistry {
     /**
      * @notice Escrows an inference event's fee: it funds the datanet's attribution, so what
      * the validators attribute for the event can never exceed what was paid in. One payment
-     * per event id.
+     * per payer and event id (nodes take the payment of the event's operator only).
      */
     function payInference(bytes32 datanetId, bytes32 eventId) external payable {
         Datanet storage d = _existing(datanetId);
         if (msg.value == 0) revert ZeroAmount();
-        if (_inferencePaid[eventId] != 0) revert InferenceAlreadyPaid(eventId);
+        mapping(bytes32 => uint256) storage paid = _inferencePaid[datanetId][msg.sender];
+        if (paid[eventId] != 0) revert InferenceAlreadyPaid(eventId);
         uint256 total = uint256(d.totalFunded) + msg.value;
         if (total > STAKE_MASK) revert ValueTooLarge(total, STAKE_MASK);
-        _inferencePaid[eventId] = msg.value;
+        paid[eventId] = msg.value;
         d.totalFunded = uint96(total);
         d.unclaimed += uint96(msg.value);
         emit InferencePaid(datanetId, eventId, msg.sender, msg.value);
     }
 
-    /// @notice The fee escrowed for an inference event (0 when none).
-    function inferencePaid(bytes32 eventId) external view returns (uint256) {
-        return _inferencePaid[eventId];
+    /// @notice The fee `payer` escrowed for an inference event (0 when none).
+    function inferencePaid(bytes32 datanetId, address payer, bytes32 eventId) external view returns (uint256) {
+        return _inferencePaid[datanetId][payer][eventId];
     }
 
     // ---------------------------------------------------------------- validators
@@ -282,6 +311,7 @@ contract DatanetRegistry {
         v.stake = uint96(msg.value);
         v.pendingJoin = true;
         v.unlockAt = 0;
+        v.since = d.lastHeight;
         d.pendingJoins.push(msg.sender);
         d.setChangePending = true;
         emit ValidatorJoinRequested(datanetId, msg.sender, msg.value, peerId);
@@ -321,7 +351,9 @@ contract DatanetRegistry {
      * (`uint256(uint160(address)) << 96 | stake`) sorted ascending: what `activeSet(datanetId)`
      * returns. `signatures` are precommits (voteType 2, `round`) over `header`, each naming its
      * signer's index in `members`, indices strictly increasing (so signers are distinct), whose
-     * stakes together hold at least the threshold fraction of the set's stake.
+     * stakes together hold at least the threshold fraction of the set's stake. `header.height`
+     * is a multiple of the datanet's anchorInterval: set changes then land at the heights every
+     * node expects, whoever anchors (an off-schedule height would move them).
      */
     function commitVersion(
         bytes32 datanetId,
@@ -334,7 +366,7 @@ contract DatanetRegistry {
         _checkHead(d, header);
         uint256 total = _setStake(d, members);
         uint256 signed = _signedStake(_digest(datanetId, _voteHash(PRECOMMIT, round, header)), members, signatures);
-        if (total == 0 || signed * d.thresholdDenominator < total * d.thresholdNumerator) {
+        if (total == 0 || signed * 3 < total * 2) {
             revert InsufficientStake(signed, total);
         }
 
@@ -349,11 +381,13 @@ contract DatanetRegistry {
         if (d.setChangePending) _applySetChanges(datanetId, d, header.height);
     }
 
-    /// Height above the last, the parent link, attribution within the funds and never decreasing.
+    /// Height above the last and on schedule, the parent link, attribution within the funds and never decreasing.
     function _checkHead(Datanet storage d, VersionHeader calldata header) private view {
         uint64 last = d.lastHeight;
         if (header.height <= last) revert StaleHeight(header.height, last);
         if (header.height > type(uint40).max) revert ValueTooLarge(header.height, type(uint40).max);
+        uint64 interval = d.anchorInterval;
+        if (header.height % interval != 0) revert NotAnchorHeight(header.height, interval);
         if (last > 0 && header.height == last + 1 && header.parent != d.lastVersion) {
             revert WrongParent(header.parent, d.lastVersion);
         }
@@ -433,48 +467,68 @@ contract DatanetRegistry {
         }
     }
 
+    /// Applies up to MAX_SET_CHANGES pending joins, then leaves (slashed validators among them);
+    /// what is left waits for the next commit. A leave that would empty the set waits for a join.
     function _applySetChanges(bytes32 datanetId, Datanet storage d, uint64 height) private {
-        uint256 n = d.pendingLeaves.length;
-        if (n > 0) {
-            uint64 unlockAt = uint64(block.timestamp) + d.unbondingDelay;
-            for (uint256 i = 0; i < n; i++) {
-                address a = d.pendingLeaves[i];
-                Validator storage v = _validators[datanetId][a];
-                if (!v.pendingLeave) continue; // slashed meanwhile
-                v.pendingLeave = false;
-                v.unlockAt = unlockAt;
-                _removeActive(datanetId, d, v);
-                emit ValidatorDeactivated(datanetId, a, height, unlockAt);
-            }
-            delete d.pendingLeaves;
-            d.pendingLeaveCount = 0;
+        uint256 budget = MAX_SET_CHANGES;
+        address[] storage joins = d.pendingJoins;
+        uint256 n = joins.length;
+        uint256 i = d.joinCursor;
+        uint96 added;
+        for (; i < n && budget > 0; i++) {
+            budget--;
+            address a = joins[i];
+            Validator storage v = _validators[datanetId][a];
+            if (!v.pendingJoin) continue; // slashed meanwhile
+            uint96 stake = v.stake;
+            d.active.push(_member(a, stake));
+            v.pendingJoin = false;
+            v.active = true;
+            v.position = uint32(d.active.length);
+            added += stake;
+            emit ValidatorActivated(datanetId, a, stake, height);
         }
-        n = d.pendingJoins.length;
-        if (n > 0) {
-            uint96 added;
-            for (uint256 i = 0; i < n; i++) {
-                address a = d.pendingJoins[i];
-                Validator storage v = _validators[datanetId][a];
-                if (!v.pendingJoin) continue; // slashed meanwhile
-                uint96 stake = v.stake;
-                d.active.push(_member(a, stake));
-                v.pendingJoin = false;
-                v.active = true;
-                v.position = uint32(d.active.length);
-                added += stake;
-                emit ValidatorActivated(datanetId, a, stake, height);
-            }
-            d.totalStake += added;
-            delete d.pendingJoins;
+        d.totalStake += added;
+        bool changed = added != 0;
+        d.joinCursor = uint32(i == n ? 0 : i);
+        if (i == n) _clear(joins);
+        bool pending = i < n;
+
+        address[] storage leaves = d.pendingLeaves;
+        n = leaves.length;
+        i = d.leaveCursor;
+        uint64 unlockAt = uint64(block.timestamp) + d.unbondingDelay;
+        for (; i < n && budget > 0; i++) {
+            address a = leaves[i];
+            Validator storage v = _validators[datanetId][a];
+            if (d.active.length == 1 && v.pendingLeave) break; // the last member stays until someone joins
+            budget--;
+            if (!v.pendingLeave) continue;
+            changed = true;
+            v.pendingLeave = false;
+            d.pendingLeaveCount--;
+            v.unlockAt = v.stake == 0 ? 0 : unlockAt; // a slashed stake is gone: nothing unbonds
+            _removeActive(datanetId, d, v);
+            emit ValidatorDeactivated(datanetId, a, height, v.unlockAt);
         }
-        d.setChangePending = false;
-        _rehash(d);
+        d.leaveCursor = uint32(i == n ? 0 : i);
+        if (i == n) _clear(leaves);
+        d.setChangePending = pending || i < n;
+        if (changed) _rehash(d);
+    }
+
+    /// Empties a pending list by its length alone: the stale slots are overwritten by later pushes.
+    function _clear(address[] storage list) private {
+        assembly ("memory-safe") {
+            sstore(list.slot, 0)
+        }
     }
 
     /// Swap-and-pop out of the active array; the caller rehashes.
     function _removeActive(bytes32 datanetId, Datanet storage d, Validator storage v) private {
         uint256 position = v.position;
         uint256 lastPosition = d.active.length;
+        uint256 member = d.active[position - 1];
         if (position != lastPosition) {
             uint256 moved = d.active[lastPosition - 1];
             d.active[position - 1] = moved;
@@ -483,7 +537,7 @@ contract DatanetRegistry {
         d.active.pop();
         v.position = 0;
         v.active = false;
-        d.totalStake -= v.stake;
+        d.totalStake -= uint96(member & STAKE_MASK); // the set's weight: a slashed stake still counted until now
     }
 
     /// activeSetHash = keccak256 of the packed members sorted ascending, 32 bytes each.
@@ -553,33 +607,55 @@ contract DatanetRegistry {
 
     // ---------------------------------------------------------------- slashing
 
-    /// @notice Evidence of equivocation: two different votes for one (height, round, type) by one signer.
+    /**
+     * @notice Evidence of equivocation: two different votes for one (height, round, type) by one
+     * signer. Burns its stake at once; an active validator leaves the set at the next anchor (the
+     * set that decided the heights up to it keeps its weight there, as in every node). Each
+     * offence counts once, and only against a stake bonded before its height and not yet unbonded.
+     */
     function slash(bytes32 datanetId, Vote calldata a, bytes calldata sigA, Vote calldata b, bytes calldata sigB) external {
         Datanet storage d = _existing(datanetId);
-        if (a.voteType != b.voteType || a.round != b.round || a.header.height != b.header.height) revert NotConflicting();
-        bytes32 hashA = _voteHash(a.voteType, a.round, a.header);
-        bytes32 hashB = _voteHash(b.voteType, b.round, b.header);
-        if (hashA == hashB) revert NotConflicting();
-        address signerA = _recover(_digest(datanetId, hashA), sigA, 0);
-        address signerB = _recover(_digest(datanetId, hashB), sigB, 1);
-        if (signerA != signerB) revert SignersDiffer(signerA, signerB);
-        Validator storage v = _validators[datanetId][signerA];
+        address signer = _equivocator(datanetId, a, sigA, b, sigB);
+        Validator storage v = _validators[datanetId][signer];
         uint96 amount = v.stake;
-        if (amount == 0) revert NothingToSlash(signerA);
-        if (v.active) {
-            _removeActive(datanetId, d, v);
-            _rehash(d);
-            emit ValidatorDeactivated(datanetId, signerA, d.lastHeight, 0);
-        }
-        if (v.pendingLeave) {
-            v.pendingLeave = false;
-            d.pendingLeaveCount--;
+        if (amount == 0) revert NothingToSlash(signer);
+        _useEvidence(datanetId, v, signer, a);
+        if (v.active && !v.pendingLeave) {
+            v.pendingLeave = true;
+            d.pendingLeaveCount++;
+            d.pendingLeaves.push(signer);
+            d.setChangePending = true;
         }
         v.pendingJoin = false;
         v.stake = 0;
         v.unlockAt = 0;
         d.slashed += amount; // burned: stays in the contract, never paid out
-        emit Slashed(datanetId, signerA, amount, msg.sender);
+        emit Slashed(datanetId, signer, amount, msg.sender);
+    }
+
+    /// The signer of two different votes for one (height, round, type).
+    function _equivocator(bytes32 datanetId, Vote calldata a, bytes calldata sigA, Vote calldata b, bytes calldata sigB)
+        private
+        view
+        returns (address signer)
+    {
+        if (a.voteType != b.voteType || a.round != b.round || a.header.height != b.header.height) revert NotConflicting();
+        bytes32 hashA = _voteHash(a.voteType, a.round, a.header);
+        bytes32 hashB = _voteHash(b.voteType, b.round, b.header);
+        if (hashA == hashB) revert NotConflicting();
+        signer = _recover(_digest(datanetId, hashA), sigA, 0);
+        address signerB = _recover(_digest(datanetId, hashB), sigB, 1);
+        if (signer != signerB) revert SignersDiffer(signer, signerB);
+    }
+
+    /// Records the offence; refuses it when already used, or outside the stake's bonded window.
+    function _useEvidence(bytes32 datanetId, Validator storage v, address signer, Vote calldata a) private {
+        uint64 height = a.header.height;
+        bytes32 offence = keccak256(abi.encode(signer, height, a.round, a.voteType));
+        if (_evidenceUsed[datanetId][offence]) revert EvidenceUsed(signer, height);
+        uint64 unlockAt = v.unlockAt;
+        if (height <= v.since || (unlockAt != 0 && block.timestamp >= unlockAt)) revert EvidenceOutOfWindow(height, v.since, unlockAt);
+        _evidenceUsed[datanetId][offence] = true;
     }
 
     // ---------------------------------------------------------------- views
@@ -637,7 +713,8 @@ contract DatanetRegistry {
             thresholdNumerator: d.thresholdNumerator,
             thresholdDenominator: d.thresholdDenominator,
             minStake: d.minStake,
-            unbondingDelay: d.unbondingDelay
+            unbondingDelay: d.unbondingDelay,
+            anchorInterval: d.anchorInterval
         });
         return (
             params,
@@ -664,7 +741,7 @@ contract DatanetRegistry {
 
     function _existing(bytes32 datanetId) private view returns (Datanet storage d) {
         d = _datanets[datanetId];
-        if (d.thresholdDenominator == 0) revert UnknownDatanet(datanetId);
+        if (d.anchorInterval == 0) revert UnknownDatanet(datanetId);
     }
 
     function _member(address a, uint256 stake) private pure returns (uint256) {

@@ -138,7 +138,8 @@ export class RegistryClient {
       case 'DatanetCreated': {
         const validators = [...(a.getValue('validators') as string[])]
         const stakes = [...(a.getValue('stakes') as bigint[])]
-        return { ...base, kind: 'created', validators: validators.map((v, i) => ({ address: v.toLowerCase(), stake: BigInt(stakes[i] ?? 0n) })) }
+        const params = a.getValue('params') as { anchorInterval: bigint }
+        return { ...base, kind: 'created', validators: validators.map((v, i) => ({ address: v.toLowerCase(), stake: BigInt(stakes[i] ?? 0n) })), anchorInterval: Number(params.anchorInterval) }
       }
       case 'ValidatorJoinRequested': return { ...base, kind: 'join-requested', validator: addr('validator'), stake: big('stake'), peerId: byteArray(a.getValue('peerId')) }
       case 'ValidatorLeaveRequested': return { ...base, kind: 'leave-requested', validator: addr('validator') }

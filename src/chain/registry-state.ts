@@ -2,9 +2,10 @@
  * What the registry's event log says about one datanet, folded into values (no I/O):
  * the validator set in force for every height, the anchors, funding and claims.
  *
- * The contract applies joins and leaves right after a committed version, so the set that
- * decides heights A+1 .. A+interval is the set after the anchor of height A (the genesis
- * set before the first anchor). Every node replaying the same log derives the same set.
+ * The contract takes versions at multiples of the datanet's anchorInterval only (fixed on
+ * chain at creation) and applies joins and leaves right after each, so the set that decides
+ * heights A+1 .. A+interval is the set after the anchor of height A (the genesis set before
+ * the first anchor), whoever anchored. Every node replaying the same log derives the same set.
  */
 
 export interface ValidatorStake {
@@ -20,7 +21,8 @@ interface EventBase {
 }
 
 export type RegistryEvent = EventBase & (
-  | { kind: 'created', validators: ValidatorStake[] }
+  /** anchorInterval: the one on chain (absent only in hand-written logs: the manifest's then applies). */
+  | { kind: 'created', validators: ValidatorStake[], anchorInterval?: number }
   | { kind: 'join-requested', validator: string, stake: bigint, peerId: string }
   | { kind: 'leave-requested', validator: string }
   | { kind: 'activated', validator: string, stake: bigint, height: number }
@@ -61,25 +63,30 @@ export interface DatanetChainState {
   datanetId: string
   created: { block: number, txHash: string } | null
   genesis: ValidatorStake[]
+  /** Heights the contract anchors (multiples of it); null until created or when the log does not say. */
+  anchorInterval: number | null
   anchors: Anchor[]
   validators: Map<string, ValidatorInfo>
   totalFunded: bigint
   totalClaimed: bigint
   claimed: Map<string, bigint>
-  /** Inference fees escrowed, by event id (what an inference event must point to). */
+  /** Inference fees escrowed, by `eventId/payer` (an event counts its operator's payment only: `inferenceEscrow`). */
   inferencesPaid: Map<string, { payer: string, amount: bigint, block: number }>
+  /** Slashed validators still in the set (with their stake's weight) until the next anchor removes them. */
+  slashedInSet: Map<string, bigint>
 }
 
 export function emptyChainState (datanetId: string): DatanetChainState {
-  return { datanetId, created: null, genesis: [], anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map() }
+  return { datanetId, created: null, genesis: [], anchorInterval: null, anchors: [], validators: new Map(), totalFunded: 0n, totalClaimed: 0n, claimed: new Map(), inferencesPaid: new Map(), slashedInSet: new Map() }
 }
 
 const byAddress = (a: ValidatorStake, b: ValidatorStake): number => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)
 
-/** The active set now, sorted by address (lowercase). */
+/** The active set now (as the contract holds it: slashed members until the next anchor), sorted by address (lowercase). */
 export function activeSet (state: DatanetChainState): ValidatorStake[] {
   const out: ValidatorStake[] = []
   for (const v of state.validators.values()) if (v.status === 'active' || v.status === 'leaving') out.push({ address: v.address, stake: v.stake })
+  for (const [address, stake] of state.slashedInSet) out.push({ address, stake })
   return out.sort(byAddress)
 }
 
@@ -89,6 +96,7 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
   switch (e.kind) {
     case 'created':
       state.created = { block: e.block, txHash: e.txHash }
+      state.anchorInterval = e.anchorInterval ?? null
       state.genesis = e.validators.map(v => ({ address: lower(v.address), stake: v.stake })).sort(byAddress)
       for (const v of state.genesis) state.validators.set(v.address, { address: v.address, stake: v.stake, status: 'active', peerId: null, since: 0, unlockAt: null })
       break
@@ -107,15 +115,18 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
     }
     case 'deactivated': {
       const v = state.validators.get(lower(e.validator))
-      if (v !== undefined) { v.status = 'unbonding'; v.unlockAt = e.unlockAt }
+      state.slashedInSet.delete(lower(e.validator))
+      if (v !== undefined && v.status !== 'slashed') { v.status = 'unbonding'; v.unlockAt = e.unlockAt }
       break
     }
     case 'withdrawn':
       state.validators.delete(lower(e.validator))
       break
     case 'slashed': {
+      // the stake is burned now; an active member leaves the set at the next anchor
       const v = state.validators.get(lower(e.validator))
-      if (v !== undefined) { v.status = 'slashed'; v.stake = 0n }
+      if (v !== undefined && (v.status === 'active' || v.status === 'leaving')) state.slashedInSet.set(v.address, v.stake)
+      if (v !== undefined) { v.status = 'slashed'; v.stake = 0n; v.unlockAt = null }
       break
     }
     case 'committed':
@@ -127,7 +138,7 @@ export function applyRegistryEvent (state: DatanetChainState, e: RegistryEvent):
       state.totalFunded = e.totalFunded
       break
     case 'inference-paid':
-      state.inferencesPaid.set(e.eventId.toLowerCase(), { payer: lower(e.payer), amount: e.amount, block: e.block })
+      state.inferencesPaid.set(`${e.eventId.toLowerCase()}/${lower(e.payer)}`, { payer: lower(e.payer), amount: e.amount, block: e.block })
       state.totalFunded += e.amount
       break
     case 'claimed':
@@ -167,7 +178,8 @@ export function replayRegistryLog (events: readonly RegistryEvent[], into: Map<s
 /**
  * The set that decides `height` given an anchor every `interval` heights: the set after the
  * anchor of height floor((height-1)/interval)*interval, the genesis set before the first.
- * Undefined while that anchor is not on chain yet: the height must wait for it.
+ * Undefined while that anchor is not on chain yet: the height must wait for it. `interval`
+ * must be the chain's (`state.anchorInterval`, see `anchorIntervalOf`).
  */
 export function setForHeight (state: DatanetChainState, height: number, interval: number): ValidatorStake[] | undefined {
   if (state.created === null) return undefined
@@ -184,10 +196,20 @@ export function setForHeight (state: DatanetChainState, height: number, interval
   return undefined
 }
 
+/** The interval the contract anchors at: the chain's, else (a hand-written log) `fallback`. */
+export function anchorIntervalOf (state: DatanetChainState | undefined, fallback: number): number {
+  return state?.anchorInterval ?? fallback
+}
+
 export function anchorAt (state: DatanetChainState, height: number): Anchor | undefined {
   return state.anchors.find(a => a.height === height)
 }
 
 export function lastAnchor (state: DatanetChainState): Anchor | undefined {
   return state.anchors[state.anchors.length - 1]
+}
+
+/** The fee `payer` escrowed for an inference event, or undefined (others' payments for the id do not count). */
+export function inferenceEscrow (state: DatanetChainState, eventId: string, payer: string): { payer: string, amount: bigint, block: number } | undefined {
+  return state.inferencesPaid.get(`${eventId.toLowerCase()}/${payer.toLowerCase()}`)
 }

@@ -82,7 +82,7 @@ test.before(hook(async () => {
       validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
     })
     datanetId = (await encodeManifest(manifest)).id
-    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 0 })
+    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 60 })
     await fundAccounts(signer, nodes.map(n => n.address), parseEther('10'))
     await cluster.startAll(cluster.nodes, 90_000)
     for (const n of cluster.nodes) {

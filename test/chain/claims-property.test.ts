@@ -24,7 +24,7 @@ import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
 
 const artifact = JSON.parse(readFileSync(new URL('../../src/chain/artifacts/DatanetRegistry.json', import.meta.url), 'utf8')) as { abi: unknown[], bytecode: string }
 const iface = new Interface(artifact.abi as never)
-const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: 1n, unbondingDelay: 60 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: 1n, unbondingDelay: 60, anchorInterval: 1 }
 const STAKE = parseEther('1')
 const ZERO = '0x' + '00'.repeat(32)
 const CONTRIBUTORS = 4

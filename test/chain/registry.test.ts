@@ -24,7 +24,7 @@ const artifact = JSON.parse(readFileSync(ARTIFACT, 'utf8')) as { abi: unknown[],
 const iface = new Interface(artifact.abi as never)
 
 const STAKE = parseEther('10')
-const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600 }
+const PARAMS = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelay: 3600, anchorInterval: 1 }
 const ROUND = 0
 
 let anvil: Anvil | undefined
@@ -440,7 +440,8 @@ test('a leaving validator unbonds after the delay', async () => {
 
 test('slash: conflicting votes burn the stake; anything else is refused', async () => {
   const culprit = genesis[0] as HDNodeWallet
-  const a = headerOf(await makeVersion(7, v3.cid, records, attributionRoot, AMOUNT_A + AMOUNT_B, genesis))
+  const v7 = await makeVersion(7, v3.cid, records, attributionRoot, AMOUNT_A + AMOUNT_B, genesis)
+  const a = headerOf(v7)
   const b = headerOf(await makeVersion(7, v3.cid, records.slice(0, 4), attributionRoot, AMOUNT_A + AMOUNT_B, genesis))
   const voteA = { voteType: 1, round: 2, header: a }
   const voteB = { voteType: 1, round: 2, header: b }
@@ -458,17 +459,25 @@ test('slash: conflicting votes burn the stake; anything else is refused', async 
   await reverts(send(registry, outsider, 'slash', [datanetId, voteA, sigA, { ...voteB, header: { ...b, height: 8 } }, sigB]), 'NotConflicting')
   const receipt = await send(registry, outsider, 'slash', [datanetId, voteA, sigA, voteB, sigB])
   assert.equal(eventsOf(receipt, 'Slashed')[0]?.slice(1, 3), [culprit.address, STAKE])
-  assert.not.ok((await activeSet()).includes(culprit.address.toLowerCase()))
-  const info = await view<unknown[]>(registry, 'datanet', datanetId)
-  assert.is(info[7], STAKE * 3n)
+  let info = await view<unknown[]>(registry, 'datanet', datanetId)
   assert.is(info[8], STAKE)
   await reverts(send(registry, outsider, 'slash', [datanetId, voteA, sigA, voteB, sigB]), 'NothingToSlash')
   await reverts(send(registry, culprit, 'withdraw', [datanetId]), 'NothingToWithdraw')
-  // The slashed validator no longer counts.
+  await reverts(send(registry, culprit, 'leaveValidator', [datanetId]), 'LeaveAlreadyRequested')
+  // The stake is gone, but the set that decided height 7 (every node counts the culprit's
+  // weight there) is the contract's until that anchor: its certificate still verifies.
+  assert.equal(await validatorsOf(), setBefore)
   const h7 = a
-  await reverts(commit(h7, sign([culprit, genesis[1] as HDNodeWallet], h7)), 'InsufficientStake')
-  await reverts(commitRaw(await argsFor(h7, sign(genesis.slice(0, 3), h7), { validators: setBefore })), 'WrongActiveSet')
-  await commit(h7, sign(byAddress([...genesis.slice(1, 3), joiner]), h7))
+  const committed = await commit(h7, sign(byAddress([culprit, ...genesis.slice(1, 3)]), h7))
+  assert.equal(eventsOf(committed, 'ValidatorDeactivated').map(e => [e[1], e[3]]), [[culprit.address, 0n]])
+  assert.not.ok((await activeSet()).includes(culprit.address.toLowerCase()))
+  info = await view<unknown[]>(registry, 'datanet', datanetId)
+  assert.is(info[7], STAKE * 3n)
+  // Out of the set now: its signature no longer counts.
+  const h8 = headerOf(await makeVersion(8, v7.cid, records, attributionRoot, AMOUNT_A + AMOUNT_B, genesis))
+  await reverts(commit(h8, sign([culprit, genesis[1] as HDNodeWallet], h8)), 'InsufficientStake')
+  await reverts(commitRaw(await argsFor(h8, sign(genesis.slice(0, 3), h8), { validators: setBefore })), 'WrongActiveSet')
+  await commit(h8, sign(byAddress([...genesis.slice(1, 3), joiner]), h8))
 })
 
 test('a certificate for one datanet or contract does not verify on another', async () => {

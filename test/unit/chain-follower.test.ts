@@ -86,7 +86,9 @@ test('leaves, slashing and withdrawals change the set as the contract does', () 
   chain.mine([{ kind: 'slashed', validator: B, amount: 1n }])
   chain.mine([
     { kind: 'committed', height: 1, version: '0x01', datasetRoot: '0x', attributionRoot: '0x', totalAttributed: 0n },
-    { kind: 'deactivated', validator: A, height: 1, unlockAt: 99 }
+    { kind: 'deactivated', validator: A, height: 1, unlockAt: 99 },
+    // a slashed member leaves the set at the next anchor, like a leave
+    { kind: 'deactivated', validator: B, height: 1, unlockAt: 0 }
   ])
   const state = replayRegistryLog(chain.blocks.flatMap(b => b.events)).get(D)
   assert.ok(state !== undefined)
