@@ -2,7 +2,14 @@
  * Crash-fault soak (test/helpers/soak.ts) for as long as asked:
  *
  *   bash scripts/run.sh node scripts/soak.ts --cycles 500 [--validators 4] [--nodes 1] [--seed S]
- *       [--every 10] [--up-ms 500-3000] [--down-ms 300-2500] [--send-ms 150-600] [--devnet] [--no-wait] [--keep]
+ *       [--every 10] [--budget-s S] [--up-ms 500-3000] [--down-ms 300-2500] [--send-ms 150-600]
+ *       [--devnet] [--chain] [--no-wait] [--equivocate] [--keep]
+ *
+ * --chain runs it as the operator did: `datanet devnet` (anvil, the registry, the devnet's
+ * datanet with its genesis set on chain); --devnet keeps the chainless cluster but uses the
+ * devnet's consensus timeouts; --no-wait kills the next validator without waiting for the
+ * last one to be back (the operator's pace: 40 kills in 2.5 minutes); --equivocate makes
+ * validator-0 byzantine (DATANET_FAULT=equivocate), to see the evidence invariant fail.
  *
  * Each cycle kill -9s a random validator and restarts it exactly as it was started. Prints a
  * line every --every cycles and a final line (acknowledged / final / lost / evidence /
@@ -11,7 +18,7 @@
  * (or with --keep).
  */
 import { parseArgs } from 'node:util'
-import { runSoak, startClusterNetwork, summaryLine, SOAK_CONSENSUS, type SoakConsensus } from '../test/helpers/soak.ts'
+import { runSoak, startClusterNetwork, startDevnetNetwork, summaryLine, SOAK_CONSENSUS, type SoakConsensus } from '../test/helpers/soak.ts'
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +34,8 @@ const { values } = parseArgs({
     'liveness-ms': { type: 'string' },
     'settle-ms': { type: 'string' },
     devnet: { type: 'boolean', default: false },
+    chain: { type: 'boolean', default: false },
+    equivocate: { type: 'boolean', default: false },
     'no-wait': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false }
@@ -35,7 +44,8 @@ const { values } = parseArgs({
 
 function usage (code: number): never {
   process.stderr.write('usage: node scripts/soak.ts --cycles N [--validators 4] [--nodes 1] [--seed S] [--every 10] [--budget-s S] [--up-ms A-B] [--down-ms A-B] [--send-ms A-B]\n' +
-    '       [--liveness-ms MS] [--settle-ms MS] [--devnet (the devnet\'s consensus timeouts)] [--no-wait (next kill without waiting for the restart)] [--keep]\n')
+    '       [--liveness-ms MS] [--settle-ms MS] [--devnet (the devnet\'s consensus timeouts)] [--chain (a devnet with anvil and the registry)]\n' +
+    '       [--equivocate (validator-0 signs conflicting prevotes: the harness must report evidence)] [--no-wait (next kill without waiting for the restart)] [--keep]\n')
   process.exit(code)
 }
 
@@ -62,7 +72,9 @@ const seed = int('seed', values.seed, 0) ?? Math.floor(Math.random() * 2 ** 31)
 const DEVNET_CONSENSUS: SoakConsensus = { versionIntervalMs: 2000, proposeTimeoutMs: 2000, prevoteTimeoutMs: 1000, precommitTimeoutMs: 1000, timeoutDeltaMs: 500 }
 
 const log = (line: string): void => { process.stdout.write(`${line}\n`) }
-const net = await startClusterNetwork({ validators, nodes, consensus: values.devnet ? DEVNET_CONSENSUS : SOAK_CONSENSUS })
+const net = values.chain
+  ? await startDevnetNetwork({ validators, nodes, log })
+  : await startClusterNetwork({ validators, nodes, consensus: values.devnet ? DEVNET_CONSENSUS : SOAK_CONSENSUS, equivocator: values.equivocate })
 const stopOnSignal = (): void => { void net.stop(true).finally(() => process.exit(130)) }
 process.once('SIGINT', stopOnSignal)
 process.once('SIGTERM', stopOnSignal)

@@ -4,12 +4,15 @@
  * directory, ports and arguments, again and again (never more than f = ⌊(n-1)/3⌋ down
  * at once); then invariants over what every node ended with.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Devnet } from '../../node/devnet/devnet.ts'
+import { dataDirPaths, readApiToken } from '../../src/storage/data-dir.ts'
 import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
 import type { DaemonProcess } from '../../node/devnet/node-process.ts'
 import type { EvidenceView } from '../../node/api/routes/evidence.ts'
-import { TestCluster } from './cluster.ts'
+import { TestCluster, type TestNode } from './cluster.ts'
 import { waitFor } from './wait.ts'
 
 export interface SoakMember {
@@ -73,6 +76,8 @@ export interface SoakProgress {
 export interface SoakSummary {
   seed: number
   acknowledged: number
+  /** Uploads answered with something other than 201 (a node still starting refuses with 503). */
+  refused: number
   /** Acknowledged contributions in a final version on every node. */
   final: number
   lost: number
@@ -120,11 +125,13 @@ export const SOAK_CONSENSUS: SoakConsensus = { versionIntervalMs: 1000, proposeT
  * loopback (test/helpers/cluster.ts), no chain; every node follows the datanet and hears
  * every other on its topics before this returns.
  */
-export async function startClusterNetwork (opts: { validators: number, nodes: number, consensus?: SoakConsensus }): Promise<SoakNetwork> {
+export async function startClusterNetwork (opts: { validators: number, nodes: number, consensus?: SoakConsensus, equivocator?: boolean }): Promise<SoakNetwork> {
   const cluster = new TestCluster()
   try {
     const all = await cluster.create(opts.validators + opts.nodes, [], { fastKeystore: true })
     const validators = all.slice(0, opts.validators)
+    // the harness's own check: one byzantine validator (DATANET_FAULT) must show as evidence
+    if (opts.equivocator === true) (validators[0] as TestNode).daemon.spec.env = { DATANET_FAULT: 'equivocate' }
     const manifest = parseManifest({
       name: 'soak', license: 'CC0-1.0',
       recordSchema: { type: 'object', required: ['text'] },
@@ -133,7 +140,8 @@ export async function startClusterNetwork (opts: { validators: number, nodes: nu
     })
     writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
     const datanet = (await encodeManifest(manifest)).id
-    await cluster.startAll()
+    // a loaded 2-core machine can take a minute to start five daemons
+    await cluster.startAll(all, 120_000)
     for (const n of all) {
       const res = await fetch(`${n.daemon.apiUrl}/v1/datanets`, {
         method: 'POST', headers: { authorization: `Bearer ${cluster.token(n)}`, 'content-type': 'application/json' }, body: JSON.stringify(manifest), signal: AbortSignal.timeout(30_000)
@@ -156,6 +164,33 @@ export async function startClusterNetwork (opts: { validators: number, nodes: nu
   } catch (err) {
     await cluster.teardown()
     throw err
+  }
+}
+
+/**
+ * The operator's setup: `datanet devnet` (node/devnet/devnet.ts) with anvil and the
+ * registry, the devnet's datanet and its consensus timeouts, the genesis set from the chain.
+ */
+export async function startDevnetNetwork (opts: { validators: number, nodes: number, log?: (line: string) => void }): Promise<SoakNetwork> {
+  const dir = mkdtempSync(join(tmpdir(), 'datanet-soak-devnet-'))
+  const devnet = new Devnet({ dir, validators: opts.validators, nodes: opts.nodes, log: opts.log ?? (() => {}) })
+  let file
+  try {
+    file = await devnet.start()
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+  if (file.datanet === null) throw new Error('the devnet has no datanet')
+  return {
+    datanet: file.datanet,
+    dir,
+    members: devnet.daemons.map(d => ({ name: d.name, role: d.role, address: d.address, daemon: d.daemon, token: readApiToken(dataDirPaths(d.daemon.spec.dataDir).apiToken) })),
+    stop: async (keep) => {
+      await devnet.stop()
+      if (keep || process.env.KEEP_TEST_DIRS === '1') process.stderr.write(`kept ${dir}\n`)
+      else rmSync(dir, { recursive: true, force: true })
+    }
   }
 }
 
@@ -235,7 +270,7 @@ export class Soak {
       // every validator runs from here on (one killed while it started is started again)
       for (const v of this.validators) {
         if (!v.daemon.running) v.daemon.start()
-        await v.daemon.waitReady(60_000)
+        await v.daemon.waitReady(120_000)
       }
       // keep contributions flowing until the last restart was followed by a final version
       const last = this.restarts.at(-1)
@@ -279,7 +314,7 @@ export class Soak {
    */
   private async ready (victim: SoakMember): Promise<void> {
     const spawned = Date.now()
-    await victim.daemon.waitReady(60_000)
+    await victim.daemon.waitReady(120_000)
     const at = Date.now()
     const height = this.height
     this.restartMs.push(at - spawned)
@@ -320,7 +355,7 @@ export class Soak {
     }
   }
 
-  /** The highest final height among the running nodes, every 250 ms. */
+  /** The highest final height among the running nodes, every 500 ms. */
   private async sample (): Promise<void> {
     while (this.sampling) {
       let best = this.height
@@ -331,7 +366,7 @@ export class Soak {
         } catch {}
       }
       if (best !== this.height || this.heightSamples.length === 0) this.heightSamples.push({ at: Date.now(), height: best })
-      await pause(250)
+      await pause(500)
     }
   }
 
@@ -411,6 +446,7 @@ export class Soak {
     return {
       seed: this.opts.seed,
       acknowledged: this.acks.length,
+      refused: this.refused,
       final,
       lost: lostAcks.length,
       evidence,
