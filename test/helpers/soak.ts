@@ -42,8 +42,10 @@ export interface SoakConsensus {
 
 export interface SoakOptions {
   cycles: number
-  /** No new cycle starts after this many ms of soaking (a loaded machine restarts slowly). */
+  /** No new cycle starts after this many ms of soaking (a loaded machine restarts slowly)… */
   budgetMs?: number
+  /** … unless fewer than this many cycles ran. */
+  minCycles?: number
   seed: number
   /** Pause between two contributions, uniform in [min, max] ms. */
   sendEveryMs?: [number, number]
@@ -173,7 +175,7 @@ export async function startClusterNetwork (opts: { validators: number, nodes: nu
  */
 export async function startDevnetNetwork (opts: { validators: number, nodes: number, log?: (line: string) => void }): Promise<SoakNetwork> {
   const dir = mkdtempSync(join(tmpdir(), 'datanet-soak-devnet-'))
-  const devnet = new Devnet({ dir, validators: opts.validators, nodes: opts.nodes, log: opts.log ?? (() => {}) })
+  const devnet = new Devnet({ dir, validators: opts.validators, nodes: opts.nodes, log: opts.log ?? (() => {}), readyTimeoutMs: 180_000 })
   let file
   try {
     file = await devnet.start()
@@ -227,7 +229,7 @@ export class Soak {
     this.net = net
     // an option passed as undefined takes its default
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as SoakOptions
-    this.opts = { sendEveryMs: [150, 600], upMs: [500, 3000], downMs: [300, 2500], livenessMs: 30_000, settleMs: 90_000, readyBeforeNext: true, budgetMs: Number.POSITIVE_INFINITY, ...given }
+    this.opts = { sendEveryMs: [150, 600], upMs: [500, 3000], downMs: [300, 2500], livenessMs: 30_000, settleMs: 90_000, readyBeforeNext: true, budgetMs: Number.POSITIVE_INFINITY, minCycles: 1, ...given }
   }
 
   private get validators (): SoakMember[] {
@@ -258,7 +260,7 @@ export class Soak {
     let cycle = 0
     // f crash loops at once, each one validator down at a time: never more than f down
     const crasher = async (): Promise<void> => {
-      while (cycle < this.opts.cycles && Date.now() - this.started < this.opts.budgetMs) {
+      while (cycle < this.opts.cycles && (cycle < this.opts.minCycles || Date.now() - this.started < this.opts.budgetMs)) {
         cycle++
         await this.crashCycle(rand)
         this.opts.onCycle?.(cycle, { kills: this.kills, acknowledged: this.acks.length, height: this.height, seconds: (Date.now() - this.started) / 1000 })
