@@ -2,9 +2,11 @@
  * Crash-fault soak (test/helpers/soak.ts) for as long as asked:
  *
  *   bash scripts/run.sh node scripts/soak.ts --cycles 500 [--validators 4] [--nodes 1] [--seed S]
- *       [--every 10] [--budget-s S] [--up-ms 500-3000] [--down-ms 300-2500] [--send-ms 150-600]
+ *       [--every 10] [--budget-s S] [--after-ack 50] [--up-ms 500-3000] [--down-ms 300-2500] [--send-ms 150-600]
  *       [--devnet] [--chain] [--no-wait] [--equivocate] [--keep]
  *
+ * --after-ack P: P% of the kills hit the validator that just acknowledged a contribution,
+ * right after its 201 (default 0: random moments).
  * --chain runs it as the operator did: `datanet devnet` (anvil, the registry, the devnet's
  * datanet with its genesis set on chain); --devnet keeps the chainless cluster but uses the
  * devnet's consensus timeouts; --no-wait kills the next validator without waiting for the
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     'up-ms': { type: 'string' },
     'down-ms': { type: 'string' },
     'send-ms': { type: 'string' },
+    'after-ack': { type: 'string' },
     'liveness-ms': { type: 'string' },
     'settle-ms': { type: 'string' },
     devnet: { type: 'boolean', default: false },
@@ -43,7 +46,7 @@ const { values } = parseArgs({
 })
 
 function usage (code: number): never {
-  process.stderr.write('usage: node scripts/soak.ts --cycles N [--validators 4] [--nodes 1] [--seed S] [--every 10] [--budget-s S] [--up-ms A-B] [--down-ms A-B] [--send-ms A-B]\n' +
+  process.stderr.write('usage: node scripts/soak.ts --cycles N [--validators 4] [--nodes 1] [--seed S] [--every 10] [--budget-s S] [--after-ack PERCENT] [--up-ms A-B] [--down-ms A-B] [--send-ms A-B]\n' +
     '       [--liveness-ms MS] [--settle-ms MS] [--devnet (the devnet\'s consensus timeouts)] [--chain (a devnet with anvil and the registry)]\n' +
     '       [--equivocate (validator-0 signs conflicting prevotes: the harness must report evidence)] [--no-wait (next kill without waiting for the restart)] [--keep]\n')
   process.exit(code)
@@ -85,6 +88,7 @@ const summary = await runSoak(net, {
   upMs: range('up-ms', values['up-ms']),
   downMs: range('down-ms', values['down-ms']),
   sendEveryMs: range('send-ms', values['send-ms']),
+  afterAckShare: values['after-ack'] === undefined ? undefined : Number(values['after-ack']) / 100,
   livenessMs: int('liveness-ms', values['liveness-ms'], 1),
   settleMs: int('settle-ms', values['settle-ms'], 1),
   readyBeforeNext: !values['no-wait'],

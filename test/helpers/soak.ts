@@ -51,6 +51,11 @@ export interface SoakOptions {
   sendEveryMs?: [number, number]
   /** From a validator being up (or the previous kill) to the next kill, uniform in [min, max] ms. */
   upMs?: [number, number]
+  /**
+   * Share of cycles (0..1) that kill at an adversarial moment: the validator that just
+   * acknowledged a contribution, right after its 201 (before its gossip reached everyone).
+   */
+  afterAckShare?: number
   /** How long a killed validator stays down, uniform in [min, max] ms. */
   downMs?: [number, number]
   /**
@@ -219,6 +224,8 @@ export class Soak {
   /** Highest final height seen so far, sampled with its time. */
   private readonly heightSamples: Array<{ at: number, height: number }> = []
   private readonly down = new Set<string>()
+  /** A crash cycle waiting for the next acknowledgement by a validator. */
+  private ackWaiter: ((ack: Ack) => boolean) | undefined
   private sending = false
   private sampling = false
   private kills = 0
@@ -229,7 +236,7 @@ export class Soak {
     this.net = net
     // an option passed as undefined takes its default
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as SoakOptions
-    this.opts = { sendEveryMs: [150, 600], upMs: [500, 3000], downMs: [300, 2500], livenessMs: 30_000, settleMs: 90_000, readyBeforeNext: true, budgetMs: Number.POSITIVE_INFINITY, minCycles: 1, ...given }
+    this.opts = { sendEveryMs: [150, 600], upMs: [500, 3000], downMs: [300, 2500], livenessMs: 30_000, settleMs: 90_000, readyBeforeNext: true, budgetMs: Number.POSITIVE_INFINITY, minCycles: 1, afterAckShare: 0, ...given }
   }
 
   private get validators (): SoakMember[] {
@@ -289,12 +296,16 @@ export class Soak {
     return await this.check(settled)
   }
 
-  /** One crash: a random validator that is up, killed at a random moment, restarted after a random pause. */
+  /**
+   * One crash: a random validator that is up, killed at a random moment (or, for a share
+   * of cycles, the one that just acknowledged a contribution), restarted after a random pause.
+   */
   private async crashCycle (rand: () => number): Promise<void> {
     await pause(between(rand, this.opts.upMs))
     const up = this.validators.filter(v => !this.down.has(v.name))
-    const victim = up[Math.floor(rand() * up.length)] as SoakMember
     const downFor = between(rand, this.opts.downMs)
+    const pick = up[Math.floor(rand() * up.length)] as SoakMember
+    const victim = rand() < this.opts.afterAckShare ? (await this.nextAcknowledger(up)) ?? pick : pick
     this.down.add(victim.name)
     try {
       await victim.daemon.kill()
@@ -307,6 +318,21 @@ export class Soak {
     } finally {
       this.down.delete(victim.name)
     }
+  }
+
+  /** The next validator among `up` to acknowledge a contribution, as soon as its 201 arrives (10 s at most). */
+  private async nextAcknowledger (up: SoakMember[]): Promise<SoakMember | undefined> {
+    return await new Promise(resolve => {
+      const timer = setTimeout(() => { this.ackWaiter = undefined; resolve(undefined) }, 10_000)
+      this.ackWaiter = ack => {
+        const v = up.find(m => m.name === ack.node && !this.down.has(m.name))
+        if (v === undefined) return false
+        clearTimeout(timer)
+        this.ackWaiter = undefined
+        resolve(v)
+        return true
+      }
+    })
   }
 
   /**
@@ -347,8 +373,13 @@ export class Soak {
             method: 'POST', headers: { authorization: `Bearer ${target.token}`, 'content-type': 'application/x-ndjson' }, body, signal: AbortSignal.timeout(15_000)
           })
           const json = await res.json() as { cid?: string }
-          if (res.status === 201 && typeof json.cid === 'string') this.acks.push({ cid: json.cid, node: target.name, at: Date.now() })
-          else this.refused++
+          if (res.status === 201 && typeof json.cid === 'string') {
+            const ack = { cid: json.cid, node: target.name, at: Date.now() }
+            this.acks.push(ack)
+            this.ackWaiter?.(ack)
+          } else {
+            this.refused++
+          }
         } catch {
           // killed under the request: not acknowledged, so not owed
         }
