@@ -24,6 +24,7 @@ import { ConsensusService, type ConsensusFault } from '../services/consensus/ind
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
+import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
 import { KeyedMutex } from '../services/locks.ts'
 import { AttributionService } from '../services/attribution.ts'
@@ -316,7 +317,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain }), attributionRoutes({ db, datanets, attribution, inferences, chain })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()

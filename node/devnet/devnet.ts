@@ -316,6 +316,11 @@ export class Devnet {
     await this.stopping
   }
 
+  /** Each node's daemon, to kill and restart it exactly as started (scripts/soak.ts --chain). */
+  get daemons (): Array<{ name: string, role: DevnetRole, address: string, daemon: DaemonProcess }> {
+    return this.members.flatMap(m => m.daemon === undefined ? [] : [{ name: m.name, role: m.role, address: m.address, daemon: m.daemon }])
+  }
+
   get anvilPid (): number | undefined {
     return this.anvil?.process.pid
   }
