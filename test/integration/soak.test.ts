@@ -19,8 +19,8 @@ test.before(hook(async () => {
     seed: SEED,
     cycles: 16,
     // a restart takes 5 s on an idle 2-core machine and 30 s on a loaded one: then fewer
-    // cycles, and the file stays bounded (no new cycle after 90 s, once 3 ran)
-    budgetMs: 90_000,
+    // cycles, and the file stays bounded (no new cycle after 60 s, once 3 ran)
+    budgetMs: 60_000,
     minCycles: 3,
     // half the kills hit the validator that just acknowledged a contribution, right after
     // its 201; the others come at random moments
