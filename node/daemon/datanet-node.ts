@@ -197,6 +197,7 @@ export class DatanetNode implements NodeView {
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
       const fault = parseFault(process.env.DATANET_FAULT)
+      const floodCount = parseFloodCount(process.env.DATANET_FAULT_FLOOD)
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
@@ -258,6 +259,7 @@ export class DatanetNode implements NodeView {
           if (d !== undefined) void chainService?.submitEvidence(d)
         },
         fault,
+        floodCount,
         verdicts,
         validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
         onFinal: entry => {
@@ -437,4 +439,12 @@ function parseFault (value: string | undefined): ConsensusFault | undefined {
   const fault = FAULTS.find(f => f === value)
   if (fault === undefined) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${value}" (known: ${FAULTS.join(', ')})`, 'usage')
   return fault
+}
+
+/** DATANET_FAULT_FLOOD: junk proposals per proposal under `proposal-flood` (a positive integer). */
+function parseFloodCount (value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const count = Number(value)
+  if (!Number.isSafeInteger(count) || count < 1) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT_FLOOD: expected a positive integer, got "${value}"`, 'usage')
+  return count
 }

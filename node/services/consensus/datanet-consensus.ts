@@ -36,6 +36,8 @@ export interface DatanetConsensusOptions {
   onEvidence?: () => void
   onBehind: () => void
   fault?: ConsensusFault
+  /** Junk proposals per proposal under `proposal-flood` (default 200). */
+  floodCount?: number
 }
 
 export interface ConsensusStatus {
@@ -273,7 +275,8 @@ export class DatanetConsensus {
   private async flood (height: number, round: number): Promise<void> {
     const base = this.driver.state
     if (base === undefined) return
-    for (let r = round + 1; r <= round + 200; r++) {
+    const count = this.o.floodCount ?? 200
+    for (let r = round + 1; r <= round + count; r++) {
       const version: Version = {
         datanet: this.d.id, height, parent: null, contributions: [], rejected: [], inferences: [], datasetRoot: new Uint8Array(32),
         recordCount: r, attributionRoot: new Uint8Array(32), totalAttributed: '0', validatorSetHash: new Uint8Array(32), proposer: this.o.wallet.address, timestamp: Date.now()
@@ -282,6 +285,7 @@ export class DatanetConsensus {
       const signature = walletSigner(this.o.wallet, this.o.domain).signProposal(height, r, -1, value)
       await this.publish({ kind: 'proposal', height, round: r, validRound: -1, version: value.bytes, signature: fromHex(signature, 65), sentAt: Date.now() })
     }
+    this.log.warn({ height, round, count }, 'fault injection: junk proposals published')
   }
 
   // ---- inbound -------------------------------------------------------------------------

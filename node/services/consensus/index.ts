@@ -40,6 +40,8 @@ export interface ConsensusServiceOptions {
   onEvidence?: (datanet: string) => void
   /** Fault injection for tests of the protocol's defences (DATANET_FAULT). */
   fault?: ConsensusFault
+  /** Junk proposals per proposal under `proposal-flood` (DATANET_FAULT_FLOOD; default 200). */
+  floodCount?: number
   /** Verified inference events (absent: versions carry none). */
   inferences?: InferenceSource
   /** Where verdicts carried by certificates go (the verdict service). */
@@ -88,7 +90,8 @@ export class ConsensusService {
       onFinal: apply,
       onEvidence: () => { o.onEvidence?.(d.id) },
       onBehind: () => { catchUp.request() },
-      fault: o.fault
+      fault: o.fault,
+      floodCount: o.floodCount
     }, d)
     const entry: PerDatanet = { consensus, versions, catchUp, timers: [] }
     this.byDatanet.set(d.id, entry)
