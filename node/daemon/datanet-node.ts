@@ -197,7 +197,8 @@ export class DatanetNode implements NodeView {
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
       const fault = parseFault(process.env.DATANET_FAULT)
-      const floodCount = parseFloodCount(process.env.DATANET_FAULT_FLOOD)
+      const floodCount = faultNumber('DATANET_FAULT_FLOOD', 1)
+      const floodBytes = faultNumber('DATANET_FAULT_FLOOD_BYTES', 0)
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
@@ -260,6 +261,7 @@ export class DatanetNode implements NodeView {
         },
         fault,
         floodCount,
+        floodBytes,
         verdicts,
         validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
         onFinal: entry => {
@@ -441,10 +443,11 @@ function parseFault (value: string | undefined): ConsensusFault | undefined {
   return fault
 }
 
-/** DATANET_FAULT_FLOOD: junk proposals per proposal under `proposal-flood` (a positive integer). */
-function parseFloodCount (value: string | undefined): number | undefined {
+/** A number of a fault (DATANET_FAULT_FLOOD, DATANET_FAULT_FLOOD_BYTES): an integer >= `min`. */
+function faultNumber (name: string, min: number): number | undefined {
+  const value = process.env[name]
   if (value === undefined || value === '') return undefined
-  const count = Number(value)
-  if (!Number.isSafeInteger(count) || count < 1) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT_FLOOD: expected a positive integer, got "${value}"`, 'usage')
-  return count
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < min) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `${name}: expected an integer >= ${min}, got "${value}"`, 'usage')
+  return n
 }

@@ -42,6 +42,8 @@ export interface ConsensusServiceOptions {
   fault?: ConsensusFault
   /** Junk proposals per proposal under `proposal-flood` (DATANET_FAULT_FLOOD; default 200). */
   floodCount?: number
+  /** Padding of each junk version under `proposal-flood` (DATANET_FAULT_FLOOD_BYTES; default 0). */
+  floodBytes?: number
   /** Verified inference events (absent: versions carry none). */
   inferences?: InferenceSource
   /** Where verdicts carried by certificates go (the verdict service). */
@@ -91,7 +93,8 @@ export class ConsensusService {
       onEvidence: () => { o.onEvidence?.(d.id) },
       onBehind: () => { catchUp.request() },
       fault: o.fault,
-      floodCount: o.floodCount
+      floodCount: o.floodCount,
+      floodBytes: o.floodBytes
     }, d)
     const entry: PerDatanet = { consensus, versions, catchUp, timers: [] }
     this.byDatanet.set(d.id, entry)
