@@ -200,6 +200,8 @@ export class DatanetNode implements NodeView {
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
       const fault = parseFault(process.env.DATANET_FAULT)
+      const floodCount = faultNumber('DATANET_FAULT_FLOOD', 1)
+      const floodBytes = faultNumber('DATANET_FAULT_FLOOD_BYTES', 0)
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
@@ -262,6 +264,8 @@ export class DatanetNode implements NodeView {
           if (d !== undefined) void chainService?.submitEvidence(d)
         },
         fault,
+        floodCount,
+        floodBytes,
         verdicts,
         validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
         onFinal: entry => {
@@ -441,4 +445,13 @@ function parseFault (value: string | undefined): ConsensusFault | undefined {
   const fault = FAULTS.find(f => f === value)
   if (fault === undefined) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${value}" (known: ${FAULTS.join(', ')})`, 'usage')
   return fault
+}
+
+/** A number of a fault (DATANET_FAULT_FLOOD, DATANET_FAULT_FLOOD_BYTES): an integer >= `min`. */
+function faultNumber (name: string, min: number): number | undefined {
+  const value = process.env[name]
+  if (value === undefined || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < min) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `${name}: expected an integer >= ${min}, got "${value}"`, 'usage')
+  return n
 }

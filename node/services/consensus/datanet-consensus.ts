@@ -36,6 +36,10 @@ export interface DatanetConsensusOptions {
   onEvidence?: () => void
   onBehind: () => void
   fault?: ConsensusFault
+  /** Junk proposals per proposal under `proposal-flood` (default 200). */
+  floodCount?: number
+  /** Padding of each junk version, in bytes (default 0). */
+  floodBytes?: number
 }
 
 export interface ConsensusStatus {
@@ -269,19 +273,29 @@ export class DatanetConsensus {
     }
   }
 
-  /** Signed proposals for many future rounds, with junk versions: the bounds must hold. */
+  /**
+   * Signed proposals for future rounds this validator proposes (so each passes the gossip
+   * checks), with junk versions padded by `floodBytes`: the bounds must hold.
+   */
   private async flood (height: number, round: number): Promise<void> {
-    const base = this.driver.state
-    if (base === undefined) return
-    for (let r = round + 1; r <= round + 200; r++) {
+    const setup = this.setup(height)
+    if (setup === undefined) return
+    const count = this.o.floodCount ?? 200
+    const self = this.o.wallet.address.toLowerCase()
+    const pad = ' '.repeat(this.o.floodBytes ?? 0)
+    let sent = 0
+    for (let r = round + 1; sent < count && r <= round + count * 64; r++) {
+      if (setup.proposer(r).toLowerCase() !== self) continue
       const version: Version = {
         datanet: this.d.id, height, parent: null, contributions: [], rejected: [], inferences: [], datasetRoot: new Uint8Array(32),
-        recordCount: r, attributionRoot: new Uint8Array(32), totalAttributed: '0', validatorSetHash: new Uint8Array(32), proposer: this.o.wallet.address, timestamp: Date.now()
+        recordCount: r, attributionRoot: new Uint8Array(32), totalAttributed: '0', validatorSetHash: new Uint8Array(32), proposer: this.o.wallet.address + pad, timestamp: Date.now()
       }
       const value = await versionValue(version)
       const signature = walletSigner(this.o.wallet, this.o.domain).signProposal(height, r, -1, value)
       await this.publish({ kind: 'proposal', height, round: r, validRound: -1, version: value.bytes, signature: fromHex(signature, 65), sentAt: Date.now() })
+      sent++
     }
+    this.log.warn({ height, round, count: sent, bytes: pad.length }, 'fault injection: junk proposals published')
   }
 
   // ---- inbound -------------------------------------------------------------------------

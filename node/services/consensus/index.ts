@@ -40,6 +40,10 @@ export interface ConsensusServiceOptions {
   onEvidence?: (datanet: string) => void
   /** Fault injection for tests of the protocol's defences (DATANET_FAULT). */
   fault?: ConsensusFault
+  /** Junk proposals per proposal under `proposal-flood` (DATANET_FAULT_FLOOD; default 200). */
+  floodCount?: number
+  /** Padding of each junk version under `proposal-flood` (DATANET_FAULT_FLOOD_BYTES; default 0). */
+  floodBytes?: number
   /** Verified inference events (absent: versions carry none). */
   inferences?: InferenceSource
   /** Where verdicts carried by certificates go (the verdict service). */
@@ -88,7 +92,9 @@ export class ConsensusService {
       onFinal: apply,
       onEvidence: () => { o.onEvidence?.(d.id) },
       onBehind: () => { catchUp.request() },
-      fault: o.fault
+      fault: o.fault,
+      floodCount: o.floodCount,
+      floodBytes: o.floodBytes
     }, d)
     const entry: PerDatanet = { consensus, versions, catchUp, timers: [] }
     this.byDatanet.set(d.id, entry)

@@ -1,0 +1,98 @@
+/**
+ * One validator of four signs, beside each vote, a second one over a bogus header (a record
+ * count one off): the certificates the honest nodes produce must still be what the
+ * registry's commitVersion accepts, so versions keep being anchored. Kept minimal: the
+ * anchor schedule is the contract's business (tested in anchoring.test.ts).
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { parseEther } from 'ethers'
+import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
+import { deployRegistry, fundAccounts, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
+import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
+import { TestCluster, type TestNode } from '../helpers/cluster.ts'
+import { hook, waitFor } from '../helpers/wait.ts'
+
+const cluster = new TestCluster()
+let anvil: Anvil | undefined
+let datanetId = ''
+let honest: TestNode[] = []
+let counter = 0
+
+interface VersionJson { height: number, anchor: { txHash: string, block: number } | null }
+
+async function api<T> (node: TestNode, path: string): Promise<{ status: number, body: T }> {
+  const res = await fetch(`${node.daemon.apiUrl}${path}`, { signal: AbortSignal.timeout(30_000) })
+  return { status: res.status, body: await res.json() as T }
+}
+
+async function post (node: TestNode, path: string, body: string, type: string): Promise<Response> {
+  return await fetch(`${node.daemon.apiUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token(node)}`, 'content-type': type }, body })
+}
+
+test.before(hook(async () => {
+  anvil = await startAnvil()
+  const { provider, signer } = localSigner(anvil.url, anvil.chainId)
+  try {
+    const registry = (await deployRegistry(signer)).address
+    const validators = await cluster.create(4, ['--chain-rpc', anvil.url, '--registry', registry])
+    const byzantine = validators[3] as TestNode
+    honest = validators.slice(0, 3)
+    byzantine.daemon.spec.env = { DATANET_FAULT: 'bogus-header' }
+    const manifest = parseManifest({
+      name: 'byzantine-anchoring', license: 'CC0-1.0',
+      recordSchema: { type: 'object', required: ['text'] },
+      consensus: { versionIntervalMs: 1000, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
+      anchorInterval: 1,
+      validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
+    })
+    writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
+    datanetId = (await encodeManifest(manifest)).id
+    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 0 })
+    await fundAccounts(signer, validators.map(n => n.address), parseEther('10'))
+    await cluster.startAll(cluster.nodes, 180_000)
+    for (const n of cluster.nodes) {
+      const r = await post(n, '/v1/datanets', JSON.stringify(manifest), 'application/json')
+      assert.ok(r.status === 201 || r.status === 200)
+    }
+    for (const n of cluster.nodes) {
+      await waitFor(async () => (await api<{ subscribers: { verdicts: string[] } }>(n, `/v1/datanets/${datanetId}`)).body.subscribers.verdicts.length >= 3,
+        { timeoutMs: 90_000, what: `${n.name} to see the others subscribed` })
+    }
+  } finally {
+    provider.destroy()
+  }
+}))
+
+test.after(hook(async () => {
+  await cluster.teardown()
+  await anvil?.stop()
+}))
+
+test('with a bogus-header validator, the certificates of the honest nodes are accepted on-chain: versions keep being anchored', async () => {
+  const VERSIONS = 3
+  for (let h = 1; h <= VERSIONS; h++) {
+    const via = honest[h % honest.length] as TestNode
+    const res = await post(via, `/v1/datanets/${datanetId}/contributions?format=jsonl`, `{"text":"byzantine anchored ${counter++}"}\n`, 'application/x-ndjson')
+    assert.is(res.status, 201)
+    for (const n of honest) {
+      await waitFor(async () => (await api(n, `/v1/datanets/${datanetId}/versions/${h}`)).status === 200, { timeoutMs: 60_000, what: `${n.name} to have version ${h}` })
+    }
+  }
+  // the last anchor height at or below VERSIONS depends on the contract's schedule: wait for any anchor past the first version
+  for (const n of honest) {
+    await waitFor(async () => (await api<VersionJson[]>(n, `/v1/datanets/${datanetId}/versions`)).body.some(v => v.height >= 2 && v.anchor !== null),
+      { timeoutMs: 60_000, what: `${n.name} to record an anchor of version 2 or later` })
+  }
+  assert.ok(readFileSync(cluster.nodes[3]?.daemon.spec.logFile ?? '', 'utf8').includes('fault injection: signing a vote with a bogus header'), 'the faulty validator signed bogus headers')
+  // the contract's refusals of a certificate (other refusals, e.g. a retried race on the active set, are not this test's)
+  const certificateErrors = /WrongSigner|InvalidSignature|UnsortedOrDuplicateSigner|SignerIndexOutOfRange|InsufficientStake/
+  for (const n of cluster.nodes) {
+    const refused = readFileSync(n.daemon.spec.logFile, 'utf8').split('\n').filter(l => l.includes('anchor refused') && certificateErrors.test(l))
+    assert.equal(refused, [], `${n.name}: no certificate refused by the contract`)
+  }
+})
+
+test.run()
