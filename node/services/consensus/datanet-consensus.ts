@@ -335,6 +335,9 @@ export class DatanetConsensus {
           try { signer = recoverAddress(proposalDigest(this.o.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
           // [REJECT] signed by the proposer of (height, round)
           if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
+          // [IGNORE] a proposer's proposals for rounds above ours: a few are kept (the driver's
+          // catch-up rounds); the rest are not relayed, so a flood stops at the first hop
+          if (!this.aheadAllowed(wire.height, proposer, wire.round)) throw ignore('CONSENSUS_ERROR_ROUND_AHEAD', 'too many proposals for rounds above ours')
           msg.inbound = { kind: 'proposal', proposal: { height: wire.height, round: wire.round, validRound: wire.validRound, value, proposer }, signature: toHex(wire.signature), bytes }
         } else {
           const parsed = voteOfWire(wire)
@@ -356,6 +359,25 @@ export class DatanetConsensus {
         if (inbound !== undefined) await this.enqueue(async () => { await this.deliver(inbound) })
       }
     }
+  }
+
+  /** Rounds above ours a proposer has proposed in, per height: bounded like the driver's catch-up rounds. */
+  private readonly ahead = new Map<string, Set<number>>()
+
+  private aheadAllowed (height: number, proposer: string, round: number): boolean {
+    const ours = height === this.driver.height ? (this.driver.state?.round ?? 0) : 0
+    if (round <= ours) return true
+    const key = `${height}/${proposer.toLowerCase()}`
+    let rounds = this.ahead.get(key)
+    if (rounds === undefined) {
+      for (const k of this.ahead.keys()) if (Number(k.split('/')[0]) < this.driver.height) this.ahead.delete(k)
+      this.ahead.set(key, rounds = new Set())
+    }
+    for (const r of rounds) if (r <= ours) rounds.delete(r)
+    if (rounds.has(round)) return true
+    if (rounds.size >= this.driver.limits.futureRounds) return false
+    rounds.add(round)
+    return true
   }
 
   private async deliver (msg: DriverInbound): Promise<void> {
