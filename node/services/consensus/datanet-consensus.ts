@@ -16,6 +16,7 @@ import { datanetTopicScoreParams, topics } from '../../../src/network/topics.ts'
 import type { HeightState } from '../../../src/consensus/types.ts'
 import type { StateDatabase } from '../../../src/storage/state-db.ts'
 import type { DatanetVersions } from './versions.ts'
+import { flood, misbehave, type FaultContext } from './faults.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 import { recoverAddress } from 'ethers'
@@ -185,11 +186,11 @@ export class DatanetConsensus {
           break
         case 'send-proposal':
           await this.publish({ kind: 'proposal', height: e.proposal.height, round: e.proposal.round, validRound: e.proposal.validRound, version: e.proposal.value.bytes, signature: fromHex(e.signature, 65), sentAt: Date.now() })
-          if (this.o.fault === 'proposal-flood') await this.flood(e.proposal.height, e.proposal.round)
+          if (this.o.fault === 'proposal-flood') await flood(this.faultContext(), e.proposal.height, e.proposal.round)
           break
         case 'send-vote':
           await this.publish({ kind: 'vote', type: e.vote.vote.type, round: e.vote.vote.round, header: e.vote.header, signature: fromHex(e.vote.signature, 65), sentAt: Date.now() })
-          await this.misbehave(e)
+          if (this.o.fault !== undefined) await misbehave(this.faultContext(), e.vote)
           break
         case 'schedule-timeout': this.setTimer(e.height, e.step, e.round, e.ms); break
         case 'request-value': await this.buildValue(e.height, e.round); break
@@ -227,6 +228,10 @@ export class DatanetConsensus {
     this.timers.add(t)
   }
 
+  private faultContext (): FaultContext {
+    return { fault: this.o.fault, datanet: this.d.id, wallet: this.o.wallet, domain: this.o.domain, log: this.log, setup: h => this.setup(h), publish: async m => { await this.publish(m) }, floodCount: this.o.floodCount, floodBytes: this.o.floodBytes }
+  }
+
   private async publish (msg: Wire): Promise<void> {
     try {
       await this.o.router.publish(topics.consensus(this.d.id), encodeCbor(msg))
@@ -253,49 +258,6 @@ export class DatanetConsensus {
       return
     }
     await this.exec(this.driver.value(round, value))
-  }
-
-  // ---- fault injection (DATANET_FAULT): a Byzantine validator for the defences' tests ----
-
-  private async misbehave (e: Extract<DriverEffect, { kind: 'send-vote' }>): Promise<void> {
-    const v = e.vote.vote
-    if (v.validator.toLowerCase() !== this.o.wallet.address.toLowerCase() || v.valueId === null) return
-    const signer = walletSigner(this.o.wallet, this.o.domain)
-    if (this.o.fault === 'equivocate' && v.type === 'prevote') {
-      const nil = nilHeader(v.height)
-      this.log.warn({ height: v.height, round: v.round }, 'fault injection: signing a conflicting nil prevote')
-      await this.publish({ kind: 'vote', type: v.type, round: v.round, header: nil, signature: fromHex(signer.signVote(v.type, v.round, nil), 65), sentAt: Date.now() })
-    } else if (this.o.fault === 'bogus-header') {
-      // the same version id with a record count one off: what the contract would refuse
-      const header = { ...e.vote.header, recordCount: e.vote.header.recordCount + 1 }
-      this.log.warn({ height: v.height, round: v.round, type: v.type }, 'fault injection: signing a vote with a bogus header')
-      await this.publish({ kind: 'vote', type: v.type, round: v.round, header, signature: fromHex(signer.signVote(v.type, v.round, header), 65), sentAt: Date.now() })
-    }
-  }
-
-  /**
-   * Signed proposals for future rounds this validator proposes (so each passes the gossip
-   * checks), with junk versions padded by `floodBytes`: the bounds must hold.
-   */
-  private async flood (height: number, round: number): Promise<void> {
-    const setup = this.setup(height)
-    if (setup === undefined) return
-    const count = this.o.floodCount ?? 200
-    const self = this.o.wallet.address.toLowerCase()
-    const pad = ' '.repeat(this.o.floodBytes ?? 0)
-    let sent = 0
-    for (let r = round + 1; sent < count && r <= round + count * 64; r++) {
-      if (setup.proposer(r).toLowerCase() !== self) continue
-      const version: Version = {
-        datanet: this.d.id, height, parent: null, contributions: [], rejected: [], inferences: [], datasetRoot: new Uint8Array(32),
-        recordCount: r, attributionRoot: new Uint8Array(32), totalAttributed: '0', validatorSetHash: new Uint8Array(32), proposer: this.o.wallet.address + pad, timestamp: Date.now()
-      }
-      const value = await versionValue(version)
-      const signature = walletSigner(this.o.wallet, this.o.domain).signProposal(height, r, -1, value)
-      await this.publish({ kind: 'proposal', height, round: r, validRound: -1, version: value.bytes, signature: fromHex(signature, 65), sentAt: Date.now() })
-      sent++
-    }
-    this.log.warn({ height, round, count: sent, bytes: pad.length }, 'fault injection: junk proposals published')
   }
 
   // ---- inbound -------------------------------------------------------------------------
