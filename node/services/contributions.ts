@@ -32,6 +32,10 @@ export const ContributionErrorCode = {
   BAD_SIGNATURE: 'CONTRIBUTION_ERROR_BAD_SIGNATURE'
 } as const
 
+
+/** How often the node re-sends contributions it took that are still undecided, and how many per pass. */
+const REGOSSIP_MS = 30_000
+const REGOSSIP_MAX = 64
 /** How long a draft waits for its contributor's signature. */
 const DRAFT_TTL_MS = 10 * 60_000
 
@@ -241,6 +245,32 @@ export class ContributionService {
       this.opts.logger.warn({ upload: upload.id, datanet: upload.datanet }, 'cleaning up an upload interrupted by a crash')
       await this.forgetUpload(upload)
     }
+    this.regossipTimer = setInterval(() => { void this.regossip().catch(err => { this.opts.logger.warn({ err }, 'contribution re-gossip failed') }) }, REGOSSIP_MS)
+    this.regossipTimer.unref()
+  }
+
+  private regossipTimer: NodeJS.Timeout | undefined
+
+  /**
+   * Gossip is sent once: a contribution acknowledged here just before a crash, or whose
+   * shards its receivers could not fetch while this node was down, would stay pending for
+   * ever. Until it is decided, the node that took the upload sends it again; receivers
+   * that hold it ignore it.
+   */
+  async regossip (): Promise<number> {
+    let sent = 0
+    for await (const [, entry] of this.opts.db.contributions.entries()) {
+      if (sent >= REGOSSIP_MAX) break
+      if (entry.origin !== 'local' || entry.status !== 'pending' || entry.version !== null) continue
+      try {
+        const bytes = await getBlock(this.opts.helia, CID.parse(entry.cid), { offline: true })
+        await this.opts.router.publish(topics.contributions(entry.datanet), bytes)
+        sent++
+      } catch (err) {
+        this.opts.logger.debug({ cid: entry.cid, err: (err as Error).message }, 'contribution not re-sent')
+      }
+    }
+    return sent
   }
 
   follow (datanet: FollowedDatanet): void {
@@ -249,6 +279,7 @@ export class ContributionService {
 
   /** Drops the fetches in progress (a contribution dropped so is fetched again by consensus if it is included). */
   stop (): void {
+    clearInterval(this.regossipTimer)
     for (const t of this.retryTimers) clearTimeout(t)
     this.retryTimers.clear()
     this.fetchQueue.stop()
