@@ -32,7 +32,6 @@ export const ContributionErrorCode = {
   BAD_SIGNATURE: 'CONTRIBUTION_ERROR_BAD_SIGNATURE'
 } as const
 
-
 /** How often the node re-sends contributions it took that are still undecided, and how many per pass. */
 const REGOSSIP_MS = 30_000
 const REGOSSIP_MAX = 64
