@@ -86,6 +86,19 @@ export interface DriverOptions {
   limits?: Partial<DriverLimits>
 }
 
+export interface DriverStats {
+  values: number
+  validity: number
+  awaiting: number
+  proposals: number
+  book: number
+  aheadRounds: number
+  futureHeights: number
+  futureMessages: number
+  futureBytes: number
+  ownSignatures: number
+}
+
 interface Buffered { msg: DriverInbound, sender: string }
 
 const voteKey = (v: Vote): string => `${v.round}/${v.type}/${v.validator.toLowerCase()}`
@@ -122,6 +135,20 @@ export class ConsensusDriver {
   get height (): number { return this.h }
   get isOpen (): boolean { return this.machine !== undefined }
   get state (): HeightState<VersionValue> | undefined { return this.machine?.state }
+
+  /** Sizes of the state this driver holds (read-only): what the bounds above keep finite. */
+  stats (): DriverStats {
+    let awaiting = 0
+    for (const l of this.awaiting.values()) awaiting += l.length
+    let proposals = 0
+    for (const l of this.proposalsByRound.values()) proposals += l.length
+    let aheadRounds = 0
+    for (const s of this.aheadRounds.values()) aheadRounds += s.size
+    let futureMessages = 0
+    let futureBytes = 0
+    for (const f of this.future.values()) { futureMessages += f.list.length; futureBytes += f.bytes }
+    return { values: this.values.size, validity: this.validity.size, awaiting, proposals, book: this.book.size, aheadRounds, futureHeights: this.future.size, futureMessages, futureBytes, ownSignatures: this.ownSignatures.size }
+  }
 
   /** Whether others have sent messages for `height` (they started it). */
   othersStarted (height: number): boolean {
