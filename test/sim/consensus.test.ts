@@ -68,14 +68,15 @@ test('happy path: 4 equal validators, no faults: 5 heights, each decided in roun
 
 // -- random faults -----------------------------------------------------------------------
 
-/** The fixed seed list of CI. */
+/** The fixed seed list of CI (two heights each, to stay within a minute; the script's default is three). */
 const RANDOM_SEEDS = Array.from({ length: 1000 }, (_, i) => i)
+const RANDOM_HEIGHTS = 2
 
 test(`${RANDOM_SEEDS.length} seeds of random faults (loss <= 30%, duplication, reordering, healing partitions, crashes torn anywhere in a batch, Byzantine < 1/3): every invariant holds`, () => {
   const results: SimResult[] = []
   const scenarios: Scenario[] = []
   for (const seed of RANDOM_SEEDS) {
-    const scenario = randomScenario(seed)
+    const scenario = randomScenario(seed, { heights: RANDOM_HEIGHTS })
     scenarios.push(scenario)
     results.push(run(scenario, { trace: 'off' }))
   }
@@ -93,9 +94,9 @@ test(`${RANDOM_SEEDS.length} seeds of random faults (loss <= 30%, duplication, r
   assert.ok(results.some(r => r.stats.maxRound > 0), 'some heights need more than one round')
   const gaps = results.filter(knownGap)
   const bad = results.filter(r => !r.ok && !knownGap(r))
-  if (gaps.length > 0) process.stdout.write(`\n  known driver gap (${LOST_OWN_VOTES}): ${gaps.length} of ${results.length} seeds stall [${gaps.map(r => r.seed).join(', ')}]\n`)
+  if (gaps.length > 0) process.stdout.write(`\n  known driver gap (${LOST_OWN_VOTES}): ${gaps.length} of ${results.length} seeds stall [${gaps.map(r => r.seed).join(', ')}] (replay with --heights ${RANDOM_HEIGHTS})\n`)
   if (bad.length > 0) {
-    const again = bad.slice(0, 2).map(r => run(randomScenario(r.seed), { trace: 'tail', tailLines: 30 }))
+    const again = bad.slice(0, 2).map(r => run(randomScenario(r.seed, { heights: RANDOM_HEIGHTS }), { trace: 'tail', tailLines: 30 }))
     assert.unreachable(`${bad.length} of ${results.length} seeds violate an invariant: ${bad.map(r => `${r.seed} ${r.violation?.invariant}`).slice(0, 12).join(', ')}\n${again.map(r => explain(r, '', 30)).join('\n')}`)
   }
   // the gap is rare; anything beyond it is a regression
@@ -181,11 +182,14 @@ for (const name of Object.keys(EXPECTED) as TargetedName[]) {
     let caught = 0
     for (let seed = 0; seed < want.seeds; seed++) {
       const { scenario, options } = targetedScenario(name, seed)
-      const real = run(scenario, { ...options, trace: 'tail', tailLines: 40 })
-      assert.ok(real.ok || knownGap(real), explain(real, ` --scenario ${name}`))
+      const real = run(scenario, { ...options, trace: 'off' })
+      if (!real.ok && !knownGap(real)) {
+        const again = targetedScenario(name, seed)
+        assert.unreachable(explain(run(again.scenario, { ...again.options, trace: 'tail', tailLines: 40 }), ` --scenario ${name}`))
+      }
       const t = targetedScenario(name, seed)
       const b = run(t.scenario, { ...t.options, ...BROKEN[broken], trace: 'tail', tailLines: 40 })
-      if (b.violation !== undefined && new RegExp(`^(${want.invariant})$`).test(b.violation.invariant) && want.message.test(b.violation.message)) caught++
+      if (b.violation !== undefined && b.violation.invariant === want.invariant && want.message.test(b.violation.message)) caught++
       else if (name !== 'torn') assert.unreachable(`seed ${seed}: the broken variant was not caught as ${want.invariant}: ${explain(b, ` --scenario ${name} --broken ${broken}`)}`)
     }
     assert.ok(caught > 0, `the broken variant '${broken}' is never caught`)
