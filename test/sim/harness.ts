@@ -689,7 +689,7 @@ export const FLOOD_HEIGHT_MESSAGES = 60
 
 /**
  * Floods: once per height it sees, signed nil votes for the next FLOOD_ROUNDS rounds,
- * FLOOD_HEIGHT_MESSAGES votes for each of the next three heights, and, in every round of
+ * FLOOD_HEIGHT_MESSAGES votes for each of the next four heights, and, in every round of
  * those it is the proposer of, a proposal of a junk value.
  */
 class FloodAgent implements ByzantineAgent {
@@ -708,7 +708,7 @@ class FloodAgent implements ByzantineAgent {
         ctx.send(ctx.honest, ctx.vote('precommit', height, r, null))
         if (ctx.proposer(height, r) === me) ctx.send(ctx.honest, ctx.proposal(height, r, -1, ctx.junk(height)))
       }
-      for (let h = height + 1; h <= height + 3; h++) {
+      for (let h = height + 1; h <= height + 4; h++) {
         for (let r = 0; r < FLOOD_HEIGHT_MESSAGES / 2; r++) {
           ctx.send(ctx.honest, ctx.vote('prevote', h, r, null))
           ctx.send(ctx.honest, ctx.vote('precommit', h, r, null))
@@ -1404,8 +1404,9 @@ export class Simulation {
       ['proposals kept', s.proposals, 2 * rounds],
       ['proposals awaiting validity', s.awaiting, 4 * 2 * rounds],
       ['rounds ahead kept', s.aheadRounds, N * L.futureRounds],
-      ['later heights buffered', s.futureHeights, L.maxAhead],
-      ['messages buffered for later heights', s.futureMessages, L.maxAhead * N * L.futureMessagesPerSender],
+      // later heights, and this one while it is not open yet (between a decision and the next open)
+      ['heights buffered', s.futureHeights, L.maxAhead + 1],
+      ['messages buffered for later heights', s.futureMessages, (L.maxAhead + 1) * N * L.futureMessagesPerSender],
       ['signatures of its own', s.ownSignatures, 3 * rounds]
     ]
     for (const [what, size, bound] of bounds) {
