@@ -86,6 +86,19 @@ export interface DriverOptions {
   limits?: Partial<DriverLimits>
 }
 
+export interface DriverStats {
+  values: number
+  validity: number
+  awaiting: number
+  proposals: number
+  book: number
+  aheadRounds: number
+  futureHeights: number
+  futureMessages: number
+  futureBytes: number
+  ownSignatures: number
+}
+
 interface Buffered { msg: DriverInbound, sender: string }
 
 const voteKey = (v: Vote): string => `${v.round}/${v.type}/${v.validator.toLowerCase()}`
@@ -123,16 +136,18 @@ export class ConsensusDriver {
   get isOpen (): boolean { return this.machine !== undefined }
   get state (): HeightState<VersionValue> | undefined { return this.machine?.state }
 
-  /** Sizes of what the driver holds (bounded whatever peers send). */
-  stats (): { values: number, proposals: number, votes: number, future: number, futureBytes: number, awaiting: number } {
-    let proposals = 0
-    for (const ids of this.proposalsByRound.values()) proposals += ids.length
-    let future = 0
-    let futureBytes = 0
-    for (const f of this.future.values()) { future += f.list.length; futureBytes += f.bytes }
+  /** Sizes of the state this driver holds (read-only): what the bounds above keep finite. */
+  stats (): DriverStats {
     let awaiting = 0
-    for (const list of this.awaiting.values()) awaiting += list.length
-    return { values: this.values.size, proposals, votes: this.book.size, future, futureBytes, awaiting }
+    for (const l of this.awaiting.values()) awaiting += l.length
+    let proposals = 0
+    for (const l of this.proposalsByRound.values()) proposals += l.length
+    let aheadRounds = 0
+    for (const s of this.aheadRounds.values()) aheadRounds += s.size
+    let futureMessages = 0
+    let futureBytes = 0
+    for (const f of this.future.values()) { futureMessages += f.list.length; futureBytes += f.bytes }
+    return { values: this.values.size, validity: this.validity.size, awaiting, proposals, book: this.book.size, aheadRounds, futureHeights: this.future.size, futureMessages, futureBytes, ownSignatures: this.ownSignatures.size }
   }
 
   /** Whether others have sent messages for `height` (they started it). */

@@ -1,105 +1,201 @@
 /**
- * Deterministic simulation of Tendermint consensus (src/consensus/machine.ts): N validators
- * in one process, a discrete-event scheduler over simulated time, a network that loses,
- * duplicates, delays (so reorders) and partitions messages, nodes that crash and restart
- * from their persisted state, and Byzantine validators that are not machines but an
- * omniscient adversary constructing messages directly. Honest nodes do what the real node
- * around the machine does: persist `machine.state` before sending what a step produced,
- * relay gossip (once per message, like gossipsub), re-run each step's 'tick' for
- * rebroadcast, and answer a laggard's message for a height they decided with that
- * decision's proposal and certificate (catch-up). Everything is derived from a seed: the
- * same seed gives the same run, event for event, and the same trace.
+ * Deterministic simulation of the node's consensus: N validators in one process, a
+ * discrete-event scheduler over simulated time, a network that loses, duplicates, delays
+ * (so reorders) and partitions messages, nodes that crash (some torn in the middle of a
+ * batch of effects) and restart from their disk, and Byzantine validators that are not
+ * drivers but an adversary constructing signed messages directly.
+ *
+ * Honest nodes run the node's own `ConsensusDriver` (src/consensus/driver.ts) on real
+ * versions (test/sim/world.ts), and this file executes its effects as
+ * node/services/consensus/datanet-consensus.ts does: in order, `persist` written to the
+ * node's disk before the next effect, `validate` answered from the value's real validity
+ * (the node's rules), `request-value` answered with a value built on the agreed parent,
+ * `decide` finalizing atomically (the decision kept, the height advanced, the consensus
+ * record dropped). Messages are checked before they reach the driver as the node's gossip
+ * validator checks them (the proposer's signature, `voteOfWire` and the voter's), relayed
+ * once per message (gossipsub), and a node that receives a message for a height it has
+ * decided answers the laggard with the final value and its certificate (version sync),
+ * which the laggard checks before adopting it. Everything is derived from a seed: the
+ * same seed gives the same run, event for event.
  *
  * Invariants, checked as the run goes (the first violation ends it):
- *  - agreement: no two honest nodes decide different value ids at one height;
- *  - validity: a decided value is valid, and its certificate holds precommits for its id,
- *    of its round and height, from distinct validators with > 2/3 of the power (or >= 2/3,
- *    see RunOptions.certificate), each one actually signed by that validator;
- *  - no double vote: an honest validator never broadcasts two different votes for one
- *    (height, round, type), nor two different proposals for one (height, round), across
- *    crashes and restarts; it never votes for an invalid value, never forges another's vote
- *    or proposal (relaying them is fine), and reports evidence only of real double votes;
+ *  - agreement: no two honest nodes decide (or adopt) different versions at one height;
+ *  - validity: a decided version passes the node's rules against the agreed parent
+ *    (shape, every contribution's accept certificate under the height's set, roots), and
+ *    its certificate is the contract's: precommit signatures over exactly its header,
+ *    from distinct members holding >= 2/3 of the stake; an honest node never votes for or
+ *    proposes an invalid value;
+ *  - double-vote: an honest validator never sends two different votes (headers) for one
+ *    (height, round, type), nor two proposals for one (height, round), across any crash;
+ *  - integrity: relayed votes are really signed by their validator, evidence is only of
+ *    real double votes by Byzantine validators, effects are well-formed;
+ *  - bounded: the driver's state (stats()) stays under a bound set by the default limits
+ *    and the round it is in, whatever a Byzantine validator sends;
  *  - liveness (when the scenario expects it): once the last partition healed and the last
- *    crashed node restarted (the good period), every honest node decides every height
- *    within a bounded simulated time.
- *
- * Runs return a result object ({ ok, violation?, trace }) rather than throwing.
+ *    crashed node restarted, every honest node decides every height in bounded time.
  */
-import type { ConsensusEffect, ConsensusEvent, HeightConfig, HeightState, Proposal, TimeoutConfig, Validator, Vote, VoteType } from '../../src/consensus/types.ts'
-import { HeightMachine, proposerSchedule } from '../../src/consensus/machine.ts'
+import { ConsensusDriver, defaultDriverLimits, type CertificateEntry, type DriverEffect, type DriverInbound, type DriverLimits, type DriverOptions, type DriverStats, type HeightSetup } from '../../src/consensus/driver.ts'
+import { proposerSchedule } from '../../src/consensus/machine.ts'
+import { certificateProblem } from '../../src/consensus/certificate.ts'
+import { headerOf, nilHeader, type SignedVote, type VersionHeader, type VersionValue } from '../../src/consensus/version.ts'
+import { valueIdOf, voteOfWire } from '../../src/consensus/wire.ts'
+import { fromHex, toHex } from '../../src/codec/hash.ts'
+import type { HeightState, TimeoutConfig, Validator, VoteType } from '../../src/consensus/types.ts'
+import { World, headerKey, proposalMessage, simAddress, valueOfBytes, voteMessage, type Spoil } from './world.ts'
 
-// -- values ----------------------------------------------------------------------------
+// -- drivers ---------------------------------------------------------------------------
 
-/** What the simulated validators agree on. A Byzantine proposer may build invalid ones. */
-export interface SimValue {
-  height: number
-  proposer: string
-  n: number
-  invalid?: true
+/** The surface of ConsensusDriver the simulator drives (so a test can wrap it with a broken one). */
+export interface DriverLike {
+  readonly height: number
+  readonly isOpen: boolean
+  readonly state: HeightState<VersionValue> | undefined
+  moveTo: (height: number) => void
+  open: (setup: HeightSetup, persisted?: HeightState<VersionValue>) => DriverEffect[]
+  receive: (msg: DriverInbound) => DriverEffect[]
+  validated: (value: VersionValue, ok: boolean) => DriverEffect[]
+  value: (round: number, value: VersionValue) => DriverEffect[]
+  timeout: (height: number, step: 'propose' | 'prevote' | 'precommit', round: number) => DriverEffect[]
+  tick: () => DriverEffect[]
+  stats: () => DriverStats
 }
 
-export function idOf (v: SimValue): string {
-  return `${v.height}:${v.proposer}:${v.n}`
+export type DriverFactory = (opts: DriverOptions) => DriverLike
+
+export const realDriver: DriverFactory = opts => new ConsensusDriver(opts)
+
+/** Delegates everything; broken variants override what they break. */
+class Delegate implements DriverLike {
+  protected d: DriverLike
+  constructor (d: DriverLike) { this.d = d }
+  get height (): number { return this.d.height }
+  get isOpen (): boolean { return this.d.isOpen }
+  get state (): HeightState<VersionValue> | undefined { return this.d.state }
+  moveTo (height: number): void { this.d.moveTo(height) }
+  open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { return this.d.open(setup, persisted) }
+  receive (msg: DriverInbound): DriverEffect[] { return this.d.receive(msg) }
+  validated (value: VersionValue, ok: boolean): DriverEffect[] { return this.d.validated(value, ok) }
+  value (round: number, value: VersionValue): DriverEffect[] { return this.d.value(round, value) }
+  timeout (height: number, step: 'propose' | 'prevote' | 'precommit', round: number): DriverEffect[] { return this.d.timeout(height, step, round) }
+  tick (): DriverEffect[] { return this.d.tick() }
+  stats (): DriverStats { return this.d.stats() }
 }
-
-export function isValid (v: SimValue): boolean {
-  return v.invalid !== true
-}
-
-// -- machines --------------------------------------------------------------------------
-
-/** The surface of HeightMachine the simulator drives. */
-export interface Machine<V> {
-  readonly state: HeightState<V>
-  handle: (event: ConsensusEvent<V> | { kind: 'tick' }) => Array<ConsensusEffect<V>>
-  readonly decision: { round: number, value: V, certificate: Vote[] } | undefined
-}
-
-export type MachineFactory<V> = (config: HeightConfig<V>, persisted?: HeightState<V>) => Machine<V>
-
-export const realMachine: MachineFactory<SimValue> = (config, persisted) => new HeightMachine<SimValue>(config, persisted)
 
 /**
- * A deliberately broken machine: when a proposal arrives while it is locked, it first
- * forgets its lock (lockedRound -1, lockedValue null). The machine has no setter, so the wrapper rebuilds it from its own
- * persisted state with the lock cleared, starts it, and feeds it again every proposal and
- * vote it had received (which a rebuilt machine would otherwise have forgotten), then the
- * proposal. Everything else (signed votes, valid value, round, step) is kept, so it never
- * double-signs: it only prevotes for values a correct, locked node must refuse.
+ * Broken: when a proposal arrives while locked, it forgets its lock. The driver has no
+ * setter, so the wrapper rebuilds it from its own state with the lock cleared and feeds
+ * it again every validity answer and message of the height, then the proposal. It keeps
+ * its signed votes (it never double-signs): it only prevotes what a locked node must not.
  */
-export function lockForgetting (base: MachineFactory<SimValue> = realMachine): MachineFactory<SimValue> {
-  return (config, persisted) => new LockForgetting(base, config, persisted)
+export function lockForgetting (base: DriverFactory = realDriver): DriverFactory {
+  return opts => new LockForgetting(base, opts)
 }
 
-class LockForgetting implements Machine<SimValue> {
-  private machine: Machine<SimValue>
-  private readonly base: MachineFactory<SimValue>
-  private readonly config: HeightConfig<SimValue>
-  private readonly received: Array<ConsensusEvent<SimValue>> = []
+class LockForgetting extends Delegate {
+  private readonly base: DriverFactory
+  private readonly opts: DriverOptions
+  private setup: HeightSetup | undefined
+  private received: DriverInbound[] = []
+  private answers: Array<[VersionValue, boolean]> = []
 
-  constructor (base: MachineFactory<SimValue>, config: HeightConfig<SimValue>, persisted?: HeightState<SimValue>) {
+  constructor (base: DriverFactory, opts: DriverOptions) {
+    super(base(opts))
     this.base = base
-    this.config = config
-    this.machine = base(config, persisted)
+    this.opts = opts
   }
 
-  get state (): HeightState<SimValue> { return this.machine.state }
-  get decision (): { round: number, value: SimValue, certificate: Vote[] } | undefined { return this.machine.decision }
+  override moveTo (height: number): void { this.received = []; this.answers = []; this.setup = undefined; super.moveTo(height) }
+  override open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { this.setup = setup; return super.open(setup, persisted) }
+  override validated (value: VersionValue, ok: boolean): DriverEffect[] { this.answers.push([value, ok]); return super.validated(value, ok) }
 
-  handle (event: ConsensusEvent<SimValue> | { kind: 'tick' }): Array<ConsensusEffect<SimValue>> {
-    const effects: Array<ConsensusEffect<SimValue>> = []
-    if (event.kind === 'proposal') {
-      const state = this.machine.state
-      if (state.lockedRound !== -1 && state.step !== 'decided') {
-        this.machine = this.base(this.config, { ...state, lockedRound: -1, lockedValue: null })
-        effects.push(...this.machine.handle({ kind: 'start' }))
-        for (const e of this.received) effects.push(...this.machine.handle(e))
+  override receive (msg: DriverInbound): DriverEffect[] {
+    const out: DriverEffect[] = []
+    const s = this.d.state
+    const height = msg.kind === 'proposal' ? msg.proposal.height : msg.vote.vote.height
+    if (msg.kind === 'proposal' && this.setup !== undefined && s !== undefined && s.lockedRound !== -1 && s.step !== 'decided' && height === this.d.height) {
+      const d = this.base(this.opts)
+      d.moveTo(this.d.height)
+      out.push(...d.open(this.setup, { ...s, lockedRound: -1, lockedValue: null }))
+      for (const [v, ok] of this.answers) out.push(...d.validated(v, ok))
+      for (const m of this.received) out.push(...d.receive(m))
+      this.d = d
+    }
+    if (height === this.d.height) this.received.push(msg)
+    out.push(...this.d.receive(msg))
+    return out
+  }
+}
+
+/**
+ * Broken as main was before votes named whole headers: a vote counts for the value whose
+ * version id its header carries, whatever its other fields say.
+ */
+export const byVersionId: DriverFactory = opts => new ByVersionId(realDriver(opts))
+
+class ByVersionId extends Delegate {
+  private readonly known = new Map<string, VersionValue>()
+  override value (round: number, value: VersionValue): DriverEffect[] { this.known.set(value.id, value); return super.value(round, value) }
+  override receive (msg: DriverInbound): DriverEffect[] {
+    if (msg.kind === 'proposal') this.known.set(msg.proposal.value.id, msg.proposal.value)
+    if (msg.kind === 'vote' && msg.vote.vote.valueId !== null) {
+      const v = this.known.get(msg.vote.header.version)
+      if (v !== undefined) return super.receive({ ...msg, vote: { ...msg.vote, vote: { ...msg.vote.vote, valueId: valueIdOf(v) } } })
+    }
+    return super.receive(msg)
+  }
+}
+
+/** Broken: the driver's bounds lifted (every limit infinite). */
+export const unbounded: DriverFactory = opts => new ConsensusDriver({ ...opts, limits: { maxAhead: Infinity, futureMessagesPerSender: Infinity, futureBytesPerHeight: Infinity, futureRounds: Infinity } })
+
+/**
+ * Broken: takes a proposal's validRound at its word, as if the prevotes it claims had
+ * been seen (it feeds the driver a prevote for the value in that round from every
+ * validator, and keeps those made-up votes to itself: never sent, never evidence).
+ */
+export const trustValidRound: DriverFactory = opts => new Rewriting(new TrustValidRound(realDriver(opts)), effects => effects.filter(e =>
+  !(e.kind === 'send-vote' && e.vote.signature === MADE_UP) && !(e.kind === 'evidence' && (e.first.signature === MADE_UP || e.second.signature === MADE_UP))))
+
+const MADE_UP = '0x'
+
+class TrustValidRound extends Delegate {
+  private validators: readonly Validator[] = []
+  private readonly claimed = new Set<string>()
+  override moveTo (height: number): void { this.claimed.clear(); super.moveTo(height) }
+  override open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { this.validators = setup.validators; return super.open(setup, persisted) }
+  override receive (msg: DriverInbound): DriverEffect[] {
+    const out: DriverEffect[] = []
+    if (msg.kind === 'proposal' && msg.proposal.validRound >= 0 && msg.proposal.height === this.d.height) {
+      const p = msg.proposal
+      const header = headerOf(p.value)
+      for (const v of this.validators) {
+        const k = `${p.validRound}/${v.address.toLowerCase()}/${p.value.id}`
+        if (this.claimed.has(k)) continue
+        this.claimed.add(k)
+        const vote = { type: 'prevote' as const, height: p.height, round: p.validRound, valueId: valueIdOf(p.value), validator: v.address }
+        out.push(...super.receive({ kind: 'vote', vote: { vote, header, signature: MADE_UP }, bytes: 600 }))
       }
     }
-    if (event.kind === 'proposal' || event.kind === 'vote') this.received.push(event)
-    effects.push(...this.machine.handle(event))
-    return effects
+    out.push(...super.receive(msg))
+    return out
   }
+}
+
+/** Wraps a driver, rewriting the effects it returns (for tests of the invariants). */
+export function rewriting (base: DriverFactory, rewrite: (effects: DriverEffect[], height: number) => DriverEffect[]): DriverFactory {
+  return opts => new Rewriting(base(opts), rewrite)
+}
+
+class Rewriting extends Delegate {
+  private readonly rewrite: (effects: DriverEffect[], height: number) => DriverEffect[]
+  constructor (d: DriverLike, rewrite: (effects: DriverEffect[], height: number) => DriverEffect[]) { super(d); this.rewrite = rewrite }
+  private r (effects: DriverEffect[]): DriverEffect[] { return this.rewrite(effects, this.d.height) }
+  override open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { return this.r(super.open(setup, persisted)) }
+  override receive (msg: DriverInbound): DriverEffect[] { return this.r(super.receive(msg)) }
+  override validated (value: VersionValue, ok: boolean): DriverEffect[] { return this.r(super.validated(value, ok)) }
+  override value (round: number, value: VersionValue): DriverEffect[] { return this.r(super.value(round, value)) }
+  override timeout (height: number, step: 'propose' | 'prevote' | 'precommit', round: number): DriverEffect[] { return this.r(super.timeout(height, step, round)) }
+  override tick (): DriverEffect[] { return this.r(super.tick()) }
 }
 
 // -- seeded randomness -----------------------------------------------------------------
@@ -158,7 +254,7 @@ export class Rng {
 
 // -- scenarios -------------------------------------------------------------------------
 
-export type Behaviour = 'silent' | 'equivocate' | 'invalid'
+export type Behaviour = 'silent' | 'equivocate' | 'invalid' | 'bogus-header' | 'flood'
 
 export interface NetworkFaults {
   /** Probability that a message is lost. */
@@ -190,7 +286,7 @@ export interface Crash {
   node: number
   atMs: number
   downMs: number
-  /** Torn: the node dies inside its next step that has effects, before persisting or sending any of them. */
+  /** Torn: the node dies inside its next batch of effects, before one of them drawn at random (the persist, a send, ...). */
   torn: boolean
 }
 
@@ -232,7 +328,7 @@ export function calmScenario (seed: number, powers: Array<number | bigint>, heig
     partitions: [],
     crashes: [],
     timeouts: DEFAULT_TIMEOUTS,
-    tickMs: 1000,
+    tickMs: 2000,
     expectLiveness: true,
     livenessMs: 10 * 60_000,
     maxTimeMs: 60 * 60_000,
@@ -252,7 +348,7 @@ export interface RandomScenarioOptions {
 
 /**
  * A scenario drawn from the seed: equal or skewed powers; Byzantine validators (total power
- * < 1/3) silent, equivocating or proposing invalid values; loss up to 30%, duplication,
+ * < 1/3) silent, equivocating, proposing invalid values or voting with bogus headers; loss up to 30%, duplication,
  * random delays with spikes; up to two partitions that heal; crashes (some torn) that
  * restart; all faults within a window of 2 to 20 s from the start (about as long as the
  * heights take, so they hit them; the good period starts when the last one ends).
@@ -272,7 +368,7 @@ export function randomScenario (seed: number, opts: RandomScenarioOptions = {}):
     const p = powers[i] as bigint
     if (3n * (byzPower + p) >= total) continue
     byzPower += p
-    byzantine[i] = opts.attack === true ? 'equivocate' : rng.pick(['silent', 'equivocate', 'invalid'] as const)
+    byzantine[i] = opts.attack === true ? 'equivocate' : rng.pick(['silent', 'equivocate', 'invalid', 'bogus-header'] as const)
   }
   const honest = Array.from({ length: n }, (_, i) => i).filter(i => byzantine[i] === undefined)
 
@@ -337,65 +433,47 @@ export function describeScenario (s: Scenario): string[] {
 
 // -- messages --------------------------------------------------------------------------
 
+/** What travels: signed proposals and votes as on the wire, and a version sync answer. */
 export type Msg =
-  | { t: 'proposal', proposal: Proposal<SimValue> }
-  | { t: 'vote', vote: Vote }
+  | { t: 'proposal', height: number, round: number, validRound: number, value: VersionValue, signature: string }
+  | { t: 'vote', type: VoteType, round: number, header: VersionHeader, signature: string }
+  | { t: 'final', height: number, round: number, value: VersionValue, certificate: CertificateEntry[] }
 
 export interface Envelope {
   from: number
   to: number
   msg: Msg
-  /** A decided node's catch-up answer (certificate and proposal) to a laggard. */
+  /** A decided node's catch-up answer to a laggard. */
   help: boolean
 }
 
-function heightOf (m: Msg): number {
-  return m.t === 'proposal' ? m.proposal.height : m.vote.height
+export function heightOf (m: Msg): number {
+  return m.t === 'vote' ? m.header.height : m.height
 }
 
-function msgKey (m: Msg): string {
-  return m.t === 'proposal'
-    ? `P/${m.proposal.height}/${m.proposal.round}/${m.proposal.proposer}/${idOf(m.proposal.value)}/${m.proposal.validRound}`
-    : `V/${m.vote.height}/${m.vote.round}/${m.vote.type}/${m.vote.validator}/${m.vote.valueId ?? 'nil'}`
-}
+const short = (id: string): string => id.slice(2, 10)
 
 export function showMsg (m: Msg): string {
-  if (m.t === 'proposal') {
-    const p = m.proposal
-    return `proposal h${p.height} r${p.round} ${idOf(p.value)}${p.value.invalid === true ? '(invalid)' : ''} vr${p.validRound} by ${p.proposer}`
+  switch (m.t) {
+    case 'proposal': return `proposal h${m.height} r${m.round} ${short(m.value.id)} vr${m.validRound}`
+    case 'vote': return `${m.type} h${m.header.height} r${m.round} ${m.header.version === nilHeader(0).version ? 'nil' : short(m.header.version)}${m.header.version !== nilHeader(0).version ? `#${m.header.recordCount}` : ''}`
+    case 'final': return `final h${m.height} r${m.round} ${short(m.value.id)} (${m.certificate.length} precommits)`
   }
-  const v = m.vote
-  return `${v.type} h${v.height} r${v.round} ${v.valueId ?? 'nil'} by ${v.validator}`
 }
 
-function showEffect (e: ConsensusEffect<SimValue>): string {
+function showEffect (e: DriverEffect): string {
   switch (e.kind) {
-    case 'broadcast-proposal': return `broadcast ${showMsg({ t: 'proposal', proposal: e.proposal })}`
-    case 'broadcast-vote': return `broadcast ${showMsg({ t: 'vote', vote: e.vote })}`
-    case 'schedule-timeout': return `schedule-timeout ${e.step} r${e.round} +${e.ms}ms`
+    case 'persist': return `persist r${e.state.round}/${e.state.step} locked r${e.state.lockedRound}`
+    case 'send-proposal': return `send proposal r${e.proposal.round} ${short(e.proposal.value.id)} vr${e.proposal.validRound}`
+    case 'send-vote': return `send ${e.vote.vote.type} r${e.vote.vote.round} ${e.vote.vote.valueId === null ? 'nil' : short(e.vote.header.version)} by ${short(e.vote.vote.validator)}`
+    case 'schedule-timeout': return `timeout ${e.step} r${e.round} +${e.ms}ms`
     case 'request-value': return `request-value r${e.round}`
-    case 'decide': return `DECIDE r${e.round} ${idOf(e.value)} cert=[${e.certificate.map(v => v.validator).join(',')}]`
-    case 'evidence': return `evidence ${e.first.validator} ${e.first.type} h${e.first.height} r${e.first.round} ${e.first.valueId ?? 'nil'} vs ${e.second.valueId ?? 'nil'}`
+    case 'validate': return `validate ${short(e.value.id)}`
+    case 'decide': return `DECIDE r${e.round} ${short(e.value.id)} (${e.certificate.length} precommits)`
+    case 'evidence': return `evidence ${short(e.first.vote.validator)} ${e.first.vote.type} r${e.first.vote.round}`
+    case 'proposal-evidence': return `proposal-evidence ${short(e.proposer)} r${e.round}`
+    case 'behind': return `behind (h${e.height} seen)`
   }
-}
-
-function showEvent (e: ConsensusEvent<SimValue> | { kind: 'tick' }): string {
-  switch (e.kind) {
-    case 'start': return 'start'
-    case 'tick': return 'tick'
-    case 'proposal': return showMsg({ t: 'proposal', proposal: e.proposal })
-    case 'vote': return showMsg({ t: 'vote', vote: e.vote })
-    case 'timeout': return `timeout ${e.step} r${e.round}`
-    case 'value': return `value r${e.round} ${idOf(e.value)}`
-  }
-}
-
-function deepFreeze<T> (x: T): T {
-  if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) {
-    Object.freeze(x)
-    for (const v of Object.values(x)) deepFreeze(v)
-  }
-  return x
 }
 
 // -- the adversary ---------------------------------------------------------------------
@@ -408,11 +486,16 @@ export interface AdversaryContext {
   readonly honest: readonly number[]
   readonly heights: number
   proposer: (height: number, round: number) => string
-  /** The (height, round) each live honest node is in, if it still has a height to decide. */
+  /** The (height, round) each live honest node is in, if it has a height open. */
   positions: () => Array<{ node: number, height: number, round: number }>
   send: (to: readonly number[], msg: Msg) => void
-  /** A fresh value proposed by this validator. */
-  freshValue: (height: number, invalid?: boolean) => SimValue
+  /** A value by this validator on the agreed parent (spoiled if asked); undefined while the parent is undecided. */
+  build: (height: number, spoil?: Spoil) => VersionValue | undefined
+  junk: (height: number) => VersionValue
+  /** This validator's signed proposal. */
+  proposal: (height: number, round: number, validRound: number, value: VersionValue) => Msg
+  /** This validator's signed vote for a value (its header, unless another is given) or nil. */
+  vote: (type: VoteType, height: number, round: number, value: VersionValue | null, header?: VersionHeader) => Msg
   rng: Rng
   log: (line: string) => void
 }
@@ -420,10 +503,8 @@ export interface AdversaryContext {
 export interface ByzantineAgent {
   onMessage: (ctx: AdversaryContext, from: number, msg: Msg) => void
   onTick: (ctx: AdversaryContext) => void
-}
-
-function vote (type: VoteType, height: number, round: number, valueId: string | null, validator: string): Msg {
-  return { t: 'vote', vote: { type, height, round, valueId, validator } }
+  /** An honest node opened `height` (the adversary sees everything). */
+  onOpen?: (ctx: AdversaryContext, height: number) => void
 }
 
 /** Active (height, round) pairs of the honest nodes, deduplicated, in order. */
@@ -435,6 +516,22 @@ function activeRounds (ctx: AdversaryContext): Array<{ height: number, round: nu
     if (!seen.has(k)) { seen.add(k); out.push({ height: p.height, round: p.round }) }
   }
   return out
+}
+
+/** The proposals an agent heard from the scheduled proposers, by (height, round). */
+class Heard {
+  readonly byRound = new Map<string, VersionValue[]>()
+  add (ctx: AdversaryContext, msg: Msg): { height: number, round: number } | undefined {
+    if (msg.t !== 'proposal') return undefined
+    const k = `${msg.height}/${msg.round}`
+    const list = this.byRound.get(k) ?? []
+    if (list.some(v => v.id === msg.value.id)) return undefined
+    list.push(msg.value)
+    this.byRound.set(k, list)
+    return { height: msg.height, round: msg.round }
+  }
+
+  get (height: number, round: number): VersionValue[] { return this.byRound.get(`${height}/${round}`) ?? [] }
 }
 
 class SilentAgent implements ByzantineAgent {
@@ -449,20 +546,12 @@ class SilentAgent implements ByzantineAgent {
  * resent on each tick, like an honest node's rebroadcast.
  */
 class EquivocatingAgent implements ByzantineAgent {
-  private readonly proposals = new Map<string, string[]>()
-  private readonly plans = new Map<string, { split: Set<number>, a: Msg[], b: Msg[] }>()
+  private readonly heard = new Heard()
+  private readonly plans = new Map<string, { split: Set<number>, a: Msg[], b: Msg[], voted: boolean }>()
 
   onMessage (ctx: AdversaryContext, _from: number, msg: Msg): void {
-    if (msg.t !== 'proposal') return
-    const p = msg.proposal
-    const k = `${p.height}/${p.round}`
-    const ids = this.proposals.get(k) ?? []
-    const id = idOf(p.value)
-    if (!ids.includes(id) && p.proposer === ctx.proposer(p.height, p.round)) {
-      ids.push(id)
-      this.proposals.set(k, ids)
-      this.act(ctx, p.height, p.round)
-    }
+    const at = this.heard.add(ctx, msg)
+    if (at !== undefined) this.act(ctx, at.height, at.round)
   }
 
   onTick (ctx: AdversaryContext): void {
@@ -476,28 +565,24 @@ class EquivocatingAgent implements ByzantineAgent {
     if (plan === undefined) {
       const split = new Set(ctx.rng.shuffle(ctx.honest).slice(0, Math.max(1, Math.floor(ctx.honest.length / 2) + ctx.rng.int(-1, 1))))
       if (ctx.proposer(height, round) === me) {
-        const x = ctx.freshValue(height)
-        const y = ctx.freshValue(height)
-        this.proposals.set(k, [idOf(x), idOf(y)])
-        plan = {
-          split,
-          a: [{ t: 'proposal', proposal: { height, round, value: x, validRound: -1, proposer: me } }],
-          b: [{ t: 'proposal', proposal: { height, round, value: y, validRound: -1, proposer: me } }]
-        }
+        const x = ctx.build(height)
+        const y = ctx.build(height)
+        if (x === undefined || y === undefined) return
+        this.heard.byRound.set(k, [x, y])
+        plan = { split, a: [ctx.proposal(height, round, -1, x)], b: [ctx.proposal(height, round, -1, y)], voted: false }
       } else {
-        const ids = this.proposals.get(k)
-        if (ids === undefined || ids.length === 0) return
-        plan = { split, a: [], b: [] }
+        if (this.heard.get(height, round).length === 0) return
+        plan = { split, a: [], b: [], voted: false }
       }
       this.plans.set(k, plan)
     }
-    const ids = this.proposals.get(k) ?? []
-    const first = ids[0]
-    if (plan.a.filter(m => m.t === 'vote').length === 0 && first !== undefined) {
-      const second = ids[1] ?? null
+    const values = this.heard.get(height, round)
+    const first = values[0]
+    if (!plan.voted && first !== undefined) {
+      plan.voted = true
       for (const type of ['prevote', 'precommit'] as const) {
-        plan.a.push(vote(type, height, round, first, me))
-        plan.b.push(vote(type, height, round, second, me))
+        plan.a.push(ctx.vote(type, height, round, first))
+        plan.b.push(ctx.vote(type, height, round, values[1] ?? null))
       }
     }
     const a = ctx.honest.filter(i => plan.split.has(i))
@@ -507,25 +592,127 @@ class EquivocatingAgent implements ByzantineAgent {
   }
 }
 
-/** Proposes invalid values when it is the proposer (and votes for them); otherwise votes nil. */
+/**
+ * Proposes invalid values when it is the proposer (invalid roots, an accept certificate
+ * under 2/3, or one counting a departed validator's verdict, in turn) and votes for them;
+ * otherwise votes nil.
+ */
 class InvalidProposerAgent implements ByzantineAgent {
-  private readonly made = new Map<string, SimValue>()
+  private readonly made = new Map<string, VersionValue>()
+  private count = 0
 
-  onMessage (): void {}
+  onOpen (ctx: AdversaryContext, height: number): void {
+    if (ctx.proposer(height, 0) === ctx.addresses[ctx.self] && !this.made.has(`${height}/0`)) this.propose(ctx, height, 0)
+  }
+
+  /** Proposes as soon as it hears of a round it is the proposer of (before the honest nodes' propose timeout). */
+  onMessage (ctx: AdversaryContext, _from: number, msg: Msg): void {
+    if (msg.t === 'final') return
+    const height = heightOf(msg)
+    const round = msg.round
+    if (ctx.proposer(height, round) === ctx.addresses[ctx.self] && !this.made.has(`${height}/${round}`)) this.propose(ctx, height, round)
+  }
+
+  private propose (ctx: AdversaryContext, height: number, round: number): void {
+    const k = `${height}/${round}`
+    let v = this.made.get(k)
+    if (v === undefined) {
+      if (this.count === 0) this.count = ctx.rng.int(1, 3)
+      const spoil = (['bad-roots', 'below-quorum', 'departed'] as const)[this.count++ % 3] as Spoil
+      v = ctx.build(height, spoil)
+      if (v === undefined) return
+      ctx.log(`proposes a value with ${spoil}`)
+      this.made.set(k, v)
+    }
+    ctx.send(ctx.honest, ctx.proposal(height, round, -1, v))
+    ctx.send(ctx.honest, ctx.vote('prevote', height, round, v))
+    ctx.send(ctx.honest, ctx.vote('precommit', height, round, v))
+  }
+
+  onTick (ctx: AdversaryContext): void {
+    const me = ctx.addresses[ctx.self] as string
+    for (const { height, round } of activeRounds(ctx)) {
+      if (ctx.proposer(height, round) === me) {
+        this.propose(ctx, height, round)
+      } else {
+        ctx.send(ctx.honest, ctx.vote('prevote', height, round, null))
+        ctx.send(ctx.honest, ctx.vote('precommit', height, round, null))
+      }
+    }
+  }
+}
+
+/**
+ * Votes for every proposal it hears, but signs headers with the right version id and the
+ * record count one off: what the contract would refuse in a certificate. As proposer it
+ * proposes a valid value (and votes for it the same way).
+ */
+class BogusHeaderAgent implements ByzantineAgent {
+  private readonly heard = new Heard()
+  private readonly mine = new Map<string, VersionValue>()
+
+  onMessage (ctx: AdversaryContext, _from: number, msg: Msg): void {
+    const at = this.heard.add(ctx, msg)
+    if (at !== undefined) this.act(ctx, at.height, at.round)
+  }
 
   onTick (ctx: AdversaryContext): void {
     const me = ctx.addresses[ctx.self] as string
     for (const { height, round } of activeRounds(ctx)) {
       if (ctx.proposer(height, round) === me) {
         const k = `${height}/${round}`
-        let v = this.made.get(k)
-        if (v === undefined) { v = ctx.freshValue(height, true); this.made.set(k, v) }
-        ctx.send(ctx.honest, { t: 'proposal', proposal: { height, round, value: v, validRound: -1, proposer: me } })
-        ctx.send(ctx.honest, vote('prevote', height, round, idOf(v), me))
-        ctx.send(ctx.honest, vote('precommit', height, round, idOf(v), me))
-      } else {
-        ctx.send(ctx.honest, vote('prevote', height, round, null, me))
-        ctx.send(ctx.honest, vote('precommit', height, round, null, me))
+        let v = this.mine.get(k)
+        if (v === undefined) {
+          v = ctx.build(height)
+          if (v === undefined) continue
+          this.mine.set(k, v)
+          this.heard.add(ctx, ctx.proposal(height, round, -1, v))
+        }
+        ctx.send(ctx.honest, ctx.proposal(height, round, -1, v))
+      }
+      this.act(ctx, height, round)
+    }
+  }
+
+  private act (ctx: AdversaryContext, height: number, round: number): void {
+    for (const v of this.heard.get(height, round)) {
+      const bogus = { ...headerOf(v), recordCount: headerOf(v).recordCount + 1 }
+      ctx.send(ctx.honest, ctx.vote('prevote', height, round, v, bogus))
+      ctx.send(ctx.honest, ctx.vote('precommit', height, round, v, bogus))
+    }
+  }
+}
+
+/** Rounds ahead and heights ahead a flooding validator fills, per height. */
+export const FLOOD_ROUNDS = 150
+export const FLOOD_HEIGHT_MESSAGES = 60
+
+/**
+ * Floods: once per height it sees, signed nil votes for the next FLOOD_ROUNDS rounds,
+ * FLOOD_HEIGHT_MESSAGES votes for each of the next four heights, and, in every round of
+ * those it is the proposer of, a proposal of a junk value.
+ */
+class FloodAgent implements ByzantineAgent {
+  private readonly flooded = new Set<number>()
+
+  onMessage (): void {}
+
+  onTick (ctx: AdversaryContext): void {
+    const me = ctx.addresses[ctx.self] as string
+    for (const { height, round } of activeRounds(ctx)) {
+      if (this.flooded.has(height)) continue
+      this.flooded.add(height)
+      ctx.log(`floods h${height} from r${round}`)
+      for (let r = round + 1; r <= round + FLOOD_ROUNDS; r++) {
+        ctx.send(ctx.honest, ctx.vote('prevote', height, r, null))
+        ctx.send(ctx.honest, ctx.vote('precommit', height, r, null))
+        if (ctx.proposer(height, r) === me) ctx.send(ctx.honest, ctx.proposal(height, r, -1, ctx.junk(height)))
+      }
+      for (let h = height + 1; h <= height + 4; h++) {
+        for (let r = 0; r < FLOOD_HEIGHT_MESSAGES / 2; r++) {
+          ctx.send(ctx.honest, ctx.vote('prevote', h, r, null))
+          ctx.send(ctx.honest, ctx.vote('precommit', h, r, null))
+        }
       }
     }
   }
@@ -536,12 +723,14 @@ export function builtinAgent (b: Behaviour): ByzantineAgent {
     case 'silent': return new SilentAgent()
     case 'equivocate': return new EquivocatingAgent()
     case 'invalid': return new InvalidProposerAgent()
+    case 'bogus-header': return new BogusHeaderAgent()
+    case 'flood': return new FloodAgent()
   }
 }
 
 // -- the simulator ---------------------------------------------------------------------
 
-export type Invariant = 'agreement' | 'validity' | 'double-vote' | 'liveness' | 'integrity'
+export type Invariant = 'agreement' | 'validity' | 'double-vote' | 'liveness' | 'integrity' | 'bounded'
 
 export interface Violation {
   invariant: Invariant
@@ -555,6 +744,8 @@ export interface Decision {
   round: number
   valueId: string
   timeMs: number
+  /** Decided by the node's own consensus, or adopted from a peer's final version (catch-up). */
+  via: 'decided' | 'synced'
 }
 
 export interface SimResult {
@@ -571,16 +762,34 @@ export interface SimResult {
     handled: number
     sent: number
     dropped: number
+    /** Messages an honest node refused before its driver (bad signature, malformed, not the proposer). */
+    refused: number
     simulatedMs: number
     goodFromMs: number
     maxRound: number
     evidence: number
     crashes: number
+    /** Torn crashes by where in the batch they hit: before its persist, right after it, later. */
+    torn: { beforePersist: number, afterPersist: number, later: number }
+    synced: number
+    /** The largest vote book any honest driver held. */
+    maxBook: number
   }
 }
 
+/** How the harness runs honest nodes' effects; each flag breaks one defence (tests only). */
+export interface ExecutorFaults {
+  /** Performs a batch's sends before its persist. */
+  sendBeforePersist?: boolean
+  /** Answers every `validate` with true. */
+  acceptAll?: boolean
+  /** Restarts without what the disk holds. */
+  amnesia?: boolean
+}
+
 export interface RunOptions {
-  machine?: MachineFactory<SimValue>
+  driver?: DriverFactory
+  executor?: ExecutorFaults
   /** 'full' keeps every line; 'tail' the last `tailLines`; 'off' only the scenario header. */
   trace?: 'full' | 'tail' | 'off'
   tailLines?: number
@@ -589,18 +798,12 @@ export interface RunOptions {
   /** Agents replacing the scenario's built-in Byzantine behaviours, by validator index. */
   agents?: Record<number, ByzantineAgent>
   maxEvents?: number
-  /**
-   * The certificate threshold the validity invariant demands: '>2/3' (types.ts: "precommits
-   * for it, > 2/3 of the power"; the default) or '>=2/3' (DESIGN §3: "final with precommits
-   * from >= 2/3 of the stake"), for telling that disagreement apart from other findings.
-   */
-  certificate?: '>2/3' | '>=2/3'
 }
 
 type SimEvent =
   | { k: 'deliver', env: Envelope }
   | { k: 'timeout', node: number, life: number, height: number, step: 'propose' | 'prevote' | 'precommit', round: number }
-  | { k: 'value', node: number, life: number, height: number, round: number }
+  | { k: 'open', node: number, life: number }
   | { k: 'tick', node: number }
   | { k: 'crash', crash: Crash }
   | { k: 'restart', node: number }
@@ -657,91 +860,108 @@ class EventQueue {
   }
 }
 
+
 interface DecidedRecord {
   round: number
-  value: SimValue
-  certificate: Vote[]
-  proposal: Proposal<SimValue> | undefined
+  value: VersionValue
+  certificate: CertificateEntry[]
+}
+
+/** A height's consensus record as the node stores it: values as their bytes. */
+type SavedState = Omit<HeightState<VersionValue>, 'lockedValue' | 'validValue'> & { lockedValue: Uint8Array | null, validValue: Uint8Array | null }
+
+// (the persist effect's state is the machine's own copy, and the machine copies what it is opened with)
+function save (s: HeightState<VersionValue>): SavedState {
+  return { ...s, lockedValue: s.lockedValue?.bytes ?? null, validValue: s.validValue?.bytes ?? null }
+}
+
+function load (s: SavedState): HeightState<VersionValue> {
+  return { ...s, lockedValue: s.lockedValue === null ? null : valueOfBytes(s.lockedValue), validValue: s.validValue === null ? null : valueOfBytes(s.validValue) }
 }
 
 interface HonestNode {
   index: number
   address: string
   alive: boolean
-  /** Incremented at each crash: timeouts and values of an earlier life are ignored. */
+  /** Incremented at each crash: timeouts of an earlier life are ignored. */
   life: number
-  machine: Machine<SimValue> | undefined
-  /** Messages for later heights, deduplicated. */
-  buffer: Map<number, Map<string, Envelope>>
-  /** Proposals handed to the current machine, by `${round}/${id}`: what the catch-up answer resends. */
-  proposalsSeen: Map<string, Proposal<SimValue>>
+  driver: DriverLike | undefined
+  /** The highest round of the open height its effects named (driver.state is a deep copy: too dear to read per message). */
+  round: number
   lastHelp: Map<string, number>
-  /** Messages already relayed (this life). */
-  relayed: Set<string>
+  /**
+   * Messages already seen this life (gossipsub's seen cache: each message, a broadcast
+   * or a relay of it, reaches the driver once; a rebroadcast is a new message).
+   */
+  seen: WeakSet<Msg>
   tornPending: boolean
   /** The disk: survives crashes. */
-  disk: { height: number, state: HeightState<SimValue> | undefined, decided: Map<number, DecidedRecord> }
+  disk: { height: number, state: SavedState | undefined, decided: Map<number, DecidedRecord> }
 }
 
 class Stop extends Error {}
 
+const NIL_VERSION = nilHeader(0).version
+
+/** How a liveness violation names the driver's known gap (see Simulation.lostOwnVotes). */
+export const LOST_OWN_VOTES = 'signed votes the driver can no longer re-send'
+
 export class Simulation {
   readonly scenario: Scenario
-  private readonly factory: MachineFactory<SimValue>
+  private readonly factory: DriverFactory
+  private readonly faults: ExecutorFaults
   private readonly traceMode: 'full' | 'tail' | 'off'
   private readonly tailLines: number
   private readonly filter: ((env: Envelope, now: number) => boolean) | undefined
   private readonly maxEvents: number
-  private readonly certificate: '>2/3' | '>=2/3'
 
   private readonly rng: Rng
+  private readonly world: World
   private readonly queue = new EventQueue()
-  private readonly validators: Validator[]
   private readonly addresses: string[]
-  private readonly indexOf = new Map<string, number>()
-  private readonly total: bigint
   private readonly schedule: (height: number, round: number) => string
   private readonly honest: number[]
   private readonly nodes = new Map<number, HonestNode>()
   private readonly agents = new Map<number, ByzantineAgent>()
+  private readonly parsed = new WeakMap<Msg, DriverInbound | null>()
 
   private now = 0
-  private valueCounter = 0
+  private salt = 0
   private readonly header: string[]
   private trace: string[] = []
   private traceStart = 0
 
-  /** Every vote an honest validator ever broadcast: `${validator}/${h}/${r}/${type}` -> valueId. */
-  private readonly honestVotes = new Map<string, string | null>()
+  /** Every vote an honest validator ever sent: `${validator}/${h}/${r}/${type}` -> header key. */
+  private readonly honestVotes = new Map<string, string>()
   private readonly honestProposals = new Map<string, string>()
-  /** Every vote a Byzantine validator sent: `${validator}/${h}/${r}/${type}/${valueId}`. */
-  private readonly byzantineVotes = new Set<string>()
-  private readonly byzantineProposals = new Set<string>()
-  private readonly invalidIds = new Set<string>()
+  /** Every value built in this run, by version id. */
+  private readonly values = new Map<string, VersionValue>()
   private readonly agreed = new Map<number, { valueId: string, node: number }>()
   private readonly decisions: Decision[] = []
   private violation: Violation | undefined
-  private readonly stats: SimResult['stats'] = { events: 0, handled: 0, sent: 0, dropped: 0, simulatedMs: 0, goodFromMs: 0, maxRound: 0, evidence: 0, crashes: 0 }
+  private readonly stats: SimResult['stats'] = {
+    events: 0, handled: 0, sent: 0, dropped: 0, refused: 0, simulatedMs: 0, goodFromMs: 0, maxRound: 0, evidence: 0, crashes: 0,
+    torn: { beforePersist: 0, afterPersist: 0, later: 0 }, synced: 0, maxBook: 0
+  }
+
   private pendingRestarts = 0
-  /** Torn crashes waiting for the node's next step with effects. */
+  /** Torn crashes waiting for the node's next batch of effects. */
   private readonly torn = new Map<number, { downMs: number, since: number }>()
   private crashesToCome: number
   private lastRecoveryMs = 0
 
   constructor (scenario: Scenario, opts: RunOptions = {}) {
     this.scenario = scenario
-    this.factory = opts.machine ?? realMachine
+    this.factory = opts.driver ?? realDriver
+    this.faults = opts.executor ?? {}
     this.traceMode = opts.trace ?? 'tail'
     this.tailLines = opts.tailLines ?? 300
     this.filter = opts.filter
     this.maxEvents = opts.maxEvents ?? 3_000_000
-    this.certificate = opts.certificate ?? '>2/3'
     this.rng = new Rng(scenario.seed)
-    this.addresses = scenario.powers.map((_, i) => `val${i}`)
-    this.validators = scenario.powers.map((power, i) => ({ address: this.addresses[i] as string, power }))
-    this.addresses.forEach((a, i) => this.indexOf.set(a, i))
-    this.total = scenario.powers.reduce((s, p) => s + p, 0n)
-    this.schedule = proposerSchedule(this.validators)
+    this.world = new World(scenario.powers)
+    this.addresses = this.world.addresses
+    this.schedule = proposerSchedule(this.world.validators)
     this.honest = this.addresses.map((_, i) => i).filter(i => scenario.byzantine[i] === undefined && opts.agents?.[i] === undefined)
     for (const [i, b] of Object.entries(scenario.byzantine)) this.agents.set(Number(i), builtinAgent(b))
     for (const [i, a] of Object.entries(opts.agents ?? {})) this.agents.set(Number(i), a)
@@ -749,6 +969,8 @@ export class Simulation {
     this.header = describeScenario(scenario)
     if (opts.agents !== undefined) this.header.push(`custom agents at [${Object.keys(opts.agents).join(',')}]`)
     if (opts.filter !== undefined) this.header.push('custom network filter')
+    const broken = Object.entries(this.faults).filter(([, on]) => on === true).map(([k]) => k)
+    if (broken.length > 0) this.header.push(`executor faults: ${broken.join(', ')}`)
   }
 
   // -- running
@@ -761,11 +983,10 @@ export class Simulation {
         address: this.addresses[i] as string,
         alive: true,
         life: 0,
-        machine: undefined,
-        buffer: new Map(),
-        proposalsSeen: new Map(),
+        driver: undefined,
+        round: 0,
         lastHelp: new Map(),
-        relayed: new Set(),
+        seen: new WeakSet(),
         tornPending: false,
         disk: { height: 1, state: undefined, decided: new Map() }
       })
@@ -773,7 +994,7 @@ export class Simulation {
     try {
       for (const c of s.crashes) if (this.nodes.has(c.node)) this.queue.push(c.atMs, { k: 'crash', crash: c })
       for (let i = 0; i < this.addresses.length; i++) this.queue.push(this.rng.int(1, s.tickMs), { k: 'tick', node: i })
-      for (const i of this.honest) this.enterHeight(this.nodes.get(i) as HonestNode, 1)
+      for (const i of this.honest) this.boot(this.nodes.get(i) as HonestNode)
       this.loop()
     } catch (err) {
       if (!(err instanceof Stop)) {
@@ -833,8 +1054,32 @@ export class Simulation {
       return
     }
     const behind = this.honest.filter(i => (this.nodes.get(i) as HonestNode).disk.height <= this.scenario.heights)
-      .map(i => { const n = this.nodes.get(i) as HonestNode; return `n${i}@h${n.disk.height}${n.machine !== undefined ? `r${n.machine.state.round}/${n.machine.state.step}` : ''}${n.alive ? '' : '(down)'}` })
-    this.fail('liveness', `${why}; not done: ${behind.join(' ')}`)
+      .map(i => { const n = this.nodes.get(i) as HonestNode; const st = n.driver?.state; return `n${i}@h${n.disk.height}${st !== undefined ? `r${st.round}/${st.step}` : ''}${n.alive ? '' : '(down)'}` })
+    const lost = this.lostOwnVotes()
+    this.fail('liveness', `${why}; not done: ${behind.join(' ')}${lost.length > 0 ? `; ${LOST_OWN_VOTES}: ${lost.join(', ')}` : ''}`)
+  }
+
+  /**
+   * Votes a live honest node signed in its current or previous round that its driver no
+   * longer re-sends: after a restart the driver holds no header for a value it voted for
+   * (only locked and valid values are persisted), so it never signs that vote again, and
+   * peers that missed it wait for it forever.
+   */
+  private lostOwnVotes (): string[] {
+    const out: string[] = []
+    for (const i of this.honest) {
+      const n = this.nodes.get(i) as HonestNode
+      const st = n.driver?.state
+      if (!n.alive || n.driver === undefined || st === undefined) continue
+      const sent = new Set(n.driver.tick().flatMap(e => e.kind === 'send-vote' && e.vote.vote.validator === n.address ? [`${e.vote.vote.round}/${e.vote.vote.type}`] : []))
+      for (const r of st.round > 0 ? [st.round - 1, st.round] : [st.round]) {
+        for (const type of ['prevote', 'precommit'] as const) {
+          const id = st.signed[`${r}/${type}`]
+          if (id !== undefined && id !== null && !sent.has(`${r}/${type}`)) out.push(`n${i} ${type} r${r}`)
+        }
+      }
+    }
+    return out
   }
 
   private allDone (): boolean {
@@ -850,27 +1095,29 @@ export class Simulation {
         const agent = this.agents.get(ev.node)
         if (agent !== undefined) { agent.onTick(this.context(ev.node)); break }
         const n = this.nodes.get(ev.node)
-        if (n === undefined || !n.alive) break
+        if (n === undefined || !n.alive || n.driver === undefined) break
         const torn = this.torn.get(n.index)
-        if (n.tornPending && torn !== undefined && (n.machine === undefined || this.now - torn.since > 3 * this.scenario.tickMs)) {
-          // no step with effects came along: crash plainly
+        if (n.tornPending && torn !== undefined && (!n.driver.isOpen || this.now - torn.since > 3 * this.scenario.tickMs)) {
+          // no batch of effects came along: crash plainly
           this.crash(n, torn.downMs)
           break
         }
-        if (n.machine !== undefined) this.feed(n, { kind: 'tick' })
+        if (n.driver.isOpen) this.exec(n, this.call(n, d => d.tick()))
+        else this.openHeight(n)
+        if (n.alive) this.checkBounds(n)
         break
       }
       case 'timeout': {
         const n = this.nodes.get(ev.node)
-        if (n === undefined || !n.alive || n.life !== ev.life || n.machine === undefined || n.disk.height !== ev.height) break
-        this.feed(n, { kind: 'timeout', step: ev.step, round: ev.round })
+        if (n === undefined || !n.alive || n.life !== ev.life || n.driver === undefined) break
+        this.exec(n, this.call(n, d => d.timeout(ev.height, ev.step, ev.round)))
         break
       }
-      case 'value': {
+      case 'open': {
         const n = this.nodes.get(ev.node)
-        if (n === undefined || !n.alive || n.life !== ev.life || n.machine === undefined || n.disk.height !== ev.height) break
-        const value: SimValue = deepFreeze({ height: ev.height, proposer: n.address, n: this.valueCounter++ })
-        this.feed(n, { kind: 'value', round: ev.round, value })
+        if (n === undefined || !n.alive || n.life !== ev.life) break
+        this.openHeight(n)
+        for (const [i, agent] of this.agents) agent.onOpen?.(this.context(i), n.disk.height)
         break
       }
       case 'crash': {
@@ -878,17 +1125,16 @@ export class Simulation {
         this.crashesToCome--
         if (n === undefined || !n.alive) break
         if (n.tornPending) {
-          // a torn crash still waiting for its step: this one comes first
+          // a torn crash still waiting for its batch: this one comes first
           n.tornPending = false
           this.pendingRestarts--
         }
-        if (ev.crash.torn && n.machine !== undefined) {
+        this.pendingRestarts++
+        if (ev.crash.torn && n.driver?.isOpen === true) {
           n.tornPending = true
-          this.pendingRestarts++
-          this.log(`n${n.index} will crash inside its next step (torn)`)
+          this.log(`n${n.index} will crash inside its next batch of effects (torn)`)
           this.torn.set(n.index, { downMs: ev.crash.downMs, since: this.now })
         } else {
-          this.pendingRestarts++
           this.crash(n, ev.crash.downMs)
         }
         break
@@ -899,9 +1145,9 @@ export class Simulation {
         this.lastRecoveryMs = this.now
         n.alive = true
         n.life++
-        const h = n.disk.height
-        this.log(`n${n.index} RESTART at h${h}${n.disk.state !== undefined ? ` from r${n.disk.state.round}/${n.disk.state.step} locked r${n.disk.state.lockedRound}` : ' (no state on disk)'}`)
-        if (h <= this.scenario.heights) this.startMachine(n, h, n.disk.state)
+        const st = n.disk.state
+        this.log(`n${n.index} RESTART at h${n.disk.height}${st !== undefined ? ` from r${st.round}/${st.step} locked r${st.lockedRound}` : ' (no consensus record on disk)'}`)
+        this.boot(n)
         break
       }
     }
@@ -911,11 +1157,9 @@ export class Simulation {
     this.stats.crashes++
     n.alive = false
     n.life++
-    n.machine = undefined
-    n.buffer.clear()
-    n.proposalsSeen.clear()
+    n.driver = undefined
     n.lastHelp.clear()
-    n.relayed.clear()
+    n.seen = new WeakSet()
     n.tornPending = false
     this.log(`n${n.index} CRASH for ${downMs}ms (disk: h${n.disk.height}${n.disk.state !== undefined ? ` r${n.disk.state.round}/${n.disk.state.step}` : ''})`)
     this.queue.push(this.now + downMs, { k: 'restart', node: n.index })
@@ -923,40 +1167,154 @@ export class Simulation {
 
   // -- honest nodes
 
-  private config (n: HonestNode, height: number): HeightConfig<SimValue> {
-    return {
-      height,
-      validators: this.validators,
-      self: n.address,
-      timeouts: this.scenario.timeouts,
-      proposer: round => this.schedule(height, round),
-      idOf,
-      isValid
+  private setup (height: number): HeightSetup {
+    return { height, validators: this.world.validators, proposer: round => this.schedule(height, round), timeouts: this.scenario.timeouts }
+  }
+
+  /** Starts (or restarts) a node: a new driver at the disk's height, that height resumed from the disk's record. */
+  private boot (n: HonestNode): void {
+    n.driver = this.factory({ signer: this.world.signer(n.index) })
+    n.round = 0
+    n.driver.moveTo(n.disk.height)
+    this.openHeight(n)
+  }
+
+  private openHeight (n: HonestNode): void {
+    const d = n.driver
+    if (d === undefined || d.isOpen || n.disk.height > this.scenario.heights) return
+    const saved = n.disk.state
+    // the record of the votes signed at this height: always resume from it
+    const state = saved !== undefined && saved.height === n.disk.height && this.faults.amnesia !== true ? load(saved) : undefined
+    this.exec(n, this.call(n, x => x.open(this.setup(n.disk.height), state)))
+  }
+
+  private call (n: HonestNode, f: (d: DriverLike) => DriverEffect[]): DriverEffect[] {
+    const d = n.driver
+    if (d === undefined) return []
+    this.stats.handled++
+    try {
+      return f(d)
+    } catch (err) {
+      this.fail('integrity', `n${n.index} h${n.disk.height}: the driver threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
     }
   }
 
-  private enterHeight (n: HonestNode, height: number): void {
-    n.disk.height = height
+  /** Performs a batch of effects in order, as DatanetConsensus.exec does; a torn crash stops it before one of them. */
+  private exec (n: HonestNode, effects: DriverEffect[]): void {
+    if (effects.length === 0 || !n.alive) return
+    const life = n.life
+    const list = this.faults.sendBeforePersist === true
+      ? [...effects.filter(e => e.kind !== 'persist'), ...effects.filter(e => e.kind === 'persist')]
+      : effects
+    let cut = -1
+    if (n.tornPending) {
+      n.tornPending = false
+      cut = this.rng.int(0, list.length - 1)
+      const persistAt = list.findIndex(e => e.kind === 'persist')
+      if (persistAt >= 0 && cut <= persistAt) this.stats.torn.beforePersist++
+      else if (persistAt >= 0 && cut === persistAt + 1) this.stats.torn.afterPersist++
+      else this.stats.torn.later++
+    }
+    for (let i = 0; i < list.length; i++) {
+      if (n.life !== life) return
+      const e = list[i] as DriverEffect
+      if (i === cut) {
+        this.log(`n${n.index} dies inside its batch (torn) before effect ${i} of ${list.length}: ${showEffect(e)}`)
+        this.crash(n, this.torn.get(n.index)?.downMs ?? 1000)
+        return
+      }
+      if (this.traceMode !== 'off') this.log(`  n${n.index} ${showEffect(e)}`)
+      const height = n.disk.height
+      if ((e.kind === 'schedule-timeout' || e.kind === 'request-value') && e.height === height) n.round = Math.max(n.round, e.round)
+      switch (e.kind) {
+        case 'persist':
+          if (e.height !== height || e.state.height !== height) this.fail('integrity', `n${n.index} at h${height} persists a state of h${e.state.height}`)
+          // synced: survives any later crash
+          n.disk.state = save(e.state)
+          n.round = Math.max(n.round, e.state.round)
+          this.stats.maxRound = Math.max(this.stats.maxRound, e.state.round)
+          break
+        case 'send-proposal': {
+          const msg: Msg = { t: 'proposal', height: e.proposal.height, round: e.proposal.round, validRound: e.proposal.validRound, value: e.proposal.value, signature: e.signature }
+          this.checkOwnProposal(n, height, msg)
+          this.broadcast(n.index, msg)
+          break
+        }
+        case 'send-vote': {
+          const msg: Msg = { t: 'vote', type: e.vote.vote.type, round: e.vote.vote.round, header: e.vote.header, signature: e.vote.signature }
+          this.checkSentVote(n, height, e.vote)
+          this.broadcast(n.index, msg)
+          break
+        }
+        case 'schedule-timeout':
+          if (!(e.ms >= 0) || !Number.isFinite(e.ms)) this.fail('integrity', `n${n.index}: timeout of ${e.ms}ms`)
+          this.queue.push(this.now + e.ms, { k: 'timeout', node: n.index, life: n.life, height: e.height, step: e.step, round: e.round })
+          break
+        case 'request-value': {
+          const value = this.world.build(e.height, n.index, this.salt++)
+          if (value === undefined) this.fail('integrity', `n${n.index} asked for a value of h${e.height} before its parent was decided`)
+          this.values.set(value.id, value)
+          this.exec(n, this.call(n, d => d.value(e.round, value)))
+          break
+        }
+        case 'validate': {
+          const ok = this.faults.acceptAll === true || this.world.problem(e.value, e.height) === undefined
+          this.exec(n, this.call(n, d => d.validated(e.value, ok)))
+          break
+        }
+        case 'decide':
+          if (e.height !== height) this.fail('integrity', `n${n.index} at h${height} decides h${e.height}`)
+          this.finalize(n, e.height, { round: e.round, value: e.value, certificate: e.certificate }, 'decided')
+          return
+        case 'evidence':
+          this.checkEvidence(n, e.first, e.second)
+          break
+        case 'proposal-evidence': {
+          const who = this.world.indexOf(e.proposer)
+          if (who !== undefined && this.nodes.has(who)) this.fail('integrity', `n${n.index}: proposal evidence against honest n${who}`)
+          break
+        }
+        case 'behind':
+          break
+      }
+    }
+  }
+
+  /** A final version, decided here or adopted: checked, then stored with the height advanced, in one step (atomic). */
+  private finalize (n: HonestNode, height: number, rec: DecidedRecord, via: 'decided' | 'synced'): void {
+    this.checkDecision(n, height, rec, via)
+    n.disk.decided.set(height, rec)
+    n.disk.height = height + 1
     n.disk.state = undefined
-    if (height > this.scenario.heights) {
-      n.machine = undefined
-      n.buffer.clear()
-      return
-    }
-    this.startMachine(n, height, undefined)
+    n.round = 0
+    n.driver?.moveTo(height + 1)
+    this.queue.push(this.now, { k: 'open', node: n.index, life: n.life })
   }
 
-  private startMachine (n: HonestNode, height: number, persisted: HeightState<SimValue> | undefined): void {
-    n.proposalsSeen.clear()
-    n.machine = this.factory(this.config(n, height), persisted === undefined ? undefined : structuredClone(persisted))
-    this.feed(n, { kind: 'start' })
-    // Messages that arrived early for this height, delivered now, in arrival order.
-    const early = n.buffer.get(height)
-    n.buffer.delete(height)
-    for (const h of [...n.buffer.keys()]) if (h < height) n.buffer.delete(h)
-    if (early !== undefined) {
-      for (const env of early.values()) this.queue.push(this.now, { k: 'deliver', env })
+  /** The node's gossip validation of a proposal or vote; null when refused. Shared by every receiver of one message. */
+  private inbound (msg: Msg): DriverInbound | null {
+    let r = this.parsed.get(msg)
+    if (r !== undefined) return r
+    r = null
+    if (msg.t === 'proposal') {
+      const proposer = this.schedule(msg.height, msg.round)
+      const signer = this.world.recover(proposalMessage(msg.height, msg.round, msg.validRound, msg.value.id), msg.signature)
+      const v = msg.value.version
+      if (signer === proposer && v.height === msg.height && v.datanet === 'sim' && msg.validRound >= -1 && msg.validRound < msg.round) {
+        r = { kind: 'proposal', proposal: { height: msg.height, round: msg.round, validRound: msg.validRound, value: msg.value, proposer }, signature: msg.signature, bytes: msg.value.bytes.length + 200 }
+      }
+    } else if (msg.t === 'vote') {
+      const parsed = voteOfWire({ kind: 'vote', type: msg.type, round: msg.round, header: msg.header, signature: fromHex(msg.signature, 65), sentAt: 0 })
+      if (!('code' in parsed)) {
+        const signer = this.world.recover(voteMessage(msg.type, msg.round, msg.header), msg.signature)
+        if (signer !== undefined && this.world.validators.some(v => v.address === signer)) {
+          parsed.vote.validator = signer
+          r = { kind: 'vote', vote: parsed.signed, bytes: 600 }
+        }
+      }
     }
+    this.parsed.set(msg, r)
+    return r
   }
 
   private deliver (env: Envelope): void {
@@ -966,38 +1324,47 @@ export class Simulation {
       return
     }
     const n = this.nodes.get(env.to)
-    if (n === undefined || !n.alive) return
-    const h = heightOf(env.msg)
+    if (n === undefined || !n.alive || n.driver === undefined) return
+    const msg = env.msg
+    if (msg.t === 'final') {
+      this.adopt(n, msg)
+      return
+    }
+    const h = heightOf(msg)
     if (h < n.disk.height) {
       this.help(n, env.from, h)
       return
     }
-    if (this.scenario.network.relay && env.from !== n.index && !env.help) {
-      const key = msgKey(env.msg)
-      if (!n.relayed.has(key)) {
-        n.relayed.add(key)
-        this.send(n.index, this.addresses.map((_, i) => i).filter(i => i !== n.index && i !== env.from), env.msg, false)
-      }
-    }
-    if (h > n.disk.height) {
-      if (h <= this.scenario.heights) {
-        let m = n.buffer.get(h)
-        if (m === undefined) { m = new Map(); n.buffer.set(h, m) }
-        m.set(msgKey(env.msg), env)
-      }
+    if (n.seen.has(msg)) return
+    n.seen.add(msg)
+    const inbound = this.inbound(msg)
+    if (inbound === null) {
+      this.stats.refused++
       return
     }
-    if (n.machine === undefined) return
-    if (env.msg.t === 'proposal') {
-      const p = env.msg.proposal
-      n.proposalsSeen.set(`${p.round}/${idOf(p.value)}`, p)
-      this.feed(n, { kind: 'proposal', proposal: p }, env.from)
-    } else {
-      this.feed(n, { kind: 'vote', vote: env.msg.vote }, env.from)
+    if (this.scenario.network.relay && env.from !== n.index && !env.help) {
+      this.send(n.index, this.addresses.map((_, i) => i).filter(i => i !== n.index && i !== env.from), msg, false)
     }
+    if (this.traceMode !== 'off') this.log(`n${n.index} h${n.disk.height} <- n${env.from} ${showMsg(msg)}`)
+    this.exec(n, this.call(n, d => d.receive(inbound)))
+    if (n.alive) this.checkBounds(n)
   }
 
-  /** A decided node's catch-up answer: the decision's proposal and certificate, to the laggard only. */
+  /** A laggard adopts a final version it is handed when its certificate and the version check out (version sync). */
+  private adopt (n: HonestNode, msg: Extract<Msg, { t: 'final' }>): void {
+    if (msg.height !== n.disk.height || msg.height > this.scenario.heights) return
+    const cert = certificateProblem(this.world.set, voteMessage('precommit', msg.round, headerOf(msg.value)), msg.certificate, this.world.recover)
+    const why = cert ?? this.world.problem(msg.value, msg.height)
+    if (why !== undefined) {
+      this.log(`n${n.index} refuses final h${msg.height}: ${why}`)
+      return
+    }
+    this.stats.synced++
+    this.log(`n${n.index} adopts ${showMsg(msg)}`)
+    this.finalize(n, msg.height, { round: msg.round, value: msg.value, certificate: msg.certificate }, 'synced')
+  }
+
+  /** A decided node's catch-up answer: the final version and its certificate, to the laggard only. */
   private help (n: HonestNode, to: number, height: number): void {
     if (to === n.index || !this.nodes.has(to)) return
     const rec = n.disk.decided.get(height)
@@ -1006,73 +1373,7 @@ export class Simulation {
     const last = n.lastHelp.get(k)
     if (last !== undefined && this.now - last < this.scenario.tickMs / 2) return
     n.lastHelp.set(k, this.now)
-    this.log(`n${n.index} helps n${to} with h${height} (r${rec.round}, ${rec.certificate.length} precommits${rec.proposal === undefined ? ', no proposal known' : ''})`)
-    if (rec.proposal !== undefined) this.send(n.index, [to], { t: 'proposal', proposal: rec.proposal }, true)
-    for (const v of rec.certificate) this.send(n.index, [to], { t: 'vote', vote: v }, true)
-  }
-
-  private feed (n: HonestNode, event: ConsensusEvent<SimValue> | { kind: 'tick' }, from?: number): void {
-    const machine = n.machine
-    if (machine === undefined) return
-    const height = n.disk.height
-    this.stats.handled++
-    let effects: Array<ConsensusEffect<SimValue>>
-    try {
-      effects = machine.handle(event)
-    } catch (err) {
-      this.fail('integrity', `n${n.index} h${height}: handle(${showEvent(event)}) threw: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-    }
-    if (this.traceMode !== 'off' && (effects.length > 0 || event.kind !== 'tick')) {
-      this.log(`n${n.index} h${height} <- ${from !== undefined ? `n${from} ` : ''}${showEvent(event)}${effects.length === 0 ? '' : ` => ${effects.length} effect(s)`}`)
-    }
-    if (effects.length === 0) return
-    if (n.tornPending) {
-      this.log(`n${n.index} dies inside the step (torn): ${effects.length} effect(s) neither persisted nor performed`)
-      this.crash(n, this.torn.get(n.index)?.downMs ?? 1000)
-      return
-    }
-    // The disk, before anything leaves the node.
-    n.disk.state = machine.state
-    if (n.disk.state.height !== height) this.fail('integrity', `n${n.index}: state.height ${n.disk.state.height} in the machine of height ${height}`)
-    this.stats.maxRound = Math.max(this.stats.maxRound, n.disk.state.round)
-    let decided: DecidedRecord | undefined
-    for (const e of effects) {
-      if (this.traceMode !== 'off') this.log(`  n${n.index} ${showEffect(e)}`)
-      switch (e.kind) {
-        case 'broadcast-proposal': {
-          // a frozen copy goes on the wire; the machine keeps its own object as it likes
-          const p = deepFreeze(structuredClone(e.proposal))
-          this.checkOwnProposal(n, height, p)
-          n.proposalsSeen.set(`${p.round}/${idOf(p.value)}`, p)
-          this.broadcast(n.index, { t: 'proposal', proposal: p })
-          break
-        }
-        case 'broadcast-vote': {
-          const v = deepFreeze(structuredClone(e.vote))
-          this.checkOwnVote(n, height, v)
-          this.broadcast(n.index, { t: 'vote', vote: v })
-          break
-        }
-        case 'schedule-timeout':
-          if (!(e.ms >= 0) || !Number.isFinite(e.ms)) this.fail('integrity', `n${n.index}: timeout of ${e.ms}ms`)
-          this.queue.push(this.now + e.ms, { k: 'timeout', node: n.index, life: n.life, height, step: e.step, round: e.round })
-          break
-        case 'request-value':
-          this.queue.push(this.now, { k: 'value', node: n.index, life: n.life, height, round: e.round })
-          break
-        case 'evidence':
-          this.checkEvidence(n, height, e.first, e.second)
-          break
-        case 'decide':
-          if (decided !== undefined) this.fail('integrity', `n${n.index} h${height}: two decide effects in one step`)
-          decided = this.checkDecision(n, height, e.round, e.value, e.certificate)
-          break
-      }
-    }
-    if (decided !== undefined) {
-      n.disk.decided.set(height, decided)
-      this.enterHeight(n, height + 1)
-    }
+    this.send(n.index, [to], { t: 'final', height, round: rec.round, value: rec.value, certificate: rec.certificate }, true)
   }
 
   // -- invariants
@@ -1088,82 +1389,92 @@ export class Simulation {
     throw new Stop(message)
   }
 
-  private checkOwnVote (n: HonestNode, height: number, v: Vote): void {
-    if (v.validator !== n.address) {
-      // Relaying another validator's vote is fine, forging one is not.
-      if (!this.wasSigned(v)) this.fail('integrity', `n${n.index} broadcast a vote ${v.validator} never signed: ${showMsg({ t: 'vote', vote: v })}`)
-      return
+  /** The driver's state stays within what the default limits allow at its round. */
+  private checkBounds (n: HonestNode): void {
+    const d = n.driver
+    if (d === undefined) return
+    const s = d.stats()
+    this.stats.maxBook = Math.max(this.stats.maxBook, s.book)
+    const L: DriverLimits = defaultDriverLimits
+    const N = this.addresses.length
+    const rounds = n.round + 1 + L.futureRounds
+    const bounds: Array<[string, number, number]> = [
+      ['votes in the book', s.book, 4 * N * rounds],
+      ['values', s.values, 3 * rounds + 2],
+      ['proposals kept', s.proposals, 2 * rounds],
+      ['proposals awaiting validity', s.awaiting, 4 * 2 * rounds],
+      ['rounds ahead kept', s.aheadRounds, N * L.futureRounds],
+      // later heights, and this one while it is not open yet (between a decision and the next open)
+      ['heights buffered', s.futureHeights, L.maxAhead + 1],
+      ['messages buffered for later heights', s.futureMessages, (L.maxAhead + 1) * N * L.futureMessagesPerSender],
+      ['signatures of its own', s.ownSignatures, 3 * rounds]
+    ]
+    for (const [what, size, bound] of bounds) {
+      if (size > bound) this.fail('bounded', `n${n.index} h${n.disk.height} r${n.round}: ${size} ${what}, over the bound of ${bound}`)
     }
-    if (v.height !== height) this.fail('integrity', `n${n.index} at h${height} broadcast a vote for h${v.height}`)
-    if (v.valueId !== null && this.invalidIds.has(v.valueId)) this.fail('validity', `honest n${n.index} ${v.type}s the invalid value ${v.valueId} in r${v.round}`)
-    const k = `${v.validator}/${v.height}/${v.round}/${v.type}`
+  }
+
+  /** A vote an honest node sends: its own (never two different for one slot, never for an invalid value) or a relayed one (really signed). */
+  private checkSentVote (n: HonestNode, height: number, sv: SignedVote): void {
+    const v = sv.vote
+    const signer = this.world.recover(voteMessage(v.type, v.round, sv.header), sv.signature)
+    if (signer === undefined || signer.toLowerCase() !== v.validator.toLowerCase()) {
+      this.fail('integrity', `n${n.index} sends a ${v.type} of ${v.validator} that it did not sign over that header`)
+    }
+    if (v.validator.toLowerCase() !== n.address.toLowerCase()) return
+    if (v.height !== height || sv.header.height !== height) this.fail('integrity', `n${n.index} at h${height} votes for h${v.height}`)
+    if (sv.header.version !== NIL_VERSION) {
+      const value = this.values.get(sv.header.version)
+      if (value === undefined || headerKey(headerOf(value)) !== headerKey(sv.header)) this.fail('integrity', `honest n${n.index} signs a ${v.type} over a header of no value`)
+      const why = this.world.problem(value, height)
+      if (why !== undefined) this.fail('validity', `honest n${n.index} ${v.type}s the invalid value ${short(value.id)} in r${v.round}: ${why}`)
+    }
+    const k = `${n.address}/${v.height}/${v.round}/${v.type}`
+    const key = headerKey(sv.header)
     const before = this.honestVotes.get(k)
-    if (before === undefined) this.honestVotes.set(k, v.valueId)
-    else if (before !== v.valueId) this.fail('double-vote', `honest n${n.index} signed two ${v.type}s for h${v.height} r${v.round}: ${before ?? 'nil'} then ${v.valueId ?? 'nil'}`)
+    if (before === undefined) this.honestVotes.set(k, key)
+    else if (before !== key) this.fail('double-vote', `honest n${n.index} signed two ${v.type}s for h${v.height} r${v.round}: ${before.split('/').pop() ?? ''} then ${key.split('/').pop() ?? ''}`)
   }
 
-  private wasSigned (v: Vote): boolean {
-    const i = this.indexOf.get(v.validator)
-    if (i === undefined) return false
-    return this.nodes.has(i)
-      ? this.honestVotes.get(`${v.validator}/${v.height}/${v.round}/${v.type}`) === v.valueId
-      : this.byzantineVotes.has(`${v.validator}/${v.height}/${v.round}/${v.type}/${v.valueId ?? 'nil'}`)
-  }
-
-  private checkOwnProposal (n: HonestNode, height: number, p: Proposal<SimValue>): void {
-    if (p.proposer !== n.address) {
-      const k = `${p.proposer}/${p.height}/${p.round}`
-      if (this.honestProposals.get(k) !== idOf(p.value) && !this.byzantineProposals.has(`${k}/${idOf(p.value)}`)) {
-        this.fail('integrity', `n${n.index} broadcast a proposal ${p.proposer} never made: ${showMsg({ t: 'proposal', proposal: p })}`)
-      }
-      return
-    }
-    if (p.height !== height) this.fail('integrity', `n${n.index} at h${height} broadcast a proposal for h${p.height}`)
-    if (this.schedule(p.height, p.round) !== n.address) this.fail('integrity', `n${n.index} proposed in h${p.height} r${p.round}, whose proposer is ${this.schedule(p.height, p.round)}`)
-    if (!isValid(p.value)) this.fail('validity', `honest n${n.index} proposed an invalid value`)
-    const k = `${p.proposer}/${p.height}/${p.round}`
-    const id = idOf(p.value)
+  private checkOwnProposal (n: HonestNode, height: number, p: Extract<Msg, { t: 'proposal' }>): void {
+    if (p.height !== height) this.fail('integrity', `n${n.index} at h${height} proposes for h${p.height}`)
+    if (this.schedule(p.height, p.round) !== n.address) this.fail('integrity', `n${n.index} proposes in h${p.height} r${p.round}, whose proposer is ${this.schedule(p.height, p.round)}`)
+    if (this.world.recover(proposalMessage(p.height, p.round, p.validRound, p.value.id), p.signature) !== n.address) this.fail('integrity', `n${n.index}'s proposal signature does not verify`)
+    this.values.set(p.value.id, p.value)
+    const why = this.world.problem(p.value, height)
+    if (why !== undefined) this.fail('validity', `honest n${n.index} proposed an invalid value: ${why}`)
+    const k = `${n.address}/${p.height}/${p.round}`
     const before = this.honestProposals.get(k)
-    if (before === undefined) this.honestProposals.set(k, id)
-    else if (before !== id) this.fail('double-vote', `honest n${n.index} proposed two values for h${p.height} r${p.round}: ${before} then ${id}`)
+    if (before === undefined) this.honestProposals.set(k, p.value.id)
+    else if (before !== p.value.id) this.fail('double-vote', `honest n${n.index} proposed two values for h${p.height} r${p.round}: ${short(before)} then ${short(p.value.id)}`)
   }
 
-  private checkEvidence (n: HonestNode, height: number, a: Vote, b: Vote): void {
+  private checkEvidence (n: HonestNode, a: SignedVote, b: SignedVote): void {
     this.stats.evidence++
-    const same = a.validator === b.validator && a.type === b.type && a.height === b.height && a.round === b.round && a.height === height
-    if (!same || a.valueId === b.valueId) this.fail('integrity', `n${n.index}: malformed evidence ${JSON.stringify(a)} / ${JSON.stringify(b)}`)
-    const who = this.indexOf.get(a.validator)
-    if (who !== undefined && this.nodes.has(who)) this.fail('integrity', `n${n.index}: evidence against honest ${a.validator} (it never double-signed)`)
+    const x = a.vote
+    const y = b.vote
+    const same = x.validator === y.validator && x.type === y.type && x.height === y.height && x.round === y.round
+    const signed = [a, b].every(sv => this.world.recover(voteMessage(sv.vote.type, sv.vote.round, sv.header), sv.signature) === x.validator)
+    if (!same || !signed || x.valueId === y.valueId) this.fail('integrity', `n${n.index}: evidence that is not two signed conflicting votes (${showMsg({ t: 'vote', type: x.type, round: x.round, header: a.header, signature: a.signature })} / ${showMsg({ t: 'vote', type: y.type, round: y.round, header: b.header, signature: b.signature })})`)
+    const who = this.world.indexOf(x.validator)
+    if (who !== undefined && this.nodes.has(who)) this.fail('integrity', `n${n.index}: evidence against honest n${who} (it never double-signed)`)
   }
 
-  private checkDecision (n: HonestNode, height: number, round: number, value: SimValue, certificate: Vote[]): DecidedRecord {
-    const id = idOf(value)
-    const where = `n${n.index} decided h${height} r${round} ${id}`
-    if (value.height !== height) this.fail('validity', `${where}: a value built for h${value.height}`)
-    if (!isValid(value)) this.fail('validity', `${where}: the value is invalid`)
-    const seen = new Set<string>()
-    let power = 0n
-    for (const v of certificate) {
-      if (v.type !== 'precommit' || v.height !== height || v.round !== round || v.valueId !== id) {
-        this.fail('validity', `${where}: certificate holds ${showMsg({ t: 'vote', vote: v })}`)
-      }
-      const i = this.indexOf.get(v.validator)
-      if (i === undefined) this.fail('validity', `${where}: certificate vote from unknown ${v.validator}`)
-      if (seen.has(v.validator)) this.fail('validity', `${where}: certificate counts ${v.validator} twice`)
-      seen.add(v.validator)
-      if (!this.wasSigned(v)) this.fail('validity', `${where}: certificate holds a precommit ${v.validator} never signed`)
-      power += this.scenario.powers[i] as bigint
-    }
-    const enough = this.certificate === '>2/3' ? 3n * power > 2n * this.total : 3n * power >= 2n * this.total
-    if (!enough) this.fail('validity', `${where}: certificate power ${power} of ${this.total} is not ${this.certificate}`)
-    const d = n.machine?.decision
-    if (d === undefined || d.round !== round || idOf(d.value) !== id) this.fail('integrity', `${where}: machine.decision is ${d === undefined ? 'undefined' : `r${d.round} ${idOf(d.value)}`}`)
+  private checkDecision (n: HonestNode, height: number, rec: DecidedRecord, via: 'decided' | 'synced'): void {
+    const { round, value, certificate } = rec
+    const where = `n${n.index} ${via} h${height} r${round} ${short(value.id)}`
+    if (value.version.height !== height) this.fail('validity', `${where}: a version of h${value.version.height}`)
+    const why = this.world.problem(value, height)
+    if (why !== undefined) this.fail('validity', `${where}: the version is invalid: ${why}`)
+    // what the contract's commitVersion checks: signatures over exactly this header, distinct members, >= 2/3 of the stake
+    const cert = certificateProblem(this.world.set, voteMessage('precommit', round, headerOf(value)), certificate, this.world.recover)
+    if (cert !== undefined) this.fail('validity', `${where}: certificate: ${cert}`)
     const prior = this.agreed.get(height)
-    if (prior === undefined) this.agreed.set(height, { valueId: id, node: n.index })
-    else if (prior.valueId !== id) this.fail('agreement', `${where}, but n${prior.node} decided ${prior.valueId}`)
-    this.decisions.push({ node: n.index, height, round, valueId: id, timeMs: this.now })
-    const proposal = n.proposalsSeen.get(`${round}/${id}`) ?? [...n.proposalsSeen.values()].find(p => idOf(p.value) === id)
-    return { round, value, certificate: certificate.map(v => deepFreeze({ ...v })), proposal }
+    if (prior === undefined) this.agreed.set(height, { valueId: value.id, node: n.index })
+    else if (prior.valueId !== value.id) this.fail('agreement', `${where}, but n${prior.node} decided ${short(prior.valueId)}`)
+    this.world.extend(height, value)
+    this.decisions.push({ node: n.index, height, round, valueId: value.id, timeMs: this.now, via })
+    this.log(`n${n.index} FINAL h${height} r${round} ${short(value.id)} (${via})`)
   }
 
   // -- the network
@@ -1204,7 +1515,6 @@ export class Simulation {
   // -- the adversary's view
 
   private context (self: number): AdversaryContext {
-    const me = this.addresses[self] as string
     return {
       now: this.now,
       self,
@@ -1216,26 +1526,24 @@ export class Simulation {
         const out: Array<{ node: number, height: number, round: number }> = []
         for (const i of this.honest) {
           const n = this.nodes.get(i) as HonestNode
-          if (n.alive && n.machine !== undefined) out.push({ node: i, height: n.disk.height, round: n.machine.state.round })
+          if (n.alive && n.driver?.isOpen === true) out.push({ node: i, height: n.disk.height, round: n.round })
         }
         return out
       },
       send: (to, msg) => {
-        const frozen = deepFreeze(msg)
-        if (frozen.t === 'vote') {
-          const v = frozen.vote
-          this.byzantineVotes.add(`${v.validator}/${v.height}/${v.round}/${v.type}/${v.valueId ?? 'nil'}`)
-        } else {
-          const p = frozen.proposal
-          this.byzantineProposals.add(`${p.proposer}/${p.height}/${p.round}/${idOf(p.value)}`)
-        }
-        if (this.traceMode !== 'off') this.log(`  b${self} sends ${showMsg(frozen)} to [${to.join(',')}]`)
-        this.send(self, to, frozen, false)
+        if (this.traceMode !== 'off') this.log(`  b${self} sends ${showMsg(msg)} to [${to.join(',')}]`)
+        this.send(self, to, msg, false)
       },
-      freshValue: (height, invalid) => {
-        const v: SimValue = { height, proposer: me, n: this.valueCounter++ }
-        if (invalid === true) { v.invalid = true; this.invalidIds.add(idOf(v)) }
-        return deepFreeze(v)
+      build: (height, spoil) => {
+        const v = this.world.build(height, self, this.salt++, spoil)
+        if (v !== undefined) this.values.set(v.id, v)
+        return v
+      },
+      junk: height => this.world.junk(height, self, this.salt++),
+      proposal: (height, round, validRound, value) => ({ t: 'proposal', height, round, validRound, value, signature: this.world.sign(self, proposalMessage(height, round, validRound, value.id)) }),
+      vote: (type, height, round, value, header) => {
+        const h = header ?? (value === null ? nilHeader(height) : headerOf(value))
+        return { t: 'vote', type, round, header: h, signature: this.world.sign(self, voteMessage(type, round, h)) }
       },
       rng: this.rng,
       log: line => this.log(`  b${self} ${line}`)
@@ -1262,18 +1570,21 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): SimResu
  * The classic attack on Tendermint's locking, staged precisely. Four equal validators, one
  * Byzantine (D); honest A, B, C. Height 1:
  *  - round 0: the proposal reaches A and B but never C. D prevotes it to A and B only, so A
- *    and B see > 2/3 prevotes, lock it and precommit it; D precommits it to A only, so A
+ *    and B see 2/3 prevotes, lock it and precommit it; D precommits it to A only, so A
  *    decides it and B does not (2 of 4 precommits). C prevotes and precommits nil.
  *  - after deciding, A is cut off (its later messages and its catch-up answers are dropped)
  *    until `healMs`.
  *  - rounds >= 1: when C (unlocked, no valid value) or D proposes a new value, D prevotes and
  *    precommits it. A correct B, locked, prevotes nil: only 2 of 4 prevote the new value,
- *    nothing is decided until the heal, when A's catch-up answer makes B and C decide A's
+ *    nothing is decided until the heal, when A's catch-up answer makes B and C adopt A's
  *    value. A B that forgets its lock prevotes the new value: 3 of 4, and B and C decide a
  *    value different from A's.
+ * With `forge`, D's own proposals in rounds >= 1 claim validRound 0 (a polka for them in
+ * round 0 that never happened): a correct node finds no such prevotes and does not move;
+ * one that takes validRound at its word unlocks and decides D's value.
  * The seed picks the roles (among those that fit the proposer schedule) and the delays.
  */
-export function lockAttack (seed: number, healMs = 60_000): { scenario: Scenario, options: RunOptions, roles: { a: number, b: number, c: number, d: number } } {
+export function lockAttack (seed: number, healMs = 60_000, forge = false): { scenario: Scenario, options: RunOptions, roles: { a: number, b: number, c: number, d: number } } {
   const rng = new Rng(seed ^ 0x10c4a77a)
   const d = 3
   const scenario: Scenario = {
@@ -1283,20 +1594,20 @@ export function lockAttack (seed: number, healMs = 60_000): { scenario: Scenario
     network: { loss: 0, duplicate: rng.float() * 0.2, minDelayMs: rng.int(1, 10), maxDelayMs: rng.int(20, 120), spike: 0, spikeMs: 0, relay: false },
     quietFromMs: healMs
   }
-  const addresses = [0, 1, 2, 3].map(i => `val${i}`)
+  const addresses = [0, 1, 2, 3].map(i => simAddress(i))
   const schedule = proposerSchedule(addresses.map(address => ({ address, power: 10n })))
   const p0 = addresses.indexOf(schedule(1, 0))
   const cs = [0, 1, 2].filter(i => i !== p0)
   const c = rng.pick(cs)
   const [a, b] = rng.shuffle([0, 1, 2].filter(i => i !== c)) as [number, number]
   const roles = { a, b, c, d }
-  scenario.name = `lock-attack (A=n${a} B=n${b} C=n${c} D=n${d})`
-  const agent = new LockAttacker(roles)
+  scenario.name = `${forge ? 'forged-valid-round' : 'lock-attack'} (A=n${a} B=n${b} C=n${c} D=n${d})`
+  const agent = new LockAttacker(roles, forge)
   const filter = (env: Envelope, now: number): boolean => {
     if (now >= healMs) return true
     const h = heightOf(env.msg)
     // C never learns round 0's proposal.
-    if (env.to === c && env.msg.t === 'proposal' && h === 1 && env.msg.proposal.round === 0) return false
+    if (env.to === c && env.msg.t === 'proposal' && h === 1 && env.msg.round === 0) return false
     // No catch-up answers, and nothing from A once it moved past height 1.
     if (env.help) return false
     if (env.from === a && h > 1) return false
@@ -1307,28 +1618,29 @@ export function lockAttack (seed: number, healMs = 60_000): { scenario: Scenario
 
 class LockAttacker implements ByzantineAgent {
   private readonly roles: { a: number, b: number, c: number, d: number }
-  private first: SimValue | undefined
-  private readonly voted = new Map<number, string | null>()
-  private readonly mine = new Map<number, SimValue>()
+  private readonly forge: boolean
+  private first: VersionValue | undefined
+  private readonly voted = new Map<number, VersionValue | null>()
+  private readonly mine = new Map<number, VersionValue>()
 
-  constructor (roles: { a: number, b: number, c: number, d: number }) {
+  constructor (roles: { a: number, b: number, c: number, d: number }, forge: boolean) {
     this.roles = roles
+    this.forge = forge
   }
 
   onMessage (ctx: AdversaryContext, _from: number, msg: Msg): void {
-    if (msg.t !== 'proposal' || msg.proposal.height !== 1) return
-    const p = msg.proposal
-    if (p.proposer !== ctx.proposer(1, p.round)) return
-    if (p.round === 0) this.roundZero(ctx, p.value)
-    else if (this.first === undefined || idOf(p.value) !== idOf(this.first)) this.support(ctx, p.round, idOf(p.value))
+    if (msg.t !== 'proposal' || msg.height !== 1) return
+    if (msg.round === 0) this.roundZero(ctx, msg.value)
+    else if (this.first === undefined || msg.value.id !== this.first.id) this.support(ctx, msg.round, msg.value)
   }
 
   onTick (ctx: AdversaryContext): void {
     const me = ctx.addresses[ctx.self] as string
     const { a, b } = this.roles
     if (ctx.proposer(1, 0) === me && this.first === undefined) {
-      const v = ctx.freshValue(1)
-      ctx.send([a, b], { t: 'proposal', proposal: { height: 1, round: 0, value: v, validRound: -1, proposer: me } })
+      const v = ctx.build(1)
+      if (v === undefined) return
+      ctx.send([a, b], ctx.proposal(1, 0, -1, v))
       this.roundZero(ctx, v)
     } else if (this.first !== undefined) {
       this.roundZero(ctx, this.first)
@@ -1338,12 +1650,16 @@ class LockAttacker implements ByzantineAgent {
       const proposer = ctx.proposer(1, round)
       if (proposer === me) {
         let v = this.mine.get(round)
-        if (v === undefined) { v = ctx.freshValue(1); this.mine.set(round, v) }
-        ctx.send(ctx.honest, { t: 'proposal', proposal: { height: 1, round, value: v, validRound: -1, proposer: me } })
-        this.support(ctx, round, idOf(v))
+        if (v === undefined) {
+          v = ctx.build(1)
+          if (v === undefined) continue
+          this.mine.set(round, v)
+        }
+        ctx.send(ctx.honest, ctx.proposal(1, round, this.forge ? 0 : -1, v))
+        this.support(ctx, round, v)
       } else if (proposer === ctx.addresses[this.roles.c]) {
-        const id = this.voted.get(round)
-        if (id !== undefined) this.support(ctx, round, id)
+        const v = this.voted.get(round)
+        if (v !== undefined) this.support(ctx, round, v)
       } else {
         // A's rounds (A is gone) and B's (B re-proposes its locked value): nil, so the rounds move on.
         this.support(ctx, round, null)
@@ -1351,21 +1667,81 @@ class LockAttacker implements ByzantineAgent {
     }
   }
 
-  private roundZero (ctx: AdversaryContext, v: SimValue): void {
-    const me = ctx.addresses[ctx.self] as string
+  private roundZero (ctx: AdversaryContext, v: VersionValue): void {
     const { a, b } = this.roles
-    if (this.first === undefined) ctx.log(`round 0 value is ${idOf(v)}: prevote to A,B, precommit to A`)
+    if (this.first === undefined) ctx.log(`round 0 value is ${short(v.id)}: prevote to A,B, precommit to A`)
     this.first = v
-    ctx.send([a, b], vote('prevote', 1, 0, idOf(v), me))
-    ctx.send([a], vote('precommit', 1, 0, idOf(v), me))
+    ctx.send([a, b], ctx.vote('prevote', 1, 0, v))
+    ctx.send([a], ctx.vote('precommit', 1, 0, v))
   }
 
-  private support (ctx: AdversaryContext, round: number, id: string | null): void {
+  private support (ctx: AdversaryContext, round: number, v: VersionValue | null): void {
     const before = this.voted.get(round)
-    if (before !== undefined && before !== id) return
-    this.voted.set(round, id)
-    const me = ctx.addresses[ctx.self] as string
-    ctx.send(ctx.honest, vote('prevote', 1, round, id, me))
-    ctx.send(ctx.honest, vote('precommit', 1, round, id, me))
+    if (before !== undefined && (before?.id ?? null) !== (v?.id ?? null)) return
+    this.voted.set(round, v)
+    ctx.send(ctx.honest, ctx.vote('prevote', 1, round, v))
+    ctx.send(ctx.honest, ctx.vote('precommit', 1, round, v))
+  }
+}
+
+// -- targeted scenarios and the broken variants they catch ------------------------------
+
+export type TargetedName = 'lock-attack' | 'forged-valid-round' | 'bogus-header' | 'invalid' | 'flood' | 'torn'
+export const TARGETED: readonly TargetedName[] = ['lock-attack', 'forged-valid-round', 'bogus-header', 'invalid', 'flood', 'torn']
+
+export type BrokenName = 'lock-forgetting' | 'trust-valid-round' | 'by-version-id' | 'accept-all' | 'unbounded' | 'send-before-persist' | 'amnesia'
+
+/** Each broken variant: the one defence it takes away. */
+export const BROKEN: Record<BrokenName, RunOptions> = {
+  'lock-forgetting': { driver: lockForgetting(realDriver) },
+  'trust-valid-round': { driver: trustValidRound },
+  'by-version-id': { driver: byVersionId },
+  'accept-all': { executor: { acceptAll: true } },
+  unbounded: { driver: unbounded },
+  'send-before-persist': { executor: { sendBeforePersist: true } },
+  amnesia: { executor: { amnesia: true } }
+}
+
+/** The broken variant each targeted scenario is built to catch. */
+export const CATCHES: Record<TargetedName, BrokenName> = {
+  'lock-attack': 'lock-forgetting',
+  'forged-valid-round': 'trust-valid-round',
+  'bogus-header': 'by-version-id',
+  invalid: 'accept-all',
+  flood: 'unbounded',
+  torn: 'send-before-persist'
+}
+
+/** A scenario built for one attack, from a seed. */
+export function targetedScenario (name: TargetedName, seed: number): { scenario: Scenario, options: RunOptions } {
+  const rng = new Rng(seed ^ 0x7a46e7ed)
+  const lossy = (maxLoss: number): NetworkFaults => {
+    const minDelayMs = rng.int(1, 20)
+    return { loss: rng.float() * maxLoss, duplicate: rng.float() * 0.1, minDelayMs, maxDelayMs: minDelayMs + rng.int(10, 300), spike: rng.float() * 0.02, spikeMs: 1000, relay: true }
+  }
+  switch (name) {
+    case 'lock-attack': return lockAttack(seed)
+    case 'forged-valid-round': return lockAttack(seed, 60_000, true)
+    case 'bogus-header':
+      // one honest validator down at first: the others need the bogus voter's precommits to reach 2/3
+      return { scenario: { ...calmScenario(seed, [10, 10, 10, 10], 2), name, byzantine: { 3: 'bogus-header' }, network: lossy(0.1), crashes: [{ node: rng.int(0, 2), atMs: 0, downMs: rng.int(10_000, 20_000), torn: false }] }, options: {} }
+    case 'invalid':
+      return { scenario: { ...calmScenario(seed, [10, 10, 10, 10], 4), name, byzantine: { 3: 'invalid' }, network: lossy(0.1) }, options: {} }
+    case 'flood':
+      return { scenario: { ...calmScenario(seed, [10, 10, 10, 10], 3), name, byzantine: { 3: 'flood' }, network: lossy(0.05) }, options: {} }
+    case 'torn': {
+      const n = rng.int(4, 5)
+      const crashes: Crash[] = []
+      for (let node = 0; node < n; node++) {
+        let at = rng.int(0, 1500)
+        for (let k = 0; k < 4; k++) {
+          const downMs = rng.int(200, 3000)
+          crashes.push({ node, atMs: at, downMs, torn: true })
+          at += downMs + rng.int(100, 3000)
+        }
+      }
+      crashes.sort((a, b) => a.atMs - b.atMs || a.node - b.node)
+      return { scenario: { ...calmScenario(seed, Array.from({ length: n }, () => 10), 3), name, network: lossy(0.1), crashes }, options: {} }
+    }
   }
 }
