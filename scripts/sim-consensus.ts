@@ -12,12 +12,10 @@
  * attack each, see targetedScenario), --broken NAME (a broken variant, to see the
  * invariants catch it: lock-forgetting, trust-valid-round, by-version-id, accept-all,
  * unbounded, send-before-persist, amnesia; `--broken target`: the one the scenario targets),
- * --max-loss P (default 0.3), --quiet. Seeds that stall on the driver's known gap (votes it
- * can no longer re-send after a restart) are counted apart and do not fail the run unless
- * --strict.
+ * --max-loss P (default 0.3), --quiet.
  */
 import { parseArgs } from 'node:util'
-import { BROKEN, CATCHES, LOST_OWN_VOTES, TARGETED, randomScenario, runScenario, targetedScenario, type BrokenName, type RunOptions, type Scenario, type SimResult, type TargetedName } from '../test/sim/harness.ts'
+import { BROKEN, CATCHES, TARGETED, randomScenario, runScenario, targetedScenario, type BrokenName, type RunOptions, type Scenario, type SimResult, type TargetedName } from '../test/sim/harness.ts'
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +26,6 @@ const { values } = parseArgs({
     replay: { type: 'string' },
     scenario: { type: 'string', default: 'random' },
     broken: { type: 'string' },
-    strict: { type: 'boolean', default: false },
     'max-loss': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false }
@@ -36,7 +33,7 @@ const { values } = parseArgs({
 })
 
 function usage (code: number): never {
-  process.stderr.write(`usage: node scripts/sim-consensus.ts --seeds N [--from S] [--validators N] [--heights H] [--scenario random|attack|${TARGETED.join('|')}] [--broken NAME|target] [--strict]\n` +
+  process.stderr.write(`usage: node scripts/sim-consensus.ts --seeds N [--from S] [--validators N] [--heights H] [--scenario random|attack|${TARGETED.join('|')}] [--broken NAME|target]\n` +
     '       node scripts/sim-consensus.ts --replay SEED [same options]\n')
   process.exit(code)
 }
@@ -101,13 +98,10 @@ if (values.replay !== undefined) {
   if (count === undefined) usage(2)
   const from = int('from', values.from) as number
   let failed = 0
-  const gaps: number[] = []
   const started = process.hrtime.bigint()
   for (let seed = from; seed < from + count; seed++) {
     const r = run(seed, 'off')
-    const gap = r.violation?.invariant === 'liveness' && r.violation.message.includes(LOST_OWN_VOTES)
-    if (gap) gaps.push(seed)
-    if (!r.ok && (!gap || values.strict)) {
+    if (!r.ok) {
       failed++
       process.stdout.write(`FAIL ${summary(r)}\n  ${r.violation?.invariant}: ${r.violation?.message}\n  replay: node scripts/sim-consensus.ts --replay ${seed}` +
         `${kind !== 'random' ? ` --scenario ${kind}` : ''}${validators !== undefined ? ` --validators ${validators}` : ''}${heights !== undefined ? ` --heights ${heights}` : ''}` +
@@ -118,7 +112,6 @@ if (values.replay !== undefined) {
   }
   if (!values.quiet && process.stderr.isTTY) process.stderr.write('\n')
   const secs = Number(process.hrtime.bigint() - started) / 1e9
-  if (gaps.length > 0) process.stdout.write(`known driver gap (${LOST_OWN_VOTES}): ${gaps.length} seed(s) stall: ${gaps.slice(0, 30).join(', ')}${gaps.length > 30 ? ', ...' : ''}\n`)
   process.stdout.write(`${count - failed} passed, ${failed} failed (seeds ${from}..${from + count - 1}, ${secs.toFixed(1)} s)\n`)
   process.exitCode = failed > 0 ? 1 : 0
 }

@@ -59,8 +59,15 @@ export type DriverInbound =
 
 export interface CertificateEntry { validator: string, signature: string }
 
+/**
+ * What the driver persists for a height: the machine's state and this node's own signed
+ * votes (their headers), so that after a restart it can send again a vote whose value it
+ * no longer holds (a peer that missed it would otherwise wait for ever).
+ */
+export type DriverState = HeightState<VersionValue> & { votes?: SignedVote[] }
+
 export type DriverEffect =
-  | { kind: 'persist', height: number, state: HeightState<VersionValue> }
+  | { kind: 'persist', height: number, state: DriverState }
   | { kind: 'send-proposal', proposal: Proposal<VersionValue>, signature: string }
   | { kind: 'send-vote', vote: SignedVote }
   | { kind: 'schedule-timeout', height: number, step: 'propose' | 'prevote' | 'precommit', round: number, ms: number }
@@ -175,10 +182,13 @@ export class ConsensusDriver {
    * Opens the current height, from the persisted state when there is one (the caller must
    * pass it whenever it exists: it is the record of every vote signed at this height).
    */
-  open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] {
+  open (setup: HeightSetup, persisted?: DriverState): DriverEffect[] {
     if (setup.height !== this.h) throw new Error(`open(${setup.height}) while at height ${this.h}`)
     if (this.machine !== undefined) throw new Error(`height ${this.h} is already open`)
     this.setup = setup
+    for (const sv of persisted?.votes ?? []) {
+      if (sv.vote.height === this.h && sv.vote.validator.toLowerCase() === this.signer?.address.toLowerCase()) this.book.set(slotKey(sv.vote), sv)
+    }
     for (const v of [persisted?.lockedValue, persisted?.validValue]) {
       if (v !== null && v !== undefined) this.remember(v, true)
     }
@@ -329,9 +339,7 @@ export class ConsensusDriver {
     const machine = this.machine
     if (effects.length === 0 || machine === undefined) return []
     const out: DriverEffect[] = []
-    if (effects.some(e => e.kind === 'broadcast-vote' || e.kind === 'broadcast-proposal')) {
-      out.push({ kind: 'persist', height: this.h, state: machine.state })
-    }
+    const persistAt = effects.some(e => e.kind === 'broadcast-vote' || e.kind === 'broadcast-proposal') ? out.push({ kind: 'persist', height: this.h, state: machine.state }) - 1 : -1
     for (const e of effects) {
       switch (e.kind) {
         case 'broadcast-proposal': {
@@ -364,6 +372,16 @@ export class ConsensusDriver {
         }
       }
     }
+    // the votes signed in this batch are in the book now: they go to disk with the state, before any is sent
+    const p = out[persistAt]
+    if (p !== undefined && p.kind === 'persist') p.state = { ...p.state, votes: this.ownVotes() }
+    return out
+  }
+
+  private ownVotes (): SignedVote[] {
+    const self = this.signer?.address.toLowerCase()
+    const out: SignedVote[] = []
+    for (const sv of this.book.values()) if (sv.vote.validator.toLowerCase() === self) out.push(sv)
     return out
   }
 
@@ -386,6 +404,9 @@ export class ConsensusDriver {
    */
   private signedVote (v: Vote): SignedVote | undefined {
     if (this.signer === undefined || v.validator.toLowerCase() !== this.signer.address.toLowerCase()) return this.book.get(slotKey(v))
+    // signed before (maybe before a restart): the same bytes again
+    const signed = this.book.get(slotKey(v))
+    if (signed !== undefined) return signed
     let header: VersionHeader
     if (v.valueId === null) header = nilHeader(v.height)
     else {
