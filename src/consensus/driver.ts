@@ -142,6 +142,8 @@ export class ConsensusDriver {
   get height (): number { return this.h }
   get isOpen (): boolean { return this.machine !== undefined }
   get state (): HeightState<VersionValue> | undefined { return this.machine?.state }
+  /** The round in progress, if a height is open. */
+  get round (): number | undefined { return this.machine?.round }
 
   /** Sizes of the state this driver holds (read-only): what the bounds above keep finite. */
   stats (): DriverStats {
@@ -260,7 +262,7 @@ export class ConsensusDriver {
   // ---- inbound -------------------------------------------------------------------------
 
   private roundAllowed (sender: string, round: number): boolean {
-    const current = this.machine?.state.round ?? 0
+    const current = this.machine?.round ?? 0
     if (round <= current) return true
     let rounds = this.aheadRounds.get(sender)
     if (rounds === undefined) this.aheadRounds.set(sender, rounds = new Set())

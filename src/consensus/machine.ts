@@ -97,6 +97,11 @@ export class HeightMachine<V> {
     return structuredClone(this.st)
   }
 
+  /** The round in progress (cheap: `state` copies everything). */
+  get round (): number {
+    return this.st.round
+  }
+
   get decision (): Decision<V> | undefined {
     return this.decided
   }

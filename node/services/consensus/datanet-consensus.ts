@@ -327,7 +327,7 @@ export class DatanetConsensus {
   private readonly ahead = new Map<string, Set<number>>()
 
   private aheadAllowed (height: number, proposer: string, round: number): boolean {
-    const ours = height === this.driver.height ? (this.driver.state?.round ?? 0) : 0
+    const ours = height === this.driver.height ? (this.driver.round ?? 0) : 0
     if (round <= ours) return true
     const key = `${height}/${proposer.toLowerCase()}`
     let rounds = this.ahead.get(key)
