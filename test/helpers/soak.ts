@@ -14,6 +14,7 @@ import type { DaemonProcess } from '../../node/devnet/node-process.ts'
 import type { EvidenceView } from '../../node/api/routes/evidence.ts'
 import { TestCluster, type TestNode } from './cluster.ts'
 import { waitFor } from './wait.ts'
+import { prng } from '../fixtures/attribution/prng.ts'
 
 export interface SoakMember {
   name: string
@@ -107,18 +108,6 @@ export interface SoakSummary {
   violations: string[]
   /** On failure: the nodes' log lines about invalid proposals and evidence. */
   logLines: string[]
-}
-
-/** mulberry32: small, seedable, good enough to pick victims and delays reproducibly. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const between = (rand: () => number, [min, max]: [number, number]): number => min + Math.floor(rand() * (max - min + 1))
