@@ -60,9 +60,10 @@ export type DriverInbound =
 export interface CertificateEntry { validator: string, signature: string }
 
 /**
- * What the driver persists for a height: the machine's state and this node's own signed
- * votes (their headers), so that after a restart it can send again a vote whose value it
- * no longer holds (a peer that missed it would otherwise wait for ever).
+ * What the driver persists for a height: the machine's state, this node's own signed
+ * votes (their headers: after a restart it sends again a vote whose value it no longer
+ * holds, or a peer that missed it would wait for ever), and the signed prevotes behind its
+ * valid value (relayed so peers can re-justify a re-proposed value).
  */
 export type DriverState = HeightState<VersionValue> & { votes?: SignedVote[] }
 
@@ -188,9 +189,7 @@ export class ConsensusDriver {
     if (setup.height !== this.h) throw new Error(`open(${setup.height}) while at height ${this.h}`)
     if (this.machine !== undefined) throw new Error(`height ${this.h} is already open`)
     this.setup = setup
-    for (const sv of persisted?.votes ?? []) {
-      if (sv.vote.height === this.h && sv.vote.validator.toLowerCase() === this.signer?.address.toLowerCase()) this.book.set(slotKey(sv.vote), sv)
-    }
+    for (const sv of persisted?.votes ?? []) if (sv.vote.height === this.h) this.book.set(slotKey(sv.vote), sv)
     for (const v of [persisted?.lockedValue, persisted?.validValue]) {
       if (v !== null && v !== undefined) this.remember(v, true)
     }
@@ -376,14 +375,22 @@ export class ConsensusDriver {
     }
     // the votes signed in this batch are in the book now: they go to disk with the state, before any is sent
     const p = out[persistAt]
-    if (p !== undefined && p.kind === 'persist') p.state = { ...p.state, votes: this.ownVotes() }
+    if (p !== undefined && p.kind === 'persist') p.state = { ...p.state, votes: this.keptVotes(p.state) }
     return out
   }
 
-  private ownVotes (): SignedVote[] {
+  /**
+   * The signed votes a restart needs: this node's own, and the others' prevotes that
+   * justify its valid value (the polka), which it relays so peers can re-justify it.
+   */
+  private keptVotes (state: HeightState<VersionValue>): SignedVote[] {
     const self = this.signer?.address.toLowerCase()
     const out: SignedVote[] = []
     for (const sv of this.book.values()) if (sv.vote.validator.toLowerCase() === self) out.push(sv)
+    for (const v of state.polka ?? []) {
+      const sv = this.book.get(slotKey(v))
+      if (sv !== undefined && v.validator.toLowerCase() !== self) out.push(sv)
+    }
     return out
   }
 

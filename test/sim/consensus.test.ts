@@ -98,6 +98,11 @@ test(`${RANDOM_SEEDS.length} seeds of random faults (loss <= 30%, duplication, r
   }
 })
 
+test('after a restart a validator relays the signed prevotes behind its valid value, persisted with them, so peers can re-justify it (seed 12562: with a bogus-header and an equivocating validator, every honest node sat at round 30 of height 3)', () => {
+  const r = run(randomScenario(12562), { trace: 'off' })
+  assert.ok(r.ok, explain(r, ''))
+})
+
 test('after a restart a validator sends again its own votes, headers persisted with them, so a peer that missed one is not stuck (seed 147: on the first driver, liveness failed with "signed votes the driver can no longer re-send: n1 prevote r0, n4 prevote r0")', () => {
   const r = run(randomScenario(147), { trace: 'off' })
   assert.ok(r.ok, explain(r, ''))
