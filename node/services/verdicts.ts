@@ -33,6 +33,7 @@ const MAX_FUTURE_MS = 5 * 60_000
 /** How often own verdicts on contributions not yet in a version are sent again, and how many per pass. */
 const REGOSSIP_MS = 20_000
 const REGOSSIP_MAX = 256
+const REJECTED_REGOSSIP_MS = 10 * 60_000
 
 /**
  * Verdicts: a validator judges every contribution it stores and gossips its signed
@@ -81,7 +82,10 @@ export class VerdictService {
     for (const d of this.followed) {
       if (!this.isValidator(d)) continue
       for await (const [, entry] of this.opts.db.contributions.entries()) {
-        if (sent >= REGOSSIP_MAX || entry.datanet !== d.id || entry.version !== null) continue
+        if (sent >= REGOSSIP_MAX) break
+        if (entry.datanet !== d.id || entry.version !== null) continue
+        // a rejection is never included: its verdicts go out again for a while, not for ever
+        if (entry.status === 'rejected' && (entry.decidedAt ?? 0) < Date.now() - REJECTED_REGOSSIP_MS) continue
         const mine = await this.opts.db.verdicts.get(`${entry.cid}/${self}`)
         if (mine === undefined) {
           // a validator that joined after the contribution arrived judges it now: acceptance is
