@@ -50,7 +50,7 @@ test.before(hook(async () => {
     })
     writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
     datanetId = (await encodeManifest(manifest)).id
-    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 0 })
+    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 60 })
     await fundAccounts(signer, validators.map(n => n.address), parseEther('10'))
     await cluster.startAll(cluster.nodes, 180_000)
     for (const n of cluster.nodes) {
