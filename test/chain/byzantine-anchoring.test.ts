@@ -40,7 +40,11 @@ test.before(hook(async () => {
     const validators = await cluster.create(4, ['--chain-rpc', anvil.url, '--registry', registry])
     const byzantine = validators[3] as TestNode
     honest = validators.slice(0, 3)
-    byzantine.daemon.spec.env = { DATANET_FAULT: 'bogus-header' }
+    // every anchor counts at once and is seen within half a second, as on the devnet: with
+    // anvil mining only on transactions, waiting for confirmations depends on traffic
+    const chainEnv = { DATANET_CHAIN_CONFIRMATIONS: '0', DATANET_CHAIN_POLL_INTERVAL_MS: '500' }
+    for (const v of validators) v.daemon.spec.env = { ...chainEnv }
+    byzantine.daemon.spec.env = { ...chainEnv, DATANET_FAULT: 'bogus-header' }
     const manifest = parseManifest({
       name: 'byzantine-anchoring', license: 'CC0-1.0',
       recordSchema: { type: 'object', required: ['text'] },
@@ -78,7 +82,7 @@ test('with a bogus-header validator, the certificates of the honest nodes are ac
     const res = await post(via, `/v1/datanets/${datanetId}/contributions?format=jsonl`, `{"text":"byzantine anchored ${counter++}"}\n`, 'application/x-ndjson')
     assert.is(res.status, 201)
     for (const n of honest) {
-      await waitFor(async () => (await api(n, `/v1/datanets/${datanetId}/versions/${h}`)).status === 200, { timeoutMs: 60_000, what: `${n.name} to have version ${h}` })
+      await waitFor(async () => (await api(n, `/v1/datanets/${datanetId}/versions/${h}`)).status === 200, { timeoutMs: 120_000, what: `${n.name} to have version ${h}` })
     }
   }
   // the last anchor height at or below VERSIONS depends on the contract's schedule: wait for any anchor past the first version
