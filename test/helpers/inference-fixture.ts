@@ -11,7 +11,7 @@ import { toHex } from '../../src/codec/hash.ts'
 import {
   encodeInferenceEvent, inferenceEventCid, inferenceEventId, signInferenceEvent, type InferenceEvent, type UnsignedInferenceEvent
 } from '../../src/inference/event.ts'
-import type { TopicHandler } from '../../src/network/gossip.ts'
+import { GossipValidationError, type TopicHandler } from '../../src/network/gossip.ts'
 import { StateDatabase, type ModelEntry } from '../../src/storage/state-db.ts'
 import { InferenceService, inferenceTopic, modelTopic } from '../../node/services/inferences.ts'
 import type { AttributionService } from '../../node/services/attribution.ts'
@@ -239,4 +239,16 @@ export async function serve (f: Fixture, e: InferenceEvent): Promise<string> {
   const cid = (await inferenceEventCid(bytes)).toString()
   f.helia.network.set(cid, bytes)
   return cid
+}
+
+/** What the inference topic's gossip validator decides for an event: 'accept', or the action and code it throws. */
+export async function gossipVerdict (f: Fixture, e: InferenceEvent): Promise<string> {
+  const h = f.eventHandler()
+  try {
+    await h.validate(h.decode(encodeInferenceEvent(e)), {} as never)
+    return 'accept'
+  } catch (err) {
+    if (err instanceof GossipValidationError) return `${err.action} ${err.code}`
+    throw err
+  }
 }

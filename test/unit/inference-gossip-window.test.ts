@@ -8,10 +8,10 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { CID } from 'multiformats/cid'
-import { encodeInferenceEvent, inferenceEventId, signInferenceEvent, type InferenceEvent } from '../../src/inference/event.ts'
-import { GossipAction, GossipValidationError } from '../../src/network/gossip.ts'
+import { inferenceEventId, signInferenceEvent, type InferenceEvent } from '../../src/inference/event.ts'
+import { GossipAction } from '../../src/network/gossip.ts'
 import { GOSSIP_VALIDATION_MS } from '../../node/services/inferences.ts'
-import { BINDING, inferenceFixture, type Fixture } from '../helpers/inference-fixture.ts'
+import { BINDING, gossipVerdict, inferenceFixture, type Fixture } from '../helpers/inference-fixture.ts'
 import { waitFor, withDeadline } from '../helpers/wait.ts'
 
 const ctx = {} as never
@@ -19,17 +19,8 @@ const ctx = {} as never
 const SLACK_MS = 1500
 
 async function judged (f: Fixture, e: InferenceEvent): Promise<{ verdict: string, ms: number }> {
-  const h = f.eventHandler()
   const t0 = performance.now()
-  const verdict = await withDeadline((async () => {
-    try {
-      await h.validate(h.decode(encodeInferenceEvent(e)), ctx)
-      return 'accept'
-    } catch (err) {
-      if (err instanceof GossipValidationError) return `${err.action} ${err.code}`
-      throw err
-    }
-  })(), GOSSIP_VALIDATION_MS + 2 * SLACK_MS, 'the gossip validator')
+  const verdict = await withDeadline(gossipVerdict(f, e), GOSSIP_VALIDATION_MS + 2 * SLACK_MS, 'the gossip validator')
   return { verdict, ms: performance.now() - t0 }
 }
 

@@ -9,23 +9,11 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { decodeInferenceEvent, encodeInferenceEvent, inferenceEventId, inferenceEventJson, inferenceSigner, signInferenceEvent, type InferenceEvent } from '../../src/inference/event.ts'
 import { decodeModelRecord, encodeModelRecord, signModelRecord } from '../../src/inference/model-record.ts'
-import { GossipAction, GossipValidationError } from '../../src/network/gossip.ts'
+import { GossipAction } from '../../src/network/gossip.ts'
 import { DatanetError } from '../../src/errors.ts'
-import { BINDING, inferenceFixture, serve, type Fixture } from '../helpers/inference-fixture.ts'
+import { BINDING, gossipVerdict, inferenceFixture, serve, type Fixture } from '../helpers/inference-fixture.ts'
 
-const ctx = {} as never
-
-/** What the gossip validator decides for these bytes: 'accept', or the action and code it throws. */
-async function gossip (f: Fixture, e: InferenceEvent): Promise<string> {
-  const h = f.eventHandler()
-  try {
-    await h.validate(h.decode(encodeInferenceEvent(e)), ctx)
-    return 'accept'
-  } catch (err) {
-    if (err instanceof GossipValidationError) return `${err.action} ${err.code}`
-    throw err
-  }
-}
+const gossip = gossipVerdict
 
 async function posted (f: Fixture, e: InferenceEvent): Promise<string> {
   try {
