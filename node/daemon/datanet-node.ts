@@ -20,7 +20,8 @@ import { NodeMetrics } from './metrics.ts'
 import { DatanetService } from '../services/datanets.ts'
 import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
-import { ConsensusService, type ConsensusFault } from '../services/consensus/index.ts'
+import { ConsensusService } from '../services/consensus/index.ts'
+import { faultNumber, parseFault } from '../services/faults.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
@@ -200,8 +201,8 @@ export class DatanetNode implements NodeView {
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
       const fault = parseFault(process.env.DATANET_FAULT)
-      const floodCount = faultNumber('DATANET_FAULT_FLOOD', 1)
-      const floodBytes = faultNumber('DATANET_FAULT_FLOOD_BYTES', 0)
+      const floodCount = faultNumber(process.env, 'DATANET_FAULT_FLOOD', 1)
+      const floodBytes = faultNumber(process.env, 'DATANET_FAULT_FLOOD_BYTES', 0)
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
@@ -238,7 +239,8 @@ export class DatanetNode implements NodeView {
         wallet: this.wallet,
         binding,
         logger: logger.child({ component: 'inferences' }),
-        onPending: id => { this.consensus?.poke(id) }
+        onPending: id => { this.consensus?.poke(id) },
+        fault
       })
       this.inferences = inferences
       this.stopSteps.push(['inferences', () => { inferences.stop() }])
@@ -437,21 +439,3 @@ export class DatanetNode implements NodeView {
   }
 }
 
-const FAULTS: readonly ConsensusFault[] = ['equivocate', 'bogus-header', 'proposal-flood']
-
-/** DATANET_FAULT: a Byzantine behaviour switched on for the defences' tests (CometBFT's misbehaviors). */
-function parseFault (value: string | undefined): ConsensusFault | undefined {
-  if (value === undefined || value === '') return undefined
-  const fault = FAULTS.find(f => f === value)
-  if (fault === undefined) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `DATANET_FAULT: unknown fault "${value}" (known: ${FAULTS.join(', ')})`, 'usage')
-  return fault
-}
-
-/** A number of a fault (DATANET_FAULT_FLOOD, DATANET_FAULT_FLOOD_BYTES): an integer >= `min`. */
-function faultNumber (name: string, min: number): number | undefined {
-  const value = process.env[name]
-  if (value === undefined || value === '') return undefined
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < min) throw new DatanetError({ code: 'CONFIG_ERROR_FAULT' }, `${name}: expected an integer >= ${min}, got "${value}"`, 'usage')
-  return n
-}

@@ -22,6 +22,7 @@ import { getBlock, pin } from './blocks.ts'
 import { versionRecords, type AttributionService } from './attribution.ts'
 import type { ChainService } from './chain.ts'
 import type { FollowedDatanet } from './datanets.ts'
+import { twinSignature, type Fault } from './faults.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
 
@@ -84,6 +85,8 @@ export interface InferenceServiceOptions {
   logger: Logger
   /** A verified event waits for the next version. */
   onPending: (datanet: string) => void
+  /** `twin-inference` gossips a second signature over each own event first (DATANET_FAULT). */
+  fault?: Fault
 }
 
 export interface InferenceResult {
@@ -284,6 +287,12 @@ export class InferenceService {
     const eventId = inferenceEventId(this.opts.binding, unsigned)
     const escrow = await chain.payInference(d, eventId, req.fee)
     const event = await signInferenceEvent(this.opts.wallet, this.opts.binding, unsigned)
+    if (this.opts.fault === 'twin-inference') {
+      // the network learns the twin first; this node keeps the original
+      const twin: InferenceEvent = { ...event, signature: twinSignature(this.opts.wallet.privateKey, eventId) }
+      this.log.warn({ datanet: d.id, eventId }, 'fault injection: gossiping a twin of the event before the event')
+      await this.opts.router.publish(inferenceTopic(d.id), encodeInferenceEvent(twin)).catch(() => 0)
+    }
     const stored = await this.accept(d, event, encodeInferenceEvent(event), { escrowWaitMs: 0, purpose: 'admission' })
     await this.opts.router.publish(inferenceTopic(d.id), encodeInferenceEvent(event)).catch(() => 0)
     this.log.info({ datanet: d.id, event: stored.entry.cid, eventId, model: entry.id, fee: unsigned.fee }, 'inference event posted')

@@ -190,4 +190,29 @@ test('events without escrow, with a bad signature, or with a replayed nonce are 
   ;(wallet.provider as { destroy?: () => void } | null)?.destroy?.()
 })
 
+test('an operator that gossips a twin of each event first (DATANET_FAULT=twin-inference): one event everywhere, counted once, anchoring goes on', async () => {
+  await operator.daemon.stop(10_000)
+  operator.daemon.spec.env = { ...operator.daemon.spec.env, DATANET_FAULT: 'twin-inference' }
+  operator.daemon.start()
+  await operator.daemon.waitReady(60_000)
+  await waitFor(async () => ((await api<{ subscribers: { verdicts: string[] } }>(operator, `/v1/datanets/${datanetId}`)).body.subscribers.verdicts.length >= 4), { timeoutMs: 30_000, what: 'the restarted operator to see the others subscribed' })
+  const totals = async (): Promise<bigint[]> => await Promise.all(cluster.nodes.map(async n => BigInt((await api<{ total: string }>(n, `/v1/datanets/${datanetId}/tallies`)).body.total)))
+  const before = await totals()
+  assert.is(new Set(before).size, 1)
+  const r = await api<{ cid: string, shares: Array<{ amount: string }> }>(operator, `/v1/datanets/${datanetId}/inferences`, { method: 'POST', body: { model: modelId, prompt: 'The lighthouse keeper climbed', fee: parseEther('0.01').toString(), maxWords: 30 } })
+  assert.is(r.status, 201, JSON.stringify(r.body))
+  const paid = r.body.shares.reduce((s, x) => s + BigInt(x.amount), 0n)
+  assert.ok(paid > 0n)
+  // the operator keeps its event, the network learnt the twin first: the fault happened
+  const included = await waitFor(async () => (await api<{ included: number | null }>(operator, `/v1/datanets/${datanetId}/inferences/${r.body.cid}`)).body.included ?? undefined, { timeoutMs: 90_000, what: 'the operator\'s event included (as its twin)' })
+  for (const v of validators) assert.is((await api(v, `/v1/datanets/${datanetId}/inferences/${r.body.cid}`)).status, 404, `${v.name} holds the twin, not the operator's copy`)
+  const versions = await waitVersion(cluster.nodes, v => v.height === included, `version ${included}`)
+  assert.is(new Set(versions.map(v => (v as unknown as { cid: string }).cid)).size, 1, 'one version at that height everywhere')
+  const after = await waitFor(async () => { const t = await totals(); return t.every(x => x === (before[0] as bigint) + paid) ? t : undefined }, { timeoutMs: 30_000, what: 'every node to count the event once' })
+  assert.equal(new Set(after).size, 1)
+  // anchoring goes on past the twin's version
+  await contribute(contributor, ['After the storm the fishermen mended their nets on the harbour wall while gulls circled over the boats.'])
+  await waitVersion(cluster.nodes, v => v.height > (included as number) && v.anchor !== null, 'an anchored version after the twin\'s')
+})
+
 test.run()

@@ -19,11 +19,13 @@ import type { DatanetVersions } from './versions.ts'
 import { flood, misbehave, type FaultContext } from './faults.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
+import type { Fault } from '../faults.ts'
 import { recoverAddress } from 'ethers'
 
 const TICK_MS = 2000
 
-export type ConsensusFault = 'equivocate' | 'bogus-header' | 'proposal-flood'
+/** Consensus ignores the faults of other services (`twin-inference`). */
+export type ConsensusFault = Fault
 
 export interface DatanetConsensusOptions {
   db: StateDatabase
