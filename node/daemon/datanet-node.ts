@@ -22,6 +22,7 @@ import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
 import { ConsensusService } from '../services/consensus/index.ts'
 import { faultNumber, parseFault } from '../services/faults.ts'
+import { ValidatorSets } from '../services/validator-sets.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
@@ -226,6 +227,8 @@ export class DatanetNode implements NodeView {
         mark('chain')
       }
       const chainService = chain
+      // one answer to "which validator set at height h" for consensus, verdicts and the API
+      const sets = new ValidatorSets(chain)
       // consensus and verdicts both rewrite contribution entries: one lock per contribution
       const contributionLocks = new KeyedMutex()
       const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
@@ -245,7 +248,7 @@ export class DatanetNode implements NodeView {
       this.inferences = inferences
       this.stopSteps.push(['inferences', () => { inferences.stop() }])
       const verdicts = new VerdictService({
-        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks,
+        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks, sets,
         onDecided: entry => { this.consensus?.poke(entry.datanet) }
       })
       this.verdicts = verdicts
@@ -269,7 +272,7 @@ export class DatanetNode implements NodeView {
         floodCount,
         floodBytes,
         verdicts,
-        validatorSet: chainService === undefined ? undefined : (d, height) => chainService.validatorSet(d, height),
+        sets,
         onFinal: entry => {
           const d = this.datanets?.get(entry.datanet)
           if (d === undefined) return
@@ -323,7 +326,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()

@@ -140,7 +140,7 @@ export class ChainService {
   /** Starts following a datanet's registry entry (the datanet's consensus then asks for sets). */
   async follow (d: FollowedDatanet): Promise<void> {
     this.datanets.set(d.digest.toLowerCase(), d)
-    this.refreshSet(d)
+    this.checkInterval(d)
     if (this.state(d) === undefined) this.log.warn({ datanet: d.id, digest: d.digest }, 'datanet not registered on chain yet: its consensus waits for it')
     void this.resumeAnchors(d)
     void this.submitEvidence(d)
@@ -189,19 +189,24 @@ export class ChainService {
     for (const id of new Set(ids)) {
       const d = this.datanets.get(id)
       if (d === undefined) continue
-      this.refreshSet(d)
+      this.checkInterval(d)
       await this.recordAnchors(d)
       this.opts.onChange(d.id)
       void this.submitEvidence(d)
     }
   }
 
-  /** Verdicts and the API use the datanet's current set: the one the chain has now. */
-  private refreshSet (d: FollowedDatanet): void {
+  /** The registry's active set now (the set after its last anchor); undefined before it is registered. */
+  latestSet (d: FollowedDatanet): ValidatorSet | undefined {
+    const state = this.state(d)
+    if (state?.created == null) return undefined
+    const validators = activeSet(state).map(v => ({ address: getAddress(v.address), stake: v.stake }))
+    return { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+  }
+
+  private checkInterval (d: FollowedDatanet): void {
     const state = this.state(d)
     if (state?.created == null) return
-    const validators = activeSet(state).map(v => ({ address: getAddress(v.address), stake: v.stake }))
-    d.validators = { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
     if (state.anchorInterval !== null && state.anchorInterval !== d.manifest.anchorInterval && !this.intervalWarned.has(d.id)) {
       this.intervalWarned.add(d.id)
       this.log.warn({ datanet: d.id, manifest: d.manifest.anchorInterval, chain: state.anchorInterval }, 'the registry anchors at another interval than the manifest says: the chain\'s applies')

@@ -7,6 +7,7 @@ import { stakeOf } from '../../src/datanet/manifest.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import { KeyedMutex } from './locks.ts'
+import { ValidatorSets } from './validator-sets.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import type { TypedDataSigner } from '../../src/contribution/contribution.ts'
 import type { ContributionEntry, StateDatabase, VerdictEntry } from '../../src/storage/state-db.ts'
@@ -25,6 +26,8 @@ export interface VerdictServiceOptions {
   locks?: KeyedMutex
   /** How often own verdicts on contributions no version includes yet are gossiped again. */
   regossipMs?: number
+  /** Which set decides the next version (default: the manifest's genesis set). */
+  sets?: ValidatorSets
 }
 
 interface GossipedVerdict { verdict: Verdict, bytes: Uint8Array }
@@ -49,7 +52,10 @@ export class VerdictService {
     this.mutex = opts.locks ?? new KeyedMutex()
     this.opts = opts
     this.rules = [...builtinRules, ...opts.rules]
+    this.sets = opts.sets ?? new ValidatorSets()
   }
+
+  private readonly sets: ValidatorSets
 
   follow (datanet: FollowedDatanet): void {
     this.opts.router.register(this.topicHandler(datanet))
@@ -121,7 +127,8 @@ export class VerdictService {
   }
 
   isValidator (datanet: FollowedDatanet): boolean {
-    return stakeOf(datanet.validators, this.opts.signer.address) !== undefined
+    const set = this.sets.deciding(datanet)
+    return set !== undefined && stakeOf(set, this.opts.signer.address) !== undefined
   }
 
   /** A contribution was stored: judge it if we validate this datanet, then tally what has arrived. */
@@ -166,7 +173,10 @@ export class VerdictService {
       const entry = await db.contributions.get(cid)
       if (entry === undefined) return
       const verdicts = await db.verdictsOf(cid)
-      const result = tallyVerdicts(datanet.validators, verdicts)
+      // a hint for proposers: a version re-judges acceptance under its own height's set
+      const set = this.sets.deciding(datanet)
+      if (set === undefined) return
+      const result = tallyVerdicts(set, verdicts)
       const decided = entry.status === 'pending' && result.status !== 'pending'
       if (!decided && entry.score === result.score) return
       const updated: ContributionEntry = {
@@ -205,7 +215,13 @@ export class VerdictService {
         // [REJECT] for the datanet of the topic it came on
         if (v.datanet !== datanet.id) throw reject('VERDICT_ERROR_WRONG_DATANET', `verdict for datanet ${v.datanet} on ${datanet.id}'s topic`)
         // [REJECT] from a validator of the datanet's set
-        if (stakeOf(datanet.validators, v.validator) === undefined) throw reject('VERDICT_ERROR_NOT_VALIDATOR', `${v.validator} is not a validator of this datanet`)
+        const deciding = this.sets.deciding(datanet)
+        if (deciding === undefined || stakeOf(deciding, v.validator) === undefined) {
+          // [IGNORE] from a validator of a set this node has not reached (or the set is not fixed yet)
+          const latest = this.sets.latest(datanet)
+          if (deciding === undefined || (latest !== undefined && stakeOf(latest, v.validator) !== undefined)) throw ignore('VERDICT_ERROR_OTHER_SET', `${v.validator} is not in the set deciding version ${this.sets.nextHeight(datanet)}`)
+          throw reject('VERDICT_ERROR_NOT_VALIDATOR', `${v.validator} is not a validator of this datanet`)
+        }
         // [REJECT] signed by that validator (domain: chain, registry, datanet)
         if (verdictSigner(v, this.opts.binding) !== v.validator) throw reject('VERDICT_ERROR_BAD_SIGNATURE', 'verdict is not signed by its validator')
         // [IGNORE] not dated in the future

@@ -5,6 +5,7 @@ import { topics } from '../../../src/network/topics.ts'
 import { isChecksummedAddress } from '../../../src/contribution/contribution.ts'
 import type { ContributionService } from '../../services/contributions.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
+import type { ValidatorSets } from '../../services/validator-sets.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 import type { IncomingMessage } from 'node:http'
@@ -16,20 +17,22 @@ export interface DatanetRoutesDeps {
   subscribers: (topic: string) => string[]
   /** The consensus in progress for a datanet. */
   consensus: (datanet: string) => unknown
+  /** The set deciding each datanet's next version. */
+  sets: ValidatorSets
 }
 
 function badRequest (message: string): DatanetError {
   return new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, message, 'usage')
 }
 
-/** The JSON a datanet is shown as. */
-export function datanetJson (d: FollowedDatanet): Record<string, unknown> {
+/** The JSON a datanet is shown as; `validators` is the set deciding its next version (the genesis set until the chain fixes it). */
+export function datanetJson (d: FollowedDatanet, sets: ValidatorSets): Record<string, unknown> {
   return {
     id: d.id,
     digest: d.digest,
     name: d.manifest.name,
     license: d.manifest.license,
-    validators: d.validators.validators.map(v => ({ address: v.address, stake: v.stake.toString() })),
+    validators: (sets.deciding(d) ?? d.validators).validators.map(v => ({ address: v.address, stake: v.stake.toString() })),
     manifest: d.manifest
   }
 }
@@ -50,19 +53,19 @@ const FORMAT_OF_TYPE: Record<string, UploadFormat> = {
 }
 
 /** Datanets and their contributions (DESIGN §6). */
-export function datanetRoutes ({ datanets, contributions, subscribers, consensus }: DatanetRoutesDeps): ApiRoutes {
+export function datanetRoutes ({ datanets, contributions, subscribers, consensus, sets }: DatanetRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
-      app.get('/v1/datanets', async () => datanets.list().map(datanetJson))
+      app.get('/v1/datanets', async () => datanets.list().map(d => datanetJson(d, sets)))
       app.post('/v1/datanets', async (request, reply) => {
         if (typeof request.body !== 'object' || request.body === null) throw badRequest('body: expected a manifest as a JSON object')
         const { datanet, created } = await datanets.create(request.body, 'api')
-        return await reply.code(created ? 201 : 200).send(datanetJson(datanet))
+        return await reply.code(created ? 201 : 200).send(datanetJson(datanet, sets))
       })
       app.get('/v1/datanets/:id', async (request) => {
         const { id } = request.params as { id: string }
         return {
-          ...datanetJson(datanets.require(id)),
+          ...datanetJson(datanets.require(id), sets),
           subscribers: { contributions: subscribers(topics.contributions(id)), verdicts: subscribers(topics.verdicts(id)) },
           consensus: consensus(id) ?? null
         }

@@ -3,6 +3,7 @@ import { DatanetError } from '../../../src/errors.ts'
 import type { SentTx } from '../../../src/chain/registry-client.ts'
 import type { ChainService } from '../../services/chain.ts'
 import type { DatanetService } from '../../services/datanets.ts'
+import type { ValidatorSets } from '../../services/validator-sets.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -10,6 +11,7 @@ export interface ValidatorRoutesDeps {
   datanets: DatanetService
   /** Undefined when the node has no chain configured. */
   chain: ChainService | undefined
+  sets: ValidatorSets
 }
 
 const joinBody = z.strictObject({ stake: z.string().regex(/^[1-9][0-9]*$/, 'expected a positive integer amount of wei as a decimal string') })
@@ -21,7 +23,7 @@ function noChain (): DatanetError {
 }
 
 /** The validator set of a datanet (DESIGN §6 /validators), and this node's own join and leave. */
-export function validatorRoutes ({ datanets, chain }: ValidatorRoutesDeps): ApiRoutes {
+export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.get('/v1/datanets/:id/validators', async (request) => {
@@ -35,7 +37,7 @@ export function validatorRoutes ({ datanets, chain }: ValidatorRoutesDeps): ApiR
             chain: null
           }
         }
-        return { source: 'chain', validators: chain.validators(d), totalStake: d.validators.total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
+        return { source: 'chain', validators: chain.validators(d), totalStake: (sets.deciding(d) ?? d.validators).total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
       })
       app.post('/v1/datanets/:id/validators/join', async (request) => {
         const { id } = request.params as { id: string }

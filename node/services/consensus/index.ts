@@ -15,6 +15,7 @@ import type { KeyedMutex } from '../locks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 import { CatchUp } from './catch-up.ts'
+import { ValidatorSets } from '../validator-sets.ts'
 import { DatanetConsensus, type ConsensusFault, type ConsensusStatus } from './datanet-consensus.ts'
 import { DatanetVersions, type InferenceSource, type VerdictSink } from './versions.ts'
 
@@ -30,10 +31,11 @@ export interface ConsensusServiceOptions {
   logger: Logger
   onFinal?: (entry: VersionEntry) => void
   /**
-   * The set that decides a height (from the chain: fixed at each anchor); undefined while
-   * it is not known yet, and the height waits. Default: the manifest's genesis set.
+   * The set that decides a height (from the chain: fixed at each anchor; undefined while it
+   * is not known yet, and the height waits); told each final height. Default: the
+   * manifest's genesis set.
    */
-  validatorSet?: (d: FollowedDatanet, height: number) => ValidatorSet | undefined
+  sets?: ValidatorSets
   /** Per-contribution lock shared with the verdict service (both rewrite contribution entries). */
   locks?: KeyedMutex
   /** Equivocation evidence was kept for a datanet (the chain service submits it). */
@@ -66,14 +68,17 @@ export class ConsensusService {
     const o = this.opts
     const log = o.logger.child({ datanet: d.id })
     const domain = contributionDomain(o.binding, d.id)
-    const setFor = (height: number): ValidatorSet | undefined => o.validatorSet === undefined ? d.validators : o.validatorSet(d, height)
+    const sets = o.sets ?? new ValidatorSets()
+    const setFor = (height: number): ValidatorSet | undefined => sets.at(d, height)
     const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, locks: o.locks, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
     await versions.load()
+    sets.finalized(d.id, versions.nextHeight - 1)
     // eslint-disable-next-line prefer-const
     let consensus: DatanetConsensus
     const apply = async (round: number, value: Parameters<DatanetVersions['finalize']>[1], certificate: VersionEntry['certificate']): Promise<void> => {
       const entry = await versions.finalize(round, value, certificate, Date.now())
       log.info({ height: entry.height, round, version: entry.cid, records: entry.recordCount, contributions: entry.contributions.length, datasetRoot: entry.datasetRoot }, 'version final')
+      sets.finalized(d.id, entry.height)
       consensus.advanced()
       o.onFinal?.(entry)
     }
