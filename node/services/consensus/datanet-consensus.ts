@@ -4,23 +4,23 @@
  * driver's `persist` is written (synced) before anything after it is sent.
  */
 import type { SigningKey, TypedDataDomain, Wallet } from 'ethers'
-import { decodeCbor, encodeCbor } from '../../../src/codec/cbor.ts'
-import { bytesEqual, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { encodeCbor } from '../../../src/codec/cbor.ts'
+import { fromHex, toHex } from '../../../src/codec/hash.ts'
 import { proposerSchedule } from '../../../src/consensus/machine.ts'
 import { ConsensusDriver, type ConsensusSigner, type DriverEffect, type DriverInbound, type HeightSetup } from '../../../src/consensus/driver.ts'
-import { decodeVersion, nilHeader, proposalDigest, versionValue, voteDigest, voteSigner, type Version, type VersionValue } from '../../../src/consensus/version.ts'
-import { voteOfWire, wireProblem, type Wire } from '../../../src/consensus/wire.ts'
-import { stakeOf, type ValidatorSet } from '../../../src/datanet/manifest.ts'
-import { ignore, reject, type GossipRouter, type TopicHandler } from '../../../src/network/gossip.ts'
-import { datanetTopicScoreParams, topics } from '../../../src/network/topics.ts'
+import { decodeVersion, proposalDigest, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
+import type { Wire } from '../../../src/consensus/wire.ts'
+import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
+import type { GossipRouter } from '../../../src/network/gossip.ts'
+import { topics } from '../../../src/network/topics.ts'
 import type { HeightState } from '../../../src/consensus/types.ts'
 import type { StateDatabase } from '../../../src/storage/state-db.ts'
 import type { DatanetVersions } from './versions.ts'
 import { flood, misbehave, type FaultContext } from './faults.ts'
+import { consensusTopicHandler } from './inbound.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 import type { Fault } from '../faults.ts'
-import { recoverAddress } from 'ethers'
 
 const TICK_MS = 2000
 
@@ -107,7 +107,15 @@ export class DatanetConsensus {
     } else {
       this.nextAt = Date.now() + this.d.manifest.consensus.versionIntervalMs
     }
-    this.o.router.register(this.topicHandler())
+    this.o.router.register(consensusTopicHandler({
+      datanet: this.d.id,
+      domain: this.o.domain,
+      driver: this.driver,
+      setup: h => this.setup(h),
+      setFor: this.o.setFor,
+      onBehind: this.o.onBehind,
+      deliver: async inbound => { await this.enqueue(async () => { await this.deliver(inbound) }) }
+    }))
     const tick = setInterval(() => {
       void this.enqueue(async () => {
         if (this.driver.isOpen) await this.exec(this.driver.tick())
@@ -263,86 +271,6 @@ export class DatanetConsensus {
   }
 
   // ---- inbound -------------------------------------------------------------------------
-
-  private topicHandler (): TopicHandler<{ wire: Wire, inbound?: DriverInbound }> {
-    return {
-      topic: topics.consensus(this.d.id),
-      kind: 'consensus',
-      scoreParams: datanetTopicScoreParams(),
-      decode: (data: Uint8Array) => {
-        let wire: Wire
-        try { wire = decodeCbor<Wire>(data) } catch { throw reject('CONSENSUS_ERROR_MALFORMED', 'not dag-cbor') }
-        const problem = wireProblem(wire)
-        // [REJECT] a well-formed proposal or vote
-        if (problem !== undefined) throw reject('CONSENSUS_ERROR_MALFORMED', problem)
-        return { wire }
-      },
-      validate: async (msg) => {
-        const { wire } = msg
-        const current = this.driver.height
-        const bytes = wire.kind === 'proposal' ? wire.version.length + 200 : 600
-        if (wire.kind === 'proposal') {
-          // [IGNORE] not for a height already final or far ahead
-          if (wire.height < current) throw ignore('CONSENSUS_ERROR_STALE', 'proposal for a final height')
-          if (wire.height > current + this.driver.limits.maxAhead) { this.o.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'proposal far ahead') }
-          let version: Version
-          try { version = decodeVersion(wire.version) } catch (err) { throw reject('CONSENSUS_ERROR_MALFORMED', `proposal: ${(err as Error).message}`) }
-          // [REJECT] for this datanet, and about the version it carries
-          if (version.datanet !== this.d.id || version.height !== wire.height) throw reject('CONSENSUS_ERROR_WRONG_DATANET', 'proposal for another datanet or height')
-          const value = await versionValue(version)
-          if (!bytesEqual(value.bytes, wire.version)) throw reject('CONSENSUS_ERROR_MALFORMED', 'version not canonical')
-          const setup = this.setup(wire.height)
-          // [IGNORE] a height whose validator set the chain has not fixed for us yet
-          if (setup === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
-          const proposer = setup.proposer(wire.round)
-          let signer: string | undefined
-          try { signer = recoverAddress(proposalDigest(this.o.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
-          // [REJECT] signed by the proposer of (height, round)
-          if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
-          // [IGNORE] a proposer's proposals for rounds above ours: a few are kept (the driver's
-          // catch-up rounds); the rest are not relayed, so a flood stops at the first hop
-          if (!this.aheadAllowed(wire.height, proposer, wire.round)) throw ignore('CONSENSUS_ERROR_ROUND_AHEAD', 'too many proposals for rounds above ours')
-          msg.inbound = { kind: 'proposal', proposal: { height: wire.height, round: wire.round, validRound: wire.validRound, value, proposer }, signature: toHex(wire.signature), bytes }
-        } else {
-          const parsed = voteOfWire(wire)
-          if ('code' in parsed) throw reject(parsed.code, parsed.message)
-          const h = wire.header.height
-          if (h < current) throw ignore('CONSENSUS_ERROR_STALE', 'vote for a final height')
-          if (h > current + this.driver.limits.maxAhead) { this.o.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'vote far ahead') }
-          const set = this.o.setFor(h)
-          if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
-          const signer = voteSigner(this.o.domain, parsed.signed)
-          // [REJECT] signed by a validator of the height
-          if (signer === undefined || stakeOf(set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'vote not signed by a validator')
-          parsed.vote.validator = signer
-          msg.inbound = { kind: 'vote', vote: parsed.signed, bytes }
-        }
-      },
-      handle: async (msg) => {
-        const inbound = msg.inbound
-        if (inbound !== undefined) await this.enqueue(async () => { await this.deliver(inbound) })
-      }
-    }
-  }
-
-  /** Rounds above ours a proposer has proposed in, per height: bounded like the driver's catch-up rounds. */
-  private readonly ahead = new Map<string, Set<number>>()
-
-  private aheadAllowed (height: number, proposer: string, round: number): boolean {
-    const ours = height === this.driver.height ? (this.driver.round ?? 0) : 0
-    if (round <= ours) return true
-    const key = `${height}/${proposer.toLowerCase()}`
-    let rounds = this.ahead.get(key)
-    if (rounds === undefined) {
-      for (const k of this.ahead.keys()) if (Number(k.split('/')[0]) < this.driver.height) this.ahead.delete(k)
-      this.ahead.set(key, rounds = new Set())
-    }
-    for (const r of rounds) if (r <= ours) rounds.delete(r)
-    if (rounds.has(round)) return true
-    if (rounds.size >= this.driver.limits.futureRounds) return false
-    rounds.add(round)
-    return true
-  }
 
   private async deliver (msg: DriverInbound): Promise<void> {
     const effects = this.driver.receive(msg)

@@ -1,0 +1,116 @@
+/**
+ * Gossip validation of a datanet's consensus messages: what may reach the driver. Checks
+ * run from the message alone (signature, set of the height, bounds on heights and rounds
+ * ahead), so gossipsub gets its verdict at once and a flood stops at the first hop.
+ */
+import { recoverAddress } from 'ethers'
+import type { TypedDataDomain } from 'ethers'
+import { decodeCbor } from '../../../src/codec/cbor.ts'
+import { bytesEqual, toHex } from '../../../src/codec/hash.ts'
+import type { ConsensusDriver, DriverInbound, HeightSetup } from '../../../src/consensus/driver.ts'
+import { decodeVersion, proposalDigest, versionValue, voteSigner, type Version } from '../../../src/consensus/version.ts'
+import { voteOfWire, wireProblem, type Wire } from '../../../src/consensus/wire.ts'
+import { stakeOf, type ValidatorSet } from '../../../src/datanet/manifest.ts'
+import { ignore, reject, type TopicHandler } from '../../../src/network/gossip.ts'
+import { datanetTopicScoreParams, topics } from '../../../src/network/topics.ts'
+
+export interface InboundContext {
+  datanet: string
+  domain: TypedDataDomain
+  driver: Pick<ConsensusDriver, 'height' | 'round' | 'limits'>
+  setup: (height: number) => HeightSetup | undefined
+  setFor: (height: number) => ValidatorSet | undefined
+  /** A message far ahead: this node is behind (catch-up). */
+  onBehind: () => void
+  /** A checked message, for the driver (in order, on the consensus queue). */
+  deliver: (msg: DriverInbound) => Promise<void>
+}
+
+export type InboundMessage = { wire: Wire, inbound?: DriverInbound }
+
+export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundMessage> {
+  const ahead = new AheadRounds(c.driver)
+  return {
+    topic: topics.consensus(c.datanet),
+    kind: 'consensus',
+    scoreParams: datanetTopicScoreParams(),
+    decode: (data: Uint8Array) => {
+      let wire: Wire
+      try { wire = decodeCbor<Wire>(data) } catch { throw reject('CONSENSUS_ERROR_MALFORMED', 'not dag-cbor') }
+      const problem = wireProblem(wire)
+      // [REJECT] a well-formed proposal or vote
+      if (problem !== undefined) throw reject('CONSENSUS_ERROR_MALFORMED', problem)
+      return { wire }
+    },
+    validate: async (msg) => {
+      const { wire } = msg
+      const current = c.driver.height
+      const bytes = wire.kind === 'proposal' ? wire.version.length + 200 : 600
+      if (wire.kind === 'proposal') {
+        // [IGNORE] not for a height already final or far ahead
+        if (wire.height < current) throw ignore('CONSENSUS_ERROR_STALE', 'proposal for a final height')
+        if (wire.height > current + c.driver.limits.maxAhead) { c.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'proposal far ahead') }
+        let version: Version
+        try { version = decodeVersion(wire.version) } catch (err) { throw reject('CONSENSUS_ERROR_MALFORMED', `proposal: ${(err as Error).message}`) }
+        // [REJECT] for this datanet, and about the version it carries
+        if (version.datanet !== c.datanet || version.height !== wire.height) throw reject('CONSENSUS_ERROR_WRONG_DATANET', 'proposal for another datanet or height')
+        const value = await versionValue(version)
+        if (!bytesEqual(value.bytes, wire.version)) throw reject('CONSENSUS_ERROR_MALFORMED', 'version not canonical')
+        const setup = c.setup(wire.height)
+        // [IGNORE] a height whose validator set the chain has not fixed for us yet
+        if (setup === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+        const proposer = setup.proposer(wire.round)
+        let signer: string | undefined
+        try { signer = recoverAddress(proposalDigest(c.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
+        // [REJECT] signed by the proposer of (height, round)
+        if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
+        // [IGNORE] a proposer's proposals for rounds above ours: a few are kept (the driver's
+        // catch-up rounds); the rest are not relayed, so a flood stops at the first hop
+        if (!ahead.allowed(wire.height, proposer, wire.round)) throw ignore('CONSENSUS_ERROR_ROUND_AHEAD', 'too many proposals for rounds above ours')
+        msg.inbound = { kind: 'proposal', proposal: { height: wire.height, round: wire.round, validRound: wire.validRound, value, proposer }, signature: toHex(wire.signature), bytes }
+      } else {
+        const parsed = voteOfWire(wire)
+        if ('code' in parsed) throw reject(parsed.code, parsed.message)
+        const h = wire.header.height
+        if (h < current) throw ignore('CONSENSUS_ERROR_STALE', 'vote for a final height')
+        if (h > current + c.driver.limits.maxAhead) { c.onBehind(); throw ignore('CONSENSUS_ERROR_AHEAD', 'vote far ahead') }
+        const set = c.setFor(h)
+        if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+        const signer = voteSigner(c.domain, parsed.signed)
+        // [REJECT] signed by a validator of the height
+        if (signer === undefined || stakeOf(set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'vote not signed by a validator')
+        parsed.vote.validator = signer
+        msg.inbound = { kind: 'vote', vote: parsed.signed, bytes }
+      }
+    },
+    handle: async (msg) => {
+      if (msg.inbound !== undefined) await c.deliver(msg.inbound)
+    }
+  }
+}
+
+/** Rounds above ours a proposer has proposed in, per height: bounded like the driver's catch-up rounds. */
+class AheadRounds {
+  private readonly byProposer = new Map<string, Set<number>>()
+  private readonly driver: InboundContext['driver']
+
+  constructor (driver: InboundContext['driver']) {
+    this.driver = driver
+  }
+
+  allowed (height: number, proposer: string, round: number): boolean {
+    const ours = height === this.driver.height ? (this.driver.round ?? 0) : 0
+    if (round <= ours) return true
+    const key = `${height}/${proposer.toLowerCase()}`
+    let rounds = this.byProposer.get(key)
+    if (rounds === undefined) {
+      for (const k of this.byProposer.keys()) if (Number(k.split('/')[0]) < this.driver.height) this.byProposer.delete(k)
+      this.byProposer.set(key, rounds = new Set())
+    }
+    for (const r of rounds) if (r <= ours) rounds.delete(r)
+    if (rounds.has(round)) return true
+    if (rounds.size >= this.driver.limits.futureRounds) return false
+    rounds.add(round)
+    return true
+  }
+}
