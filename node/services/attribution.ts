@@ -177,16 +177,9 @@ export class AttributionService {
     return attribute(index, output, prompt, fee, this.params(d), eventId === undefined ? {} : { eventId })
   }
 
-  /** Accepted records per contributor in version `height` (what the base pool is shared by). */
-  async recordsByContributor (d: FollowedDatanet, height: number): Promise<Map<string, number>> {
+  /** Each contributor's content weight in version `height`: what the base pool is shared by. */
+  async weightsByContributor (d: FollowedDatanet, height: number): Promise<Map<string, bigint>> {
     const index = await this.indexAt(d, height)
-    const counts = new Map<string, number>()
-    for (const segment of index?.segments ?? []) {
-      for (let r = 0; r < segment.recordCount; r++) {
-        const address = segment.contributors[segment.recordContributor[r] as number] as string
-        counts.set(address, (counts.get(address) ?? 0) + 1)
-      }
-    }
-    return counts
+    return (await attributionLib()).contentWeights(index?.segments ?? [], this.params(d).maxRecordTokens)
   }
 }

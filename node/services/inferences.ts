@@ -382,8 +382,8 @@ export class InferenceService {
   private async attributed (d: FollowedDatanet, event: InferenceEvent, eventId: string): Promise<{ result: AttributionResult, shares: InferenceEntry['shares'] }> {
     const result = await this.opts.attribution.attribute(d, event.version, event.output, event.prompt, BigInt(event.fee), eventId)
     if (result === undefined) throw fail(InferenceErrorCode.NO_VERSION, `version ${event.version} is not final here yet`, 'conflict')
-    const counts = await this.opts.attribution.recordsByContributor(d, event.version)
-    return { result, shares: eventShares(result, counts).map(s => ({ address: s.address, amount: s.amount.toString() })) }
+    const weights = await this.opts.attribution.weightsByContributor(d, event.version)
+    return { result, shares: eventShares(result, weights).map(s => ({ address: s.address, amount: s.amount.toString() })) }
   }
 
   /** The stored entry of another CID with this event id, if any. */

@@ -1,5 +1,5 @@
 /**
- * span-sa-v1 attribution (DESIGN.md §4 flow 5, ATTRIBUTION.md §2): from an output, its
+ * span-sa-v2 attribution (DESIGN.md §4 flow 5, ATTRIBUTION.md §2): from an output, its
  * prompt and a fee to integer shares per record and per contributor. Pure and
  * deterministic: every validator with the same index, inputs and parameters computes
  * the same result, byte for byte, and the same resultHash.
@@ -28,6 +28,7 @@ export * from './spans.ts'
 export * from './prompt-echo.ts'
 export * from './coverage.ts'
 export * from './weights.ts'
+export * from './content-weight.ts'
 export * from './shares.ts'
 
 /** What the prompt is known as: its text, or the hashes of its MIN_SPAN-token windows (prompt-echo.ts). */

@@ -1,7 +1,7 @@
 import { AttributionError, AttributionErrorCode } from './errors.ts'
 
 /**
- * The parameters of span-sa-v1 (ATTRIBUTION.md §2). All integers; every one of them is
+ * The parameters of span-sa-v2 (ATTRIBUTION.md §2). All integers; every one of them is
  * hashed into the spec id, so changing any is a new spec.
  */
 export interface AttributionParams {
@@ -19,6 +19,8 @@ export interface AttributionParams {
   readonly dataBps: number
   /** Most one record may take of one event's data pool (basis points). */
   readonly recordCapBps: number
+  /** MAX_RECORD_TOKENS: most tokens one record counts for in the base pool's content weight. */
+  readonly maxRecordTokens: number
 }
 
 /** Objects validateAttributionParams returned (and the defaults): frozen, so they stay valid. */
@@ -31,7 +33,8 @@ export const defaultAttributionParams: AttributionParams = Object.freeze({
   dMax: 16,
   wCap: 4096,
   dataBps: 6000,
-  recordCapBps: 2500
+  recordCapBps: 2500,
+  maxRecordTokens: 8192
 })
 validated.add(defaultAttributionParams)
 
@@ -43,7 +46,8 @@ const BOUNDS: Record<keyof AttributionParams, readonly [number, number]> = {
   dMax: [1, 1_000_000],
   wCap: [0, 1 << 20],
   dataBps: [0, 10_000],
-  recordCapBps: [0, 10_000]
+  recordCapBps: [0, 10_000],
+  maxRecordTokens: [1, 1 << 20]
 }
 
 /**
@@ -86,7 +90,7 @@ export interface ManifestAttributionFields {
 /**
  * The parameters a datanet's manifest fixes ("parameters live in the manifest"):
  * minSpanTokens → minSpan, maxSpanTokens → maxSpan, commonRecordLimit → dMax,
- * recordCapBps, rewardSplit.contributorsBps → dataBps. cScan and wCap are not in the
+ * recordCapBps, rewardSplit.contributorsBps → dataBps. cScan, wCap and maxRecordTokens are not in the
  * manifest yet and keep their defaults.
  */
 export function attributionParamsFromManifest (manifest: ManifestAttributionFields): AttributionParams {

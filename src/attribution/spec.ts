@@ -1,7 +1,7 @@
 /**
- * The spec identity of span-sa-v1 (ATTRIBUTION.md §2):
+ * The spec identity of span-sa-v2 (ATTRIBUTION.md §2):
  *
- *     specId = keccak256(JCS({name: "span-sa-v1", normalizer, tokenizer: {pkg, version,
+ *     specId = keccak256(JCS({name: "span-sa-v2", normalizer, tokenizer: {pkg, version,
  *                              encoding, ranksSha256}, params}))
  *
  * Every attribution names its specId; any change to the normaliser, the tokenizer or a
@@ -14,7 +14,11 @@ import { NORMALIZER_ID } from './normalize.ts'
 import type { AttributionParams } from './params.ts'
 import { TOKENIZER } from './tokenizer.ts'
 
-export const SPEC_NAME = 'span-sa-v1'
+/**
+ * v2: the base pool is shared by content weight (normalized tokens of accepted records,
+ * each capped at maxRecordTokens), no longer by record count, which rewarded splitting.
+ */
+export const SPEC_NAME = 'span-sa-v2'
 
 export interface AttributionSpec {
   name: string
@@ -50,7 +54,8 @@ export function specId (params: AttributionParams): string {
  * tokenization is refused when loaded.
  */
 export const TOKENIZATION_ID: Uint8Array = sha256(canonicalBytes({
-  name: SPEC_NAME,
+  // v2 changed the money, not the tokens: segments built under v1 stay valid
+  name: 'span-sa-v1',
   normalizer: NORMALIZER_ID,
   tokenizer: { ...TOKENIZER }
 }) as Uint8Array)

@@ -58,6 +58,22 @@ export function tokenizeToArray (normalizedText: string): number[] {
   return normalizedText.length === 0 ? [] : encode(normalizedText, SPECIAL_AS_TEXT)
 }
 
+/** contentTable[id] = 1 when the token's bytes hold anything but whitespace. */
+const contentTable: Uint8Array = (() => {
+  const table = new Uint8Array(VOCAB_SIZE)
+  for (let id = 0; id < VOCAB_SIZE; id++) {
+    const entry = ranks[id]
+    const bytes = typeof entry === 'string' ? Buffer.from(entry, 'utf8') : (entry ?? [])
+    for (const b of bytes) if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0b && b !== 0x0c && b !== 0x0d) { table[id] = 1; break }
+  }
+  return table
+})()
+
+/** Does this token carry content (not only whitespace)? What a record's content weight counts. */
+export function isContentToken (id: number): boolean {
+  return contentTable[id] === 1
+}
+
 /** Does this token id, in the middle of a text, start a word? */
 export function isWordStartToken (id: number): boolean {
   return wordStartTable[id] === 1

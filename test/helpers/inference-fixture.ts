@@ -181,7 +181,7 @@ export async function inferenceFixture (): Promise<Fixture> {
       await fixture.attributeDelay()
       return { contributors: [{ address: '0x' + 'c1'.repeat(20), amount: (fee / 2n).toString() }], basePool: '0', resultHash: '0x' + 'ab'.repeat(32) }
     },
-    recordsByContributor: async () => new Map<string, number>()
+    weightsByContributor: async () => new Map<string, bigint>()
   } as unknown as AttributionService
   const fixture: Fixture = {
     service: undefined as unknown as InferenceService,

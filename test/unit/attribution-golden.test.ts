@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CorpusIndex, type IndexRecord } from '../../src/attribution/corpus-index.ts'
-import { attribute } from '../../src/attribution/index.ts'
+import { attribute, contentWeights } from '../../src/attribution/index.ts'
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { validateAttributionParams } from '../../src/attribution/params.ts'
 import { encodeSegment, segmentDigest } from '../../src/attribution/segment-codec.ts'
@@ -21,6 +21,7 @@ interface Golden {
   normalization: Array<{ input: string, output: string }>
   tokenization: Array<{ text: string, ids: number[], wordStarts: number[] }>
   index: { records: number, totalTokens: number, indexHash: string, segmentDigest: string }
+  contentWeights: Record<string, string>
   events: Array<{
     name: string
     output: string
@@ -54,6 +55,16 @@ test('golden: spec id, tokenization id, normalisation and tokenization vectors',
     assert.equal(Array.from(ids), v.ids, v.text)
     assert.equal(Array.from(wordStartFlags(ids)), v.wordStarts, v.text)
   }
+})
+
+test('golden: content weights (words per contributor), what each event\'s base pool is shared by', () => {
+  const weights = contentWeights(index.segments, params.maxRecordTokens)
+  assert.equal(Object.fromEntries([...weights].map(([a, w]) => [a, w.toString()])), golden.contentWeights)
+  let words = 0
+  for (const r of CORPUS) words += r.text.split(/\s+/).filter(w => w.length > 0).length
+  const total = [...weights.values()].reduce((a, b) => a + b, 0n)
+  // the words a reader counts, within a few (punctuation glued to a word is one word both ways)
+  assert.ok(Math.abs(Number(total) - words) <= words / 50, `weights ${total} vs ${words} words`)
 })
 
 test('golden: index hash, token total and the digest of the one-segment bytes', () => {

@@ -144,7 +144,7 @@ test('parameters: defaults, validation, the manifest mapping, and the spec id ch
     seen.add(id)
   }
   const spec = attributionSpec(validateAttributionParams())
-  assert.is(spec.name, 'span-sa-v1')
+  assert.is(spec.name, 'span-sa-v2')
   assert.equal(spec.tokenizer, { pkg: 'gpt-tokenizer', version: '4.0.0', encoding: 'cl100k_base', ranksSha256: '223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7' })
 })
 
