@@ -249,7 +249,10 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['inferences', () => { inferences.stop() }])
       const verdicts = new VerdictService({
         db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks, sets,
-        onDecided: entry => { this.consensus?.poke(entry.datanet) }
+        onDecided: entry => {
+          this.consensus?.poke(entry.datanet)
+          if (entry.status === 'rejected') void this.contributions?.release(entry).catch(err => { logger.warn({ err, contribution: entry.cid }, 'cannot release the records of a rejected contribution') })
+        }
       })
       this.verdicts = verdicts
       verdicts.start()

@@ -3,6 +3,7 @@ import { createUnsafe } from 'multiformats/block'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { bytesEqual, fromHex } from '../../src/codec/hash.ts'
+import { datanetDigest } from '../../src/datanet/manifest.ts'
 import {
   contributionCid, contributionJson, contributionSigner, contributionTypedData, decodeContribution, encodeContribution, signContribution,
   type Contribution, type TypedDataSigner, type UnsignedContribution
@@ -64,9 +65,11 @@ export interface ShardFetchOptions {
   attempts: number
   /** Wait before attempt n+1: n times this. */
   retryMs: number
-  /** Contributions fetched at once, over all publishers (one per publisher at a time). */
+  /** Contributions fetched at once, over all publishers. */
   concurrency: number
-  /** Contributions waiting per publisher; beyond it new ones are ignored (not relayed). */
+  /** Contributions of one publisher fetched at once (below `concurrency`: one worker stays free for the others). */
+  runningPerPublisher: number
+  /** Contributions waiting per publisher; beyond it new ones are ignored (not relayed; the uploader re-gossips). */
   queuedPerPublisher: number
   /** Contributions waiting in all. */
   queued: number
@@ -77,9 +80,12 @@ export const defaultShardFetchOptions: Readonly<ShardFetchOptions> = Object.free
   msPerMiB: 2000,
   attempts: 3,
   retryMs: 5000,
-  concurrency: 3,
-  queuedPerPublisher: 16,
-  queued: 256
+  // an honest node re-gossiping a backlog (hundreds of small contributions) must not wait
+  // for one fetch at a time, 16 every 30 s: that capped a datanet at ~16 per version
+  concurrency: 4,
+  runningPerPublisher: 3,
+  queuedPerPublisher: 256,
+  queued: 1024
 })
 
 /**
@@ -230,6 +236,7 @@ export class ContributionService {
       concurrency: this.fetch.concurrency,
       maxQueuedPerOrigin: this.fetch.queuedPerPublisher,
       maxQueued: this.fetch.queued,
+      maxRunningPerOrigin: this.fetch.runningPerPublisher,
       onError: (err, origin) => { this.opts.logger.error({ err, publisher: origin }, 'fetching a contribution\'s shards failed') }
     })
   }
@@ -344,14 +351,15 @@ export class ContributionService {
     const { db, helia } = this.opts
     const upload: UploadEntry = { id: randomBytes(8).toString('hex'), datanet: datanet.id, startedAt: Date.now(), shards: [] }
     const owner = `u:${upload.id}`
+    const digest = fromHex(datanet.digest, 32)
     await db.uploads.put(upload.id, upload)
     try {
       const result = await ingestRecords(
         parseRecords(body, { format: options.format, textMode: datanet.manifest.textMode, maxRecordBytes: datanet.manifest.limits.maxRecordBytes * 4 }),
         { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress },
         {
-          owners: async hashes => await db.records.owners(hashes),
-          claim: async hashes => { await db.records.claim(hashes, owner) },
+          owners: async hashes => await db.records.owners(digest, hashes),
+          claim: async hashes => { await db.records.claim(digest, hashes, owner) },
           putShard: async bytes => {
             const cid = shardCid(bytes)
             await helia.blockstore.put(cid, bytes)
@@ -379,7 +387,7 @@ export class ContributionService {
     await helia.blockstore.put(cid, bytes)
     await pinContribution(helia, cid)
     const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, flagged: result.flagged }
-    const { entry } = await this.store(datanet, contribution, cid, 'local', facts)
+    const { entry } = await this.store(datanet, contribution, cid, 'local', facts, `u:${upload.id}`)
     await db.uploads.delete(upload.id)
     const recipients = await this.opts.router.publish(topics.contributions(datanet.id), bytes)
     this.opts.logger.info({ cid: cid.toString(), datanet: datanet.id, contributor: contribution.contributor, records: result.recordCount, shards: result.shards.length, duplicates: result.duplicates, recipients }, 'contribution published')
@@ -403,17 +411,39 @@ export class ContributionService {
       try {
         const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { offline: true }))
         const hashes = records.map(r => r.hash)
-        const owners = await this.opts.db.records.owners(hashes)
-        await this.opts.db.records.deleteMany(hashes.filter((_, i) => owners[i] === owner))
+        await this.opts.db.records.release(fromHex(datanetDigest(upload.datanet), 32), hashes, new Set([owner]))
       } catch (err) {
         this.opts.logger.warn({ err, shard: s }, 'cannot read an abandoned shard')
       }
     }
     await this.opts.db.uploads.delete(upload.id)
   }
+  /**
+   * A contribution this node decided rejected gives its records back: its claims on the
+   * datanet's record index (as received, or as uploaded here) are dropped, so the records
+   * can be contributed again. Claims of other contributions stay.
+   */
+  async release (entry: ContributionEntry): Promise<void> {
+    if (entry.status !== 'rejected' || entry.version !== null) return
+    const owners = new Set([entry.cid, ...(entry.claims === undefined ? [] : [entry.claims])])
+    const digest = fromHex(datanetDigest(entry.datanet), 32)
+    const shards = Array.isArray(entry.contribution.shards) ? entry.contribution.shards as string[] : []
+    let released = 0
+    for (const s of shards) {
+      try {
+        const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { offline: true }))
+        released += await this.opts.db.records.release(digest, records.map(r => r.hash), owners)
+      } catch (err) {
+        // a shard never fetched here: its records were never claimed here either
+        this.opts.logger.debug({ err, shard: s, contribution: entry.cid }, 'no shard to release records of')
+      }
+    }
+    if (released > 0) this.opts.logger.info({ contribution: entry.cid, datanet: entry.datanet, records: released }, 'records of a rejected contribution released')
+  }
+
 
   /** Stores a new contribution entry; an entry already there (e.g. included meanwhile) is kept and returned. */
-  private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts): Promise<{ entry: ContributionEntry, created: boolean }> {
+  private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts, claims?: string): Promise<{ entry: ContributionEntry, created: boolean }> {
     const entry: ContributionEntry = {
       cid: cid.toString(),
       datanet: datanet.id,
@@ -424,7 +454,8 @@ export class ContributionService {
       decidedAt: null,
       origin,
       version: null,
-      facts: { ...facts, flagged: Object.fromEntries(facts.flagged) }
+      facts: { ...facts, flagged: Object.fromEntries(facts.flagged) },
+      ...(claims === undefined ? {} : { claims })
     }
     const put = async (): Promise<{ entry: ContributionEntry, created: boolean }> => {
       const existing = await this.opts.db.contributions.get(entry.cid)
@@ -587,10 +618,11 @@ export class ContributionService {
     const { db, helia } = this.opts
     await helia.blockstore.put(contributionCidValue, g.bytes)
     await pinContribution(helia, contributionCidValue)
+    const digest = fromHex(datanet.digest, 32)
     const duplicates = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
-      owners: async hashes => await db.records.owners(hashes),
-      claim: async (hashes, owner) => { await db.records.claim(hashes, owner) }
+      owners: async hashes => await db.records.owners(digest, hashes),
+      claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) }
     })
     const withDuplicates = { ...facts, duplicateRecords: duplicates }
     const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)

@@ -8,15 +8,22 @@ export interface FairQueueOptions {
   maxQueuedPerOrigin: number
   /** Jobs waiting in all; more are refused. */
   maxQueued: number
+  /**
+   * Jobs of one origin running at once (default 1). Above 1, keep it below `concurrency`
+   * so that a worker is always left for the other origins.
+   */
+  maxRunningPerOrigin?: number
   /** A job that throws (jobs should handle their own errors; this is for bugs). */
   onError?: (err: unknown, origin: string) => void
 }
 
 /**
  * A bounded work queue, fair between origins (the peers that published the messages):
- * one job per origin runs at a time and origins take turns, so a peer that floods it
- * delays only its own work, holds at most one of the `concurrency` workers, and is
- * refused past `maxQueuedPerOrigin` waiting jobs. Stop aborts the running jobs' signal.
+ * at most `maxRunningPerOrigin` jobs per origin run at a time and origins take turns, so
+ * a peer that floods it delays only its own work, holds at most that many of the
+ * `concurrency` workers, and is refused past `maxQueuedPerOrigin` waiting jobs; an honest
+ * burst from one origin still uses the workers nobody else needs. Stop aborts the
+ * running jobs' signal.
  */
 export class FairQueue {
   /** Waiting jobs by origin, in order of arrival. */
@@ -24,7 +31,9 @@ export class FairQueue {
   /** When each origin with work waiting or running was last served (a turn counter). */
   private readonly lastServed = new Map<string, number>()
   private turn = 0
-  private readonly runningOrigins = new Set<string>()
+  /** Running jobs per origin. */
+  private readonly runningOrigins = new Map<string, number>()
+  private runningJobs = 0
   private queued = 0
   private controller = new AbortController()
   private readonly opts: FairQueueOptions
@@ -56,7 +65,7 @@ export class FairQueue {
 
   /** Jobs running. */
   get running (): number {
-    return this.runningOrigins.size
+    return this.runningJobs
   }
 
   /** Drops the waiting jobs and aborts the running ones; the queue takes new jobs afterwards. */
@@ -69,7 +78,7 @@ export class FairQueue {
   }
 
   private pump (): void {
-    while (this.runningOrigins.size < this.opts.concurrency) {
+    while (this.runningJobs < this.opts.concurrency) {
       const origin = this.nextOrigin()
       if (origin === undefined) return
       const list = this.waiting.get(origin) as FairJob[]
@@ -81,12 +90,13 @@ export class FairQueue {
     }
   }
 
-  /** The origin served longest ago (never served first, then by arrival) with work waiting and none running. */
+  /** The origin served longest ago (never served first, then by arrival) with work waiting and a running slot free. */
   private nextOrigin (): string | undefined {
     let best: string | undefined
     let bestTurn = Infinity
+    const perOrigin = this.opts.maxRunningPerOrigin ?? 1
     for (const origin of this.waiting.keys()) {
-      if (this.runningOrigins.has(origin)) continue
+      if ((this.runningOrigins.get(origin) ?? 0) >= perOrigin) continue
       const turn = this.lastServed.get(origin) ?? 0
       if (turn < bestTurn) {
         best = origin
@@ -97,14 +107,18 @@ export class FairQueue {
   }
 
   private async run (origin: string, job: FairJob): Promise<void> {
-    this.runningOrigins.add(origin)
+    this.runningOrigins.set(origin, (this.runningOrigins.get(origin) ?? 0) + 1)
+    this.runningJobs++
     try {
       await job(this.controller.signal)
     } catch (err) {
       this.opts.onError?.(err, origin)
     } finally {
-      this.runningOrigins.delete(origin)
-      if (!this.waiting.has(origin)) this.lastServed.delete(origin)
+      this.runningJobs--
+      const left = (this.runningOrigins.get(origin) ?? 1) - 1
+      if (left > 0) this.runningOrigins.set(origin, left)
+      else this.runningOrigins.delete(origin)
+      if (!this.waiting.has(origin) && left === 0) this.lastServed.delete(origin)
       this.pump()
     }
   }

@@ -1,5 +1,6 @@
 import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
+import { concatBytes } from '../codec/hash.ts'
 import { Repository, heightKey, jsonCodec, readHeightKey, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 
 /** What this node learnt of another node from its announcements. */
@@ -45,6 +46,8 @@ export interface ContributionEntry {
   version: number | null
   /** Facts this node found reading its records (for its own verdict). */
   facts: { recordCount: number, byteSize: number, invalidRecords: number, duplicateRecords: number, flagged: Record<string, number> } | null
+  /** The record index owner its records were claimed under when uploaded here (`u:<upload id>`). */
+  claims?: string
 }
 
 /** A verdict as received: its fields and its encoded bytes (for re-gossip and certificates). */
@@ -140,7 +143,12 @@ export interface ConsensusEntry {
   state: Record<string, unknown>
 }
 
-/** Record hash → owner (a contribution CID, or `u:<upload id>` while an upload is ingested). */
+/**
+ * `<datanet digest><record hash>` → owner (a contribution CID, or `u:<upload id>` while and
+ * after an upload is ingested here): which records a datanet already has or is being
+ * offered, for duplicate checks. Per datanet, so a record is never a duplicate because
+ * another datanet holds it; claims of a rejected contribution are released.
+ */
 export class RecordIndex extends Repository<Uint8Array, string> {
   constructor (db: StateDb) {
     super(db, 'records', {
@@ -150,20 +158,24 @@ export class RecordIndex extends Repository<Uint8Array, string> {
     })
   }
 
-  /** The owners of many hashes in one read (undefined where unknown). */
-  async owners (hashes: readonly Uint8Array[]): Promise<Array<string | undefined>> {
-    return await this.getMany(hashes)
+  /** The owners of many hashes of one datanet in one read (undefined where unknown). */
+  async owners (datanet: Uint8Array, hashes: readonly Uint8Array[]): Promise<Array<string | undefined>> {
+    return await this.getMany(hashes.map(h => concatBytes(datanet, h)))
   }
 
   /** Marks hashes as owned by `owner`, in one batch (the owner encoded once, not per record). */
-  async claim (hashes: readonly Uint8Array[], owner: string): Promise<void> {
+  async claim (datanet: Uint8Array, hashes: readonly Uint8Array[], owner: string): Promise<void> {
     if (hashes.length === 0) return
     const value = this.codec.encodeValue(owner)
-    await this.store.batch(hashes.map(h => ({ type: 'put' as const, key: this.codec.encodeKey(h), value })))
+    await this.store.batch(hashes.map(h => ({ type: 'put' as const, key: this.codec.encodeKey(concatBytes(datanet, h)), value })))
   }
 
-  async deleteMany (hashes: readonly Uint8Array[]): Promise<void> {
-    if (hashes.length > 0) await this.store.batch(hashes.map(h => ({ type: 'del' as const, key: this.codec.encodeKey(h) })))
+  /** Drops the claims among `hashes` that `owners` hold (another owner's claim stays). */
+  async release (datanet: Uint8Array, hashes: readonly Uint8Array[], owners: ReadonlySet<string>): Promise<number> {
+    const current = await this.owners(datanet, hashes)
+    const gone = hashes.filter((_, i) => owners.has(current[i] as string))
+    if (gone.length > 0) await this.store.batch(gone.map(h => ({ type: 'del' as const, key: this.codec.encodeKey(concatBytes(datanet, h)) })))
+    return gone.length
   }
 }
 

@@ -221,4 +221,48 @@ test('forged contributions (wrong signer; another datanet) are rejected by every
   }
 })
 
+/** Contributes `lines` (JSONL) on `node`; the CLI's result. */
+async function contributeLines (node: TestNode, datanet: string, name: string, lines: string[]): Promise<{ code: number, stderr: string, cid?: string }> {
+  const file = join(cluster.root.dir, name)
+  writeFileSync(file, lines.join('\n') + '\n')
+  const out = await cli(node, ['contribute', '--datanet', datanet, file, '--json'])
+  return { code: out.code ?? -1, stderr: out.stderr, cid: out.code === 0 ? (JSON.parse(out.stdout) as { cid: string }).cid : undefined }
+}
+
+async function waitStatus (datanet: string, cidText: string, status: string): Promise<void> {
+  for (const n of cluster.nodes) {
+    const view = async (): Promise<{ status: number, body: ContributionView }> => await api<ContributionView>(n, `/v1/datanets/${datanet}/contributions/${cidText}`)
+    await waitFor(async () => (await view()).body.status === status, { timeoutMs: 60_000, what: `${n.name} to see ${cidText} ${status}` })
+      .catch(async (err: Error) => { const v = await view(); throw new Error(`${err.message}; it shows ${v.status} ${JSON.stringify({ status: v.body.status, verdicts: v.body.verdicts?.map(x => [x.accept, x.score, x.reasons]) })}`) })
+  }
+}
+
+test('the record index is per datanet: a record of one datanet is new in another', async () => {
+  const manifest = parseManifest({
+    name: 'integration-two',
+    license: 'CC0-1.0',
+    recordSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } },
+    consensus: { versionIntervalMs: 300, proposeTimeoutMs: 2000, prevoteTimeoutMs: 1000, precommitTimeoutMs: 1000, timeoutDeltaMs: 500 },
+    validators: validators.map((v, i) => ({ address: v.address, stake: String(1000 + i) }))
+  })
+  const path = join(cluster.root.dir, 'manifest-two.json')
+  writeFileSync(path, JSON.stringify(manifest))
+  const second = (await encodeManifest(manifest)).id
+  for (const n of cluster.nodes) {
+    const created = await cli(n, ['datanet', 'create', '--manifest', path])
+    assert.is(created.code, 0, created.stderr)
+  }
+  for (const n of cluster.nodes) {
+    await waitFor(async () => {
+      const { status, body } = await api<{ subscribers: { contributions: string[], verdicts: string[] } }>(n, `/v1/datanets/${second}`)
+      return status === 200 && body.subscribers.contributions.length >= 3 && body.subscribers.verdicts.length >= 3
+    }, { timeoutMs: 30_000, what: `${n.name} to follow the second datanet with the others` })
+  }
+  // records the first datanet holds (uploaded on the plain node, accepted by the validators)
+  const lines = Array.from({ length: 3 }, (_, i) => JSON.stringify({ text: `record ${i + 10}: ${'lorem ipsum '.repeat((i + 10) % 7)}`, i: i + 10 }))
+  const out = await contributeLines(plain, second, 'same-records.jsonl', lines)
+  assert.is(out.code, 0, `refused as duplicates of another datanet: ${out.stderr}`)
+  await waitStatus(second, out.cid as string, 'accepted')
+})
+
 test.run()

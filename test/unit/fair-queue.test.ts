@@ -34,6 +34,21 @@ test('a flooding origin holds one worker; another origin\'s job starts at once',
   q.stop()
 })
 
+test('one origin\'s burst uses the idle workers up to its limit; one worker stays for the others', async () => {
+  const q = new FairQueue({ concurrency: 4, maxQueuedPerOrigin: 256, maxQueued: 1024, maxRunningPerOrigin: 3 })
+  const started: string[] = []
+  const burst = Array.from({ length: 10 }, (_, i) => gated(started, `busy-${i}`))
+  for (const b of burst) assert.ok(q.push('busy', b.job))
+  assert.equal(started, ['busy-0', 'busy-1', 'busy-2'], 'three at once, not one (an honest backlog drained one fetch at a time capped a datanet)')
+  const other = gated(started, 'other')
+  assert.ok(q.push('other', other.job))
+  assert.is(started[3], 'other', 'the fourth worker is the other origin\'s at once')
+  for (const b of burst) b.release()
+  other.release()
+  await waitFor(() => started.length === 11, { timeoutMs: 2000, what: 'every job' })
+  q.stop()
+})
+
 test('origins take turns', async () => {
   const q = new FairQueue({ concurrency: 1, maxQueuedPerOrigin: 16, maxQueued: 64 })
   const order: string[] = []

@@ -86,9 +86,21 @@ test('getMany answers in the order asked (it reads in key order), undefined wher
 
 test('records: claim marks hashes with one owner; owners reads them back in order', async () => {
   const hash = (i: number): Uint8Array => new Uint8Array(32).fill(i)
-  await db.records.claim([hash(3), hash(1)], 'u:upload')
-  await db.records.claim([], 'u:nothing')
-  assert.equal(await db.records.owners([hash(1), hash(2), hash(3)]), ['u:upload', undefined, 'u:upload'])
+  const d = new Uint8Array(32).fill(0xd1)
+  await db.records.claim(d, [hash(3), hash(1)], 'u:upload')
+  await db.records.claim(d, [], 'u:nothing')
+  assert.equal(await db.records.owners(d, [hash(1), hash(2), hash(3)]), ['u:upload', undefined, 'u:upload'])
+})
+
+test('records: the index is per datanet, and release drops only the given owners\' claims', async () => {
+  const hash = (i: number): Uint8Array => new Uint8Array(32).fill(i)
+  const a = new Uint8Array(32).fill(0xa1)
+  const b = new Uint8Array(32).fill(0xb1)
+  await db.records.claim(a, [hash(7), hash(8)], 'bafyrejected')
+  await db.records.claim(a, [hash(9)], 'bafyother')
+  assert.equal(await db.records.owners(b, [hash(7)]), [undefined], 'another datanet does not hold it')
+  assert.is(await db.records.release(a, [hash(7), hash(8), hash(9)], new Set(['bafyrejected'])), 2)
+  assert.equal(await db.records.owners(a, [hash(7), hash(8), hash(9)]), [undefined, undefined, 'bafyother'])
 })
 
 test('heightKey is 8 bytes big-endian and readHeightKey inverts it', () => {
