@@ -418,6 +418,7 @@ export class ContributionService {
     }
     await this.opts.db.uploads.delete(upload.id)
   }
+
   /**
    * A contribution this node decided rejected gives its records back: its claims on the
    * datanet's record index (as received, or as uploaded here) are dropped, so the records
@@ -440,7 +441,6 @@ export class ContributionService {
     }
     if (released > 0) this.opts.logger.info({ contribution: entry.cid, datanet: entry.datanet, records: released }, 'records of a rejected contribution released')
   }
-
 
   /** Stores a new contribution entry; an entry already there (e.g. included meanwhile) is kept and returned. */
   private async store (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts, claims?: string): Promise<{ entry: ContributionEntry, created: boolean }> {

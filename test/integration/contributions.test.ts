@@ -28,17 +28,22 @@ let forger: Libp2p<HostServices> | undefined
 
 const RECORDS = 10_000
 
-test.before(hook(async () => {
-  const nodes = await cluster.create(4)
-  validators = nodes.slice(0, 3)
-  plain = nodes[3] as TestNode
-  const manifest = parseManifest({
-    name: 'integration',
+/** The datanets of this file: text records, fast consensus, the three validators. */
+function manifestNamed (name: string): ReturnType<typeof parseManifest> {
+  return parseManifest({
+    name,
     license: 'CC0-1.0',
     recordSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } },
     consensus: { versionIntervalMs: 300, proposeTimeoutMs: 2000, prevoteTimeoutMs: 1000, precommitTimeoutMs: 1000, timeoutDeltaMs: 500 },
     validators: validators.map((v, i) => ({ address: v.address, stake: String(1000 + i) }))
   })
+}
+
+test.before(hook(async () => {
+  const nodes = await cluster.create(4)
+  validators = nodes.slice(0, 3)
+  plain = nodes[3] as TestNode
+  const manifest = manifestNamed('integration')
   writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
   datanetId = (await encodeManifest(manifest)).id
   // Validators follow the datanet from their config: they fetch the manifest from whoever has it.
@@ -238,13 +243,7 @@ async function waitStatus (datanet: string, cidText: string, status: string): Pr
 }
 
 test('the record index is per datanet: a record of one datanet is new in another', async () => {
-  const manifest = parseManifest({
-    name: 'integration-two',
-    license: 'CC0-1.0',
-    recordSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } },
-    consensus: { versionIntervalMs: 300, proposeTimeoutMs: 2000, prevoteTimeoutMs: 1000, precommitTimeoutMs: 1000, timeoutDeltaMs: 500 },
-    validators: validators.map((v, i) => ({ address: v.address, stake: String(1000 + i) }))
-  })
+  const manifest = manifestNamed('integration-two')
   const path = join(cluster.root.dir, 'manifest-two.json')
   writeFileSync(path, JSON.stringify(manifest))
   const second = (await encodeManifest(manifest)).id
