@@ -158,4 +158,31 @@ test('a contribution is proposed only with an accept certificate of the height\'
   })
 })
 
+test('CID grinding: a record two contributions share goes to the one accepted first, whatever CID the other ground', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      const victim = await contribution(db, helia, d, ['a passage the victim wrote', 'the victim\'s second line'], wallets.slice(0, 3))
+      // the attacker copies the shared record and grinds its own line until its CID sorts first
+      let attacker = ''
+      for (let k = 0; attacker === '' || attacker > victim; k++) attacker = await contribution(db, helia, d, ['a passage the victim wrote', `attacker line ${k}`], wallets.slice(0, 3))
+      const accepted = async (cid: string, at: number): Promise<void> => { const e = await db.contributions.get(cid); await db.contributions.put(cid, { ...e!, receivedAt: at, decidedAt: at }) }
+      await accepted(victim, 10)
+      await accepted(attacker, 20)
+      for await (const [cid, e] of db.contributions.entries()) if (cid !== victim && cid !== attacker) await db.contributions.put(cid, { ...e, status: 'rejected' })
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+      assert.equal(value?.version.contributions.map(c => c.cid.toString()), [victim, attacker], 'listed as accepted, not by CID')
+      assert.is(await versions.problem(value!, d.validators), undefined, 'validators take the proposer\'s order')
+      await versions.finalize(0, value!, [], 1)
+      // the shared record is the dataset's first: the victim's, whose contribution comes first
+      assert.is(versions.last?.recordCount, 3)
+    } finally {
+      await db.close()
+    }
+  })
+})
+
 test.run()

@@ -52,6 +52,9 @@ export interface VersionsOptions {
   crashPoint?: (step: string) => void
 }
 
+/** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
+const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
+
 const versionKey = (datanet: string, height: number): string => `${datanet}/${height.toString(16).padStart(16, '0')}`
 
 export class DatanetVersions {
@@ -108,7 +111,8 @@ export class DatanetVersions {
       const certificate = acceptCertificate(set, verdicts)
       if (certificate !== undefined) out.push({ entry, certificate })
     }
-    return out.sort((a, b) => (a.entry.cid < b.entry.cid ? -1 : a.entry.cid > b.entry.cid ? 1 : 0)).slice(0, MAX_CONTRIBUTIONS)
+    // first accepted first: a record two contributions share is credited to the earlier one
+    return out.sort((a, b) => firstAccepted(a.entry) - firstAccepted(b.entry) || a.entry.receivedAt - b.entry.receivedAt || (a.entry.cid < b.entry.cid ? -1 : a.entry.cid > b.entry.cid ? 1 : 0)).slice(0, MAX_CONTRIBUTIONS)
   }
 
   async pendingEvents (): Promise<InferenceEntry[]> {
