@@ -180,6 +180,15 @@ export class AttributionService {
   /** Each contributor's content weight in version `height`: what the base pool is shared by. */
   async weightsByContributor (d: FollowedDatanet, height: number): Promise<Map<string, bigint>> {
     const index = await this.indexAt(d, height)
-    return (await attributionLib()).contentWeights(index?.segments ?? [], this.params(d).maxRecordTokens)
+    if (index === undefined) return new Map()
+    // a version's index never changes: count its tokens once, not once per inference event
+    let weights = this.weights.get(index)
+    if (weights === undefined) {
+      weights = (await attributionLib()).contentWeights(index.segments, this.params(d).maxRecordTokens)
+      this.weights.set(index, weights)
+    }
+    return weights
   }
+
+  private readonly weights = new WeakMap<CorpusIndex, Map<string, bigint>>()
 }

@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
 import { ChainFollower } from '../../src/chain/follower.ts'
 import { RegistryClient, isTransient, revertName, type SentTx } from '../../src/chain/registry-client.ts'
-import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo } from '../../src/chain/registry-state.ts'
+import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo, type ValidatorStake } from '../../src/chain/registry-state.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -155,9 +155,20 @@ export class ChainService {
     const state = this.state(d)
     if (state === undefined) return undefined
     const set = setForHeight(state, height, this.anchorInterval(d))
-    if (set === undefined) return undefined
-    const validators = set.map(v => ({ address: getAddress(v.address), stake: v.stake }))
-    return { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+    return set === undefined ? undefined : this.checksummed(set)
+  }
+
+  /** Sets as the chain state holds them (one array per anchor), checksummed once: every vote and verdict asks. */
+  private readonly sets = new WeakMap<readonly ValidatorStake[], ValidatorSet>()
+
+  private checksummed (set: readonly ValidatorStake[]): ValidatorSet {
+    let out = this.sets.get(set)
+    if (out === undefined) {
+      const validators = set.map(v => ({ address: getAddress(v.address), stake: v.stake }))
+      out = { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
+      this.sets.set(set, out)
+    }
+    return out
   }
 
   validators (d: FollowedDatanet): ValidatorView[] {

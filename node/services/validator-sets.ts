@@ -1,6 +1,6 @@
 /**
- * The one answer to "which validator set decides height h" (issue 11): consensus, verdicts,
- * anchoring and the API all ask here. With a chain the registry's state is the truth (the
+ * The one answer to "which validator set decides height h" (issue 11): consensus, verdicts
+ * and the API ask here (anchoring asks the chain service, the same source). With a chain the registry's state is the truth (the
  * set an anchor fixed for the heights after it); without one, the manifest's genesis set.
  */
 import type { ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -35,6 +35,11 @@ export class ValidatorSets {
   /** The set deciding the next version: verdicts are given, checked and tallied under it. */
   deciding (d: FollowedDatanet): ValidatorSet | undefined {
     return this.at(d, this.nextHeight(d))
+  }
+
+  /** What the API shows: the deciding set, or the genesis set until the chain fixes one. */
+  shown (d: FollowedDatanet): ValidatorSet {
+    return this.deciding(d) ?? d.validators
   }
 
   /** The newest set known (the chain's active set), for gossip from validators of a set this node has not reached yet. */

@@ -32,7 +32,7 @@ export function datanetJson (d: FollowedDatanet, sets: ValidatorSets): Record<st
     digest: d.digest,
     name: d.manifest.name,
     license: d.manifest.license,
-    validators: (sets.deciding(d) ?? d.validators).validators.map(v => ({ address: v.address, stake: v.stake.toString() })),
+    validators: sets.shown(d).validators.map(v => ({ address: v.address, stake: v.stake.toString() })),
     manifest: d.manifest
   }
 }

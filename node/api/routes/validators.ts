@@ -37,7 +37,7 @@ export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps)
             chain: null
           }
         }
-        return { source: 'chain', validators: chain.validators(d), totalStake: (sets.deciding(d) ?? d.validators).total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
+        return { source: 'chain', validators: chain.validators(d), totalStake: sets.shown(d).total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
       })
       app.post('/v1/datanets/:id/validators/join', async (request) => {
         const { id } = request.params as { id: string }
