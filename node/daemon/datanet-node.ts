@@ -329,7 +329,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()

@@ -4,6 +4,7 @@ import { CID } from 'multiformats/cid'
 import { attributionParamsFromManifest, type AttributionParams } from '../../src/attribution/params.ts'
 import type { AttributionResult, CorpusIndex, IndexRecord } from '../../src/attribution/index.ts'
 import { concatBytes, fromHex } from '../../src/codec/hash.ts'
+import { recordText } from '../../src/datanet/record-text.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
 import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
 import { getBlock } from './blocks.ts'
@@ -17,17 +18,6 @@ export interface AttributionServiceOptions {
   /** Where index segments are kept (one file per version); rebuilt from the dataset when missing. */
   dir: string
   logger: Logger
-}
-
-/** A record's text for attribution: its `text` field, a JSON string record itself, or its canonical JSON. */
-export function recordText (bytes: Uint8Array): string {
-  const json = Buffer.from(bytes).toString('utf8')
-  try {
-    const value = JSON.parse(json) as unknown
-    if (typeof value === 'string') return value
-    if (typeof value === 'object' && value !== null && typeof (value as { text?: unknown }).text === 'string') return (value as { text: string }).text
-  } catch {}
-  return json
 }
 
 /** The records a final version added, in dataset order (recordIndex = position in the dataset). */

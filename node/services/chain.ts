@@ -3,7 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
 import { ChainFollower } from '../../src/chain/follower.ts'
 import { RegistryClient, isTransient, revertName, type SentTx } from '../../src/chain/registry-client.ts'
-import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, setForHeight, type DatanetChainState, type ValidatorInfo, type ValidatorStake } from '../../src/chain/registry-state.ts'
+import { activeSet, anchorAt, anchorIntervalOf, inferenceEscrow, lastAnchor, registrationProblem, setForHeight, type DatanetChainState, type ValidatorInfo, type ValidatorStake } from '../../src/chain/registry-state.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -30,12 +30,24 @@ export interface ChainServiceOptions {
 
 export const ChainServiceErrorCode = {
   NOT_ON_CHAIN: 'CHAIN_ERROR_DATANET_NOT_REGISTERED',
+  REGISTRATION_MISMATCH: 'CHAIN_ERROR_REGISTRATION_MISMATCH',
   NOT_VALIDATOR: 'CHAIN_ERROR_NOT_VALIDATOR',
   BAD_AMOUNT: 'CHAIN_ERROR_BAD_AMOUNT'
 } as const
 
 const ANCHOR_STAGGER_MS = 3000
 const MAX_BACKOFF_MS = 10_000
+
+/** The registry's side of a datanet as the API shows it (DESIGN §6 /validators, `chain`). */
+export interface ChainInfo {
+  registered: boolean
+  /** `mismatch`: registered, but not with the manifest's genesis set and interval (a squatter's): ignored. */
+  registration: 'none' | 'matches' | 'mismatch'
+  problem: string | null
+  lastAnchor: { height: number, txHash: string, block: number } | null
+  totalFunded: string
+  totalClaimed: string
+}
 
 /** A validator in the API's shape (DESIGN §6 /validators). */
 export interface ValidatorView {
@@ -59,7 +71,9 @@ export class ChainService {
   private follower: ChainFollower | undefined
   private readonly datanets = new Map<string, FollowedDatanet>()
   private readonly anchoring = new Set<string>()
-  private readonly intervalWarned = new Set<string>()
+  /** Per datanet id: why its registration is not its manifest's (null when it is); set once registered, which is final. */
+  private readonly problems = new Map<string, string | null>()
+  private readonly refused = new Set<string>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private running = false
   private polling: Promise<void> | undefined
@@ -140,18 +154,45 @@ export class ChainService {
   /** Starts following a datanet's registry entry (the datanet's consensus then asks for sets). */
   async follow (d: FollowedDatanet): Promise<void> {
     this.datanets.set(d.digest.toLowerCase(), d)
-    this.checkInterval(d)
-    if (this.state(d) === undefined) this.log.warn({ datanet: d.id, digest: d.digest }, 'datanet not registered on chain yet: its consensus waits for it')
+    this.checkRegistration(d)
+    if (this.state(d) === undefined && this.mismatch(d) === undefined) this.log.warn({ datanet: d.id, digest: d.digest }, 'datanet not registered on chain yet: its consensus waits for it')
     void this.resumeAnchors(d)
     void this.submitEvidence(d)
   }
 
+  /**
+   * The registry's state of a datanet — undefined when its registration is not the
+   * manifest's (a squatter's): nothing of it is followed, anchored or escrowed.
+   */
   private state (d: FollowedDatanet): DatanetChainState | undefined {
-    return this.follower?.state(d.digest)
+    return this.mismatch(d) === undefined ? this.follower?.state(d.digest) : undefined
   }
 
-  /** The set that decides `height` (checksummed addresses, sorted), or undefined until the chain fixes it. */
+  /** Why the datanet's registration is not its manifest's, or undefined (a match, or not registered yet). */
+  private mismatch (d: FollowedDatanet): string | undefined {
+    const known = this.problems.get(d.id)
+    if (known !== undefined) return known ?? undefined
+    const state = this.follower?.state(d.digest)
+    if (state?.created == null) return undefined
+    const problem = registrationProblem(state, d.manifest) ?? null
+    this.problems.set(d.id, problem)
+    return problem ?? undefined
+  }
+
+  /** The registration as the API shows it. */
+  registration (d: FollowedDatanet): { status: 'none' | 'matches' | 'mismatch', problem: string | null } {
+    const problem = this.mismatch(d)
+    if (problem !== undefined) return { status: 'mismatch', problem }
+    return { status: this.state(d)?.created == null ? 'none' : 'matches', problem: null }
+  }
+
+  /**
+   * The set that decides `height` (checksummed addresses, sorted), or undefined until the
+   * chain fixes it; the manifest's genesis set for good when the registration is not the
+   * manifest's (the datanet goes on as without a chain: unanchored).
+   */
   validatorSet (d: FollowedDatanet, height: number): ValidatorSet | undefined {
+    if (this.mismatch(d) !== undefined) return d.validators
     const state = this.state(d)
     if (state === undefined) return undefined
     const set = setForHeight(state, height, this.anchorInterval(d))
@@ -185,11 +226,14 @@ export class ChainService {
     return a === undefined ? null : { txHash: a.txHash, block: a.block }
   }
 
-  chainInfo (d: FollowedDatanet): { registered: boolean, lastAnchor: { height: number, txHash: string, block: number } | null, totalFunded: string, totalClaimed: string } {
+  chainInfo (d: FollowedDatanet): ChainInfo {
     const state = this.state(d)
     const a = state === undefined ? undefined : lastAnchor(state)
+    const { status, problem } = this.registration(d)
     return {
-      registered: state?.created != null,
+      registered: status !== 'none',
+      registration: status,
+      problem,
       lastAnchor: a === undefined ? null : { height: a.height, txHash: a.txHash, block: a.block },
       totalFunded: (state?.totalFunded ?? 0n).toString(),
       totalClaimed: (state?.totalClaimed ?? 0n).toString()
@@ -200,7 +244,7 @@ export class ChainService {
     for (const id of new Set(ids)) {
       const d = this.datanets.get(id)
       if (d === undefined) continue
-      this.checkInterval(d)
+      this.checkRegistration(d)
       await this.recordAnchors(d)
       this.opts.onChange(d.id)
       void this.submitEvidence(d)
@@ -209,19 +253,18 @@ export class ChainService {
 
   /** The registry's active set now (the set after its last anchor); undefined before it is registered. */
   latestSet (d: FollowedDatanet): ValidatorSet | undefined {
+    if (this.mismatch(d) !== undefined) return d.validators
     const state = this.state(d)
     if (state?.created == null) return undefined
     const validators = activeSet(state).map(v => ({ address: getAddress(v.address), stake: v.stake }))
     return { validators, total: validators.reduce((s, v) => s + v.stake, 0n) }
   }
 
-  private checkInterval (d: FollowedDatanet): void {
-    const state = this.state(d)
-    if (state?.created == null) return
-    if (state.anchorInterval !== null && state.anchorInterval !== d.manifest.anchorInterval && !this.intervalWarned.has(d.id)) {
-      this.intervalWarned.add(d.id)
-      this.log.warn({ datanet: d.id, manifest: d.manifest.anchorInterval, chain: state.anchorInterval }, 'the registry anchors at another interval than the manifest says: the chain\'s applies')
-    }
+  private checkRegistration (d: FollowedDatanet): void {
+    const problem = this.mismatch(d)
+    if (problem === undefined || this.refused.has(d.id)) return
+    this.refused.add(d.id)
+    this.log.error({ datanet: d.id, digest: d.digest, problem }, 'the datanet\'s registration on chain is not its manifest\'s (a squatter\'s?): ignored; versions go on under the manifest\'s set, unanchored')
   }
 
   /** Writes each anchor into the version it anchors (what `version show` prints). */
@@ -249,13 +292,14 @@ export class ChainService {
 
   /** Called for every final version: anchors the ones at anchor heights. */
   onFinal (d: FollowedDatanet, entry: VersionEntry): void {
-    if (entry.height % this.anchorInterval(d) !== 0) return
+    if (entry.height % this.anchorInterval(d) !== 0 || this.mismatch(d) !== undefined) return
     void this.recordAnchors(d)
     void this.anchor(d, entry)
   }
 
   /** After a restart: final versions at anchor heights above the last anchor. */
   private async resumeAnchors (d: FollowedDatanet): Promise<void> {
+    if (this.mismatch(d) !== undefined) return
     const last = this.state(d) === undefined ? 0 : (lastAnchor(this.state(d) as DatanetChainState)?.height ?? 0)
     for (const entry of await this.opts.db.versionsOf(d.id)) {
       if (entry.height > last && entry.height % this.anchorInterval(d) === 0) void this.anchor(d, entry)
@@ -373,6 +417,8 @@ export class ChainService {
   // ---- the node's own validator (CLI: validator join / leave) -------------------------------
 
   async join (d: FollowedDatanet, stake: bigint): Promise<SentTx> {
+    const problem = this.mismatch(d)
+    if (problem !== undefined) throw new DatanetError({ code: ChainServiceErrorCode.REGISTRATION_MISMATCH }, `datanet ${d.id}'s registration on chain ${this.opts.chainId} is not its manifest's (${problem}): nodes ignore it; staking there would back a squatter`, 'conflict')
     if (this.state(d)?.created == null) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, `datanet ${d.id} is not registered on chain ${this.opts.chainId}`, 'conflict')
     const tx = await this.requireClient().send('joinValidator', [d.digest, peerIdFromString(this.opts.peerId).toMultihash().bytes], { value: stake })
     await this.pollOnce()

@@ -11,6 +11,7 @@ import {
 import { ingestRecords, type IngestResult } from '../../src/contribution/ingest.ts'
 import { parseRecords, type UploadFormat } from '../../src/contribution/parse.ts'
 import { builtinRules, type ContributionFacts, type ContributionRule } from '../../src/contribution/rules/index.ts'
+import { recordKeys } from '../../src/contribution/near-duplicates.ts'
 import { indexContribution, scanContribution } from '../../src/contribution/scan.ts'
 import { splitShard, shardCid } from '../../src/datanet/shard.ts'
 import { DatanetError } from '../../src/errors.ts'
@@ -410,8 +411,7 @@ export class ContributionService {
     for (const s of upload.shards) {
       try {
         const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { offline: true }))
-        const hashes = records.map(r => r.hash)
-        await this.opts.db.records.release(fromHex(datanetDigest(upload.datanet), 32), hashes, new Set([owner]))
+        await this.opts.db.records.release(fromHex(datanetDigest(upload.datanet), 32), recordKeys(records), new Set([owner]))
       } catch (err) {
         this.opts.logger.warn({ err, shard: s }, 'cannot read an abandoned shard')
       }
@@ -433,13 +433,13 @@ export class ContributionService {
     for (const s of shards) {
       try {
         const records = splitShard(await getBlock(this.opts.helia, CID.parse(s), { offline: true }))
-        released += await this.opts.db.records.release(digest, records.map(r => r.hash), owners)
+        released += await this.opts.db.records.release(digest, recordKeys(records), owners)
       } catch (err) {
         // a shard never fetched here: its records were never claimed here either
         this.opts.logger.debug({ err, shard: s, contribution: entry.cid }, 'no shard to release records of')
       }
     }
-    if (released > 0) this.opts.logger.info({ contribution: entry.cid, datanet: entry.datanet, records: released }, 'records of a rejected contribution released')
+    if (released > 0) this.opts.logger.info({ contribution: entry.cid, datanet: entry.datanet, keys: released }, 'records of a rejected contribution released (hashes and text keys)')
   }
 
   /** Stores a new contribution entry; an entry already there (e.g. included meanwhile) is kept and returned. */
@@ -619,16 +619,16 @@ export class ContributionService {
     await helia.blockstore.put(contributionCidValue, g.bytes)
     await pinContribution(helia, contributionCidValue)
     const digest = fromHex(datanet.digest, 32)
-    const duplicates = await indexContribution(g.contribution, cid, {
+    const counts = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(digest, hashes),
       claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) }
     })
-    const withDuplicates = { ...facts, duplicateRecords: duplicates }
+    const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
     // consensus fetched it meanwhile (a certificate vouched for it): that entry stands
     if (!created) return
-    this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates }, 'contribution received')
+    this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates: counts.duplicateRecords, nearDuplicates: counts.nearDuplicateRecords }, 'contribution received')
     await this.opts.verdicts.onContribution(datanet, entry, withDuplicates)
   }
 

@@ -213,3 +213,35 @@ export function lastAnchor (state: DatanetChainState): Anchor | undefined {
 export function inferenceEscrow (state: DatanetChainState, eventId: string, payer: string): { payer: string, amount: bigint, block: number } | undefined {
   return state.inferencesPaid.get(`${eventId.toLowerCase()}/${payer.toLowerCase()}`)
 }
+
+/** What a datanet's manifest fixes that its registration must repeat. */
+export interface RegistrationTerms {
+  anchorInterval: number
+  validators: ReadonlyArray<{ address: string, stake: string | bigint }>
+}
+
+/**
+ * Why a registration is not the manifest's datanet (issue 12 item 4: `createDatanet` is
+ * first-come for any id, so a squatter can register a manifest's id with itself as sole
+ * validator, or at an interval nothing anchors at), or undefined when it is — or when
+ * nothing is registered yet. A registration is immutable once made, so the answer never
+ * changes after `created`.
+ */
+export function registrationProblem (state: DatanetChainState | undefined, terms: RegistrationTerms): string | undefined {
+  if (state?.created == null) return undefined
+  if (state.anchorInterval !== null && state.anchorInterval !== terms.anchorInterval) {
+    return `the registry anchors it every ${state.anchorInterval} versions, the manifest every ${terms.anchorInterval}`
+  }
+  const expected = new Map(terms.validators.map(v => [v.address.toLowerCase(), BigInt(v.stake)]))
+  const registered = new Map(state.genesis.map(v => [v.address, v.stake]))
+  const differences: string[] = []
+  for (const [address, stake] of registered) {
+    const want = expected.get(address)
+    if (want === undefined) differences.push(`${address} is not in the manifest`)
+    else if (want !== stake) differences.push(`${address} staked ${stake} wei, the manifest says ${want}`)
+  }
+  for (const address of expected.keys()) if (!registered.has(address)) differences.push(`${address} is missing`)
+  if (differences.length === 0) return undefined
+  const shown = differences.slice(0, 3).join('; ') + (differences.length > 3 ? `; ${differences.length - 3} more` : '')
+  return `its genesis set is not the manifest's (${shown})`
+}

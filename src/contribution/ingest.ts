@@ -3,6 +3,7 @@ import { sha256 } from '../codec/hash.ts'
 import { ShardPacker } from '../datanet/shard.ts'
 import { DatanetError } from '../errors.ts'
 import { MerkleFrontier } from '../merkle/tree.ts'
+import { textKey } from './near-duplicates.ts'
 import type { CID } from 'multiformats/cid'
 import type { Manifest } from '../datanet/manifest.ts'
 import type { RecordValidator } from '../datanet/record-schema.ts'
@@ -23,9 +24,9 @@ export interface InvalidRecord {
 
 /** Where an upload's results go: the record index and the block store. */
 export interface IngestSink {
-  /** Owners of record hashes already known: in the dataset, pending, or earlier in this upload. */
+  /** Owners of record hashes and text keys already known: in the dataset, pending, or earlier in this upload. */
   owners: (hashes: readonly Uint8Array[]) => Promise<Array<string | undefined>>
-  /** Marks hashes as part of this upload. */
+  /** Marks hashes and text keys as part of this upload. */
   claim: (hashes: readonly Uint8Array[]) => Promise<void>
   putShard: (bytes: Uint8Array) => Promise<CID>
 }
@@ -57,14 +58,14 @@ export interface IngestResult {
 
 const BATCH = 4096
 
-interface Pending { bytes: Uint8Array, hash: Uint8Array, key: string, flags: string[] | undefined }
+interface Pending { bytes: Uint8Array, hash: Uint8Array, text: Uint8Array, key: string, flags: string[] | undefined }
 
 /**
  * Streams parsed records into a contribution: canonicalise (RFC 8785), check size and
- * schema, hash, drop duplicates (within the upload and against the index), pack into
- * shards and fold into the records root, a batch at a time so memory stays flat. With
- * invalid records and no `skipInvalid`, it keeps reading only to report them, and
- * throws CONTRIBUTION_ERROR_INVALID_RECORDS listing file lines.
+ * schema, hash, drop duplicates and near-duplicates (within the upload and against the
+ * index), pack into shards and fold into the records root, a batch at a time so memory
+ * stays flat. With invalid records and no `skipInvalid`, it keeps reading only to report
+ * them, and throws CONTRIBUTION_ERROR_INVALID_RECORDS listing file lines.
  */
 export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: IngestOptions, sink: IngestSink): Promise<IngestResult> {
   const { manifest } = opts
@@ -100,11 +101,12 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
     const current = batch
     batch = []
     if (refusing()) return
-    const owners = await sink.owners(current.map(p => p.hash))
+    // a record counts as a duplicate when its hash or its text key is held (near-duplicates.ts)
+    const owners = await sink.owners([...current.map(p => p.hash), ...current.map(p => p.text)])
     const fresh: Pending[] = []
     const inBatch = new Set<string>()
     current.forEach((p, i) => {
-      if (owners[i] !== undefined || inBatch.has(p.key)) {
+      if (owners[i] !== undefined || owners[current.length + i] !== undefined || inBatch.has(p.key)) {
         duplicates++
         return
       }
@@ -112,7 +114,7 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
       fresh.push(p)
     })
     if (fresh.length === 0) return
-    await sink.claim(fresh.map(p => p.hash))
+    await sink.claim([...fresh.map(p => p.hash), ...fresh.map(p => p.text)])
     for (const p of fresh) {
       // an invalid record read meanwhile (parsing runs ahead) refuses the upload: store nothing more
       if (refusing()) return
@@ -147,7 +149,9 @@ export async function ingestRecords (items: AsyncIterable<ParsedItem>, opts: Ing
             if (reason !== undefined) (flags ??= []).push(reason)
           }
           const hash = sha256(bytes)
-          batch.push({ bytes, hash, key: Buffer.from(hash).toString('latin1'), flags })
+          const text = textKey(bytes)
+          // keyed by text: an exact repeat has the same text key too
+          batch.push({ bytes, hash, text, key: Buffer.from(text).toString('latin1'), flags })
         }
       }
     }

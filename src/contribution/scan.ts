@@ -1,6 +1,7 @@
 import { bytesEqual } from '../codec/hash.ts'
 import { decodeRecord, splitShard } from '../datanet/shard.ts'
 import { MerkleFrontier } from '../merkle/tree.ts'
+import { textKey } from './near-duplicates.ts'
 import type { CID } from 'multiformats/cid'
 import type { Manifest } from '../datanet/manifest.ts'
 import type { RecordValidator } from '../datanet/record-schema.ts'
@@ -25,7 +26,7 @@ export interface ScanDeps {
 }
 
 export interface IndexDeps extends ScanDeps {
-  /** Owners of record hashes in the record index. */
+  /** Owners of record hashes and text keys in the record index. */
   owners: (hashes: readonly Uint8Array[]) => Promise<Array<string | undefined>>
   /** Records these hashes as owned by the contribution. */
   claim: (hashes: readonly Uint8Array[], owner: string) => Promise<void>
@@ -76,32 +77,52 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
   return { ok: true, facts: { recordCount: c.recordCount, byteSize, invalidRecords, duplicateRecords: 0, flagged } }
 }
 
+/** What indexing a contribution found: records held already, exactly or up to their text key. */
+export interface IndexCounts {
+  duplicateRecords: number
+  nearDuplicateRecords: number
+}
+
 /**
- * Adds a verified contribution's records to the record index, owned by it, and counts its
- * duplicates: records another contribution already holds, or that repeat within one of its
- * shards. Records it already owns are not counted, so a second run after a crash changes
- * nothing; the price is that a record repeated across two of its shards goes uncounted
- * (an honest upload never does that: ingest drops such repeats).
+ * Adds a verified contribution's records to the record index, owned by it — each record's
+ * hash and its text key (near-duplicates.ts) — and counts what it repeats: exact
+ * duplicates (a hash another contribution holds, or repeated within one of its shards)
+ * and near-duplicates (a fresh hash whose text key is held, or repeated within the
+ * contribution). Keys it already owns are not counted, so a second run after a crash
+ * changes nothing; the price is that a record repeated exactly across two of its shards
+ * goes uncounted (an honest upload never does that: ingest drops such repeats).
  */
-export async function indexContribution (c: Contribution, cid: string, deps: IndexDeps): Promise<number> {
-  let duplicates = 0
+export async function indexContribution (c: Contribution, cid: string, deps: IndexDeps): Promise<IndexCounts> {
+  let duplicateRecords = 0
+  let nearDuplicateRecords = 0
   const claimedHere = new Set<string>()
+  const textsHere = new Set<string>()
   for (const shardCid of c.shards) {
     const records = splitShard(await deps.getShard(shardCid))
-    const owners = await deps.owners(records.map(r => r.hash))
+    const texts = records.map(r => textKey(r.bytes))
+    const owners = await deps.owners([...records.map(r => r.hash), ...texts])
     const fresh: Uint8Array[] = []
     records.forEach((r, i) => {
       const owner = owners[i]
       const key = Buffer.from(r.hash).toString('latin1')
       if (claimedHere.has(key) || (owner !== undefined && owner !== cid)) {
-        duplicates++
-      } else {
-        claimedHere.add(key)
-        if (owner === undefined) fresh.push(r.hash)
+        duplicateRecords++
+        return
       }
+      claimedHere.add(key)
+      if (owner === undefined) fresh.push(r.hash)
+      const text = texts[i] as Uint8Array
+      const textOwner = owners[records.length + i]
+      const textId = Buffer.from(text).toString('latin1')
+      if (textsHere.has(textId) || (textOwner !== undefined && textOwner !== cid)) {
+        nearDuplicateRecords++
+        return
+      }
+      textsHere.add(textId)
+      if (textOwner === undefined) fresh.push(text)
     })
     claimedHere.clear()
     await deps.claim(fresh, cid)
   }
-  return duplicates
+  return { duplicateRecords, nearDuplicateRecords }
 }

@@ -45,7 +45,7 @@ export interface ContributionEntry {
   /** The dataset version (height) that includes it; null until one does. */
   version: number | null
   /** Facts this node found reading its records (for its own verdict). */
-  facts: { recordCount: number, byteSize: number, invalidRecords: number, duplicateRecords: number, flagged: Record<string, number> } | null
+  facts: { recordCount: number, byteSize: number, invalidRecords: number, duplicateRecords: number, nearDuplicateRecords?: number, flagged: Record<string, number> } | null
   /** The record index owner its records were claimed under when uploaded here (`u:<upload id>`). */
   claims?: string
 }

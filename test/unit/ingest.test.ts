@@ -169,7 +169,7 @@ test('100 valid records: count, shards within shardSize, records root, byte size
   assert.is(r.invalidCount, 0)
   assert.equal(r.invalid, [])
   assert.is(r.flagged.size, 0)
-  assert.is(sink.index.size, 100, 'every record claimed')
+  assert.is(sink.index.size, 200, 'every record claimed, by hash and by text key')
   assert.ok([...sink.index.values()].every(o => o === 'upload'))
 })
 
@@ -439,17 +439,18 @@ function indexDeps (sink: MemorySink, index: Map<string, string>): IndexDeps {
   }
 }
 
+const NONE = { duplicateRecords: 0, nearDuplicateRecords: 0 }
 const lines = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => JSON.stringify(rec(from + i)))
 
 test('indexContribution: a fresh contribution claims every record and has no duplicates; again is a no-op', async () => {
   const sink = new MemorySink()
   const index = new Map<string, string>()
   const c = handMade(sink, [lines(0, 5), lines(5, 10)])
-  assert.is(await indexContribution(c, 'cid-1', indexDeps(sink, index)), 0)
-  assert.is(index.size, 10)
+  assert.equal(await indexContribution(c, 'cid-1', indexDeps(sink, index)), NONE)
+  assert.is(index.size, 20, 'hash and text key of each')
   for (const l of lines(0, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
   const before = [...index.entries()]
-  assert.is(await indexContribution(c, 'cid-1', indexDeps(sink, index)), 0, 'idempotent')
+  assert.equal(await indexContribution(c, 'cid-1', indexDeps(sink, index)), NONE, 'idempotent')
   assert.equal([...index.entries()], before)
 })
 
@@ -458,10 +459,10 @@ test('indexContribution: a second contribution sharing 3 records has 3 duplicate
   const index = new Map<string, string>()
   await indexContribution(handMade(sink, [lines(0, 10)]), 'cid-1', indexDeps(sink, index))
   const second = handMade(sink, [lines(7, 12), lines(12, 15)])
-  assert.is(await indexContribution(second, 'cid-2', indexDeps(sink, index)), 3)
+  assert.equal(await indexContribution(second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 })
   for (const l of lines(7, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
   for (const l of lines(10, 15)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-2')
-  assert.is(await indexContribution(second, 'cid-2', indexDeps(sink, index)), 3, 'a second run counts the same')
+  assert.equal(await indexContribution(second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 }, 'a second run counts the same')
 })
 
 test('indexContribution: a shard with a repeated line counts 1 duplicate', async () => {
@@ -469,8 +470,8 @@ test('indexContribution: a shard with a repeated line counts 1 duplicate', async
   const index = new Map<string, string>()
   const [a, b, c] = lines(0, 3) as [string, string, string]
   const contribution = handMade(sink, [[a, b, a, c]])
-  assert.is(await indexContribution(contribution, 'cid-1', indexDeps(sink, index)), 1)
-  assert.is(index.size, 3)
+  assert.equal(await indexContribution(contribution, 'cid-1', indexDeps(sink, index)), { duplicateRecords: 1, nearDuplicateRecords: 0 })
+  assert.is(index.size, 6)
 })
 
 test('indexContribution: re-indexing a contribution with a repeated line counts it again (the count feeds the verdict)', async () => {
@@ -480,14 +481,14 @@ test('indexContribution: re-indexing a contribution with a repeated line counts 
   const contribution = handMade(sink, [[a, b, a, c]])
   const first = await indexContribution(contribution, 'cid-1', indexDeps(sink, index))
   const again = await indexContribution(contribution, 'cid-1', indexDeps(sink, index))
-  assert.is(again, first)
+  assert.equal(again, first)
 })
 
 test('ingest then index: the uploaded contribution claims all its records', async () => {
   const { sink, c } = await ingested(50)
   const index = new Map<string, string>()
-  assert.is(await indexContribution(c, 'cid-x', indexDeps(sink, index)), 0)
-  assert.is(index.size, 50)
+  assert.equal(await indexContribution(c, 'cid-x', indexDeps(sink, index)), NONE)
+  assert.is(index.size, 100)
 })
 
 test.run()

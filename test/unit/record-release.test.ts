@@ -13,6 +13,7 @@ import type { CID } from 'multiformats/cid'
 import { fromHex } from '../../src/codec/hash.ts'
 import { datanetDigest, encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
 import { shardCid, splitShard } from '../../src/datanet/shard.ts'
+import { textKey } from '../../src/contribution/near-duplicates.ts'
 import { StateDatabase, type ContributionEntry } from '../../src/storage/state-db.ts'
 import { ContributionService, type ContributionServiceOptions } from '../../node/services/contributions.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -50,6 +51,8 @@ test('a rejected contribution releases its own claims (gossiped and uploaded her
     const [other, ...fresh] = gossiped.hashes as [Uint8Array, Uint8Array, Uint8Array]
     await db.records.claim(digest, [other], 'bafyaccepted')
     await db.records.claim(digest, fresh, 'bafyrejected')
+    const freshTexts = ['fresh one', 'fresh two'].map(t => textKey(new TextEncoder().encode(JSON.stringify({ text: t }))))
+    await db.records.claim(digest, freshTexts, 'bafyrejected')
     await db.records.claim(digest, uploaded.hashes, 'u:0011')
     const service = new ContributionService({ db, helia: memoryHelia(blocks), rules: [], logger: pino({ level: 'silent' }) } as unknown as ContributionServiceOptions)
     const entry = (cid: string, shards: string[], claims?: string): ContributionEntry => ({
@@ -57,6 +60,7 @@ test('a rejected contribution releases its own claims (gossiped and uploaded her
     })
     await service.release(entry('bafyrejected', [gossiped.cid]))
     assert.equal(await db.records.owners(digest, gossiped.hashes), ['bafyaccepted', undefined, undefined], 'its fresh records are free again; another contribution\'s claim stays')
+    assert.equal(await db.records.owners(digest, freshTexts), [undefined, undefined], 'and their text keys: near-copies may come again')
     await service.release(entry('bafyuploaded', [uploaded.cid], 'u:0011'))
     assert.equal(await db.records.owners(digest, uploaded.hashes), [undefined], 'an upload\'s claims are released with it')
     // accepted contributions keep their claims

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { activeSet, anchorIntervalOf, inferenceEscrow, replayRegistryLog, setForHeight, type DatanetChainState, type RegistryEvent } from '../../src/chain/registry-state.ts'
+import { activeSet, anchorIntervalOf, inferenceEscrow, registrationProblem, replayRegistryLog, setForHeight, type DatanetChainState, type RegistryEvent } from '../../src/chain/registry-state.ts'
 
 const D = '0x' + 'dd'.repeat(32)
 const A = '0x' + 'aa'.repeat(20)
@@ -52,6 +52,16 @@ test('an inference escrow counts for its payer only', () => {
   assert.equal(inferenceEscrow(state, EVENT, C.toUpperCase().replace('0X', '0x')), { payer: C, amount: 1n, block: 1 })
   assert.is(inferenceEscrow(state, EVENT, A), undefined)
   assert.is(state.totalFunded, 8n)
+})
+
+test('a registration is the manifest\'s datanet only with its genesis set and interval (issue 12: id squatting)', () => {
+  const terms = { anchorInterval: 2, validators: [{ address: '0x' + 'AA'.repeat(20), stake: '4' }, { address: B, stake: '1' }, { address: C, stake: 1n }] }
+  assert.is(registrationProblem(undefined, terms), undefined, 'nothing registered yet')
+  assert.is(registrationProblem(fold([[created]]), terms), undefined, 'the same set in any order and case')
+  const squatter = '0x' + '5a'.repeat(20)
+  assert.match(registrationProblem(fold([[{ kind: 'created', validators: [{ address: squatter, stake: 1n }], anchorInterval: 2 }]]), terms) ?? '', new RegExp(`genesis set.*${squatter} is not in the manifest.*is missing`))
+  assert.match(registrationProblem(fold([[{ ...created, validators: [{ address: A, stake: 1n }, { address: B, stake: 1n }, { address: C, stake: 1n }] } as Body]]), terms) ?? '', /staked 1 wei, the manifest says 4/)
+  assert.match(registrationProblem(fold([[{ ...created, anchorInterval: 65535 } as Body]]), terms) ?? '', /every 65535 versions, the manifest every 2/)
 })
 
 test.run()

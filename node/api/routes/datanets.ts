@@ -19,6 +19,8 @@ export interface DatanetRoutesDeps {
   consensus: (datanet: string) => unknown
   /** The set deciding each datanet's next version. */
   sets: ValidatorSets
+  /** Its registration on chain (undefined: no chain configured). */
+  registration?: (d: FollowedDatanet) => { status: 'none' | 'matches' | 'mismatch', problem: string | null }
 }
 
 function badRequest (message: string): DatanetError {
@@ -53,7 +55,7 @@ const FORMAT_OF_TYPE: Record<string, UploadFormat> = {
 }
 
 /** Datanets and their contributions (DESIGN §6). */
-export function datanetRoutes ({ datanets, contributions, subscribers, consensus, sets }: DatanetRoutesDeps): ApiRoutes {
+export function datanetRoutes ({ datanets, contributions, subscribers, consensus, sets, registration }: DatanetRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.get('/v1/datanets', async () => datanets.list().map(d => datanetJson(d, sets)))
@@ -64,10 +66,13 @@ export function datanetRoutes ({ datanets, contributions, subscribers, consensus
       })
       app.get('/v1/datanets/:id', async (request) => {
         const { id } = request.params as { id: string }
+        const d = datanets.require(id)
+        const r = registration?.(d)
         return {
-          ...datanetJson(datanets.require(id), sets),
+          ...datanetJson(d, sets),
           subscribers: { contributions: subscribers(topics.contributions(id)), verdicts: subscribers(topics.verdicts(id)) },
-          consensus: consensus(id) ?? null
+          consensus: consensus(id) ?? null,
+          chain: r === undefined ? null : { registration: r.status, problem: r.problem }
         }
       })
       app.get('/v1/datanets/:id/contributions', async (request) => {

@@ -29,14 +29,14 @@ export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps)
       app.get('/v1/datanets/:id/validators', async (request) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
-        if (chain === undefined) {
-          return {
-            source: 'manifest',
-            validators: d.validators.validators.map(v => ({ address: v.address, stake: v.stake.toString(), status: 'active', peerId: null, since: 0, unlockAt: null })),
-            totalStake: d.validators.total.toString(),
-            chain: null
-          }
+        const manifestSet = {
+          source: 'manifest',
+          validators: d.validators.validators.map(v => ({ address: v.address, stake: v.stake.toString(), status: 'active', peerId: null, since: 0, unlockAt: null })),
+          totalStake: d.validators.total.toString()
         }
+        if (chain === undefined) return { ...manifestSet, chain: null }
+        // a registration that is not the manifest's is ignored: the manifest's set decides
+        if (chain.registration(d).status === 'mismatch') return { ...manifestSet, chain: { block: chain.block, ...chain.chainInfo(d) } }
         return { source: 'chain', validators: chain.validators(d), totalStake: sets.shown(d).total.toString(), chain: { block: chain.block, ...chain.chainInfo(d) } }
       })
       app.post('/v1/datanets/:id/validators/join', async (request) => {

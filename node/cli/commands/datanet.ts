@@ -11,6 +11,8 @@ interface DatanetJson {
   license: string
   validators: Array<{ address: string, stake: string }>
   manifest: Record<string, unknown>
+  /** In `show` only: the registration on chain (null without a chain). */
+  chain?: { registration: 'none' | 'matches' | 'mismatch', problem: string | null } | null
 }
 
 interface CreateOptions extends GlobalOptions {
@@ -23,7 +25,8 @@ function describe (d: DatanetJson): string {
     `name        ${d.name}`,
     `license     ${d.license}`,
     `digest      ${d.digest}`,
-    `validators  ${d.validators.map(v => `${v.address} (stake ${v.stake})`).join('\n            ')}`
+    `validators  ${d.validators.map(v => `${v.address} (stake ${v.stake})`).join('\n            ')}`,
+    ...(d.chain == null ? [] : [`on chain    ${d.chain.registration === 'mismatch' ? `REFUSED: the registration is not this manifest's, ignored (${d.chain.problem ?? ''})` : d.chain.registration === 'matches' ? 'registered' : 'not registered yet'}`])
   ].join('\n')
 }
 

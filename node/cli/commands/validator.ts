@@ -15,7 +15,7 @@ interface ValidatorsJson {
   source: 'chain' | 'manifest'
   validators: ValidatorView[]
   totalStake: string
-  chain: { block: number, registered: boolean, lastAnchor: { height: number, txHash: string, block: number } | null } | null
+  chain: { block: number, registered: boolean, registration: 'none' | 'matches' | 'mismatch', problem: string | null, lastAnchor: { height: number, txHash: string, block: number } | null } | null
 }
 
 interface TxJson { txHash: string, block: number, gasUsed: string }
@@ -62,6 +62,7 @@ export function registerValidatorCommand (program: Command): void {
       const client = new ApiClient({ url: resolveApiUrl(opts) })
       const v = await client.get<ValidatorsJson>(path(opts))
       print(opts.json, v, () => [
+        ...(v.chain?.problem == null ? [] : [`warning: the registration on chain is not this datanet's manifest and is ignored: ${v.chain.problem}`]),
         `source: ${v.source}${v.chain === null ? '' : ` (block ${v.chain.block}, last anchor ${v.chain.lastAnchor === null ? '-' : `height ${v.chain.lastAnchor.height} in ${v.chain.lastAnchor.txHash}`})`}`,
         table(['address', 'stake (ETH)', 'status', 'since', 'peer id'], v.validators.map(x => [x.address, formatEther(x.stake), x.status, String(x.since), x.peerId ?? '-']))
       ].join('\n'))

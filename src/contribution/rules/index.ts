@@ -8,6 +8,8 @@ export interface ContributionFacts {
   invalidRecords: number
   /** Records already in the dataset or in another pending contribution. */
   duplicateRecords: number
+  /** Records whose text another record already has, up to case, whitespace and other fields (near-duplicates.ts). */
+  nearDuplicateRecords?: number
   /** Per reason code from per-record rules: how many records it flagged. */
   flagged: ReadonlyMap<string, number>
 }
@@ -41,12 +43,14 @@ export const Reason = {
   TOO_LARGE: 'TOO_LARGE',
   DUPLICATE_RECORDS: 'DUPLICATE_RECORDS',
   SOME_DUPLICATE_RECORDS: 'SOME_DUPLICATE_RECORDS',
+  NEAR_DUPLICATE_RECORDS: 'NEAR_DUPLICATE_RECORDS',
+  SOME_NEAR_DUPLICATE_RECORDS: 'SOME_NEAR_DUPLICATE_RECORDS',
   EMPTY: 'EMPTY'
 } as const
 
 const percentOf = (part: number, whole: number): number => (whole === 0 ? 100 : Math.ceil((part * 100) / whole))
 
-/** The rules every datanet applies: schema, limits, duplicates. */
+/** The rules every datanet applies: schema, limits, duplicates, near-duplicates. */
 export const builtinRules: readonly ContributionRule[] = [
   {
     name: 'schema',
@@ -67,6 +71,16 @@ export const builtinRules: readonly ContributionRule[] = [
       if (facts.duplicateRecords === 0) return []
       if (facts.duplicateRecords >= facts.recordCount) return [{ reason: Reason.DUPLICATE_RECORDS, reject: true }]
       return [{ reason: Reason.SOME_DUPLICATE_RECORDS, penalty: percentOf(facts.duplicateRecords, facts.recordCount) }]
+    }
+  },
+  {
+    // a contribution of nothing but copies, exact or near, is refused under the near reason
+    name: 'near-duplicates',
+    check: facts => {
+      const near = facts.nearDuplicateRecords ?? 0
+      if (near === 0) return []
+      if (near + facts.duplicateRecords >= facts.recordCount) return [{ reason: Reason.NEAR_DUPLICATE_RECORDS, reject: true }]
+      return [{ reason: Reason.SOME_NEAR_DUPLICATE_RECORDS, penalty: percentOf(near, facts.recordCount) }]
     }
   }
 ]

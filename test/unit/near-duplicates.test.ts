@@ -1,0 +1,145 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { canonicalBytes } from '../../src/codec/jcs.ts'
+import { parseManifest } from '../../src/datanet/manifest.ts'
+import { shardCid, splitShard } from '../../src/datanet/shard.ts'
+import { merkleRoot } from '../../src/merkle/tree.ts'
+import { indexContribution, type IndexDeps } from '../../src/contribution/scan.ts'
+import { ingestRecords } from '../../src/contribution/ingest.ts'
+import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
+import { builtinRules, judge, Reason, type ContributionFacts, type Judgement } from '../../src/contribution/rules/index.ts'
+import { textKey } from '../../src/contribution/near-duplicates.ts'
+import type { CID } from 'multiformats/cid'
+import type { Contribution } from '../../src/contribution/contribution.ts'
+import type { ParsedItem } from '../../src/contribution/parse.ts'
+
+// Issue 12 item 2: a victim's text with a trailing space or an extra optional field was a
+// new record (a new hash) accepted at score 100, so k copies took k/(k+1) of every span.
+
+const SCHEMA = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } }
+const MANIFEST = parseManifest({
+  name: 'near',
+  license: 'MIT',
+  recordSchema: SCHEMA,
+  shardSize: 65536,
+  validators: [{ address: '0x' + '11'.repeat(20), stake: '1' }]
+})
+
+const VICTIM = 'The harbour seals of the northern coast haul out on the same three rocks every spring tide.'
+const OTHERS = [
+  'Lichens on the granite grow a millimetre a year, so a bare patch marks an old rockfall.',
+  'Fishermen count the terns nesting on the breakwater and report them to the county.'
+]
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const line = (v: unknown): string => Buffer.from(canonicalBytes(v) as Uint8Array).toString()
+
+/** A record index and a block store in memory, as the node's are on disk. */
+function world (): { blocks: Map<string, Uint8Array>, index: Map<string, string>, deps: IndexDeps, contribution: (lines: readonly string[]) => Contribution } {
+  const blocks = new Map<string, Uint8Array>()
+  const index = new Map<string, string>()
+  const deps: IndexDeps = {
+    getShard: async (cid: CID) => blocks.get(cid.toString()) as Uint8Array,
+    owners: async hashes => hashes.map(h => index.get(hex(h))),
+    claim: async (hashes, owner) => { for (const h of hashes) index.set(hex(h), owner) }
+  }
+  const contribution = (lines: readonly string[]): Contribution => {
+    const bytes = new TextEncoder().encode(lines.map(l => l + '\n').join(''))
+    const cid = shardCid(bytes)
+    blocks.set(cid.toString(), bytes)
+    return {
+      datanet: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+      contributor: '0x' + '22'.repeat(20),
+      shards: [cid],
+      recordCount: lines.length,
+      byteSize: bytes.length,
+      recordsRoot: merkleRoot(splitShard(bytes).map(r => r.hash)),
+      createdAt: 1,
+      signature: new Uint8Array(65)
+    } as unknown as Contribution
+  }
+  return { blocks, index, deps, contribution }
+}
+
+async function verdictOn (w: ReturnType<typeof world>, lines: readonly string[], cid: string): Promise<Judgement> {
+  const c = w.contribution(lines)
+  const counted = await indexContribution(c, cid, w.deps)
+  const facts: ContributionFacts = { recordCount: lines.length, byteSize: c.byteSize, invalidRecords: 0, flagged: new Map(), ...counted }
+  return judge(facts, MANIFEST, builtinRules)
+}
+
+async function withVictim (): Promise<ReturnType<typeof world>> {
+  const w = world()
+  const j = await verdictOn(w, [line({ text: VICTIM }), ...OTHERS.map(text => line({ text }))], 'bafyvictim')
+  assert.equal(j, { accept: true, score: 100, reasons: [] }, 'the victim\'s contribution is accepted')
+  return w
+}
+
+test('a copy with a trailing space is refused as a near-duplicate', async () => {
+  const w = await withVictim()
+  const j = await verdictOn(w, [line({ text: VICTIM + ' ' })], 'bafyattacker')
+  assert.equal(j, { accept: false, score: 0, reasons: [Reason.NEAR_DUPLICATE_RECORDS] })
+})
+
+test('a copy with an extra optional field, or in other case and spacing, is refused as a near-duplicate', async () => {
+  const w = await withVictim()
+  assert.equal(await verdictOn(w, [line({ text: VICTIM, source: 'my own notes' })], 'bafyextra'), { accept: false, score: 0, reasons: [Reason.NEAR_DUPLICATE_RECORDS] })
+  const shouted = VICTIM.toUpperCase().replaceAll(' ', '  \n ')
+  assert.equal(await verdictOn(w, [line({ text: shouted })], 'bafyshouted'), { accept: false, score: 0, reasons: [Reason.NEAR_DUPLICATE_RECORDS] })
+})
+
+test('k padded copies among fresh records cost their share of the score', async () => {
+  const w = await withVictim()
+  const fresh = ['Oystercatchers probe the mud at low water.', 'The lighthouse keeper logged every wreck since 1880.', 'Kelp forests shelter young pollack.']
+  const j = await verdictOn(w, [line({ text: VICTIM + '\t' }), ...fresh.map(text => line({ text }))], 'bafymixed')
+  assert.equal(j, { accept: true, score: 75, reasons: [Reason.SOME_NEAR_DUPLICATE_RECORDS] })
+})
+
+test('two near-identical records inside one contribution: the second is a near-duplicate', async () => {
+  const w = world()
+  const j = await verdictOn(w, [line({ text: 'Tide tables are printed each winter.' }), line({ text: 'Tide tables are printed each winter. ' }), line({ text: 'Gulls follow the ferry.' }), line({ text: 'Crabs moult in summer.' })], 'bafyself')
+  assert.equal(j, { accept: true, score: 75, reasons: [Reason.SOME_NEAR_DUPLICATE_RECORDS] })
+})
+
+test('an honest paraphrase is accepted at 100', async () => {
+  const w = await withVictim()
+  const j = await verdictOn(w, [line({ text: 'Every spring tide, the northern coast\'s harbour seals come ashore on the same three rocks.' })], 'bafyparaphrase')
+  assert.equal(j, { accept: true, score: 100, reasons: [] })
+})
+
+test('indexing is idempotent: a second run after a crash counts the same and claims nothing new', async () => {
+  const w = await withVictim()
+  const lines = [line({ text: VICTIM + ' ' }), line({ text: 'Gannets dive from thirty metres.' })]
+  const first = await verdictOn(w, lines, 'bafyagain')
+  const size = w.index.size
+  assert.equal(await verdictOn(w, lines, 'bafyagain'), first)
+  assert.is(w.index.size, size)
+})
+
+test('textKey: equal for whitespace, case and field changes; different for other words', () => {
+  const key = (v: unknown): string => hex(textKey(canonicalBytes(v) as Uint8Array))
+  assert.is(key({ text: 'A  b\nC ' }), key({ text: 'a b c' }))
+  assert.is(key({ text: 'a b c', lang: 'en' }), key({ text: 'a b c' }))
+  assert.is(key('a b c'), key({ text: 'a b c' }), 'a JSON string record is its text')
+  assert.is.not(key({ text: 'a b c' }), key({ text: 'a b d' }))
+  assert.is.not(key({ text: 'a b c' }), key({ text: 'a bc' }))
+})
+
+test('a local upload skips near-duplicates of indexed records and of its own, and says how many', async () => {
+  const w = await withVictim()
+  async function * items (): AsyncGenerator<ParsedItem> {
+    let l = 0
+    for (const value of [{ text: VICTIM + ' ' }, { text: 'Puffins return in April.' }, { text: 'puffins  return in april.' }]) yield { line: ++l, value }
+  }
+  const stored: Uint8Array[] = []
+  const result = await ingestRecords(items(), { manifest: MANIFEST, validateRecord: compileRecordSchema(SCHEMA), rules: builtinRules, skipInvalid: false }, {
+    owners: w.deps.owners,
+    claim: async hashes => { await w.deps.claim(hashes, 'u:upload') },
+    putShard: async bytes => { stored.push(bytes); return shardCid(bytes) }
+  })
+  assert.is(result.recordCount, 1)
+  assert.is(result.duplicates, 2)
+  assert.equal(stored.flatMap(b => splitShard(b).map(r => Buffer.from(r.bytes).toString())), [line({ text: 'Puffins return in April.' })])
+})
+
+test.run()
