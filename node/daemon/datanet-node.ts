@@ -313,6 +313,7 @@ export class DatanetNode implements NodeView {
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
         locks: contributionLocks,
+        covered: async (d, records) => await attribution.covered(d, records),
         logger: logger.child({ component: 'contributions' })
       })
       this.contributions = contributions

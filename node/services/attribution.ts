@@ -5,6 +5,7 @@ import { attributionParamsFromManifest, type AttributionParams } from '../../src
 import type { AttributionResult, CorpusIndex, IndexRecord } from '../../src/attribution/index.ts'
 import { concatBytes, fromHex } from '../../src/codec/hash.ts'
 import { recordText } from '../../src/datanet/record-text.ts'
+import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
 import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
 import { getBlock } from './blocks.ts'
@@ -75,6 +76,22 @@ export class AttributionService {
 
   constructor (opts: AttributionServiceOptions) {
     this.opts = opts
+  }
+
+  /**
+   * Which records the dataset already mostly holds: coverage by one indexed record at or
+   * above the manifest's threshold (src/attribution/record-coverage.ts), against the index
+   * of the newest final version. None before the first version (the library stays unloaded).
+   */
+  async covered (d: FollowedDatanet, records: readonly Uint8Array[]): Promise<boolean[]> {
+    const state = this.datanets.get(d.id)
+    if (state === undefined) return records.map(() => false)
+    await state.building
+    const index = state.byHeight[state.byHeight.length - 1]
+    if (index === undefined || index.segments.length === 0) return records.map(() => false)
+    const { recordCoverageBps } = await attributionLib()
+    const threshold = d.manifest.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS
+    return records.map(bytes => recordCoverageBps(index, recordText(bytes), state.params) >= threshold)
   }
 
   private dirOf (d: FollowedDatanet): string {

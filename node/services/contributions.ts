@@ -114,6 +114,8 @@ export interface ContributionServiceOptions {
   /** Per-contribution lock shared with verdicts and consensus (all three write contribution entries). */
   locks?: KeyedMutex
   onGossip?: (result: string) => void
+  /** Which records the datanet's final versions already mostly hold (AttributionService.covered); absent: none. */
+  covered?: (d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>
 }
 
 export interface ContributeOptions {
@@ -387,7 +389,8 @@ export class ContributionService {
     const cid = await contributionCid(bytes)
     await helia.blockstore.put(cid, bytes)
     await pinContribution(helia, cid)
-    const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, flagged: result.flagged }
+    // ingest dropped copies; what the dataset already mostly holds is judged here as validators will
+    const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, nearDuplicateRecords: await this.coveredIn(datanet, result.shards), flagged: result.flagged }
     const { entry } = await this.store(datanet, contribution, cid, 'local', facts, `u:${upload.id}`)
     await db.uploads.delete(upload.id)
     const recipients = await this.opts.router.publish(topics.contributions(datanet.id), bytes)
@@ -403,6 +406,16 @@ export class ContributionService {
       duplicates: result.duplicates,
       skippedInvalid: result.invalidCount
     }
+  }
+
+  private async coveredIn (datanet: FollowedDatanet, shards: readonly CID[]): Promise<number> {
+    if (this.opts.covered === undefined) return 0
+    let n = 0
+    for (const s of shards) {
+      const records = splitShard(await getBlock(this.opts.helia, s, { offline: true }))
+      n += (await this.opts.covered(datanet, records.map(r => r.bytes))).filter(Boolean).length
+    }
+    return n
   }
 
   /** Undoes an upload's claims on the record index (its shards stay as unpinned blocks). */
@@ -622,7 +635,8 @@ export class ContributionService {
     const counts = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(digest, hashes),
-      claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) }
+      claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) },
+      covered: this.opts.covered === undefined ? undefined : async records => await (this.opts.covered as NonNullable<ContributionServiceOptions['covered']>)(datanet, records)
     })
     const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)

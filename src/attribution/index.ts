@@ -29,6 +29,7 @@ export * from './prompt-echo.ts'
 export * from './coverage.ts'
 export * from './weights.ts'
 export * from './content-weight.ts'
+export * from './record-coverage.ts'
 export * from './shares.ts'
 
 /** What the prompt is known as: its text, or the hashes of its MIN_SPAN-token windows (prompt-echo.ts). */

@@ -30,6 +30,8 @@ export interface IndexDeps extends ScanDeps {
   owners: (hashes: readonly Uint8Array[]) => Promise<Array<string | undefined>>
   /** Records these hashes as owned by the contribution. */
   claim: (hashes: readonly Uint8Array[], owner: string) => Promise<void>
+  /** Which of these records (bytes) records already in the dataset mostly cover (record-coverage.ts); absent: none. */
+  covered?: (records: readonly Uint8Array[]) => Promise<boolean[]>
 }
 
 /**
@@ -88,7 +90,7 @@ export interface IndexCounts {
  * hash and its text key (near-duplicates.ts) — and counts what it repeats: exact
  * duplicates (a hash another contribution holds, or repeated within one of its shards)
  * and near-duplicates (a fresh hash whose text key is held, or repeated within the
- * contribution). Keys it already owns are not counted, so a second run after a crash
+ * contribution, or a record mostly covered by one already in the dataset). Keys it already owns are not counted, so a second run after a crash
  * changes nothing; the price is that a record repeated exactly across two of its shards
  * goes uncounted (an honest upload never does that: ingest drops such repeats).
  */
@@ -102,6 +104,7 @@ export async function indexContribution (c: Contribution, cid: string, deps: Ind
     const texts = records.map(r => textKey(r.bytes))
     const owners = await deps.owners([...records.map(r => r.hash), ...texts])
     const fresh: Uint8Array[] = []
+    const unseen: Uint8Array[] = []
     records.forEach((r, i) => {
       const owner = owners[i]
       const key = Buffer.from(r.hash).toString('latin1')
@@ -120,8 +123,11 @@ export async function indexContribution (c: Contribution, cid: string, deps: Ind
       }
       textsHere.add(textId)
       if (textOwner === undefined) fresh.push(text)
+      unseen.push(r.bytes)
     })
     claimedHere.clear()
+    // a record no key matched may still be mostly another's text (a word changed, a sentence added)
+    if (deps.covered !== undefined && unseen.length > 0) nearDuplicateRecords += (await deps.covered(unseen)).filter(Boolean).length
     await deps.claim(fresh, cid)
   }
   return { duplicateRecords, nearDuplicateRecords }

@@ -39,7 +39,13 @@ export const manifestSchema = z.strictObject({
   limits: z.strictObject({
     maxRecordBytes: z.number().int().min(16).default(64 * 1024),
     maxRecordsPerContribution: z.number().int().min(1).default(20_000_000),
-    maxContributionBytes: z.number().int().min(1).default(4 * 1024 * 1024 * 1024)
+    maxContributionBytes: z.number().int().min(1).default(4 * 1024 * 1024 * 1024),
+    /**
+     * A record this much covered (basis points) by one record already in the dataset is a
+     * near-duplicate (src/attribution/record-coverage.ts). Optional, unlike the rest, so
+     * that manifests written before it keep their ids; absent, NEAR_DUPLICATE_COVERAGE_BPS.
+     */
+    nearDuplicateCoverageBps: z.number().int().min(1).max(10_000).optional()
   }).prefault({}),
   consensus: z.strictObject({
     proposeTimeoutMs: z.number().int().min(10).default(3000),
@@ -83,6 +89,9 @@ export const manifestSchema = z.strictObject({
     seen.add(v.address)
   })
 })
+
+/** The near-duplicate coverage threshold of a manifest that does not name one. */
+export const NEAR_DUPLICATE_COVERAGE_BPS = 9000
 
 export type ManifestInput = z.input<typeof manifestSchema>
 export type Manifest = z.output<typeof manifestSchema>

@@ -9,6 +9,11 @@ import { ingestRecords } from '../../src/contribution/ingest.ts'
 import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
 import { builtinRules, judge, Reason, type ContributionFacts, type Judgement } from '../../src/contribution/rules/index.ts'
 import { textKey } from '../../src/contribution/near-duplicates.ts'
+import { CorpusIndex, buildSegment } from '../../src/attribution/corpus-index.ts'
+import { recordCoverageBps } from '../../src/attribution/record-coverage.ts'
+import { attributionParamsFromManifest } from '../../src/attribution/params.ts'
+import { recordText } from '../../src/datanet/record-text.ts'
+import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
 import type { CID } from 'multiformats/cid'
 import type { Contribution } from '../../src/contribution/contribution.ts'
 import type { ParsedItem } from '../../src/contribution/parse.ts'
@@ -140,6 +145,42 @@ test('a local upload skips near-duplicates of indexed records and of its own, an
   assert.is(result.recordCount, 1)
   assert.is(result.duplicates, 2)
   assert.equal(stored.flatMap(b => splitShard(b).map(r => Buffer.from(r.bytes).toString())), [line({ text: 'Puffins return in April.' })])
+})
+
+// -- mostly covered by a record already in the dataset (the attribution index) ------------
+
+const LONG = 'In the winter of 1963 the harbour froze from the lighthouse to the fish market, and for six weeks the island children walked across the ice to the mainland school, carrying lanterns in the morning fog.'
+
+/** The dataset holds the victim's record (a final version's index); coverage at the manifest's threshold. */
+function withIndexedVictim (): ReturnType<typeof world> {
+  const w = world()
+  const index = CorpusIndex.empty().extend(buildSegment([{ recordIndex: 0, contributor: '0x' + '33'.repeat(20), text: LONG }]))
+  const params = attributionParamsFromManifest(MANIFEST)
+  w.deps.covered = async records => records.map(b => recordCoverageBps(index, recordText(b), params) >= (MANIFEST.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS))
+  return w
+}
+
+test('a record with one word changed, or a sentence added, is a near-duplicate of the record the dataset holds', async () => {
+  const w = withIndexedVictim()
+  const changed = LONG.replace('six weeks', 'six long weeks')
+  const added = LONG + ' Nobody drowned.'
+  assert.equal(await verdictOn(w, [line({ text: changed })], 'bafychanged'), { accept: false, score: 0, reasons: [Reason.NEAR_DUPLICATE_RECORDS] })
+  assert.equal(await verdictOn(w, [line({ text: added }), line({ text: 'Seals sleep on the slipway.' })], 'bafyadded'), { accept: true, score: 50, reasons: [Reason.SOME_NEAR_DUPLICATE_RECORDS] })
+})
+
+test('an honest record quoting a short part of it, or a paraphrase, is not', async () => {
+  const w = withIndexedVictim()
+  const quoting = 'My grandmother remembered that the island children walked across the ice to the mainland school, but she never said how cold it was or who led them.'
+  const paraphrase = 'During the hard frost of 1963 the sea around the harbour turned to ice, so island pupils spent six weeks walking to school on the mainland.'
+  assert.equal(await verdictOn(w, [line({ text: quoting }), line({ text: paraphrase })], 'bafyhonest'), { accept: true, score: 100, reasons: [] })
+})
+
+test('recordCoverageBps: nothing indexed covers nothing; the record itself covers all of it', () => {
+  const params = attributionParamsFromManifest(MANIFEST)
+  assert.is(recordCoverageBps(CorpusIndex.empty(), LONG, params), 0)
+  const index = CorpusIndex.empty().extend(buildSegment([{ recordIndex: 0, contributor: '0x' + '33'.repeat(20), text: LONG }]))
+  assert.is(recordCoverageBps(index, LONG, params), 10_000)
+  assert.ok(recordCoverageBps(index, 'Completely different words about goats and cheese in the Alps, nothing else.', params) === 0)
 })
 
 test.run()
