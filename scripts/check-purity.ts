@@ -1,10 +1,13 @@
 /**
  * The house rule (DESIGN §2), checked: the pure core (consensus, attribution, merkle,
- * codec, contribution rules) never imports I/O — libp2p, Helia, level, ethers providers,
- * node:fs/net/timers — nor touches `process` or timers. Exits 1 listing each violation.
+ * codec, contribution rules, model, inference) never imports I/O — libp2p, Helia, level,
+ * ethers providers, node:fs/net/timers — nor touches `process`, timers, clocks or
+ * randomness. Transitively: a file is pure only if every file it imports is, so any file a
+ * pure one imports (wherever it lives) is checked by the same rules. Exits 1 listing each
+ * violation.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const PURE_DIRS = ['src/consensus', 'src/attribution', 'src/merkle', 'src/codec', 'src/contribution/rules', 'src/model', 'src/inference']
@@ -22,7 +25,10 @@ const FORBIDDEN_GLOBALS: Array<[RegExp, string]> = [
   [/(^|[^.\w])process\s*\./, 'process'],
   [/(^|[^.\w])(setTimeout|setInterval|setImmediate)\s*\(/, 'a timer'],
   [/(^|[^.\w])Date\.now\s*\(/, 'the clock'],
-  [/(^|[^.\w])Math\.random\s*\(/, 'randomness']
+  [/(^|[^.\w])new\s+Date\s*\(\s*\)/, 'the clock'],
+  [/(^|[^.\w])performance\s*\.\s*now\s*\(/, 'the clock'],
+  [/(^|[^.\w])Math\.random\s*\(/, 'randomness'],
+  [/(^|[^.\w])(randomBytes|randomUUID|randomInt|getRandomValues)\s*\(/, 'randomness']
 ]
 /** Relative imports may not reach into the I/O layers either. */
 const FORBIDDEN_RELATIVE = /(^|\/)(network|storage|chain)\/|(^|\/)node\//
@@ -78,26 +84,43 @@ export function codeOnly (text: string): string {
   return out
 }
 
+/** Where a relative import lands: the file itself, or with `.ts` / `/index.ts`; undefined when not a source file here. */
+function resolveImport (from: string, spec: string): string | undefined {
+  const base = resolve(dirname(from), spec)
+  for (const candidate of [base, `${base}.ts`, join(base, 'index.ts')]) {
+    if (existsSync(candidate) && statSync(candidate).isFile() && /\.(ts|js|mjs)$/.test(candidate)) return candidate
+  }
+  return undefined
+}
+
 export function checkPurity (root: string, dirs: string[] = PURE_DIRS): Violation[] {
   const violations: Violation[] = []
-  for (const dir of dirs) {
-    for (const file of sourceFiles(join(root, dir))) {
-      const rel = relative(root, file)
-      const lines = codeOnly(readFileSync(file, 'utf8')).split('\n')
-      lines.forEach((line, i) => {
-        const at = { file: rel, line: i + 1 }
-        for (const m of line.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/g)) {
-          const spec = m[1] as string
-          if (spec.startsWith('.')) {
-            if (FORBIDDEN_RELATIVE.test(spec)) violations.push({ ...at, what: `imports ${spec} (an I/O layer)` })
-            continue
+  // every file of the pure folders, then every file they import, with who pulled it in
+  const queue: Array<{ file: string, via?: string }> = dirs.flatMap(dir => sourceFiles(join(root, dir)).map(file => ({ file })))
+  const seen = new Set(queue.map(q => q.file))
+  while (queue.length > 0) {
+    const { file, via } = queue.shift() as { file: string, via?: string }
+    const rel = relative(root, file)
+    const suffix = via === undefined ? '' : ` (pure because ${via} imports it)`
+    const lines = codeOnly(readFileSync(file, 'utf8')).split('\n')
+    lines.forEach((line, i) => {
+      const at = { file: rel, line: i + 1 }
+      for (const m of line.matchAll(/(?:from\s+|import\s*\(\s*|require\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/g)) {
+        const spec = m[1] as string
+        if (spec.startsWith('.')) {
+          if (FORBIDDEN_RELATIVE.test(spec)) violations.push({ ...at, what: `imports ${spec} (an I/O layer)${suffix}` })
+          const target = resolveImport(file, spec)
+          if (target !== undefined && !seen.has(target)) {
+            seen.add(target)
+            queue.push({ file: target, via: rel })
           }
-          for (const [re, what] of FORBIDDEN_MODULES) if (re.test(spec)) violations.push({ ...at, what: `imports ${spec} (${what})` })
+          continue
         }
-        if (FORBIDDEN_NAMES.test(line)) violations.push({ ...at, what: 'uses an ethers provider' })
-        for (const [re, what] of FORBIDDEN_GLOBALS) if (re.test(line)) violations.push({ ...at, what: `uses ${what}` })
-      })
-    }
+        for (const [re, what] of FORBIDDEN_MODULES) if (re.test(spec)) violations.push({ ...at, what: `imports ${spec} (${what})${suffix}` })
+      }
+      if (FORBIDDEN_NAMES.test(line)) violations.push({ ...at, what: `uses an ethers provider${suffix}` })
+      for (const [re, what] of FORBIDDEN_GLOBALS) if (re.test(line)) violations.push({ ...at, what: `uses ${what}${suffix}` })
+    })
   }
   return violations
 }

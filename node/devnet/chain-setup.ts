@@ -55,8 +55,3 @@ export async function fundAccounts (signer: Signer, addresses: readonly string[]
   await Promise.all(txs.map(async tx => await tx.wait()))
 }
 
-/** Adds to a datanet's reward pool. */
-export async function fundDatanet (signer: Signer, registry: string, datanetId: string, amount: bigint): Promise<void> {
-  const contract = new Contract(registry, registryArtifact().abi, signer)
-  await (await contract.getFunction('fund').send(datanetDigest(datanetId), { value: amount })).wait()
-}

@@ -7,7 +7,7 @@ import { concatBytes, fromHex } from '../../src/codec/hash.ts'
 import { recordText } from '../../src/datanet/record-text.ts'
 import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
-import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import { getBlock } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Helia } from '@helia/interface'
@@ -130,7 +130,7 @@ export class AttributionService {
       }
     }
     if (index === undefined) {
-      const prevCount = (await this.opts.db.versions.get(`${d.id}/${(entry.height - 1).toString(16).padStart(16, '0')}`))?.recordCount ?? 0
+      const prevCount = (await this.opts.db.versions.get(heightKeyOf(d.id, entry.height - 1)))?.recordCount ?? 0
       const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
       if (records.length === 0) {
         index = previous

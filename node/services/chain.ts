@@ -9,7 +9,7 @@ import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
 import { DatanetError } from '../../src/errors.ts'
 import { levelFollowerStore } from '../../src/storage/chain-store.ts'
-import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Logger } from '../logger.ts'
 
@@ -272,7 +272,7 @@ export class ChainService {
     const state = this.state(d)
     if (state === undefined) return
     for (const a of state.anchors) {
-      const key = `${d.id}/${a.height.toString(16).padStart(16, '0')}`
+      const key = heightKeyOf(d.id, a.height)
       const entry = await this.opts.db.versions.get(key)
       if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
       await this.opts.db.versions.put(key, { ...entry, anchor: { txHash: a.txHash, block: a.block } })

@@ -17,7 +17,7 @@ import { decodeModel, encodeModel, generate, trainNgram, type NgramModel } from 
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams } from '../../src/network/topics.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
-import type { InferenceEntry, ModelEntry, StateDatabase } from '../../src/storage/state-db.ts'
+import { heightKeyOf, type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin } from './blocks.ts'
 import { versionRecords, type AttributionService } from './attribution.ts'
 import type { ChainService } from './chain.ts'
@@ -183,7 +183,7 @@ export class InferenceService {
   async register (d: FollowedDatanet, m: { version: number, kind: string, artifact: string }): Promise<ModelEntry> {
     let artifact: CID
     try { artifact = CID.parse(m.artifact) } catch { throw fail(InferenceErrorCode.BAD_REQUEST, `artifact: not a CID: ${m.artifact}`) }
-    if ((await this.opts.db.versions.get(`${d.id}/${m.version.toString(16).padStart(16, '0')}`)) === undefined) {
+    if ((await this.opts.db.versions.get(heightKeyOf(d.id, m.version))) === undefined) {
       throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version ${m.version}`, 'not_found')
     }
     const record = await signModelRecord(this.opts.wallet, this.opts.binding, { datanet: d.id, version: m.version, kind: m.kind, artifact: artifact.toString(), operator: this.opts.wallet.address, createdAt: Date.now() })

@@ -1,4 +1,4 @@
-import { TypedDataEncoder, ZeroAddress, ZeroHash, type TypedDataDomain, type TypedDataField } from 'ethers'
+import { ZeroAddress, ZeroHash, type TypedDataDomain } from 'ethers'
 
 /** What an EIP-712 domain binds: the chain, the registry contract and (where relevant) the datanet. */
 export interface DomainBinding {
@@ -20,8 +20,3 @@ export function datanetDomain (binding: DomainBinding): TypedDataDomain {
   }
 }
 
-export type TypedDataTypes = Record<string, TypedDataField[]>
-
-export function typedDataDigest (binding: DomainBinding, types: TypedDataTypes, value: Record<string, unknown>): string {
-  return TypedDataEncoder.hash(datanetDomain(binding), types, value)
-}

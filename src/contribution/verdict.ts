@@ -88,13 +88,3 @@ export function decodeVerdict (bytes: Uint8Array): Verdict {
   return v as unknown as Verdict
 }
 
-export function verdictJson (v: Verdict): Record<string, unknown> {
-  return {
-    validator: v.validator,
-    accept: v.accept,
-    score: v.score,
-    reasons: v.reasons,
-    timestamp: v.timestamp,
-    signature: toHex(v.signature)
-  }
-}

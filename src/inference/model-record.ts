@@ -90,6 +90,3 @@ export async function modelRecordCid (bytes: Uint8Array): Promise<CID> {
   return await cidOf(bytes)
 }
 
-export function modelRecordJson (id: string, m: ModelRecord): Record<string, unknown> {
-  return { id, ...m, signature: toHex(m.signature) }
-}

@@ -334,13 +334,6 @@ export function findContext (table: NgramTable, ctx: readonly number[]): number 
   return -1
 }
 
-/** The continuations of context number `c`, in walk order. */
-export function continuationsAt (table: NgramTable, c: number): { ids: Uint32Array, counts: Float64Array, total: number } {
-  const from = table.offsets[c] as number
-  const to = table.offsets[c + 1] as number
-  return { ids: table.ids.subarray(from, to), counts: table.counts.subarray(from, to), total: table.totals[c] as number }
-}
-
 function choose (table: NgramTable, c: number, rng: SplitMix32, strategy: SamplingStrategy): number {
   const from = table.offsets[c] as number
   const to = table.offsets[c + 1] as number

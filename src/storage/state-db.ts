@@ -193,6 +193,11 @@ export class RecordIndex extends Repository<Uint8Array, string> {
  */
 const LEVEL_OPTIONS = { maxOpenFiles: 74, maxFileSize: 1024 * 1024 }
 
+/** The key of a datanet's version, or of its tallies, at a height: `<datanet>/<height as 16 hex digits>` (sorts in height order). */
+export function heightKeyOf (datanet: string, height: number): string {
+  return `${datanet}/${height.toString(16).padStart(16, '0')}`
+}
+
 /** The node's state database: a classic-level store holding one repository per entity. */
 export class StateDatabase {
   readonly db: StateDb

@@ -125,6 +125,25 @@ test('comment markers inside strings hide nothing, and a specifier inside a stri
   }
 })
 
+test('transitively: a file a pure one imports is held to the same rules, wherever it lives (named with who imports it)', () => {
+  const tmp = project({
+    'src/consensus/driver.ts': "import { now } from '../util/clock.ts'\nexport const t = now()\n",
+    'src/util/clock.ts': "import { pick } from './pick'\nexport function now (): number { return performance.now() }\n",
+    'src/util/pick.ts': 'export function pick (): string { return new Date().toISOString() + randomUUID() }\n',
+    'src/util/unused.ts': 'export const x = Date.now()\n'
+  })
+  try {
+    const found = checkPurity(tmp.dir, ['src/consensus']).map(v => `${v.file}:${v.line}:${v.what}`)
+    assert.equal(found, [
+      `${join('src', 'util', 'clock.ts')}:2:uses the clock (pure because ${join('src', 'consensus', 'driver.ts')} imports it)`,
+      `${join('src', 'util', 'pick.ts')}:1:uses the clock (pure because ${join('src', 'util', 'clock.ts')} imports it)`,
+      `${join('src', 'util', 'pick.ts')}:1:uses randomness (pure because ${join('src', 'util', 'clock.ts')} imports it)`
+    ])
+  } finally {
+    tmp.remove()
+  }
+})
+
 test('the repository itself has no purity violations', () => {
   assert.equal(checkPurity(repoRoot), [])
   assert.equal(checkPurity(repoRoot, PURE_DIRS), [])

@@ -2,8 +2,9 @@ import { getAddress, isAddress } from 'ethers'
 import { z } from 'zod'
 import { TallyTree, talliesFromJSON, type Tallies } from '../../../src/attribution/tallies.ts'
 import { toHex } from '../../../src/codec/hash.ts'
+import { invalid, noChain } from '../errors.ts'
 import { DatanetError } from '../../../src/errors.ts'
-import type { StateDatabase } from '../../../src/storage/state-db.ts'
+import { heightKeyOf, type StateDatabase } from '../../../src/storage/state-db.ts'
 import type { AttributionService } from '../../services/attribution.ts'
 import type { ChainService } from '../../services/chain.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
@@ -39,19 +40,15 @@ const inferBody = z.union([
 
 function parse<T> (schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(body ?? {})
-  if (!r.success) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `body: ${r.error.issues.map(i => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'usage')
+  if (!r.success) throw invalid('body', r.error)
   return r.data
-}
-
-function noChain (): DatanetError {
-  return new DatanetError({ code: 'CHAIN_ERROR_NOT_CONFIGURED' }, 'this node has no chain configured (chain.rpcUrl and chain.registry)', 'conflict')
 }
 
 /** Attribution preview, models, inference events, tallies and claims (DESIGN §6). */
 export function attributionRoutes ({ db, datanets, attribution, inferences, chain }: AttributionRoutesDeps): ApiRoutes {
   const talliesAt = async (d: FollowedDatanet, height: number): Promise<Tallies> => {
     if (height === 0) return new Map()
-    const json = await db.tallies.get(`${d.id}/${height.toString(16).padStart(16, '0')}`)
+    const json = await db.tallies.get(heightKeyOf(d.id, height))
     return json === undefined ? new Map() : talliesFromJSON(json)
   }
   const latestHeight = async (d: FollowedDatanet): Promise<number> => (await db.versionsOf(d.id, { reverse: true, limit: 1 }))[0]?.height ?? 0

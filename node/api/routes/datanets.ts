@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
+import { badRequest, invalid } from '../errors.ts'
 import { DatanetError, describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
 import { topics } from '../../../src/network/topics.ts'
 import { isChecksummedAddress } from '../../../src/contribution/contribution.ts'
@@ -21,10 +22,6 @@ export interface DatanetRoutesDeps {
   sets: ValidatorSets
   /** Its registration on chain (undefined: no chain configured). */
   registration?: (d: FollowedDatanet) => { status: 'none' | 'matches' | 'mismatch', problem: string | null }
-}
-
-function badRequest (message: string): DatanetError {
-  return new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, message, 'usage')
 }
 
 /** The JSON a datanet is shown as; `validators` is the set deciding its next version (the genesis set until the chain fixes it). */
@@ -101,7 +98,7 @@ export function datanetRoutes ({ datanets, contributions, subscribers, consensus
         scope.post('/v1/datanets/:id/contributions', async (request, reply) => {
           const { id } = request.params as { id: string }
           const parsed = contributeQuery.safeParse(request.query ?? {})
-          if (!parsed.success) throw badRequest(`query: ${parsed.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+          if (!parsed.success) throw invalid('query', parsed.error)
           const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
           const format = parsed.data.format ?? FORMAT_OF_TYPE[type]
           if (format === undefined) throw badRequest(`cannot tell the upload's format: pass ?format=${UPLOAD_FORMATS.join('|')} or a content type (application/x-ndjson, text/csv, text/plain)`)

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { DatanetError } from '../../../src/errors.ts'
+import { invalid, noChain } from '../errors.ts'
 import type { SentTx } from '../../../src/chain/registry-client.ts'
 import type { ChainService } from '../../services/chain.ts'
 import type { DatanetService } from '../../services/datanets.ts'
@@ -17,10 +17,6 @@ export interface ValidatorRoutesDeps {
 const joinBody = z.strictObject({ stake: z.string().regex(/^[1-9][0-9]*$/, 'expected a positive integer amount of wei as a decimal string') })
 
 const txJson = (tx: SentTx): Record<string, unknown> => ({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString() })
-
-function noChain (): DatanetError {
-  return new DatanetError({ code: 'CHAIN_ERROR_NOT_CONFIGURED' }, 'this node has no chain configured (chain.rpcUrl and chain.registry)', 'conflict')
-}
 
 /** The validator set of a datanet (DESIGN §6 /validators), and this node's own join and leave. */
 export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps): ApiRoutes {
@@ -44,7 +40,7 @@ export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps)
         const d = datanets.require(id)
         if (chain === undefined) throw noChain()
         const parsed = joinBody.safeParse(request.body ?? {})
-        if (!parsed.success) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `body: ${parsed.error.issues.map(i => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'usage')
+        if (!parsed.success) throw invalid('body', parsed.error)
         return txJson(await chain.join(d, BigInt(parsed.data.stake)))
       })
       app.post('/v1/datanets/:id/validators/leave', async (request) => {

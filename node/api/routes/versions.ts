@@ -2,7 +2,7 @@ import { concatBytes, fromHex, toHex } from '../../../src/codec/hash.ts'
 import { merkleProof, verifyProof } from '../../../src/merkle/tree.ts'
 import { DatanetError } from '../../../src/errors.ts'
 import { heightKey } from '../../../src/storage/repository.ts'
-import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
+import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DatanetService } from '../../services/datanets.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
@@ -68,7 +68,7 @@ export function versionRoutes ({ db, datanets }: VersionRoutesDeps): ApiRoutes {
         const { id, height } = request.params as { id: string, height: string }
         datanets.require(id)
         if (!/^\d+$/.test(height)) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `height: expected a positive integer, got "${height}"`, 'usage')
-        const v = await db.versions.get(`${id}/${Number(height).toString(16).padStart(16, '0')}`)
+        const v = await db.versions.get(heightKeyOf(id, Number(height)))
         if (v === undefined) throw notFound(`datanet ${id} has no version ${height}`)
         return versionJson(v)
       })

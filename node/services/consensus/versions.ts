@@ -18,7 +18,7 @@ import {
 import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
 import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from '../../../src/attribution/tallies.ts'
 import { heightKey, type BatchOp } from '../../../src/storage/repository.ts'
-import type { ContributionEntry, InferenceEntry, StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
+import { heightKeyOf, type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import { getBlock, pin } from '../blocks.ts'
 import type { KeyedMutex } from '../locks.ts'
@@ -55,7 +55,6 @@ export interface VersionsOptions {
 /** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
 const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
 
-const versionKey = (datanet: string, height: number): string => `${datanet}/${height.toString(16).padStart(16, '0')}`
 
 export class DatanetVersions {
   private readonly opts: VersionsOptions
@@ -98,7 +97,7 @@ export class DatanetVersions {
 
   async talliesAt (height: number): Promise<Tallies> {
     if (height === 0) return new Map()
-    const json = await this.opts.db.tallies.get(versionKey(this.d.id, height))
+    const json = await this.opts.db.tallies.get(heightKeyOf(this.d.id, height))
     return json === undefined ? new Map() : talliesFromJSON(json)
   }
 
@@ -271,8 +270,8 @@ export class DatanetVersions {
       ops.push(db.dataset.putOp(concatBytes(this.digest, h), start + i))
       ops.push(db.leaves.putOp(concatBytes(this.digest, heightKey(start + i)), h))
     })
-    ops.push(db.tallies.putOp(versionKey(this.d.id, v.height), talliesToJSON(tallies)))
-    ops.push(db.versions.putOp(versionKey(this.d.id, v.height), entry))
+    ops.push(db.tallies.putOp(heightKeyOf(this.d.id, v.height), talliesToJSON(tallies)))
+    ops.push(db.versions.putOp(heightKeyOf(this.d.id, v.height), entry))
     const eventCids = v.inferences.map(c => c.toString())
     if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
     ops.push(db.consensus.delOp(this.d.id))
@@ -304,6 +303,6 @@ export class DatanetVersions {
   }
 
   async versionAt (height: number): Promise<VersionEntry | undefined> {
-    return await this.opts.db.versions.get(versionKey(this.d.id, height))
+    return await this.opts.db.versions.get(heightKeyOf(this.d.id, height))
   }
 }

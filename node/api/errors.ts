@@ -1,0 +1,17 @@
+import type { ZodError } from 'zod'
+import { DatanetError } from '../../src/errors.ts'
+
+/** A request the API refuses as written (400). */
+export function badRequest (message: string): DatanetError {
+  return new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, message, 'usage')
+}
+
+/** A zod failure as one line: `where: path: message; …` (the path `where` itself when empty). */
+export function invalid (where: 'body' | 'query', error: ZodError): DatanetError {
+  return badRequest(`${where}: ${error.issues.map(i => `${i.path.join('.') || where}: ${i.message}`).join('; ')}`)
+}
+
+/** A chain operation on a node without a chain (409). */
+export function noChain (): DatanetError {
+  return new DatanetError({ code: 'CHAIN_ERROR_NOT_CONFIGURED' }, 'this node has no chain configured (chain.rpcUrl and chain.registry)', 'conflict')
+}
