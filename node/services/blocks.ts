@@ -8,10 +8,15 @@ export async function getBlock (helia: Helia, cid: CID, options: { signal?: Abor
   return chunks.length === 1 ? chunks[0] as Uint8Array : Buffer.concat(chunks)
 }
 
-/** Pins a DAG (and fetches what is missing of it); Helia's pin is a generator to drain. */
-export async function pin (helia: Helia, cid: CID, signal?: AbortSignal): Promise<void> {
+/**
+ * Pins a DAG (and fetches what is missing of it); Helia's pin is a generator to drain.
+ * `depth` 0 pins the block alone: Helia walks every block it reaches and rewrites each
+ * one's pin record, so a block whose links are pinned on their own (a version's parent and
+ * contributions) must not walk them again.
+ */
+export async function pin (helia: Helia, cid: CID, signal?: AbortSignal, depth?: number): Promise<void> {
   if (await helia.pins.isPinned(cid, { signal })) return
-  for await (const _ of helia.pins.add(cid, { signal })) { /* walk the DAG */ }
+  for await (const _ of helia.pins.add(cid, { signal, ...(depth === undefined ? {} : { depth }) })) { /* walk the DAG */ }
 }
 
 /**

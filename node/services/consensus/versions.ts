@@ -245,7 +245,9 @@ export class DatanetVersions {
     const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
     crash('before-block')
     await helia.blockstore.put(value.cid, value.bytes)
-    await pin(helia, value.cid)
+    // the block alone: its parent and its contributions are pinned on their own, and a
+    // recursive pin would walk the whole history at every height
+    await pin(helia, value.cid, undefined, 0)
     crash('after-block')
     const start = this.last?.recordCount ?? 0
     const entry: VersionEntry = {
