@@ -313,7 +313,8 @@ export class DatanetNode implements NodeView {
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
         locks: contributionLocks,
-        covered: async (d, records) => await attribution.covered(d, records),
+        // coverage tokenizes every record: only a node that judges pays for it
+        covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
         logger: logger.child({ component: 'contributions' })
       })
       this.contributions = contributions

@@ -632,11 +632,12 @@ export class ContributionService {
     await helia.blockstore.put(contributionCidValue, g.bytes)
     await pinContribution(helia, contributionCidValue)
     const digest = fromHex(datanet.digest, 32)
+    const covered = this.opts.covered
     const counts = await indexContribution(g.contribution, cid, {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(digest, hashes),
       claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) },
-      covered: this.opts.covered === undefined ? undefined : async records => await (this.opts.covered as NonNullable<ContributionServiceOptions['covered']>)(datanet, records)
+      covered: covered === undefined ? undefined : async records => await covered(datanet, records)
     })
     const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
