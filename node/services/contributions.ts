@@ -6,7 +6,7 @@ import { bytesEqual, fromHex } from '../../src/codec/hash.ts'
 import { datanetDigest } from '../../src/datanet/manifest.ts'
 import {
   contributionCid, contributionJson, contributionSigner, contributionTypedData, decodeContribution, encodeContribution, signContribution,
-  type Contribution, type TypedDataSigner, type UnsignedContribution
+  type Contribution, type UnsignedContribution
 } from '../../src/contribution/contribution.ts'
 import { ingestRecords, type IngestResult } from '../../src/contribution/ingest.ts'
 import { parseRecords, type UploadFormat } from '../../src/contribution/parse.ts'
@@ -19,7 +19,7 @@ import { FairQueue } from '../../src/network/fair-queue.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import { getBlock, prefetcher } from './blocks.ts'
-import type { DomainBinding } from '../../src/codec/eip712.ts'
+import type { DomainBinding, TypedDataSigner } from '../../src/codec/eip712.ts'
 import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
 import type { DatanetService, FollowedDatanet } from './datanets.ts'
 import type { VerdictService } from './verdicts.ts'

@@ -15,7 +15,7 @@ import {
 import { decodeModelRecord, encodeModelRecord, modelRecordCid, modelSigner, signModelRecord, type ModelRecord } from '../../src/inference/model-record.ts'
 import { decodeModel, encodeModel, generate, trainNgram, type NgramModel } from '../../src/model/ngram.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
-import { datanetTopicScoreParams } from '../../src/network/topics.ts'
+import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import { heightKeyOf, type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin } from './blocks.ts'
@@ -26,8 +26,6 @@ import { twinSignature, type Fault } from './faults.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
 
-export const inferenceTopic = (datanet: string): string => `/datanet/1/${datanet}/inferences`
-export const modelTopic = (datanet: string): string => `/datanet/1/${datanet}/models`
 
 export const InferenceErrorCode = {
   BAD_REQUEST: 'INFERENCE_ERROR_BAD_REQUEST',
@@ -193,7 +191,7 @@ export class InferenceService {
     await pin(this.opts.helia, cid)
     const entry = this.modelEntry(cid.toString(), record)
     await this.opts.db.models.put(entry.id, entry)
-    await this.opts.router.publish(modelTopic(d.id), bytes).catch(() => 0)
+    await this.opts.router.publish(topics.models(d.id), bytes).catch(() => 0)
     return entry
   }
 
@@ -291,10 +289,10 @@ export class InferenceService {
       // the network learns the twin first; this node keeps the original
       const twin: InferenceEvent = { ...event, signature: twinSignature(this.opts.wallet.privateKey, eventId) }
       this.log.warn({ datanet: d.id, eventId }, 'fault injection: gossiping a twin of the event before the event')
-      await this.opts.router.publish(inferenceTopic(d.id), encodeInferenceEvent(twin)).catch(() => 0)
+      await this.opts.router.publish(topics.inferences(d.id), encodeInferenceEvent(twin)).catch(() => 0)
     }
     const stored = await this.accept(d, event, encodeInferenceEvent(event), { escrowWaitMs: 0, purpose: 'admission' })
-    await this.opts.router.publish(inferenceTopic(d.id), encodeInferenceEvent(event)).catch(() => 0)
+    await this.opts.router.publish(topics.inferences(d.id), encodeInferenceEvent(event)).catch(() => 0)
     this.log.info({ datanet: d.id, event: stored.entry.cid, eventId, model: entry.id, fee: unsigned.fee }, 'inference event posted')
     return { cid: stored.entry.cid, eventId, model: entry.id, version: entry.version, output, fee: unsigned.fee, escrow: { txHash: escrow.txHash, block: escrow.block }, attribution: stored.result, shares: stored.entry.shares }
   }
@@ -311,7 +309,7 @@ export class InferenceService {
     const bytes = encodeInferenceEvent(event)
     // its operator has just paid the escrow: give our view of the chain a moment to see it
     const { entry } = await this.accept(d, event, bytes, { escrowWaitMs: ESCROW_WAIT_MS, purpose: 'admission' })
-    await this.opts.router.publish(inferenceTopic(d.id), bytes).catch(() => 0)
+    await this.opts.router.publish(topics.inferences(d.id), bytes).catch(() => 0)
     return entry
   }
 
@@ -528,7 +526,7 @@ export class InferenceService {
 
   private eventHandler (d: FollowedDatanet): TopicHandler<{ bytes: Uint8Array, event?: InferenceEvent }> {
     return {
-      topic: inferenceTopic(d.id),
+      topic: topics.inferences(d.id),
       kind: 'inferences',
       holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),
@@ -632,7 +630,7 @@ export class InferenceService {
 
   private modelHandler (d: FollowedDatanet): TopicHandler<{ bytes: Uint8Array, record: ModelRecord }> {
     return {
-      topic: modelTopic(d.id),
+      topic: topics.models(d.id),
       kind: 'models',
       holdUntilSubscribed: true,
       scoreParams: datanetTopicScoreParams(),

@@ -14,6 +14,11 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
  * verifyingContract = this, salt = datanet id}; OpenZeppelin's EIP712 base has no salt, so
  * the domain separator is computed per datanet here.
  *
+ * A datanet is its manifest: `createDatanet` takes the manifest's dag-cbor bytes, keys the datanet
+ * by their sha2-256 (the manifest CID's digest, the node's datanet id) and reads the genesis set
+ * and anchor interval from them (ManifestReader below), so nobody can register a manifest's id
+ * with another set or interval (issue 12 item 4).
+ *
  * Versions are anchored at multiples of the datanet's anchorInterval only (fixed at creation):
  * validator-set changes (joins, leaves) take effect right after the next committed version,
  * so the set that decides heights A+1 .. A+anchorInterval is the set right after the anchor of
@@ -216,11 +221,18 @@ contract DatanetRegistry {
 
     // ---------------------------------------------------------------- datanets
 
-    /// @notice Registers a datanet with its genesis validators; msg.value funds their stakes exactly.
-    function createDatanet(bytes32 datanetId, Params calldata params, address[] calldata validators, uint256[] calldata stakes)
-        external
-        payable
-    {
+    /**
+     * @notice Registers the datanet of a manifest: its id is the sha2-256 of the manifest's
+     * dag-cbor bytes (the multihash digest of the manifest CID), and its genesis validators,
+     * their stakes and the anchor interval are read from those bytes, so a registration can
+     * only be the manifest's own, whoever sends it (issue 12 item 4). msg.value funds the genesis
+     * stakes exactly (they belong to the validators, as any stake). The parameters a manifest does
+     * not name are bounded by it: minStake at most the smallest genesis stake.
+     * `params.anchorInterval` must repeat the manifest's, so the event describes the registration whole.
+     */
+    function createDatanet(bytes calldata manifest, Params calldata params) external payable returns (bytes32 datanetId) {
+        datanetId = sha256(manifest);
+        (address[] memory validators, uint256[] memory stakes, uint256 anchorInterval) = ManifestReader.read(manifest);
         Datanet storage d = _datanets[datanetId];
         if (d.anchorInterval != 0) revert DatanetExists(datanetId);
         // The threshold is the nodes' quorum, 2/3 exactly (another would refuse their certificates
@@ -229,9 +241,10 @@ contract DatanetRegistry {
             params.thresholdDenominator == 0 || params.thresholdDenominator > type(uint8).max
                 || uint256(params.thresholdNumerator) * 3 != uint256(params.thresholdDenominator) * 2
                 || params.minStake == 0 || params.minStake > STAKE_MASK || params.unbondingDelay == 0
-                || params.anchorInterval == 0 || params.anchorInterval > type(uint16).max
+                || params.anchorInterval != anchorInterval
+                || anchorInterval == 0 || anchorInterval > type(uint16).max
         ) revert InvalidParams();
-        if (validators.length == 0 || validators.length != stakes.length) revert InvalidValidatorSet();
+        if (validators.length == 0) revert InvalidValidatorSet();
         uint256 sum;
         for (uint256 i = 0; i < validators.length; i++) {
             address a = validators[i];
@@ -781,5 +794,164 @@ contract DatanetRegistry {
     function _pay(address to, uint256 amount) private {
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();
+    }
+}
+
+/**
+ * @title ManifestReader
+ * @notice Reads what the registry needs from a manifest's dag-cbor bytes (src/datanet/manifest.ts):
+ * `validators` (an array of {address: "0x…" text, stake: decimal wei text}) and `anchorInterval`
+ * (an unsigned integer); every other field is skipped. Anything that is not one well-formed CBOR
+ * map naming both exactly once is refused. Each step consumes at least one byte, so the gas is
+ * linear in the manifest's length.
+ */
+library ManifestReader {
+    error MalformedManifest(uint256 offset);
+
+    bytes32 private constant VALIDATORS = keccak256("validators");
+    bytes32 private constant ANCHOR_INTERVAL = keccak256("anchorInterval");
+    bytes32 private constant ADDRESS = keccak256("address");
+    bytes32 private constant STAKE = keccak256("stake");
+    uint8 private constant UINT = 0;
+    uint8 private constant TEXT = 3;
+    uint8 private constant ARRAY = 4;
+    uint8 private constant MAP = 5;
+    /// The manifest schema's bound on the genesis set.
+    uint256 private constant MAX_VALIDATORS = 256;
+    /// Decimal digits of the largest stake (2^96 - 1 has 29).
+    uint256 private constant MAX_STAKE_DIGITS = 29;
+
+    function read(bytes calldata m)
+        internal
+        pure
+        returns (address[] memory validators, uint256[] memory stakes, uint256 anchorInterval)
+    {
+        (uint8 major, uint256 pairs, uint256 pos) = _head(m, 0);
+        if (major != MAP) revert MalformedManifest(0);
+        bool seenValidators;
+        bool seenInterval;
+        for (uint256 i = 0; i < pairs; i++) {
+            bytes32 key;
+            (key, pos) = _key(m, pos);
+            if (key == VALIDATORS) {
+                if (seenValidators) revert MalformedManifest(pos);
+                seenValidators = true;
+                (validators, stakes, pos) = _validators(m, pos);
+            } else if (key == ANCHOR_INTERVAL) {
+                if (seenInterval) revert MalformedManifest(pos);
+                seenInterval = true;
+                (major, anchorInterval, pos) = _head(m, pos);
+                if (major != UINT) revert MalformedManifest(pos);
+            } else {
+                pos = _skip(m, pos);
+            }
+        }
+        if (pos != m.length || !seenValidators || !seenInterval) revert MalformedManifest(pos);
+    }
+
+    function _validators(bytes calldata m, uint256 pos)
+        private
+        pure
+        returns (address[] memory validators, uint256[] memory stakes, uint256 next)
+    {
+        (uint8 major, uint256 n, uint256 p) = _head(m, pos);
+        if (major != ARRAY || n > MAX_VALIDATORS) revert MalformedManifest(pos);
+        validators = new address[](n);
+        stakes = new uint256[](n);
+        for (uint256 i = 0; i < n; i++) {
+            uint256 pairs;
+            (major, pairs, p) = _head(m, p);
+            if (major != MAP || pairs != 2) revert MalformedManifest(p);
+            for (uint256 j = 0; j < 2; j++) {
+                bytes32 key;
+                (key, p) = _key(m, p);
+                (uint256 start, uint256 end) = _text(m, p);
+                if (key == ADDRESS && validators[i] == address(0)) validators[i] = _address(m[start:end], p);
+                else if (key == STAKE && stakes[i] == 0) stakes[i] = _decimal(m[start:end], p);
+                else revert MalformedManifest(p);
+                p = end;
+            }
+        }
+        next = p;
+    }
+
+    /// A map key: the keccak256 of a text string.
+    function _key(bytes calldata m, uint256 pos) private pure returns (bytes32 key, uint256 next) {
+        (uint256 start, uint256 end) = _text(m, pos);
+        return (keccak256(m[start:end]), end);
+    }
+
+    function _text(bytes calldata m, uint256 pos) private pure returns (uint256 start, uint256 end) {
+        (uint8 major, uint256 len, uint256 p) = _head(m, pos);
+        if (major != TEXT || len > m.length - p) revert MalformedManifest(pos);
+        return (p, p + len);
+    }
+
+    /// "0x" and 40 hex digits, either case (the node checks the EIP-55 checksum).
+    function _address(bytes calldata s, uint256 pos) private pure returns (address) {
+        if (s.length != 42 || s[0] != "0" || s[1] != "x") revert MalformedManifest(pos);
+        uint160 a;
+        for (uint256 i = 2; i < 42; i++) {
+            uint8 c = uint8(s[i]);
+            uint8 digit;
+            if (c >= 0x30 && c <= 0x39) digit = c - 0x30;
+            else if (c >= 0x61 && c <= 0x66) digit = c - 0x57;
+            else if (c >= 0x41 && c <= 0x46) digit = c - 0x37;
+            else revert MalformedManifest(pos);
+            a = (a << 4) | digit;
+        }
+        return address(a);
+    }
+
+    /// A positive decimal without leading zeros, as the manifest schema writes wei.
+    function _decimal(bytes calldata s, uint256 pos) private pure returns (uint256 v) {
+        if (s.length == 0 || s.length > MAX_STAKE_DIGITS || s[0] == "0") revert MalformedManifest(pos);
+        for (uint256 i = 0; i < s.length; i++) {
+            uint8 c = uint8(s[i]);
+            if (c < 0x30 || c > 0x39) revert MalformedManifest(pos);
+            v = v * 10 + (c - 0x30);
+        }
+    }
+
+    /// Steps over one data item, nested ones included (no recursion: a count of items still to read).
+    function _skip(bytes calldata m, uint256 pos) private pure returns (uint256) {
+        uint256 items = 1;
+        while (items > 0) {
+            items--;
+            (uint8 major, uint256 value, uint256 p) = _head(m, pos);
+            if (major == 2 || major == TEXT) {
+                if (value > m.length - p) revert MalformedManifest(pos);
+                p += value;
+            } else if (major == ARRAY) {
+                items += value;
+            } else if (major == MAP) {
+                items += 2 * value;
+            } else if (major == 6) {
+                items += 1;
+            }
+            pos = p;
+        }
+        return pos;
+    }
+
+    /// An item's major type and argument (a length, a count, an integer or a float's bits).
+    function _head(bytes calldata m, uint256 pos) private pure returns (uint8 major, uint256 value, uint256 next) {
+        if (pos >= m.length) revert MalformedManifest(pos);
+        uint8 b = uint8(m[pos]);
+        major = b >> 5;
+        uint8 info = b & 31;
+        next = pos + 1;
+        if (info < 24) return (major, info, next);
+        uint256 n;
+        if (info == 24) n = 1;
+        else if (info == 25) n = 2;
+        else if (info == 26) n = 4;
+        else if (info == 27) n = 8;
+        else revert MalformedManifest(pos);
+        if (n > m.length - next) revert MalformedManifest(pos);
+        for (uint256 i = 0; i < n; i++) {
+            value = (value << 8) | uint8(m[next + i]);
+        }
+        next += n;
     }
 }

@@ -221,11 +221,12 @@ export interface RegistrationTerms {
 }
 
 /**
- * Why a registration is not the manifest's datanet (issue 12 item 4: `createDatanet` is
- * first-come for any id, so a squatter can register a manifest's id with itself as sole
- * validator, or at an interval nothing anchors at), or undefined when it is — or when
- * nothing is registered yet. A registration is immutable once made, so the answer never
- * changes after `created`.
+ * Why a registration is not the manifest's datanet, or undefined when it is — or when nothing
+ * is registered yet. Our registry reads the genesis set and interval from the manifest's own
+ * bytes (issue 12 item 4), so this never finds a problem there; it guards the node against a
+ * registry at the configured address that does not (an older or another contract), where a
+ * squatter could register a manifest's id with itself as sole validator. A registration is
+ * immutable once made, so the answer never changes after `created`.
  */
 export function registrationProblem (state: DatanetChainState | undefined, terms: RegistrationTerms): string | undefined {
   if (state?.created == null) return undefined

@@ -1,4 +1,6 @@
 import { ZeroAddress, ZeroHash, type TypedDataDomain } from 'ethers'
+import { CID } from 'multiformats/cid'
+import { toHex } from './hash.ts'
 
 /** What an EIP-712 domain binds: the chain, the registry contract and (where relevant) the datanet. */
 export interface DomainBinding {
@@ -20,3 +22,17 @@ export function datanetDomain (binding: DomainBinding): TypedDataDomain {
   }
 }
 
+
+/**
+ * The domain of everything signed for one datanet (contributions, verdicts, votes, model
+ * records, inference events): salt = the datanet id's 32-byte digest, the registry's key.
+ */
+export function signingDomain (binding: Omit<DomainBinding, 'datanet'>, datanetId: string): TypedDataDomain {
+  return datanetDomain({ ...binding, datanet: toHex(CID.parse(datanetId).multihash.digest) })
+}
+
+/** What signs typed data: an ethers Wallet, or anything with the same method. */
+export interface TypedDataSigner {
+  address: string
+  signTypedData: (domain: TypedDataDomain, types: Record<string, Array<{ name: string, type: string }>>, value: Record<string, unknown>) => Promise<string>
+}

@@ -1,8 +1,8 @@
-import { getAddress, verifyTypedData, type TypedDataDomain } from 'ethers'
+import { getAddress, verifyTypedData } from 'ethers'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
-import { datanetDomain, type DomainBinding } from '../codec/eip712.ts'
+import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import { datanetDigest } from '../datanet/manifest.ts'
 
@@ -37,19 +37,10 @@ export const CONTRIBUTION_TYPES = {
   ]
 }
 
-/** What signs typed data: an ethers Wallet, or anything with the same method. */
-export interface TypedDataSigner {
-  address: string
-  signTypedData: (domain: TypedDataDomain, types: Record<string, Array<{ name: string, type: string }>>, value: Record<string, unknown>) => Promise<string>
-}
 
 /** One digest over the shard list, so the signed struct stays fixed-size whatever the contribution's size. */
 export function shardsDigest (shards: readonly CID[]): Uint8Array {
   return sha256(...shards.map(s => s.multihash.digest))
-}
-
-export function contributionDomain (binding: Omit<DomainBinding, 'datanet'>, datanet: string): TypedDataDomain {
-  return datanetDomain({ ...binding, datanet: datanetDigest(datanet) })
 }
 
 function typedValue (c: UnsignedContribution): Record<string, unknown> {
@@ -67,19 +58,19 @@ function typedValue (c: UnsignedContribution): Record<string, unknown> {
 
 /** The EIP-712 typed data a contributor signs (JSON-safe: numbers and hex strings). */
 export function contributionTypedData (binding: Omit<DomainBinding, 'datanet'>, c: UnsignedContribution): { domain: Record<string, unknown>, types: typeof CONTRIBUTION_TYPES, value: Record<string, unknown> } {
-  const domain = contributionDomain(binding, c.datanet)
+  const domain = signingDomain(binding, c.datanet)
   return { domain: { ...domain, chainId: Number(domain.chainId) }, types: CONTRIBUTION_TYPES, value: typedValue(c) }
 }
 
 export async function signContribution (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, c: UnsignedContribution): Promise<Contribution> {
-  const signature = await signer.signTypedData(contributionDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c))
+  const signature = await signer.signTypedData(signingDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c))
   return { ...c, signature: new Uint8Array(Buffer.from(signature.slice(2), 'hex')) }
 }
 
 /** The address that signed the contribution, under the given domain; undefined for an unusable signature. */
 export function contributionSigner (c: Contribution, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return verifyTypedData(contributionDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c), toHex(c.signature))
+    return verifyTypedData(signingDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c), toHex(c.signature))
   } catch {
     return undefined
   }

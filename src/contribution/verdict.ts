@@ -1,9 +1,9 @@
 import { verifyTypedData } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
-import { type DomainBinding } from '../codec/eip712.ts'
+import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { toHex } from '../codec/hash.ts'
-import { contributionDomain, isChecksummedAddress, type TypedDataSigner } from './contribution.ts'
+import { isChecksummedAddress } from './contribution.ts'
 
 /** A validator's signed judgement of one contribution (DESIGN §3). */
 export interface Verdict {
@@ -44,13 +44,13 @@ function typedValue (v: UnsignedVerdict): Record<string, unknown> {
 }
 
 export async function signVerdict (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, v: UnsignedVerdict): Promise<Verdict> {
-  const signature = await signer.signTypedData(contributionDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v))
+  const signature = await signer.signTypedData(signingDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v))
   return { ...v, signature: new Uint8Array(Buffer.from(signature.slice(2), 'hex')) }
 }
 
 export function verdictSigner (v: Verdict, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return verifyTypedData(contributionDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v), toHex(v.signature))
+    return verifyTypedData(signingDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v), toHex(v.signature))
   } catch {
     return undefined
   }

@@ -2,8 +2,7 @@ import { TypedDataEncoder, getAddress, recoverAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
-import { contributionDomain, type TypedDataSigner } from '../contribution/contribution.ts'
-import type { DomainBinding } from '../codec/eip712.ts'
+import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
 
 /**
@@ -69,11 +68,11 @@ function typedValue (e: UnsignedInferenceEvent): Record<string, unknown> {
 
 /** The event's id: the digest its operator signs and escrows the fee for. */
 export function inferenceEventId (binding: Omit<DomainBinding, 'datanet'>, e: UnsignedInferenceEvent): string {
-  return TypedDataEncoder.hash(contributionDomain(binding, e.datanet), INFERENCE_TYPES, typedValue(e))
+  return TypedDataEncoder.hash(signingDomain(binding, e.datanet), INFERENCE_TYPES, typedValue(e))
 }
 
 export async function signInferenceEvent (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, e: UnsignedInferenceEvent): Promise<InferenceEvent> {
-  const signature = await signer.signTypedData(contributionDomain(binding, e.datanet), INFERENCE_TYPES, typedValue(e))
+  const signature = await signer.signTypedData(signingDomain(binding, e.datanet), INFERENCE_TYPES, typedValue(e))
   return { ...e, signature: new Uint8Array(Buffer.from(signature.slice(2), 'hex')) }
 }
 

@@ -2,8 +2,7 @@ import { getAddress, recoverAddress, TypedDataEncoder } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
-import { contributionDomain, type TypedDataSigner } from '../contribution/contribution.ts'
-import type { DomainBinding } from '../codec/eip712.ts'
+import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
 
 /**
@@ -49,13 +48,13 @@ function typedValue (m: UnsignedModelRecord): Record<string, unknown> {
 }
 
 export async function signModelRecord (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, m: UnsignedModelRecord): Promise<ModelRecord> {
-  const signature = await signer.signTypedData(contributionDomain(binding, m.datanet), MODEL_TYPES, typedValue(m))
+  const signature = await signer.signTypedData(signingDomain(binding, m.datanet), MODEL_TYPES, typedValue(m))
   return { ...m, signature: new Uint8Array(Buffer.from(signature.slice(2), 'hex')) }
 }
 
 export function modelSigner (m: ModelRecord, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverAddress(TypedDataEncoder.hash(contributionDomain(binding, m.datanet), MODEL_TYPES, typedValue(m)), toHex(m.signature))
+    return recoverAddress(TypedDataEncoder.hash(signingDomain(binding, m.datanet), MODEL_TYPES, typedValue(m)), toHex(m.signature))
   } catch {
     return undefined
   }

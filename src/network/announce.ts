@@ -4,8 +4,8 @@ import { datanetDomain, type DomainBinding } from '../codec/eip712.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from './gossip.ts'
 import type { PeerRecord, StateDatabase } from '../storage/state-db.ts'
 import type { Logger } from 'pino'
+import { topics } from './topics.ts'
 
-export const ANNOUNCE_TOPIC = '/datanet/1/nodes/announce'
 
 /** A node's signed statement of who it is: binds its libp2p peer id to its Ethereum address. */
 export interface NodeAnnouncement {
@@ -82,7 +82,7 @@ export interface AnnounceOptions {
  * announce in the peers repository.
  */
 export class AnnounceService implements TopicHandler<NodeAnnouncement> {
-  readonly topic = ANNOUNCE_TOPIC
+  readonly topic = topics.announce
   readonly kind = 'announce'
   private timer: NodeJS.Timeout | undefined
   private readonly now: () => number

@@ -1,10 +1,14 @@
 import { createTopicScoreParams, type TopicScoreParams } from '@libp2p/gossipsub/score'
 
-/** Gossip topic names (DESIGN §4). */
+/** Gossip topic names (DESIGN §4): every topic the node speaks, here only. */
 export const topics = {
   contributions: (datanet: string): string => `/datanet/1/${datanet}/contributions`,
   verdicts: (datanet: string): string => `/datanet/1/${datanet}/verdicts`,
-  consensus: (datanet: string): string => `/datanet/1/${datanet}/consensus`
+  consensus: (datanet: string): string => `/datanet/1/${datanet}/consensus`,
+  inferences: (datanet: string): string => `/datanet/1/${datanet}/inferences`,
+  models: (datanet: string): string => `/datanet/1/${datanet}/models`,
+  /** Signed node announcements (not per datanet). */
+  announce: '/datanet/1/nodes/announce'
 }
 
 /**

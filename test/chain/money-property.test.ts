@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { datanetDomain } from '../../src/codec/eip712.ts'
 import { voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
+import { genesisManifest } from '../../node/devnet/chain-setup.ts'
 import { hook } from '../helpers/wait.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
 
@@ -53,7 +54,11 @@ let operator: HDNodeWallet
 /** Funded anvil accounts that never send: their balance moves only by what claims pay them. */
 let contributors: HDNodeWallet[] = []
 let validators: Wallet[] = []
-const datanetIds = Array.from({ length: DATANETS }, (_, d) => keccak256(toUtf8Bytes(`money-property datanet ${d}`)))
+const validatorKey = (i: number): string => keccak256(toUtf8Bytes(`money-property validator ${i}`))
+/** The datanets' manifests (what `createDatanet` takes): the same genesis set, told apart by the nonce. */
+const manifests = Array.from({ length: DATANETS }, (_, d) => genesisManifest(
+  Array.from({ length: GENESIS }, (_, i) => ({ address: new Wallet(validatorKey(i)).address, stake: STAKE })), { nonce: `money-property datanet ${d}` }))
+const datanetIds = manifests.map(m => m.digest)
 let snapshot = ''
 /** How the steps of all runs ended, to show the scenarios reach every outcome. */
 const outcomes: Record<string, number> = {}
@@ -442,12 +447,11 @@ test.before(hook(async () => {
   funder = accounts[1] as HDNodeWallet
   operator = accounts[2] as HDNodeWallet
   contributors = accounts.slice(3)
-  validators = Array.from({ length: VALIDATORS }, (_, i) => new Wallet(keccak256(toUtf8Bytes(`money-property validator ${i}`)), provider))
+  validators = Array.from({ length: VALIDATORS }, (_, i) => new Wallet(validatorKey(i), provider))
   registry = await new ContractFactory(artifact.abi as never, artifact.bytecode, submitter).deploy() as Contract
   await registry.waitForDeployment()
   for (const w of validators) await (await submitter.sendTransaction({ to: w.address, value: parseEther('100') })).wait()
-  const genesis = validators.slice(0, GENESIS)
-  for (const id of datanetIds) await send(submitter, 'createDatanet', [id, PARAMS, genesis.map(w => w.address), genesis.map(() => STAKE)], STAKE * BigInt(GENESIS))
+  for (const m of manifests) await send(submitter, 'createDatanet', [m.bytes, PARAMS], STAKE * BigInt(GENESIS))
   snapshot = await provider.send('evm_snapshot', []) as string
 }))
 

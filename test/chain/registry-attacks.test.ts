@@ -16,7 +16,7 @@ import { merkleRoot } from '../../src/merkle/tree.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { RegistryClient, revertName } from '../../src/chain/registry-client.ts'
 import { activeSet, anchorIntervalOf, inferenceEscrow, replayRegistryLog, setForHeight, type DatanetChainState, type ValidatorStake } from '../../src/chain/registry-state.ts'
-import { deployRegistry, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
+import { deployRegistry, genesisManifest, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
 import { datanetDigest, encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
 import { hook } from '../helpers/wait.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
@@ -255,16 +255,19 @@ test('createDatanet refuses parameters the nodes cannot meet', async () => {
   const genesis = wallets.slice(1, 4)
   const deployer = await client(wallets[0] as HDNodeWallet)
   const base = { thresholdNumerator: 2, thresholdDenominator: 3, minStake: ONE, unbondingDelay: 60, anchorInterval: 1 }
-  const create = async (id: string, params: Record<string, unknown>): Promise<string | undefined> =>
-    await revertOfSend(deployer.send('createDatanet', [id, { ...base, ...params }, genesis.map(w => w.address), genesis.map(() => ONE)], { value: ONE * 3n }))
+  const { manifest } = genesisManifest(genesis.map(w => ({ address: w.address, stake: ONE })), { nonce: 'parameters' })
+  // the manifest's own interval, written as given (the manifest schema refuses 0)
+  const create = async (params: Record<string, unknown>): Promise<string | undefined> =>
+    await revertOfSend(deployer.send('createDatanet', [encodeCbor({ ...manifest, anchorInterval: params.anchorInterval ?? 1 }), { ...base, ...params }], { value: ONE * 3n }))
   // the nodes finalize at 2/3 of the stake: a higher bar would refuse their certificates
-  assert.is(await create('0x' + 'a1'.repeat(32), { thresholdNumerator: 3, thresholdDenominator: 4 }), 'InvalidParams', 'threshold 3/4')
-  assert.is(await create('0x' + 'a2'.repeat(32), { thresholdNumerator: 1, thresholdDenominator: 1 }), 'InvalidParams', 'threshold 1/1')
-  assert.is(await create('0x' + 'a3'.repeat(32), { unbondingDelay: 0 }), 'InvalidParams', 'no unbonding: evidence would find no stake')
-  assert.is(await create('0x' + 'a4'.repeat(32), { minStake: 0n }), 'InvalidParams', 'minStake 0')
-  assert.is(await create('0x' + 'a5'.repeat(32), { anchorInterval: 0 }), 'InvalidParams', 'anchorInterval 0')
-  assert.is(await create('0x' + 'a7'.repeat(32), { anchorInterval: 65_536 }), 'InvalidParams', 'anchorInterval past 16 bits')
-  assert.is(await create('0x' + 'a6'.repeat(32), { thresholdNumerator: 4, thresholdDenominator: 6 }), undefined, '4/6 is 2/3')
+  assert.is(await create({ thresholdNumerator: 3, thresholdDenominator: 4 }), 'InvalidParams', 'threshold 3/4')
+  assert.is(await create({ thresholdNumerator: 1, thresholdDenominator: 1 }), 'InvalidParams', 'threshold 1/1')
+  assert.is(await create({ unbondingDelay: 0 }), 'InvalidParams', 'no unbonding: evidence would find no stake')
+  assert.is(await create({ minStake: 0n }), 'InvalidParams', 'minStake 0')
+  assert.is(await create({ anchorInterval: 0 }), 'InvalidParams', 'anchorInterval 0')
+  assert.is(await create({ anchorInterval: 65_536 }), 'InvalidParams', 'anchorInterval past 16 bits')
+  assert.is(await revertOfSend(deployer.send('createDatanet', [encodeCbor(manifest), { ...base, anchorInterval: 2 }], { value: ONE * 3n })), 'InvalidParams', 'an interval that is not the manifest\'s')
+  assert.is(await create({ thresholdNumerator: 4, thresholdDenominator: 6 }), undefined, '4/6 is 2/3')
 })
 
 test('a slash before the anchor lands does not make the certificate insufficient; the set is never emptied', async () => {

@@ -16,6 +16,7 @@ import type { VoteType } from '../../src/consensus/types.ts'
 import { merkleProof, merkleRoot } from '../../src/merkle/tree.ts'
 import { activeSetHash, commitVersionArgs, compactSignature, packMember, type CommitVersionArgs, type SignedPrecommitInput, type ValidatorStakeInput } from '../../src/chain/commit-args.ts'
 import { hook } from '../helpers/wait.ts'
+import { genesisManifest } from '../../node/devnet/chain-setup.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
 
 const SOURCE = fileURLToPath(new URL('../../src/chain/DatanetRegistry.sol', import.meta.url))
@@ -34,6 +35,8 @@ let registry: Contract
 let chainId: number
 let datanetCid: string
 let datanetId: string
+/** The manifest whose sha2-256 is datanetId: what `createDatanet` takes. */
+let datanetManifest: Uint8Array
 /** Genesis validators 1..4, sorted by address later when signing. */
 let genesis: HDNodeWallet[]
 let joiner: HDNodeWallet
@@ -189,9 +192,10 @@ test.before(hook(async () => {
   const factory = new ContractFactory(artifact.abi as never, artifact.bytecode, deployer)
   registry = await factory.deploy() as Contract
   await registry.waitForDeployment()
-  const manifestCid = await cidOf(encodeCbor({ name: 'registry-test', schema: { type: 'object' } }))
-  datanetCid = manifestCid.toString()
-  datanetId = toHex(manifestCid.multihash.digest)
+  const g = genesisManifest(genesis.map(w => ({ address: w.address, stake: STAKE })), { nonce: 'registry-test' })
+  datanetManifest = g.bytes
+  datanetCid = (await cidOf(g.bytes)).toString()
+  datanetId = g.digest
 }))
 
 test.after(hook(async () => {
@@ -210,9 +214,12 @@ test('the checked-in artifact matches the Solidity source', () => {
 test('createDatanet: funds genesis stakes exactly, once', async () => {
   const addrs = genesis.map(w => w.address)
   const stakes = genesis.map(() => STAKE)
-  await reverts(send(registry, deployer, 'createDatanet', [datanetId, PARAMS, addrs, stakes], STAKE * 3n), 'WrongValue')
-  await reverts(send(registry, deployer, 'createDatanet', [datanetId, PARAMS, [addrs[0], addrs[0]], [STAKE, STAKE]], STAKE * 2n), 'DuplicateValidator')
-  const receipt = await send(registry, deployer, 'createDatanet', [datanetId, PARAMS, addrs, stakes], STAKE * 4n)
+  await reverts(send(registry, deployer, 'createDatanet', [datanetManifest, PARAMS], STAKE * 3n), 'WrongValue')
+  // the manifest schema refuses a repeated validator; the contract does too, whatever the bytes
+  const { manifest } = genesisManifest(genesis.map(w => ({ address: w.address, stake: STAKE })))
+  const twice = encodeCbor({ ...manifest, validators: [manifest.validators[0], manifest.validators[0]] })
+  await reverts(send(registry, deployer, 'createDatanet', [twice, PARAMS], STAKE * 2n), 'DuplicateValidator')
+  const receipt = await send(registry, deployer, 'createDatanet', [datanetManifest, PARAMS], STAKE * 4n)
   assert.is(eventsOf(receipt, 'DatanetCreated').length, 1)
   assert.equal(await activeSet(), addrs.map(a => a.toLowerCase()).sort())
   const [, stakesOut] = await view<[string[], bigint[]]>(registry, 'validatorsOf', datanetId)
@@ -222,7 +229,41 @@ test('createDatanet: funds genesis stakes exactly, once', async () => {
   const input = genesis.map(w => ({ address: w.address, stake: STAKE }))
   assert.equal([...members], input.map(v => packMember(v.address, v.stake)).sort((a, b) => (a < b ? -1 : 1)))
   assert.is(hash, activeSetHash(input))
-  await reverts(send(registry, deployer, 'createDatanet', [datanetId, PARAMS, addrs, stakes], STAKE * 4n), 'DatanetExists')
+  await reverts(send(registry, deployer, 'createDatanet', [datanetManifest, PARAMS], STAKE * 4n), 'DatanetExists')
+})
+
+test('the contract reads the genesis set and interval of any manifest as the node does; damaged bytes are refused', async () => {
+  // Manifests whose other fields hold every kind of CBOR item the reader must step over.
+  const schemas: Array<Record<string, unknown>> = [
+    { type: 'object' },
+    { type: 'object', properties: { text: { type: 'string', maxLength: 70_000, pattern: '^[^\\u0000]*$' }, score: { type: 'number', minimum: -1.5, maximum: 1e300 } }, required: ['text'] },
+    { anyOf: [{ type: 'null' }, { type: 'boolean', const: true }, { enum: [-1, 0, 24, 255, 256, 65_536, 2 ** 32, -(2 ** 40), 0.25] }], description: 'é'.repeat(300) }
+  ]
+  for (let i = 0; i < 9; i++) {
+    const set = genesis.slice(0, 1 + (i % 4)).map((w, j) => ({ address: w.address, stake: STAKE + BigInt(i * 1000 + j) }))
+    const interval = [1, 23, 24, 255, 256, 65_535][i % 6] as number
+    const { manifest } = genesisManifest(set, { anchorInterval: interval, nonce: `reader ${i}` })
+    const bytes = encodeCbor({ ...manifest, recordSchema: schemas[i % schemas.length], description: 'x'.repeat(i * 40) })
+    const id = toHex(sha256(bytes))
+    await send(registry, deployer, 'createDatanet', [bytes, { ...PARAMS, anchorInterval: interval }], set.reduce((a, v) => a + v.stake, 0n))
+    const [addrs, stakes] = await view<[string[], bigint[]]>(registry, 'validatorsOf', id)
+    assert.equal([...addrs], set.map(v => v.address), `manifest ${i}: the set`)
+    assert.equal([...stakes], set.map(v => v.stake), `manifest ${i}: the stakes`)
+  }
+  const { manifest } = genesisManifest(genesis.map(w => ({ address: w.address, stake: STAKE })), { nonce: 'damaged' })
+  const good = encodeCbor(manifest)
+  const damaged: Array<[string, Uint8Array]> = [
+    ['truncated', good.subarray(0, good.length - 3)],
+    ['trailing byte', new Uint8Array([...good, 0])],
+    ['not a map', encodeCbor([manifest])],
+    ['no validators', encodeCbor(Object.fromEntries(Object.entries(manifest).filter(([k]) => k !== 'validators')))],
+    ['a stake with a leading zero', encodeCbor({ ...manifest, validators: [{ address: genesis[0]?.address, stake: '0' + STAKE.toString() }] })],
+    ['a stake that is a number', encodeCbor({ ...manifest, validators: [{ address: genesis[0]?.address, stake: 1 }] })],
+    ['an address without 0x', encodeCbor({ ...manifest, validators: [{ address: genesis[0]?.address.slice(2) + '00', stake: STAKE.toString() }] })],
+    ['an interval that is text', encodeCbor({ ...manifest, anchorInterval: '1' })],
+    ['a length past the end', new Uint8Array([0xa1, 0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])]
+  ]
+  for (const [what, bytes] of damaged) await reverts(send(registry, deployer, 'createDatanet', [bytes, PARAMS], STAKE * 4n), 'MalformedManifest').catch((err: unknown) => { throw new Error(`${what}: ${String(err)}`) })
 })
 
 test('node and contract agree on the domain and the vote digest', async () => {
@@ -482,26 +523,26 @@ test('slash: conflicting votes burn the stake; anything else is refused', async 
 
 test('a certificate for one datanet or contract does not verify on another', async () => {
   // Another datanet on the same contract, with the same validators.
-  const otherId = '0x' + '22'.repeat(32)
-  const addrs = genesis.map(w => w.address)
-  await send(registry, deployer, 'createDatanet', [otherId, PARAMS, addrs, addrs.map(() => STAKE)], STAKE * 4n)
+  const otherManifest = genesisManifest(genesis.map(w => ({ address: w.address, stake: STAKE })), { nonce: 'other' })
+  const otherId = otherManifest.digest
+  await send(registry, deployer, 'createDatanet', [otherManifest.bytes, PARAMS], STAKE * 4n)
   const header = headerOf(await makeVersion(1, null, records, '0x' + '00'.repeat(32), 0n, genesis))
   await reverts(commit(header, sign(byAddress(genesis), header), registry, otherId), 'WrongSigner')
   await commit(header, sign(byAddress(genesis), header, { domain: domainFor({ datanet: otherId }) }), registry, otherId)
   // Another contract with the same datanet id.
   const other = await new ContractFactory(artifact.abi as never, artifact.bytecode, deployer).deploy() as Contract
   await other.waitForDeployment()
-  await send(other, deployer, 'createDatanet', [datanetId, PARAMS, addrs, addrs.map(() => STAKE)], STAKE * 4n)
+  await send(other, deployer, 'createDatanet', [datanetManifest, PARAMS], STAKE * 4n)
   await reverts(commit(header, sign(byAddress(genesis), header), other, datanetId), 'WrongSigner')
   await commit(header, sign(byAddress(genesis), header, { domain: domainFor({ registry: String(other.target) }) }), other, datanetId)
 })
 
 test('the threshold is exactly the node\'s 2/3: 2 of 3 equal validators anchor; a threshold under 2/3 is refused', async () => {
-  const thirdsId = '0x' + '33'.repeat(32)
   const three = genesis.slice(0, 3)
-  const addrs = three.map(w => w.address)
-  await reverts(send(registry, deployer, 'createDatanet', [thirdsId, { ...PARAMS, thresholdNumerator: 3, thresholdDenominator: 5 }, addrs, addrs.map(() => STAKE)], STAKE * 3n), 'InvalidParams')
-  await send(registry, deployer, 'createDatanet', [thirdsId, PARAMS, addrs, addrs.map(() => STAKE)], STAKE * 3n)
+  const thirds = genesisManifest(three.map(w => ({ address: w.address, stake: STAKE })), { nonce: 'thirds' })
+  const thirdsId = thirds.digest
+  await reverts(send(registry, deployer, 'createDatanet', [thirds.bytes, { ...PARAMS, thresholdNumerator: 3, thresholdDenominator: 5 }], STAKE * 3n), 'InvalidParams')
+  await send(registry, deployer, 'createDatanet', [thirds.bytes, PARAMS], STAKE * 3n)
   const header = headerOf(await makeVersion(1, null, records, '0x' + '00'.repeat(32), 0n, three))
   const domain = domainFor({ datanet: thirdsId })
   await reverts(commit(header, sign(byAddress(three.slice(0, 1)), header, { domain }), registry, thirdsId), 'InsufficientStake')

@@ -1,18 +1,22 @@
 /**
- * Datanet id squatting (issue 12 item 4), on a real anvil with a real daemon: an account
- * registers a manifest's id first, with itself as the sole genesis validator. On main the
- * node adopted the chain's genesis set over the manifest's: the squatter decided the
- * datanet's versions and the manifest's validator was shut out. Now the node refuses the
- * registration: it says so in the API and keeps the manifest's set, without anchoring or
- * escrow on that registration.
+ * Datanet id squatting (issue 12 item 4), on a real anvil with a real daemon. On 49e59c6 an
+ * account registered a manifest's id first with itself as the sole genesis validator, and the
+ * node adopted it; on c5ba816 the node ignored such a registration, but the id stayed taken
+ * on chain, so the datanet could never anchor. Now `createDatanet` takes the manifest's bytes,
+ * keys the datanet by their sha2-256 and reads the genesis set from them: a squatter's set can
+ * only register under another id, and whoever registers the manifest's id registers the
+ * manifest (and pays its validators' stakes).
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Wallet, parseEther } from 'ethers'
-import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
-import { deployRegistry, fundAccounts, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
+import { Contract, Wallet, parseEther } from 'ethers'
+import { encodeCbor } from '../../src/codec/cbor.ts'
+import { sha256, toHex } from '../../src/codec/hash.ts'
+import { datanetDigest, encodeManifest, parseManifest, type Manifest } from '../../src/datanet/manifest.ts'
+import { registryArtifact, revertName } from '../../src/chain/registry-client.ts'
+import { DEFAULT_REGISTRY_PARAMS, deployRegistry, fundAccounts, localSigner, registerDatanet, registryParams } from '../../node/devnet/chain-setup.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
@@ -22,6 +26,7 @@ let anvil: Anvil | undefined
 let registry = ''
 let datanetId = ''
 let validator: TestNode
+let manifest: Manifest
 const squatter = Wallet.createRandom()
 
 interface ValidatorsJson {
@@ -42,7 +47,7 @@ test.before(hook(async () => {
     registry = (await deployRegistry(signer)).address
     const nodes = await cluster.create(1, ['--chain-rpc', anvil.url, '--registry', registry])
     validator = nodes[0] as TestNode
-    const manifest = parseManifest({
+    manifest = parseManifest({
       name: 'squatted', license: 'CC0-1.0',
       recordSchema: { type: 'object', required: ['text'] },
       consensus: { versionIntervalMs: 500, proposeTimeoutMs: 1000, prevoteTimeoutMs: 500, precommitTimeoutMs: 500, timeoutDeltaMs: 200 },
@@ -50,9 +55,7 @@ test.before(hook(async () => {
     })
     writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
     datanetId = (await encodeManifest(manifest)).id
-    // the squatter takes the id first, as the sole validator of its own registration
     await fundAccounts(signer, [squatter.address, validator.address], parseEther('10'))
-    await registerDatanet(squatter.connect(provider), registry, datanetId, parseManifest({ ...manifest, validators: [{ address: squatter.address, stake: parseEther('1').toString() }] }))
     await cluster.startAll(cluster.nodes, 90_000)
     const r = await fetch(`${validator.daemon.apiUrl}/v1/datanets`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token(validator)}`, 'content-type': 'application/json' }, body: JSON.stringify(manifest) })
     assert.ok(r.status === 201 || r.status === 200, await r.text())
@@ -66,30 +69,63 @@ test.after(hook(async () => {
   await anvil?.stop()
 }))
 
-test('a squatter\'s registration of the manifest\'s id is refused: the manifest\'s set decides, the API says why', async () => {
+async function revertOf (p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+    return 'no revert'
+  } catch (err) {
+    return revertName(err)
+  }
+}
+
+test('a squatter cannot take the manifest\'s id: its own set registers under another id, a tampered manifest or interval is refused', async () => {
+  assert.ok(anvil !== undefined)
+  const { provider } = localSigner(anvil.url, anvil.chainId)
+  try {
+    const registryAs = new Contract(registry, registryArtifact().abi, squatter.connect(provider))
+    const params = registryParams(DEFAULT_REGISTRY_PARAMS, manifest.anchorInterval)
+    // the squatter's set in the manifest's clothes: a different manifest, so a different id
+    const squatted = parseManifest({ ...manifest, validators: [{ address: squatter.address, stake: parseEther('1').toString() }] })
+    const bytes = encodeCbor(squatted)
+    await (await registryAs.getFunction('createDatanet').send(bytes, params, { value: parseEther('1') })).wait()
+    assert.is.not(toHex(sha256(bytes)), datanetDigest(datanetId))
+    assert.is(await revertOf(registryAs.getFunction('validatorsOf').staticCall(datanetDigest(datanetId))), 'UnknownDatanet', 'the manifest\'s id is still free')
+    // the real manifest with a wrong anchor interval, or too little value, is refused
+    const real = encodeCbor(manifest)
+    assert.is(await revertOf(registryAs.getFunction('createDatanet').staticCall(real, { ...params, anchorInterval: 2 }, { value: parseEther('1') })), 'InvalidParams')
+    assert.is(await revertOf(registryAs.getFunction('createDatanet').staticCall(real, params, { value: 1n })), 'WrongValue')
+    // bytes that are not a manifest
+    assert.is(await revertOf(registryAs.getFunction('createDatanet').staticCall(real.subarray(0, real.length - 1), params, { value: parseEther('1') })), 'MalformedManifest')
+  } finally {
+    provider.destroy()
+  }
+})
+
+test('whoever registers the manifest\'s id registers the manifest: the node follows it and anchors', async () => {
+  assert.ok(anvil !== undefined)
+  const { provider } = localSigner(anvil.url, anvil.chainId)
+  try {
+    // the squatter pays the manifest's validator's stake: a gift, not a takeover
+    await registerDatanet(squatter.connect(provider), registry, datanetId, manifest)
+  } finally {
+    provider.destroy()
+  }
   const { body } = await waitFor(async () => {
     const r = await api<ValidatorsJson>(validator, `/v1/datanets/${datanetId}/validators`)
     return r.body.chain?.registered === true ? r : undefined
   }, { timeoutMs: 30_000, what: 'the node to see the registration' })
-  assert.equal(body.validators.map(v => v.address.toLowerCase()), [validator.address.toLowerCase()], 'the set is the manifest\'s, not the squatter\'s')
-  assert.is(body.source, 'manifest')
-  assert.is(body.chain?.registration, 'mismatch')
-  assert.match(body.chain?.problem ?? '', /genesis set/)
-  const shown = await api<{ validators: Array<{ address: string }>, chain: { registration: string, problem: string } | null }>(validator, `/v1/datanets/${datanetId}`)
-  assert.equal(shown.body.validators.map(v => v.address), [validator.address])
-  assert.is(shown.body.chain?.registration, 'mismatch')
-})
-
-test('the datanet goes on under its manifest\'s set, without anchoring on the squatted registration', async () => {
+  assert.equal(body.validators.map(v => v.address.toLowerCase()), [validator.address.toLowerCase()], 'the manifest\'s set')
+  assert.is(body.chain?.registration, 'matches')
+  assert.is(body.chain?.problem, null)
   const res = await fetch(`${validator.daemon.apiUrl}/v1/datanets/${datanetId}/contributions?format=jsonl`, {
     method: 'POST', headers: { authorization: `Bearer ${cluster.token(validator)}`, 'content-type': 'application/x-ndjson' }, body: '{"text":"not the squatter\'s"}\n'
   })
   assert.is(res.status, 201, await res.text())
   const v1 = await waitFor(async () => {
     const r = await api<{ height: number, anchor: unknown }>(validator, `/v1/datanets/${datanetId}/versions/1`)
-    return r.status === 200 ? r.body : undefined
-  }, { timeoutMs: 60_000, what: 'version 1 final under the manifest\'s validator' })
-  assert.is(v1.anchor, null, 'never anchored on the squatter\'s registration')
+    return r.status === 200 && r.body.anchor !== null ? r.body : undefined
+  }, { timeoutMs: 90_000, what: 'version 1 anchored' })
+  assert.ok(v1.anchor !== null)
 })
 
 test.run()

@@ -13,7 +13,8 @@ import {
 } from '../../src/inference/event.ts'
 import { GossipValidationError, type TopicHandler } from '../../src/network/gossip.ts'
 import { StateDatabase, type ModelEntry } from '../../src/storage/state-db.ts'
-import { InferenceService, inferenceTopic, modelTopic } from '../../node/services/inferences.ts'
+import { InferenceService } from '../../node/services/inferences.ts'
+import { topics } from '../../src/network/topics.ts'
 import type { AttributionService } from '../../node/services/attribution.ts'
 import type { ChainService } from '../../node/services/chain.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
@@ -195,8 +196,8 @@ export async function inferenceFixture (): Promise<Fixture> {
     published,
     pendingCalls: 0,
     attributeDelay: async () => {},
-    eventHandler: () => handlers.get(inferenceTopic(datanet)) as TopicHandler<unknown>,
-    modelHandler: () => handlers.get(modelTopic(datanet)) as TopicHandler<unknown>,
+    eventHandler: () => handlers.get(topics.inferences(datanet)) as TopicHandler<unknown>,
+    modelHandler: () => handlers.get(topics.models(datanet)) as TopicHandler<unknown>,
     unsigned: (n, opts = {}) => {
       const u: UnsignedInferenceEvent = {
         datanet, model: model.id, version: 1, prompt: `prompt ${n}`, output: `output ${n}`,

@@ -9,7 +9,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { recoverAddress } from 'ethers'
 import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
-import { contributionDomain } from '../../src/contribution/contribution.ts'
+import { signingDomain } from '../../src/codec/eip712.ts'
 import { headerOfStored, voteDigest } from '../../src/consensus/version.ts'
 import type { VersionEntry } from '../../src/storage/state-db.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
@@ -73,7 +73,7 @@ async function oneMoreVersion (nodes: TestNode[], via: TestNode): Promise<number
  * version's own header, to its entry's validator; signers distinct members holding >= 2/3.
  */
 function certificateProblem (v: VersionJson): string | undefined {
-  const digest = voteDigest(contributionDomain({ chainId: 31337, registry: null }, datanetId), 'precommit', v.round, headerOfStored(v))
+  const digest = voteDigest(signingDomain({ chainId: 31337, registry: null }, datanetId), 'precommit', v.round, headerOfStored(v))
   const members = new Set(validators.map(n => n.address.toLowerCase()))
   const signers = new Set<string>()
   for (const c of v.certificate) {

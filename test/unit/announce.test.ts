@@ -1,11 +1,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { topics } from '../../src/network/topics.ts'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet } from 'ethers'
 import { pino } from 'pino'
-import { ANNOUNCE_TOPIC, AnnounceService, decodeAnnouncement, signAnnouncement, type AnnounceOptions, type NodeAnnouncement } from '../../src/network/announce.ts'
+import { AnnounceService, decodeAnnouncement, signAnnouncement, type AnnounceOptions, type NodeAnnouncement } from '../../src/network/announce.ts'
 import { GossipValidationError, type GossipContext } from '../../src/network/gossip.ts'
 import { encodeCbor } from '../../src/codec/cbor.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
@@ -243,7 +244,7 @@ test('announce() publishes a signed announcement that another node accepts', asy
   assert.is(published.length, 1)
   const sent = published[0]
   assert.ok(sent !== undefined)
-  assert.is(sent.topic, ANNOUNCE_TOPIC)
+  assert.is(sent.topic, topics.announce)
   const a = decodeAnnouncement(sent.data)
   assert.is(a.peerId, peerId.toString())
   assert.is(a.address, wallet.address)

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert'
 import { Wallet } from 'ethers'
 import { join } from 'node:path'
 import { encodeCbor, decodeCbor } from '../../src/codec/cbor.ts'
-import { contributionDomain } from '../../src/contribution/contribution.ts'
+import { signingDomain } from '../../src/codec/eip712.ts'
 import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
 import { proposerSchedule } from '../../src/consensus/machine.ts'
 import { proposalDigest, validatorSetHash, versionValue, type Version } from '../../src/consensus/version.ts'
@@ -57,7 +57,7 @@ test('a validator restarted mid-height resumes its votes before any message can 
   const db = new StateDatabase(join(tmp.dir, 'state'))
   await db.open()
   try {
-    const domain = contributionDomain(binding, d.id)
+    const domain = signingDomain(binding, d.id)
     const schedule = proposerSchedule(d.validators.validators.map(v => ({ address: v.address, power: v.stake })))
     const proposer = wallets.find(w => w.address === schedule(1, 0)) as Wallet
     // Before the crash, this validator had prevoted for some value X in round 0 (its state was saved).

@@ -4,7 +4,7 @@
  */
 import type { Wallet } from 'ethers'
 import type { Helia } from '@helia/interface'
-import { contributionDomain } from '../../../src/contribution/contribution.ts'
+import { signingDomain } from '../../../src/codec/eip712.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import type { GossipRouter } from '../../../src/network/gossip.ts'
@@ -67,7 +67,7 @@ export class ConsensusService {
   async follow (d: FollowedDatanet): Promise<void> {
     const o = this.opts
     const log = o.logger.child({ datanet: d.id })
-    const domain = contributionDomain(o.binding, d.id)
+    const domain = signingDomain(o.binding, d.id)
     const sets = o.sets ?? new ValidatorSets()
     const setFor = (height: number): ValidatorSet | undefined => sets.at(d, height)
     const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, locks: o.locks, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
