@@ -30,6 +30,7 @@ import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
 import { KeyedMutex } from '../services/locks.ts'
 import { AttributionService } from '../services/attribution.ts'
+import { TallyService } from '../services/tallies.ts'
 import { InferenceService } from '../services/inferences.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
 import type { ContributionRule } from '../../src/contribution/rules/index.ts'
@@ -323,6 +324,9 @@ export class DatanetNode implements NodeView {
       await datanets.start()
       this.stopSteps.push(['datanets', () => { datanets.stop() }])
       mark('datanets')
+      const tallies = new TallyService({ db, chain })
+      await tallies.start()
+      this.stopSteps.push(['tallies', async () => { await tallies.stop() }])
       mark('services')
 
       this.api = new ApiServer({
@@ -331,7 +335,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ db, datanets, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
       })
       const api = this.api
       const url = await api.start()

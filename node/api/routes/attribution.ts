@@ -1,20 +1,18 @@
-import { getAddress, isAddress } from 'ethers'
+import { isAddress } from 'ethers'
 import { z } from 'zod'
-import { TallyTree, talliesFromJSON, type Tallies } from '../../../src/attribution/tallies.ts'
-import { toHex } from '../../../src/codec/hash.ts'
-import { invalid, noChain } from '../errors.ts'
+import { badRequest, invalid, noChain } from '../errors.ts'
 import { DatanetError } from '../../../src/errors.ts'
-import { heightKeyOf, type StateDatabase } from '../../../src/storage/state-db.ts'
 import type { AttributionService } from '../../services/attribution.ts'
 import type { ChainService } from '../../services/chain.ts'
-import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
+import type { DatanetService } from '../../services/datanets.ts'
+import type { TallyService } from '../../services/tallies.ts'
 import type { InferenceService } from '../../services/inferences.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
 export interface AttributionRoutesDeps {
-  db: StateDatabase
   datanets: DatanetService
+  tallies: TallyService
   attribution: AttributionService
   inferences: InferenceService
   chain: ChainService | undefined
@@ -45,44 +43,7 @@ function parse<T> (schema: z.ZodType<T>, body: unknown): T {
 }
 
 /** Attribution preview, models, inference events, tallies and claims (DESIGN §6). */
-export function attributionRoutes ({ db, datanets, attribution, inferences, chain }: AttributionRoutesDeps): ApiRoutes {
-  const talliesAt = async (d: FollowedDatanet, height: number): Promise<Tallies> => {
-    if (height === 0) return new Map()
-    const json = await db.tallies.get(heightKeyOf(d.id, height))
-    return json === undefined ? new Map() : talliesFromJSON(json)
-  }
-  const latestHeight = async (d: FollowedDatanet): Promise<number> => (await db.versionsOf(d.id, { reverse: true, limit: 1 }))[0]?.height ?? 0
-  const address = (text: string): string => {
-    if (!isAddress(text)) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `not an address: ${text}`, 'usage')
-    return getAddress(text).toLowerCase()
-  }
-
-  /** One account's tally: the latest, and what the contract's root (the last anchor) lets it claim, with the proof. */
-  const tallyOf = async (d: FollowedDatanet, account: string): Promise<Record<string, unknown>> => {
-    const height = await latestHeight(d)
-    const latest = (await talliesAt(d, height)).get(account) ?? 0n
-    const anchored = chain?.anchoredAttribution(d)
-    const anchoredTallies = anchored === undefined ? new Map<string, bigint>() : await talliesAt(d, anchored.height)
-    const tree = new TallyTree(anchoredTallies)
-    if (anchored !== undefined && toHex(tree.root) !== anchored.attributionRoot.toLowerCase()) {
-      throw new DatanetError({ code: 'ATTRIBUTION_ERROR_ROOT_MISMATCH' }, `the tallies of version ${anchored.height} here do not give the anchored root`, 'failure')
-    }
-    const proof = tree.proof(account)
-    const claimed = chain?.claimedOn(d, account) ?? 0n
-    const cumulative = proof?.cumulativeAmount ?? 0n
-    return {
-      address: getAddress(account),
-      amount: latest.toString(),
-      height,
-      anchoredHeight: anchored?.height ?? null,
-      cumulativeAmount: cumulative.toString(),
-      claimed: claimed.toString(),
-      claimable: (cumulative > claimed ? cumulative - claimed : 0n).toString(),
-      root: toHex(tree.root),
-      proof: proof?.proof ?? []
-    }
-  }
-
+export function attributionRoutes ({ datanets, tallies, attribution, inferences, chain }: AttributionRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.post('/v1/datanets/:id/attribution', async (request) => {
@@ -123,34 +84,19 @@ export function attributionRoutes ({ db, datanets, attribution, inferences, chai
 
       app.get('/v1/datanets/:id/tallies', async (request) => {
         const { id } = request.params as { id: string }
-        const d = datanets.require(id)
-        const height = await latestHeight(d)
-        const tallies = await talliesAt(d, height)
-        return {
-          height,
-          anchoredHeight: chain?.anchoredAttribution(d)?.height ?? null,
-          total: [...tallies.values()].reduce((a, b) => a + b, 0n).toString(),
-          tallies: await Promise.all([...tallies.keys()].map(async a => await tallyOf(d, a)))
-        }
+        return await tallies.list(datanets.require(id))
       })
       app.get('/v1/datanets/:id/tallies/:address', async (request) => {
         const { id, address: text } = request.params as { id: string, address: string }
-        return await tallyOf(datanets.require(id), address(text))
+        if (!isAddress(text)) throw badRequest(`not an address: ${text}`)
+        return await tallies.tallyOf(datanets.require(id), text)
       })
 
       app.post('/v1/datanets/:id/claim', async (request) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
         if (chain === undefined) throw noChain()
-        // claim against the latest anchor there is, not the one the last poll saw
-        await chain.refresh()
-        const account = chain.address.toLowerCase()
-        const tally = await tallyOf(d, account)
-        if (BigInt(tally.claimable as string) === 0n) {
-          throw new DatanetError({ code: 'CLAIM_ERROR_NOTHING' }, `nothing to claim for ${getAddress(account)}: ${String(tally.cumulativeAmount)} wei attributed as of the last anchor (version ${String(tally.anchoredHeight ?? '-')}), ${String(tally.claimed)} claimed`, 'conflict')
-        }
-        const tx = await chain.claim(d, getAddress(account), BigInt(tally.cumulativeAmount as string), tally.proof as string[])
-        return { ...tally, paid: tally.claimable, claimed: tally.cumulativeAmount, claimable: '0', txHash: tx.txHash, block: tx.block }
+        return await tallies.claim(d, chain)
       })
     }
   }
