@@ -268,15 +268,17 @@ export class ContributionService {
    */
   async regossip (): Promise<number> {
     let sent = 0
-    for await (const [, entry] of this.opts.db.contributions.entries()) {
-      if (sent >= REGOSSIP_MAX) break
-      if (entry.origin !== 'local' || entry.status !== 'pending' || entry.version !== null) continue
-      try {
-        const bytes = await getBlock(this.opts.helia, CID.parse(entry.cid), { offline: true })
-        await this.opts.router.publish(topics.contributions(entry.datanet), bytes)
-        sent++
-      } catch (err) {
-        this.opts.logger.debug({ cid: entry.cid, err: (err as Error).message }, 'contribution not re-sent')
+    for (const d of this.opts.datanets.list()) {
+      for await (const entry of this.opts.db.contributions.unincluded(d.id)) {
+        if (sent >= REGOSSIP_MAX) return sent
+        if (entry.origin !== 'local' || entry.status !== 'pending') continue
+        try {
+          const bytes = await getBlock(this.opts.helia, CID.parse(entry.cid), { offline: true })
+          await this.opts.router.publish(topics.contributions(entry.datanet), bytes)
+          sent++
+        } catch (err) {
+          this.opts.logger.debug({ cid: entry.cid, err: (err as Error).message }, 'contribution not re-sent')
+        }
       }
     }
     return sent

@@ -87,9 +87,8 @@ export class VerdictService {
     let sent = 0
     for (const d of this.followed) {
       if (!this.isValidator(d)) continue
-      for await (const [, entry] of this.opts.db.contributions.entries()) {
+      for await (const entry of this.opts.db.contributions.unincluded(d.id)) {
         if (sent >= REGOSSIP_MAX) break
-        if (entry.datanet !== d.id || entry.version !== null) continue
         // a rejection is never included: its verdicts go out again for a while, not for ever
         if (entry.status === 'rejected' && (entry.decidedAt ?? 0) < Date.now() - REJECTED_REGOSSIP_MS) continue
         const mine = await this.opts.db.verdicts.get(`${entry.cid}/${self}`)

@@ -2,6 +2,7 @@ import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
 import { concatBytes } from '../codec/hash.ts'
 import { Repository, heightKey, jsonCodec, readHeightKey, type BatchOp, type Bytes, type StateDb } from './repository.ts'
+import { ContributionRepository } from './repositories/contributions.ts'
 
 /** What this node learnt of another node from its announcements. */
 export interface PeerRecord {
@@ -204,7 +205,7 @@ export class StateDatabase {
   readonly peers: Repository<string, PeerRecord>
   readonly facts: Repository<string, NodeFacts>
   readonly datanets: Repository<string, DatanetEntry>
-  readonly contributions: Repository<string, ContributionEntry>
+  readonly contributions: ContributionRepository
   /** Keyed `<contribution cid>/<validator address>`, so one contribution's verdicts are one range. */
   readonly verdicts: Repository<string, VerdictEntry>
   readonly records: RecordIndex
@@ -234,7 +235,7 @@ export class StateDatabase {
     this.peers = new Repository(this.db, 'peers', jsonCodec<PeerRecord>())
     this.facts = new Repository(this.db, 'facts', jsonCodec<NodeFacts>())
     this.datanets = new Repository(this.db, 'datanets', jsonCodec<DatanetEntry>())
-    this.contributions = new Repository(this.db, 'contributions', jsonCodec<ContributionEntry>())
+    this.contributions = new ContributionRepository(this.db)
     this.verdicts = new Repository(this.db, 'verdicts', jsonCodec<VerdictEntry>())
     this.records = new RecordIndex(this.db)
     this.uploads = new Repository(this.db, 'uploads', jsonCodec<UploadEntry>())
@@ -287,6 +288,7 @@ export class StateDatabase {
       }
       throw new DatanetError({ code: 'STATE_DB_ERROR_OPEN' }, `cannot open the state database ${this.db.location}`, 'failure', { cause: err })
     }
+    await this.contributions.ensureIndex()
   }
 
   async close (): Promise<void> {

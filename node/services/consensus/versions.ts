@@ -104,8 +104,8 @@ export class DatanetVersions {
   /** Contributions not in a version yet whose verdicts make an accept certificate under `set`, by CID. */
   async candidates (set: ValidatorSet): Promise<Array<{ entry: ContributionEntry, certificate: Uint8Array[] }>> {
     const out: Array<{ entry: ContributionEntry, certificate: Uint8Array[] }> = []
-    for await (const [, entry] of this.opts.db.contributions.entries()) {
-      if (entry.datanet !== this.d.id || entry.version !== null || entry.status === 'rejected') continue
+    for await (const entry of this.opts.db.contributions.unincluded(this.d.id)) {
+      if (entry.status === 'rejected') continue
       const verdicts = (await this.opts.db.verdictsOf(entry.cid)).map(v => ({ validator: v.validator, accept: v.accept, bytes: fromHex(v.bytes) }))
       const certificate = acceptCertificate(set, verdicts)
       if (certificate !== undefined) out.push({ entry, certificate })
@@ -281,7 +281,7 @@ export class DatanetVersions {
     const write = async (): Promise<void> => {
       for (const cid of entry.contributions) {
         const c = await db.contributions.get(cid)
-        if (c !== undefined) ops.push(db.contributions.putOp(cid, { ...c, version: v.height }))
+        if (c !== undefined) ops.push(...db.contributions.putOps(cid, { ...c, version: v.height }))
       }
       await db.batch(ops, { sync: true })
     }
