@@ -454,16 +454,16 @@ export class InferenceService {
     return (await this.index()).nonces.has(`${operator.toLowerCase()}/${nonce}`)
   }
 
-  /** Verified events not yet in a version, in CID order; one per event id. */
+  /** Verified events not yet in a version, in CID order; one per event id (the CID the node knows it by). */
   async pending (d: FollowedDatanet, limit: number): Promise<InferenceEntry[]> {
+    const { byEventId } = await this.index()
     const out: InferenceEntry[] = []
-    const ids = new Set<string>()
-    for await (const [, e] of this.opts.db.inferences.entries()) {
-      if (e.datanet !== d.id || ids.has(e.eventId)) continue
-      ids.add(e.eventId)
-      if (e.included === null) out.push(e)
+    for await (const e of this.opts.db.inferences.unincluded(d.id)) {
+      if (out.length >= limit) break
+      // a twin an older store kept: its event is the first CID's, included or not
+      if (byEventId.get(e.eventId) === e.cid) out.push(e)
     }
-    return out.sort((a, b) => (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0)).slice(0, limit)
+    return out
   }
 
   /**

@@ -3,6 +3,7 @@ import { DatanetError } from '../errors.ts'
 import { concatBytes } from '../codec/hash.ts'
 import { Repository, heightKey, jsonCodec, readHeightKey, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 import { ContributionRepository } from './repositories/contributions.ts'
+import { InferenceRepository } from './repositories/inferences.ts'
 
 /** What this node learnt of another node from its announcements. */
 export interface PeerRecord {
@@ -222,7 +223,7 @@ export class StateDatabase {
   /** The registry's event log as read by the chain follower, and its checkpoint (src/storage/chain-store.ts). */
   readonly chain: Repository<string, Record<string, unknown>>
   /** Inference events by CID: verified, then included in a version. */
-  readonly inferences: Repository<string, InferenceEntry>
+  readonly inferences: InferenceRepository
   /** Model records by id (CID). */
   readonly models: Repository<string, ModelEntry>
   /** Cumulative attribution tallies after each final version: `<datanet>/<height hex>`. */
@@ -249,7 +250,7 @@ export class StateDatabase {
     })
     this.leaves = new Repository(this.db, 'leaves', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
     this.chain = new Repository(this.db, 'chain', jsonCodec<Record<string, unknown>>())
-    this.inferences = new Repository(this.db, 'inferences', jsonCodec<InferenceEntry>())
+    this.inferences = new InferenceRepository(this.db)
     this.models = new Repository(this.db, 'models', jsonCodec<ModelEntry>())
     this.tallies = new Repository(this.db, 'tallies', jsonCodec<Array<{ address: string, amount: string }>>())
     this.outbox = new Repository(this.db, 'outbox', jsonCodec<OutboxEntry>())
@@ -289,6 +290,7 @@ export class StateDatabase {
       throw new DatanetError({ code: 'STATE_DB_ERROR_OPEN' }, `cannot open the state database ${this.db.location}`, 'failure', { cause: err })
     }
     await this.contributions.ensureIndex()
+    await this.inferences.ensureIndex()
   }
 
   async close (): Promise<void> {

@@ -1,17 +1,21 @@
 /**
- * The contributions repository's index of contributions no version includes yet
- * (src/storage/repositories/contributions.ts): what proposal building and re-gossip read
- * instead of every contribution the node ever held.
+ * Repositories with a secondary index (src/storage/repositories/): contributions and
+ * inference events no version includes yet, what proposal building and re-gossip read
+ * instead of every entry the node ever held.
  */
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Repository, jsonCodec } from '../../src/storage/repository.ts'
-import { StateDatabase, type ContributionEntry } from '../../src/storage/state-db.ts'
+import { StateDatabase, type ContributionEntry, type InferenceEntry } from '../../src/storage/state-db.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 function entry (cid: string, datanet: string, over: Partial<ContributionEntry> = {}): ContributionEntry {
   return { cid, datanet, contribution: {}, status: 'pending', score: null, receivedAt: 1, decidedAt: null, origin: 'gossip', version: null, facts: null, ...over }
+}
+
+function event (cid: string, datanet: string, included: number | null): InferenceEntry {
+  return { cid, datanet, eventId: `e-${cid}`, model: 'm', version: 1, operator: '0x' + '11'.repeat(20), nonce: cid, fee: '1', shares: [], resultHash: '0x', receivedAt: 1, included }
 }
 
 async function unincluded (db: StateDatabase, datanet: string): Promise<string[]> {
@@ -56,6 +60,18 @@ test('the index holds exactly the contributions of a datanet that no version inc
   })
 })
 
+test('inference events leave the index when a version includes them', async () => {
+  await withDb(async db => {
+    await db.inferences.put('i1', event('i1', 'dA', null))
+    await db.inferences.put('i2', event('i2', 'dA', null))
+    await db.inferences.put('i3', event('i3', 'dB', null))
+    await db.inferences.put('i2', event('i2', 'dA', 5))
+    const open: string[] = []
+    for await (const e of db.inferences.unincluded('dA')) open.push(e.cid)
+    assert.equal(open, ['i1'])
+  })
+})
+
 test('single-operation writes that would skip the index are refused', async () => {
   await withDb(async db => {
     assert.throws(() => (db.contributions.putOp as unknown as (k: string, v: ContributionEntry) => unknown)('c1', entry('c1', 'dA')), /putOps/)
@@ -73,11 +89,15 @@ test('a database written before the index had it built at open', async () => {
     const plain = new Repository(old.db, 'contributions', jsonCodec<ContributionEntry>())
     await plain.put('old1', entry('old1', 'dA'))
     await plain.put('old2', entry('old2', 'dA', { version: 2 }))
+    await new Repository(old.db, 'inferences', jsonCodec<InferenceEntry>()).put('i1', event('i1', 'dA', null))
     await old.db.close()
     const reopened = new StateDatabase(path)
     await reopened.open()
     try {
       assert.equal(await unincluded(reopened, 'dA'), ['old1'])
+      const events: string[] = []
+      for await (const e of reopened.inferences.unincluded('dA')) events.push(e.cid)
+      assert.equal(events, ['i1'])
     } finally {
       await reopened.close()
     }
