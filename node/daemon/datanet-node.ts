@@ -178,7 +178,7 @@ export class DatanetNode implements NodeView {
       this.gossip = gossip
       this.nodeMetrics?.gossipOutbox(() => gossip.waiting)
       gossip.start()
-      this.stopSteps.push(['gossip', () => { gossip.stop() }])
+      this.stopSteps.push(['gossip', async () => { await gossip.stop() }])
       const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, logger: logger.child({ component: 'peers' }) })
       keeper.start(content.libp2p)
       this.stopSteps.push(['peers', () => { keeper.stop() }])
@@ -328,6 +328,8 @@ export class DatanetNode implements NodeView {
       await tallies.start()
       this.stopSteps.push(['tallies', async () => { await tallies.stop() }])
       mark('services')
+      // stops first after the API: no message reaches a stopped service, none is cut off halfway
+      this.stopSteps.push(['gossip (drain)', async () => { await gossip.stop() }])
 
       this.api = new ApiServer({
         host: config.api.host,
@@ -361,7 +363,7 @@ export class DatanetNode implements NodeView {
     }
   }
 
-  /** Stops in reverse order of start: API, services, network, database, lock. Never throws. */
+  /** Stops in reverse order of start: API, gossip (waiting for the messages in hand), services, network, database, lock. Never throws. */
   async stop (): Promise<void> {
     while (this.stopSteps.length > 0) {
       const [name, step] = this.stopSteps.pop() as [string, () => Promise<void> | void]

@@ -139,6 +139,8 @@ export class GossipRouter {
   private readonly handlers = new Map<string, TopicHandler<unknown>>()
   private readonly queues = new Map<string, Queued[]>()
   private readonly draining = new Map<string, number>()
+  /** The drain loops running, so a stop can wait for the messages they are validating. */
+  private readonly drains = new Set<Promise<void>>()
   private readonly pubsub: GossipSubInternals
   /**
    * Own messages published while no peer was subscribed to their topic (at start, before
@@ -223,7 +225,12 @@ export class GossipRouter {
     this.penalties.add(peerId, -weight)
   }
 
-  stop (): void {
+  /**
+   * Stops taking messages, drops the ones waiting, and resolves once the ones being
+   * validated or handled are done (at most `drainMs`): the services their handlers write
+   * through stop after this, never under a message.
+   */
+  async stop (drainMs = 5000): Promise<void> {
     if (!this.running) return
     this.running = false
     this.pubsub.removeEventListener('gossipsub:message', this.onMessage)
@@ -234,6 +241,12 @@ export class GossipRouter {
     this.outbox.clear()
     for (const topic of this.handlers.keys()) this.pubsub.unsubscribe(topic)
     for (const queue of this.queues.values()) queue.length = 0
+    if (this.drains.size === 0) return
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>(resolve => { timer = setTimeout(() => { resolve('late') }, drainMs) })
+    const done = await Promise.race([Promise.allSettled([...this.drains]).then(() => 'done' as const), late])
+    clearTimeout(timer)
+    if (done === 'late') this.options.logger.warn({ inFlight: this.drains.size, drainMs }, 'gossip stopped with messages still being validated')
   }
 
   register<T> (handler: TopicHandler<T>): void {
@@ -393,7 +406,11 @@ export class GossipRouter {
     }
     queue.push({ handler, event: evt.detail })
     const workers = this.draining.get(msg.topic) ?? 0
-    if (workers < (handler.concurrency ?? 1)) void this.drain(msg.topic)
+    if (workers < (handler.concurrency ?? 1)) {
+      const drain = this.drain(msg.topic)
+      this.drains.add(drain)
+      void drain.finally(() => { this.drains.delete(drain) })
+    }
   }
 
   private async drain (topic: string): Promise<void> {

@@ -38,7 +38,7 @@ async function host (name: string): Promise<{ node: Libp2p<HostServices>, router
 }
 
 test.after(hook(async () => {
-  for (const r of routers) r.stop()
+  for (const r of routers) await r.stop()
   await Promise.all(hosts.map(async h => { await h.stop() }))
 }))
 

@@ -107,14 +107,14 @@ async function settle (s: Setup, msgIds: string[]): Promise<void> {
   for (const id of msgIds) await verdict(s.pubsub, id)
 }
 
-test('register subscribes to the topic; registering a topic twice throws', () => {
+test('register subscribes to the topic; registering a topic twice throws', async () => {
   const s = setup()
   assert.equal(s.pubsub.subscribed, [TOPIC])
   assert.throws(() => {
     s.router.register({ topic: TOPIC, kind: 'again', decode: d => d, validate: () => {}, handle: () => {} })
   }, /already has a handler/)
   assert.equal(s.pubsub.subscribed, [TOPIC], 'no second subscription')
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a valid message is reported accept, then handled with its context', async () => {
@@ -131,7 +131,7 @@ test('a valid message is reported accept, then handled with its context', async 
   assert.is(h.ctx.msgId, 'm1')
   assert.equal(s.router.stats, { accepted: 1, rejected: 0, ignored: 0, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'accept', undefined]])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('the verdict is reported before the handler runs', async () => {
@@ -140,7 +140,7 @@ test('the verdict is reported before the handler runs', async () => {
   send(s.pubsub, 'm1', signed(TOPIC, 'x'))
   await waitFor(() => reportsWhenHandled !== -1, { timeoutMs: 2000, what: 'the handler', intervalMs: 5 })
   assert.is(reportsWhenHandled, 1)
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a validator throwing reject() is reported reject and never handled', async () => {
@@ -150,7 +150,7 @@ test('a validator throwing reject() is reported reject and never handled', async
   assert.equal(s.handled, [])
   assert.equal(s.router.stats, { accepted: 0, rejected: 1, ignored: 0, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'reject', 'TEST_ERROR_BAD']])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('an async validator rejecting with reject() is reported reject', async () => {
@@ -158,7 +158,7 @@ test('an async validator rejecting with reject() is reported reject', async () =
   send(s.pubsub, 'm1', signed(TOPIC, 'bad'))
   assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
   assert.equal(s.handled, [])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a validator throwing ignore() is reported ignore and never handled', async () => {
@@ -168,7 +168,7 @@ test('a validator throwing ignore() is reported ignore and never handled', async
   assert.equal(s.handled, [])
   assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'ignore', 'TEST_ERROR_STALE']])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a decode that throws reject() is reported reject and the validator is not called', async () => {
@@ -181,7 +181,7 @@ test('a decode that throws reject() is reported reject and the validator is not 
   assert.is((await verdict(s.pubsub, 'm1')).result, 'reject')
   assert.is(validated, 0)
   assert.equal(s.handled, [])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a validator throwing a plain Error is reported ignore (not reject) and not handled', async () => {
@@ -191,7 +191,7 @@ test('a validator throwing a plain Error is reported ignore (not reject) and not
   assert.equal(s.handled, [])
   assert.equal(s.router.stats, { accepted: 0, rejected: 0, ignored: 1, dropped: 0, delayed: 0, unsent: 0, penalised: 0 })
   assert.equal(s.results, [['test', 'ignore', 'GOSSIP_ERROR_VALIDATOR_FAILED']])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('an unsigned message is reported reject and never decoded', async () => {
@@ -202,7 +202,7 @@ test('an unsigned message is reported reject and never decoded', async () => {
   assert.is(decoded, 0)
   assert.equal(s.handled, [])
   assert.equal(s.results, [['test', 'reject', 'GOSSIP_ERROR_UNSIGNED']])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a message on an unregistered topic is reported ignore', async () => {
@@ -210,7 +210,7 @@ test('a message on an unregistered topic is reported ignore', async () => {
   send(s.pubsub, 'm1', signed('/other/topic', 'x'))
   assert.equal(await verdict(s.pubsub, 'm1'), { msgId: 'm1', source: relay.toString(), result: 'ignore' })
   assert.equal(s.handled, [])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('a handler that throws does not stop later messages', async () => {
@@ -221,7 +221,7 @@ test('a handler that throws does not stop later messages', async () => {
   assert.is((await verdict(s.pubsub, 'm1')).result, 'accept')
   assert.is((await verdict(s.pubsub, 'm2')).result, 'accept')
   await waitFor(() => calls === 2, { timeoutMs: 2000, what: 'both handler calls', intervalMs: 5 })
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('messages on one topic are validated in arrival order', async () => {
@@ -232,7 +232,7 @@ test('messages on one topic are validated in arrival order', async () => {
   await settle(s, ids)
   assert.equal(seen, ids)
   assert.equal(s.pubsub.reports.map(r => r.msgId), ids)
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('when the queue is full, extra messages are reported ignore and counted as dropped', async () => {
@@ -261,7 +261,7 @@ test('when the queue is full, extra messages are reported ignore and counted as 
   await waitFor(() => s.handled.length === 2, { timeoutMs: 2000, what: 'both handled', intervalMs: 5 })
   assert.equal(s.handled.map(h => h.value), ['one', 'two'])
   assert.equal(s.router.stats, { accepted: 2, rejected: 0, ignored: 0, dropped: 2, delayed: 0, unsent: 0, penalised: 0 })
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('stop removes the listener and unsubscribes; later messages are not processed', async () => {
@@ -271,7 +271,7 @@ test('stop removes the listener and unsubscribes; later messages are not process
   send(s.pubsub, 'm0', signed(TOPIC, 'early'))
   assert.is(decoded, 1)
   await settle(s, ['m0'])
-  s.router.stop()
+  await s.router.stop()
   assert.equal(s.pubsub.unsubscribed, [TOPIC])
   send(s.pubsub, 'm1', signed(TOPIC, 'late'))
   assert.is(decoded, 1, 'no listener: the late message never reached the router')
@@ -288,7 +288,7 @@ test('publish, meshPeers, subscribers and score delegate to gossipsub', async ()
   assert.equal(s.router.meshPeers(TOPIC), [`mesh-of-${TOPIC}`])
   assert.equal(s.router.subscribers(TOPIC), [publisher.toString()])
   assert.is(s.router.score('x'), 4.5)
-  s.router.stop()
+  await s.router.stop()
 })
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
@@ -308,7 +308,7 @@ test('an own message published before any peer subscribed waits, in order, and g
   await waitFor(() => s.router.waiting === 0, { timeoutMs: 2000, what: 'the outbox to empty' })
   assert.equal(texts(s.pubsub), ['first', 'second'])
   assert.is(s.router.stats.delayed, 2)
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('the outbox is retried on a timer too (a subscriber may be under the publish threshold at first)', async () => {
@@ -318,7 +318,7 @@ test('the outbox is retried on a timer too (a subscriber may be under the publis
   s.pubsub.peers = true // no subscription event: only the timer can send it
   await waitFor(() => s.router.waiting === 0, { timeoutMs: 2000, what: 'the retry timer to send it' })
   assert.equal(texts(s.pubsub), ['late'])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('the outbox is bounded: too old or too many are dropped and counted; stop empties it', async () => {
@@ -337,7 +337,7 @@ test('the outbox is bounded: too old or too many are dropped and counted; stop e
   assert.is(s.router.stats.unsent, 3)
   s.pubsub.peers = false
   await s.router.publish(TOPIC, bytes('never'))
-  s.router.stop()
+  await s.router.stop()
   assert.is(s.router.waiting, 0)
 })
 
@@ -347,7 +347,7 @@ test('a topic that does not hold messages publishes to nobody at once (votes, an
   assert.is(await s.router.publish(TOPIC, bytes('vote')), 0, 'sent to nobody, without an error')
   assert.is(s.router.waiting, 0)
   assert.equal(texts(s.pubsub), ['vote'])
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('publish errors other than "no peers" reach the caller', async () => {
@@ -356,7 +356,7 @@ test('publish errors other than "no peers" reach the caller', async () => {
   const err = await s.router.publish(TOPIC, bytes('x')).then(() => undefined, (e: Error) => e)
   assert.is(err?.message, 'PublishError.Duplicate')
   assert.is(s.router.waiting, 0)
-  s.router.stop()
+  await s.router.stop()
 })
 
 /** An outbox store in memory, shared by the routers of successive "runs". */
@@ -410,10 +410,10 @@ test('a message dropped from a full outbox leaves the store too', async () => {
   await s.router.publish(TOPIC, bytes('old'))
   await s.router.publish(TOPIC, bytes('new'))
   assert.equal([...store.held.values()].map(m => new TextDecoder().decode(m.data)), ['new'])
-  s.router.stop()
+  await s.router.stop()
 })
 
-test('penalise lowers the peer\'s application-specific score (P5), counted by code; forgive takes it back', () => {
+test('penalise lowers the peer\'s application-specific score (P5), counted by code; forgive takes it back', async () => {
   const s = setup()
   const p5 = s.pubsub.score.params.appSpecificScore
   assert.is(p5('peer-a'), 0)
@@ -425,7 +425,7 @@ test('penalise lowers the peer\'s application-specific score (P5), counted by co
   assert.equal(s.results, [['test', 'penalised', 'TEST_ERROR_UNAVAILABLE'], ['test', 'penalised', 'TEST_ERROR_UNAVAILABLE']])
   s.router.forgive('peer-a', 2)
   assert.is(p5('peer-a'), 0)
-  s.router.stop()
+  await s.router.stop()
 })
 
 test('contentMessageId depends on topic and data only', () => {
@@ -437,6 +437,35 @@ test('contentMessageId depends on topic and data only', () => {
   assert.equal(a, b)
   assert.not.equal(a, c)
   assert.not.equal(a, d)
+})
+
+test('stop waits for the message being validated, and its handler, before it resolves', async () => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>(resolve => { release = resolve })
+  let validating = false
+  const s = setup({ validate: async () => { validating = true; await gate } })
+  send(s.pubsub, 'm-held', signed(TOPIC, 'in hand'))
+  send(s.pubsub, 'm-queued', signed(TOPIC, 'waiting'))
+  await waitFor(() => validating || undefined, { timeoutMs: 2000, what: 'the validation to start', intervalMs: 5 })
+  let stopped = false
+  const stopping = s.router.stop().then(() => { stopped = true })
+  // the stop is parked on the message in hand: flush the microtasks and look
+  await new Promise(resolve => setImmediate(resolve))
+  assert.is(stopped, false, 'stop resolved under a message being validated')
+  release()
+  await stopping
+  assert.equal(s.handled.map(h => h.value), ['in hand'], 'the message in hand was finished; the waiting one dropped')
+  assert.is(s.pubsub.report('m-queued'), undefined)
+})
+
+test('stop gives up on a validation that never ends after its bound', async () => {
+  const s = setup({ validate: async () => { await new Promise(() => {}) } })
+  send(s.pubsub, 'm-stuck', signed(TOPIC, 'stuck'))
+  await new Promise(resolve => setImmediate(resolve))
+  const t = performance.now()
+  await s.router.stop(50)
+  assert.ok(performance.now() - t >= 45, 'waited for the bound')
+  assert.is(s.handled.length, 0)
 })
 
 test.run()
