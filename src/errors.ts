@@ -57,3 +57,8 @@ export function describeError (err: unknown): string {
   }
   return String(err)
 }
+
+/** A schema failure's issues as one line: `path: message; …` (`root` names the empty path). */
+export function describeIssues (issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>, message: string }>, root: string): string {
+  return issues.map(i => `${i.path.length === 0 ? root : i.path.map(String).join('.')}: ${i.message}`).join('; ')
+}

@@ -1,5 +1,5 @@
-import type { ZodError } from 'zod'
-import { DatanetError } from '../../src/errors.ts'
+import type { ZodError, ZodType } from 'zod'
+import { DatanetError, describeIssues } from '../../src/errors.ts'
 
 /** A request the API refuses as written (400). */
 export function badRequest (message: string): DatanetError {
@@ -8,7 +8,14 @@ export function badRequest (message: string): DatanetError {
 
 /** A zod failure as one line: `where: path: message; …` (the path `where` itself when empty). */
 export function invalid (where: 'body' | 'query', error: ZodError): DatanetError {
-  return badRequest(`${where}: ${error.issues.map(i => `${i.path.join('.') || where}: ${i.message}`).join('; ')}`)
+  return badRequest(`${where}: ${describeIssues(error.issues, where)}`)
+}
+
+/** A request's body or query as the schema reads it, or a 400 naming every problem. */
+export function parseRequest<T> (schema: ZodType<T>, value: unknown, where: 'body' | 'query'): T {
+  const result = schema.safeParse(value ?? {})
+  if (!result.success) throw invalid(where, result.error)
+  return result.data
 }
 
 /** A chain operation on a node without a chain (409). */

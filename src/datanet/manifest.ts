@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import { z } from 'zod'
 import { cidOf, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
-import { DatanetError } from '../errors.ts'
+import { DatanetError, describeIssues } from '../errors.ts'
 
 export const ManifestErrorCode = {
   INVALID: 'MANIFEST_ERROR_INVALID'
@@ -100,8 +100,7 @@ export type Manifest = z.output<typeof manifestSchema>
 export function parseManifest (input: unknown): Manifest {
   const result = manifestSchema.safeParse(input)
   if (!result.success) {
-    const issues = result.error.issues.map(i => `${i.path.length === 0 ? '(root)' : i.path.join('.')}: ${i.message}`)
-    throw new DatanetError({ code: ManifestErrorCode.INVALID }, `invalid manifest: ${issues.join('; ')}`, 'usage')
+    throw new DatanetError({ code: ManifestErrorCode.INVALID }, `invalid manifest: ${describeIssues(result.error.issues, '(root)')}`, 'usage')
   }
   return result.data
 }

@@ -1,6 +1,6 @@
 import { isAddress } from 'ethers'
 import { z } from 'zod'
-import { badRequest, invalid, noChain } from '../errors.ts'
+import { badRequest, noChain, parseRequest } from '../errors.ts'
 import { DatanetError } from '../../../src/errors.ts'
 import type { AttributionService } from '../../services/attribution.ts'
 import type { ChainService } from '../../services/chain.ts'
@@ -36,11 +36,6 @@ const inferBody = z.union([
   z.strictObject({ event: z.record(z.string(), z.unknown()) })
 ])
 
-function parse<T> (schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body ?? {})
-  if (!r.success) throw invalid('body', r.error)
-  return r.data
-}
 
 /** Attribution preview, models, inference events, tallies and claims (DESIGN §6). */
 export function attributionRoutes ({ datanets, tallies, attribution, inferences, chain }: AttributionRoutesDeps): ApiRoutes {
@@ -49,7 +44,7 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
       app.post('/v1/datanets/:id/attribution', async (request) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
-        const body = parse(previewBody, request.body)
+        const body = parseRequest(previewBody, request.body, 'body')
         const version = body.version ?? attribution.latestHeight(d)
         if (version < 1) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version yet`, 'conflict')
         const result = await attribution.attribute(d, version, body.text, body.prompt ?? null, body.fee === undefined ? ONE_ETH : BigInt(body.fee))
@@ -64,7 +59,7 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
       app.post('/v1/datanets/:id/models', async (request, reply) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
-        const body = parse(modelBody, request.body)
+        const body = parseRequest(modelBody, request.body, 'body')
         const entry = 'train' in body ? await inferences.train(d, body.version) : await inferences.register(d, body)
         return await reply.code(201).send(entry)
       })
@@ -72,7 +67,7 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
       app.post('/v1/datanets/:id/inferences', async (request, reply) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
-        const body = parse(inferBody, request.body)
+        const body = parseRequest(inferBody, request.body, 'body')
         if ('event' in body) return await reply.code(201).send(await inferences.post(d, body.event))
         const result = await inferences.infer(d, { model: body.model, prompt: body.prompt, fee: body.fee === undefined ? ONE_ETH / 100n : BigInt(body.fee), maxWords: body.maxWords ?? 40 })
         return await reply.code(201).send(result)

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/parse.ts'
-import { badRequest, invalid } from '../errors.ts'
-import { DatanetError, describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
+import { badRequest, parseRequest } from '../errors.ts'
+import { describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
 import { topics } from '../../../src/network/topics.ts'
 import { isChecksummedAddress } from '../../../src/contribution/contribution.ts'
 import type { ContributionService } from '../../services/contributions.ts'
@@ -97,15 +97,14 @@ export function datanetRoutes ({ datanets, contributions, subscribers, consensus
         scope.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
         scope.post('/v1/datanets/:id/contributions', async (request, reply) => {
           const { id } = request.params as { id: string }
-          const parsed = contributeQuery.safeParse(request.query ?? {})
-          if (!parsed.success) throw invalid('query', parsed.error)
+          const query = parseRequest(contributeQuery, request.query, 'query')
           const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-          const format = parsed.data.format ?? FORMAT_OF_TYPE[type]
+          const format = query.format ?? FORMAT_OF_TYPE[type]
           if (format === undefined) throw badRequest(`cannot tell the upload's format: pass ?format=${UPLOAD_FORMATS.join('|')} or a content type (application/x-ndjson, text/csv, text/plain)`)
           const body = request.body as IncomingMessage | undefined
           if (body === undefined || body === null) throw badRequest('body: expected the records to contribute')
           try {
-            const result = await contributions.contribute(id, body, { format, skipInvalid: parsed.data.skipInvalid === 'true', contributor: parsed.data.contributor })
+            const result = await contributions.contribute(id, body, { format, skipInvalid: query.skipInvalid === 'true', contributor: query.contributor })
             return await reply.code('draft' in result ? 202 : 201).send(result)
           } catch (err) {
             // Refusals carry the details the CLI needs: which lines, how many duplicates.

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { DatanetError } from '../../../src/errors.ts'
+import { badRequest, parseRequest } from '../errors.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -41,15 +41,6 @@ const blockQuery = z.strictObject({
   timeoutMs: z.coerce.number().int().min(1).max(600_000).optional()
 })
 
-function parse<T> (schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value ?? {})
-  if (!result.success) {
-    const issue = result.error.issues[0]
-    const path = issue?.path.map(String).join('.') ?? ''
-    throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `${what}${path === '' ? '' : ` ${path}`}: ${issue?.message ?? 'invalid'}`, 'usage')
-  }
-  return result.data
-}
 
 /** Routes about the node itself: health, identity, peers, raw blocks, metrics. */
 export function nodeRoutes (node: NodeView): ApiRoutes {
@@ -62,18 +53,18 @@ export function nodeRoutes (node: NodeView): ApiRoutes {
         return await reply.type(contentType).send(body)
       })
       app.post('/v1/peers', async (request) => {
-        const { multiaddr } = parse(dialBody, request.body, 'body')
+        const { multiaddr } = parseRequest(dialBody, request.body, 'body')
         return await node.dial(multiaddr)
       })
       app.post('/v1/blocks', async (request, reply) => {
         if (!(request.body instanceof Uint8Array) || request.body.length === 0) {
-          throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, 'body: expected the block bytes as application/octet-stream', 'usage')
+          throw badRequest('body: expected the block bytes as application/octet-stream')
         }
         const cid = await node.putBlock(request.body)
         return await reply.code(201).send({ cid })
       })
       app.get('/v1/blocks/:cid', async (request, reply) => {
-        const query = parse(blockQuery, request.query, 'query')
+        const query = parseRequest(blockQuery, request.query, 'query')
         const { cid } = request.params as { cid: string }
         const bytes = await node.getBlock(cid, { offline: query.offline === 'true', timeoutMs: query.timeoutMs ?? 30_000 })
         return await reply.type('application/octet-stream').send(Buffer.from(bytes))

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { invalid, noChain } from '../errors.ts'
+import { noChain, parseRequest } from '../errors.ts'
 import type { SentTx } from '../../../src/chain/registry-client.ts'
 import type { ChainService } from '../../services/chain.ts'
 import type { DatanetService } from '../../services/datanets.ts'
@@ -39,9 +39,8 @@ export function validatorRoutes ({ datanets, chain, sets }: ValidatorRoutesDeps)
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
         if (chain === undefined) throw noChain()
-        const parsed = joinBody.safeParse(request.body ?? {})
-        if (!parsed.success) throw invalid('body', parsed.error)
-        return txJson(await chain.join(d, BigInt(parsed.data.stake)))
+        const { stake } = parseRequest(joinBody, request.body, 'body')
+        return txJson(await chain.join(d, BigInt(stake)))
       })
       app.post('/v1/datanets/:id/validators/leave', async (request) => {
         const { id } = request.params as { id: string }
