@@ -28,7 +28,6 @@ import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
 import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
-import { KeyedMutex } from '../services/locks.ts'
 import { AttributionService } from '../services/attribution.ts'
 import { TallyService } from '../services/tallies.ts'
 import { InferenceService } from '../services/inferences.ts'
@@ -231,7 +230,6 @@ export class DatanetNode implements NodeView {
       // one answer to "which validator set at height h" for consensus, verdicts and the API
       const sets = new ValidatorSets(chain)
       // consensus and verdicts both rewrite contribution entries: one lock per contribution
-      const contributionLocks = new KeyedMutex()
       const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
       this.attribution = attribution
       const inferences = new InferenceService({
@@ -249,7 +247,7 @@ export class DatanetNode implements NodeView {
       this.inferences = inferences
       this.stopSteps.push(['inferences', () => { inferences.stop() }])
       const verdicts = new VerdictService({
-        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), locks: contributionLocks, sets,
+        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), sets,
         onDecided: entry => {
           this.consensus?.poke(entry.datanet)
           if (entry.status === 'rejected') void this.contributions?.release(entry).catch(err => { logger.warn({ err, contribution: entry.cid }, 'cannot release the records of a rejected contribution') })
@@ -266,7 +264,7 @@ export class DatanetNode implements NodeView {
         wallet: this.wallet,
         binding,
         logger: logger.child({ component: 'consensus' }),
-        locks: contributionLocks,
+       
         inferences,
         onEvidence: id => {
           const d = this.datanets?.get(id)
@@ -313,7 +311,7 @@ export class DatanetNode implements NodeView {
         binding,
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
-        locks: contributionLocks,
+       
         // coverage tokenizes every record: only a node that judges pays for it
         covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
         logger: logger.child({ component: 'contributions' })

@@ -25,7 +25,6 @@ import type { DatanetService, FollowedDatanet } from './datanets.ts'
 import type { VerdictService } from './verdicts.ts'
 import type { GraphNode, GraphWalkerFactory, Helia, WalkOptions } from '@helia/interface'
 import type { Logger } from '../logger.ts'
-import type { KeyedMutex } from './locks.ts'
 
 export const ContributionErrorCode = {
   NOT_FOUND: 'CONTRIBUTION_ERROR_NOT_FOUND',
@@ -111,8 +110,6 @@ export interface ContributionServiceOptions {
   /** How gossiped contributions' shards are fetched (defaults: defaultShardFetchOptions). */
   shardFetch?: Partial<ShardFetchOptions>
   logger: Logger
-  /** Per-contribution lock shared with verdicts and consensus (all three write contribution entries). */
-  locks?: KeyedMutex
   onGossip?: (result: string) => void
   /** Which records the datanet's final versions already mostly hold (AttributionService.covered); absent: none. */
   covered?: (d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>
@@ -472,13 +469,8 @@ export class ContributionService {
       facts: { ...facts, flagged: Object.fromEntries(facts.flagged) },
       ...(claims === undefined ? {} : { claims })
     }
-    const put = async (): Promise<{ entry: ContributionEntry, created: boolean }> => {
-      const existing = await this.opts.db.contributions.get(entry.cid)
-      if (existing !== undefined) return { entry: existing, created: false }
-      await this.opts.db.contributions.put(entry.cid, entry)
-      return { entry, created: true }
-    }
-    return await (this.opts.locks?.run(entry.cid, put) ?? put())
+    const { before } = await this.opts.db.contributions.update(entry.cid, existing => existing ?? entry)
+    return before === undefined ? { entry, created: true } : { entry: before, created: false }
   }
 
   // ---- gossip --------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import { decodeVerdict, encodeVerdict, signVerdict, verdictSigner, type Verdict 
 import { stakeOf } from '../../src/datanet/manifest.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
-import { KeyedMutex } from './locks.ts'
 import { ValidatorSets } from './validator-sets.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import type { TypedDataSigner } from '../../src/codec/eip712.ts'
@@ -23,7 +22,6 @@ export interface VerdictServiceOptions {
   logger: Logger
   onDecided?: (entry: ContributionEntry) => void
   /** Per-contribution lock shared with consensus, which marks entries with their version. */
-  locks?: KeyedMutex
   /** How often own verdicts on contributions no version includes yet are gossiped again. */
   regossipMs?: number
   /** Which set decides the next version (default: the manifest's genesis set). */
@@ -46,10 +44,8 @@ const REJECTED_REGOSSIP_MS = 10 * 60_000
 export class VerdictService {
   private readonly opts: VerdictServiceOptions
   private readonly rules: readonly ContributionRule[]
-  private readonly mutex: KeyedMutex
 
   constructor (opts: VerdictServiceOptions) {
-    this.mutex = opts.locks ?? new KeyedMutex()
     this.opts = opts
     this.rules = [...builtinRules, ...opts.rules]
     this.sets = opts.sets ?? new ValidatorSets()
@@ -167,29 +163,30 @@ export class VerdictService {
 
   /** Applies the quorum rule to a contribution's verdicts and records a decision once. */
   async tally (datanet: FollowedDatanet, cid: string): Promise<void> {
-    await this.mutex.run(cid, async () => {
-      const { db } = this.opts
-      const entry = await db.contributions.get(cid)
-      if (entry === undefined) return
+    const { db } = this.opts
+    let count = 0
+    // the verdicts are read under the entry's lock: a tally never overwrites a later one's
+    const { before, after } = await db.contributions.update(cid, async entry => {
+      if (entry === undefined) return undefined
       const verdicts = await db.verdictsOf(cid)
+      count = verdicts.length
       // a hint for proposers: a version re-judges acceptance under its own height's set
       const set = this.sets.deciding(datanet)
-      if (set === undefined) return
+      if (set === undefined) return undefined
       const result = tallyVerdicts(set, verdicts)
       const decided = entry.status === 'pending' && result.status !== 'pending'
-      if (!decided && entry.score === result.score) return
-      const updated: ContributionEntry = {
+      if (!decided && entry.score === result.score) return undefined
+      return {
         ...entry,
         score: result.score,
         status: entry.status === 'pending' ? result.status : entry.status,
         decidedAt: decided ? Date.now() : entry.decidedAt
       }
-      await db.contributions.put(cid, updated)
-      if (decided) {
-        this.opts.logger.info({ contribution: cid, status: updated.status, score: updated.score, verdicts: verdicts.length }, 'contribution decided')
-        this.opts.onDecided?.(updated)
-      }
     })
+    if (before?.status === 'pending' && after !== undefined && after.status !== 'pending') {
+      this.opts.logger.info({ contribution: cid, status: after.status, score: after.score, verdicts: count }, 'contribution decided')
+      this.opts.onDecided?.(after)
+    }
   }
 
   private topicHandler (datanet: FollowedDatanet): TopicHandler<GossipedVerdict> {

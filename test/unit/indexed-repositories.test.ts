@@ -72,6 +72,27 @@ test('inference events leave the index when a version includes them', async () =
   })
 })
 
+test('updates of one contribution never interleave: none is lost, an inclusion waits for them', async () => {
+  await withDb(async db => {
+    await db.contributions.put('c1', entry('c1', 'dA', { score: 0 }))
+    const bump = async (): Promise<unknown> => await db.contributions.update('c1', async e => {
+      if (e === undefined) return undefined
+      // a read of verdicts or blocks between read and write, as the tally does
+      await new Promise(resolve => setImmediate(resolve))
+      return { ...e, score: (e.score ?? 0) + 1 }
+    })
+    await Promise.all([...Array.from({ length: 20 }, bump), db.contributions.include(['c1'], 3, []), ...Array.from({ length: 20 }, bump)])
+    const after = await db.contributions.get('c1')
+    assert.is(after?.score, 40, 'every update counted')
+    assert.is(after?.version, 3, 'the inclusion kept')
+    assert.equal(await unincluded(db, 'dA'), [])
+    // update returns what it found and what it left
+    const { before, after: kept } = await db.contributions.update('c1', e => e)
+    assert.is(before?.score, 40)
+    assert.is(kept?.score, 40)
+  })
+})
+
 test('single-operation writes that would skip the index are refused', async () => {
   await withDb(async db => {
     assert.throws(() => (db.contributions.putOp as unknown as (k: string, v: ContributionEntry) => unknown)('c1', entry('c1', 'dA')), /putOps/)

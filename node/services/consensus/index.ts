@@ -11,7 +11,6 @@ import type { GossipRouter } from '../../../src/network/gossip.ts'
 import { topics } from '../../../src/network/topics.ts'
 import type { SyncRequest, SyncedVersion, VersionSync } from '../../../src/network/version-sync.ts'
 import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
-import type { KeyedMutex } from '../locks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 import { CatchUp } from './catch-up.ts'
@@ -37,7 +36,6 @@ export interface ConsensusServiceOptions {
    */
   sets?: ValidatorSets
   /** Per-contribution lock shared with the verdict service (both rewrite contribution entries). */
-  locks?: KeyedMutex
   /** Equivocation evidence was kept for a datanet (the chain service submits it). */
   onEvidence?: (datanet: string) => void
   /** Fault injection for tests of the protocol's defences (DATANET_FAULT). */
@@ -70,7 +68,7 @@ export class ConsensusService {
     const domain = signingDomain(o.binding, d.id)
     const sets = o.sets ?? new ValidatorSets()
     const setFor = (height: number): ValidatorSet | undefined => sets.at(d, height)
-    const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, locks: o.locks, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
+    const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
     await versions.load()
     sets.finalized(d.id, versions.nextHeight - 1)
     // eslint-disable-next-line prefer-const

@@ -21,7 +21,6 @@ import { heightKey, type BatchOp } from '../../../src/storage/repository.ts'
 import { heightKeyOf, type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import { getBlock, pin } from '../blocks.ts'
-import type { KeyedMutex } from '../locks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 
@@ -45,7 +44,6 @@ export interface VersionsOptions {
   helia: Helia
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
-  locks?: KeyedMutex
   inferences?: InferenceSource
   verdicts?: VerdictSink
   /** Fault injection for the crash tests: throws between the steps of a finalization. */
@@ -211,17 +209,13 @@ export class DatanetVersions {
       const contribution = decodeContribution(bytes, 100_000)
       if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return false
       await pin(this.opts.helia, cid, AbortSignal.timeout(120_000))
-      const put = async (): Promise<void> => {
-        // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
-        const existing = await this.opts.db.contributions.get(key)
-        await this.opts.db.contributions.put(key, existing !== undefined
-          ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
-          : {
-              cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
-              receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
-            })
-      }
-      await (this.opts.locks?.run(key, put) ?? put())
+      // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
+      await this.opts.db.contributions.update(key, existing => existing !== undefined
+        ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
+        : {
+            cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
+            receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
+          })
       return true
     } catch (err) {
       this.log.warn({ contribution: key, err: (err as Error).message }, 'cannot fetch a contribution a certificate vouches for')
@@ -278,31 +272,13 @@ export class DatanetVersions {
     if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
     ops.push(db.consensus.delOp(this.d.id))
     crash('before-batch')
-    const write = async (): Promise<void> => {
-      for (const cid of entry.contributions) {
-        const c = await db.contributions.get(cid)
-        if (c !== undefined) ops.push(...db.contributions.putOps(cid, { ...c, version: v.height }))
-      }
-      await db.batch(ops, { sync: true })
-    }
-    await this.withLocks(entry.contributions, write)
+    await db.contributions.include(entry.contributions, v.height, ops, { sync: true })
     crash('after-batch')
     if (this.opts.inferences !== undefined && this.opts.inferences.includeOps === undefined) await this.opts.inferences.markIncluded(eventCids, v.height)
     this.last = entry
     return entry
   }
 
-  /** Holds every contribution's lock (in a fixed order) while `task` rewrites their entries. */
-  private async withLocks (cids: readonly string[], task: () => Promise<void>): Promise<void> {
-    const locks = this.opts.locks
-    if (locks === undefined) { await task(); return }
-    const sorted = [...cids].sort()
-    const hold = async (i: number): Promise<void> => {
-      if (i === sorted.length) { await task(); return }
-      await locks.run(sorted[i] as string, async () => { await hold(i + 1) })
-    }
-    await hold(0)
-  }
 
   async versionAt (height: number): Promise<VersionEntry | undefined> {
     return await this.opts.db.versions.get(heightKeyOf(this.d.id, height))

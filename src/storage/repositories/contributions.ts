@@ -1,4 +1,5 @@
-import { jsonCodec, type StateDb } from '../repository.ts'
+import { KeyedMutex } from '../keyed-mutex.ts'
+import { jsonCodec, type BatchOp, type StateDb } from '../repository.ts'
 import type { ContributionEntry } from '../state-db.ts'
 import { IndexedRepository } from './indexed.ts'
 
@@ -7,11 +8,49 @@ import { IndexedRepository } from './indexed.ts'
  * accepted-not-included and rejected ones: a rejection is never included). Proposal
  * building and re-gossip read the index: their cost follows what is still open, not every
  * contribution the node ever held.
+ *
+ * Three services change an entry (receipt, the verdict tally, inclusion in a version): all
+ * go through `update` and `include`, which hold the entry's lock from read to write, so no
+ * change is lost to another made meanwhile.
  */
 export class ContributionRepository extends IndexedRepository<ContributionEntry> {
+  private readonly locks = new KeyedMutex()
+
   constructor (db: StateDb) {
     super(db, 'contributions', jsonCodec<ContributionEntry>(), 'contributions-unincluded',
       (cid, e) => ({ key: `${e.datanet}/${cid}`, member: e.version === null }))
+  }
+
+  /**
+   * Reads an entry and writes what `change` makes of it (nothing when it returns undefined),
+   * with no other update or inclusion of that entry in between. Returns the entry before and after.
+   */
+  async update (cid: string, change: (current: ContributionEntry | undefined) => ContributionEntry | undefined | Promise<ContributionEntry | undefined>): Promise<{ before: ContributionEntry | undefined, after: ContributionEntry | undefined }> {
+    return await this.locks.run(cid, async () => {
+      const before = await this.get(cid)
+      const after = await change(before)
+      if (after !== undefined && after !== before) await this.put(cid, after)
+      return { before, after: after ?? before }
+    })
+  }
+
+  /**
+   * Marks the held ones of `cids` included at `height` in one batch with `ops` (the rest of a
+   * version's finalization), holding their locks (in CID order) from read to write.
+   */
+  async include (cids: readonly string[], height: number, ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
+    const sorted = [...new Set(cids)].sort()
+    const hold = async (i: number): Promise<void> => {
+      if (i < sorted.length) {
+        await this.locks.run(sorted[i] as string, async () => { await hold(i + 1) })
+        return
+      }
+      const all = [...ops]
+      const entries = await this.getMany(sorted)
+      entries.forEach((e, j) => { if (e !== undefined) all.push(...this.putOps(sorted[j] as string, { ...e, version: height })) })
+      await this.batch(all, opts)
+    }
+    await hold(0)
   }
 
   /** A datanet's contributions that no version includes yet, in CID order. */

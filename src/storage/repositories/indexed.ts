@@ -59,6 +59,11 @@ export class IndexedRepository<V> extends Repository<string, V> {
     if (value !== undefined) await this.root.batch(this.deleteOps(key, value) as never)
   }
 
+  /** Writes operations of this and other repositories in one atomic batch (`sync`: on disk before it resolves). */
+  protected async batch (ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
+    if (ops.length > 0) await this.root.batch(ops as never, { sync: opts.sync === true })
+  }
+
   /** The entry and its index record, for `StateDatabase.batch`. */
   putOps (key: string, value: V): BatchOp[] {
     const at = this.place(key, value)
