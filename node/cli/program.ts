@@ -10,6 +10,7 @@ import { registerStatusCommand } from './commands/status.ts'
 import { registerVersionCommands } from './commands/versions.ts'
 import { registerValidatorCommand } from './commands/validator.ts'
 import { registerAttributionCommands } from './commands/attribution.ts'
+import { registerChainCommand } from './commands/chain.ts'
 
 export function buildProgram (): Command {
   const program = new Command('datanet')
@@ -27,6 +28,7 @@ export function buildProgram (): Command {
   registerVersionCommands(program)
   registerValidatorCommand(program)
   registerAttributionCommands(program)
+  registerChainCommand(program)
   registerDevnetCommand(program)
   const override = (cmd: Command): void => { cmd.exitOverride(); cmd.commands.forEach(override) }
   program.commands.forEach(override)

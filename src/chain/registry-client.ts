@@ -9,10 +9,11 @@ export const ChainErrorCode = {
   NO_REGISTRY: 'CHAIN_ERROR_NO_REGISTRY',
   REVERTED: 'CHAIN_ERROR_REVERTED',
   NO_SIGNER: 'CHAIN_ERROR_NO_SIGNER',
-  TIMEOUT: 'CHAIN_ERROR_TIMEOUT'
+  TIMEOUT: 'CHAIN_ERROR_TIMEOUT',
+  FUNDS: 'CHAIN_ERROR_FUNDS'
 } as const
 
-interface Artifact { abi: InterfaceAbi, bytecode: string }
+interface Artifact { abi: InterfaceAbi, bytecode: string, deployedBytecode: string }
 
 let artifact: Artifact | undefined
 /** The compiled registry (checked in, kept in sync with the source by a test). */
@@ -192,7 +193,8 @@ export class RegistryClient {
         tx = await fn.send(...args, { nonce, ...(opts.value === undefined ? {} : { value: opts.value }) })
       } catch (err) {
         const revert = revertOf(err)
-        if (revert !== undefined) throw new DatanetError({ code: ChainErrorCode.REVERTED, revert: revert.name } as { code: string }, `${method} reverted: ${revert.text}`, 'conflict', { cause: err })
+        if (revert !== undefined) throw reverted(method, revert)
+        if ((err as { code?: string }).code === 'INSUFFICIENT_FUNDS') throw new DatanetError({ code: ChainErrorCode.FUNDS }, `${await signer.getAddress()} cannot pay for ${method}${opts.value === undefined ? '' : ` (${opts.value} wei)`} and its gas`, 'conflict')
         throw err
       }
       let receipt: TransactionReceipt | null
@@ -200,7 +202,7 @@ export class RegistryClient {
         receipt = await tx.wait(1, this.receiptTimeoutMs)
       } catch (err) {
         const revert = revertOf(err)
-        if (revert !== undefined) throw new DatanetError({ code: ChainErrorCode.REVERTED, revert: revert.name } as { code: string }, `${method} reverted: ${revert.text}`, 'conflict', { cause: err })
+        if (revert !== undefined) throw reverted(method, revert)
         if ((err as { code?: string }).code === 'TIMEOUT') throw new DatanetError({ code: ChainErrorCode.TIMEOUT }, `no receipt for ${method} (${tx.hash}) within ${this.receiptTimeoutMs} ms`, 'unavailable')
         throw err
       }
@@ -210,6 +212,11 @@ export class RegistryClient {
     this.sending = task.catch(() => {})
     return await task
   }
+}
+
+/** A revert as the user sees it: the custom error by name, with its arguments (ethers' error adds nothing to that). */
+function reverted (method: string, revert: { name: string, text: string }): DatanetError {
+  return new DatanetError({ code: ChainErrorCode.REVERTED, revert: revert.name } as { code: string }, `${method} reverted: ${revert.text}`, 'conflict')
 }
 
 /** The name of the contract error a DatanetError from `send` carries, if any. */

@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { ApiClient } from '../client.ts'
 import { resolveApiUrl, resolveToken, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print, table } from '../output.ts'
+import { registerDatanetChainCommands } from './chain.ts'
 
 interface DatanetJson {
   id: string
@@ -31,7 +32,7 @@ function describe (d: DatanetJson): string {
 }
 
 export function registerDatanetCommand (program: Command): void {
-  const datanet = program.command('datanet').description('datanets: create, list, show')
+  const datanet = program.command('datanet').description('datanets: create, list, show; register and fund on chain')
 
   withGlobalOptions(datanet.command('create'))
     .description('store a manifest and follow the datanet; prints its id (the manifest CID)')
@@ -64,4 +65,6 @@ export function registerDatanetCommand (program: Command): void {
       const d = await client.get<DatanetJson>(`/v1/datanets/${encodeURIComponent(id)}`)
       print(opts.json, d, () => describe(d))
     })
+
+  registerDatanetChainCommands(datanet)
 }
