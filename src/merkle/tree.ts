@@ -34,17 +34,24 @@ export class MerkleFrontier {
   }
 
   /** Appends a record hash (the leaf is derived from it). */
-  append (recordHash: Uint8Array): void {
-    this.appendLeaf(leafHash(recordHash))
+  append (recordHash: Uint8Array, onNode?: (level: number, index: number, node: Uint8Array) => void): void {
+    this.appendLeaf(leafHash(recordHash), onNode)
   }
 
-  appendLeaf (leaf: Uint8Array): void {
+  /**
+   * Appends a leaf. `onNode` sees each inner node the append completes: the perfect subtree
+   * at `level` (≥ 1) whose leaves are `index·2^level … (index+1)·2^level − 1`, which no later
+   * append changes (what `proofFromNodes` reads).
+   */
+  appendLeaf (leaf: Uint8Array, onNode?: (level: number, index: number, node: Uint8Array) => void): void {
     let node = leaf
     let h = 0
+    const position = this.count
     while (this.frontier[h] !== undefined) {
       node = hashPair(this.frontier[h] as Uint8Array, node)
       this.frontier[h] = undefined
       h++
+      onNode?.(h, Math.floor(position / 2 ** h), node)
     }
     this.frontier[h] = node
     this.count++
@@ -100,6 +107,53 @@ export function merkleProof (recordHashes: readonly Uint8Array[], index: number)
     i = i >> 1
   }
   return proof
+}
+
+/**
+ * A stored tree node: `level` 0 is the leaf of the record at position `index`; a higher
+ * level is the perfect subtree over leaves `index·2^level … (index+1)·2^level − 1`.
+ */
+export type NodeRef = readonly [level: number, index: number]
+
+/**
+ * The node at (`level`, `index`) of the tree over the first `size` leaves, from perfect
+ * nodes only: a node the tree's right edge cuts (its leaves run past `size`) is folded from
+ * the perfect ones under it, as the level-by-level build pairs them.
+ */
+function nodeAt (level: number, index: number, size: number, get: (ref: NodeRef) => Uint8Array): Uint8Array {
+  if ((index + 1) * 2 ** level <= size) return get([level, index])
+  // the right child exists when its first leaf is inside the tree; else the left moves up unchanged
+  if ((2 * index + 1) * 2 ** (level - 1) >= size) return nodeAt(level - 1, 2 * index, size, get)
+  return hashPair(nodeAt(level - 1, 2 * index, size, get), nodeAt(level - 1, 2 * index + 1, size, get))
+}
+
+/**
+ * The inclusion proof of the leaf at `index` in the tree of the first `size` leaves, from
+ * stored perfect nodes (`get`): O(log n) of them, where `merkleProof` reads every leaf.
+ * At most one sibling lies on the right edge, folded from O(log n) more.
+ */
+export function proofFromNodes (index: number, size: number, get: (ref: NodeRef) => Uint8Array): Uint8Array[] {
+  if (!Number.isInteger(index) || index < 0 || index >= size) throw new RangeError(`no record at index ${index} of ${size}`)
+  const proof: Uint8Array[] = []
+  let level = 0
+  let i = index
+  let width = size
+  while (width > 1) {
+    const sibling = i ^ 1
+    if (sibling < width) proof.push(nodeAt(level, sibling, size, get))
+    i = Math.floor(i / 2)
+    width = Math.ceil(width / 2)
+    level++
+  }
+  return proof
+}
+
+/** The stored nodes `proofFromNodes(index, size, …)` reads, each once. */
+export function proofNodeRefs (index: number, size: number): NodeRef[] {
+  const refs = new Map<string, NodeRef>()
+  const blank = new Uint8Array(32)
+  proofFromNodes(index, size, ref => { refs.set(`${ref[0]}/${ref[1]}`, ref); return blank })
+  return [...refs.values()]
 }
 
 /** What OpenZeppelin's processProof computes with the commutative sha256 hasher. */

@@ -200,6 +200,11 @@ export function heightKeyOf (datanet: string, height: number): string {
   return `${datanet}/${height.toString(16).padStart(16, '0')}`
 }
 
+/** The key of a record tree's inner node (see `StateDatabase.treeNodes`). */
+export function treeNodeKey (digest: Uint8Array, level: number, index: number): Uint8Array {
+  return concatBytes(digest, Uint8Array.of(level), heightKey(index))
+}
+
 /** The node's state database: a classic-level store holding one repository per entity. */
 export class StateDatabase {
   readonly db: StateDb
@@ -220,6 +225,12 @@ export class StateDatabase {
   readonly dataset: Repository<Uint8Array, number>
   /** `<datanet digest><position, 8 bytes big-endian>` → record hash: the tree's leaves in order, for proofs. */
   readonly leaves: Repository<Uint8Array, Uint8Array>
+  /**
+   * `<datanet digest><level, 1 byte><index, 8 bytes big-endian>` → the perfect inner node of
+   * the record tree over leaves index·2^level … (index+1)·2^level − 1 (`treeNodeKey`): what a
+   * proof reads besides leaves, O(log n) of them.
+   */
+  readonly treeNodes: Repository<Uint8Array, Uint8Array>
   /** The registry's event log as read by the chain follower, and its checkpoint (src/storage/chain-store.ts). */
   readonly chain: Repository<string, Record<string, unknown>>
   /** Inference events by CID: verified, then included in a version. */
@@ -249,6 +260,7 @@ export class StateDatabase {
       decodeValue: (b: Uint8Array) => Number(readHeightKey(b))
     })
     this.leaves = new Repository(this.db, 'leaves', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
+    this.treeNodes = new Repository(this.db, 'tree-nodes', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
     this.chain = new Repository(this.db, 'chain', jsonCodec<Record<string, unknown>>())
     this.inferences = new InferenceRepository(this.db)
     this.models = new Repository(this.db, 'models', jsonCodec<ModelEntry>())

@@ -15,7 +15,9 @@ import * as assert from 'uvu/assert'
 import { Wallet } from 'ethers'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { toHex } from '../../src/codec/hash.ts'
+import { fromHex, toHex } from '../../src/codec/hash.ts'
+import { verifyProof } from '../../src/merkle/tree.ts'
+import { recordProof } from '../../node/services/record-proofs.ts'
 import { encodeManifest, genesisValidatorSet, parseManifest, type ValidatorSet } from '../../src/datanet/manifest.ts'
 import { shardCid } from '../../src/datanet/shard.ts'
 import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
@@ -96,6 +98,49 @@ test('a final version pins its own block only: the history its parent link reach
         await versions.finalize(0, value, [], height)
         assert.equal(pins.filter(p => p.cid === value.cid.toString()), [{ cid: value.cid.toString(), depth: 0 }], `version ${height} pinned alone`)
       }
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+test('finalization stores the tree nodes a proof needs: every record\'s proof at every version from O(log n) nodes, no leaf scan', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const hashes: string[] = []
+      for (const height of [1, 2, 3]) {
+        // 1, 4 and 6 more records: trees of 1, 5 and 11 leaves, cut at every kind of edge
+        const lines = Array.from({ length: [1, 4, 6][height - 1] as number }, (_, i) => `version ${height} line ${i}`)
+        await contribution(db, helia, d, lines, wallets.slice(0, 3))
+        const value = await versions.build(height, d.validators, wallets[0]!.address, height)
+        assert.ok(value !== undefined)
+        await versions.finalize(0, value, [], height)
+      }
+      for await (const [key, position] of db.dataset.entries()) hashes[position] = toHex(key.subarray(32))
+      assert.is(hashes.length, 11)
+      // a leaf scan would be the old O(n) path: make it fail loudly
+      const entries = db.leaves.entries.bind(db.leaves)
+      db.leaves.entries = () => { throw new Error('proof read every leaf') }
+      try {
+        for (const [height, size] of [[1, 1], [2, 5], [3, 11]] as const) {
+          for (let position = 0; position < size; position++) {
+            const p = await recordProof(db, d.id, d.digest, hashes[position] as string, height)
+            assert.is(p.position, position)
+            assert.is(p.recordCount, size)
+            assert.ok(verifyProof(p.proof.map(x => fromHex(x, 32)), fromHex(p.datasetRoot, 32), fromHex(hashes[position] as string, 32)), `version ${height}, record ${position}`)
+          }
+        }
+      } finally {
+        db.leaves.entries = entries
+      }
+      // a version finalized before the nodes were stored still gets its proof, from the leaves
+      for await (const [key] of db.treeNodes.entries()) await db.treeNodes.delete(key)
+      const old = await recordProof(db, d.id, d.digest, hashes[4] as string, 3)
+      assert.ok(verifyProof(old.proof.map(x => fromHex(x, 32)), fromHex(old.datasetRoot, 32), fromHex(hashes[4] as string, 32)))
     } finally {
       await db.close()
     }

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
-import { EMPTY_ROOT, MerkleFrontier, hashPair, leafHash, merkleProof, merkleRoot, processProof, verifyProof } from '../../src/merkle/tree.ts'
+import { EMPTY_ROOT, MerkleFrontier, hashPair, leafHash, merkleProof, merkleRoot, processProof, proofFromNodes, proofNodeRefs, verifyProof } from '../../src/merkle/tree.ts'
 
 /** sha256 computed independently of src/codec/hash.ts. */
 function h (...parts: Uint8Array[]): Uint8Array {
@@ -213,6 +213,33 @@ test('the unpaired last node moves up unchanged (5 records)', () => {
   const l = hs.map(refLeaf)
   const four = refPair(refPair(l[0] as Uint8Array, l[1] as Uint8Array), refPair(l[2] as Uint8Array, l[3] as Uint8Array))
   same(merkleRoot(hs), refPair(four, l[4] as Uint8Array))
+})
+
+test('proofs from stored perfect nodes equal the full build\'s, for every index of trees of 1 to 130 leaves and a few larger', () => {
+  const hashes = Array.from({ length: 1100 }, (_, i) => new Uint8Array(createHash('sha256').update(`record ${i}`).digest()))
+  // the nodes as the node stores them: leaves, and each inner node an append completes
+  const stored = new Map<string, Uint8Array>()
+  const tree = new MerkleFrontier()
+  hashes.forEach((h, i) => {
+    stored.set(`0/${i}`, leafHash(h))
+    tree.append(h, (level, index, node) => { stored.set(`${level}/${index}`, node) })
+  })
+  const get = ([level, index]: readonly [number, number]): Uint8Array => {
+    const node = stored.get(`${level}/${index}`)
+    if (node === undefined) throw new Error(`node ${level}/${index} was never completed`)
+    return node
+  }
+  const sizes = [...Array.from({ length: 130 }, (_, i) => i + 1), 255, 256, 257, 511, 1000, 1023, 1024, 1025, 1100]
+  for (const size of sizes) {
+    const prefix = hashes.slice(0, size)
+    const indices = size <= 130 ? Array.from({ length: size }, (_, i) => i) : [0, 1, size >> 1, size - 2, size - 1]
+    for (const index of indices) {
+      const proof = proofFromNodes(index, size, get)
+      assert.equal(proof.map(p => Buffer.from(p).toString('hex')), merkleProof(prefix, index).map(p => Buffer.from(p).toString('hex')), `size ${size}, index ${index}`)
+      // O(log n) reads: the path's siblings, and one right-edge sibling folded from the perfect nodes under it
+      assert.ok(proofNodeRefs(index, size).length <= 2 * Math.ceil(Math.log2(size)) + 1, `size ${size}, index ${index}: ${proofNodeRefs(index, size).length} reads`)
+    }
+  }
 })
 
 test.run()

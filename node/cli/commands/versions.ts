@@ -2,7 +2,7 @@ import { Command } from 'commander'
 import { ApiClient } from '../client.ts'
 import { resolveApiUrl, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print, table } from '../output.ts'
-import type { RecordProof } from '../../api/routes/versions.ts'
+import type { RecordProof } from '../../services/record-proofs.ts'
 import type { VersionEntry } from '../../../src/storage/state-db.ts'
 
 interface DatanetOption extends GlobalOptions {

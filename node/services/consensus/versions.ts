@@ -18,7 +18,7 @@ import {
 import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
 import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from '../../../src/attribution/tallies.ts'
 import { heightKey, type BatchOp } from '../../../src/storage/repository.ts'
-import { heightKeyOf, type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
+import { heightKeyOf, treeNodeKey, type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import { getBlock, pin } from '../blocks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
@@ -262,9 +262,13 @@ export class DatanetVersions {
       anchor: null
     }
     const ops: BatchOp[] = []
+    // the inner nodes the new leaves complete, so a proof reads O(log n) nodes (src/merkle proofFromNodes)
+    const tree = this.parentTree()
+    const onNode = (level: number, index: number, node: Uint8Array): void => { ops.push(db.treeNodes.putOp(treeNodeKey(this.digest, level, index), node)) }
     built.added.forEach((h, i) => {
       ops.push(db.dataset.putOp(concatBytes(this.digest, h), start + i))
       ops.push(db.leaves.putOp(concatBytes(this.digest, heightKey(start + i)), h))
+      tree.append(h, onNode)
     })
     ops.push(db.tallies.putOp(heightKeyOf(this.d.id, v.height), talliesToJSON(tallies)))
     ops.push(db.versions.putOp(heightKeyOf(this.d.id, v.height), entry))

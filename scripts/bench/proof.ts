@@ -1,0 +1,79 @@
+/**
+ * A record's inclusion proof (GET /v1/datanets/:id/records/:hash/proof): from the O(log n)
+ * tree nodes finalization stores (node/services/record-proofs.ts), beside the same run's
+ * read of every leaf up to the version (what it did until 2026-12-05, and what versions
+ * finalized before then still get).
+ *
+ * Usage: scripts/run.sh node scripts/bench/proof.ts [records=1000000] [proofs=200]
+ */
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { concatBytes, toHex } from '../../src/codec/hash.ts'
+import { MerkleFrontier, merkleProof } from '../../src/merkle/tree.ts'
+import { heightKey, type BatchOp } from '../../src/storage/repository.ts'
+import { heightKeyOf, StateDatabase, treeNodeKey, type VersionEntry } from '../../src/storage/state-db.ts'
+import { recordProof } from '../../node/services/record-proofs.ts'
+
+const records = Number(process.argv[2] ?? 1_000_000)
+const proofs = Number(process.argv[3] ?? 200)
+const datanet = 'bafyreibenchproofs'
+const digest = createHash('sha256').update(datanet).digest()
+
+const dir = mkdtempSync(join(tmpdir(), 'bench-proof-'))
+const db = new StateDatabase(join(dir, 'state'))
+await db.open()
+try {
+  const t0 = performance.now()
+  const tree = new MerkleFrontier()
+  const hashes: Uint8Array[] = []
+  let ops: BatchOp[] = []
+  const onNode = (level: number, index: number, node: Uint8Array): void => { ops.push(db.treeNodes.putOp(treeNodeKey(digest, level, index), node)) }
+  for (let i = 0; i < records; i++) {
+    const h = new Uint8Array(createHash('sha256').update(`record ${i}`).digest())
+    hashes.push(h)
+    ops.push(db.dataset.putOp(concatBytes(digest, h), i))
+    ops.push(db.leaves.putOp(concatBytes(digest, heightKey(i)), h))
+    tree.append(h, onNode)
+    if (ops.length >= 30_000) { await db.batch(ops); ops = [] }
+  }
+  await db.batch(ops)
+  const version: VersionEntry = {
+    datanet, height: 1, cid: 'v1', parent: null, round: 0, datasetRoot: toHex(tree.root()), recordCount: records, attributionRoot: '0x', totalAttributed: '0',
+    validatorSetHash: '0x', contributions: [], certificate: [], frontier: tree.toJSON(), decidedAt: 0, anchor: null
+  }
+  await db.versions.put(heightKeyOf(datanet, 1), version)
+  const buildS = (performance.now() - t0) / 1000
+
+  // a fixed spread of records, the last one (on the tree's right edge) included
+  const picks = Array.from({ length: proofs }, (_, i) => Math.min(records - 1, Math.floor((i * 7919 * 104729) % records)))
+  picks[0] = records - 1
+  const times: number[] = []
+  for (const i of picks) {
+    const t = performance.now()
+    await recordProof(db, datanet, toHex(digest), toHex(hashes[i] as Uint8Array), 1)
+    times.push(performance.now() - t)
+  }
+  times.sort((a, b) => a - b)
+  const p50 = times[Math.floor(times.length / 2)] as number
+  const p99 = times[Math.floor(times.length * 0.99)] as number
+
+  // the baseline: every leaf up to the version, then the proof from them
+  const baseRuns = 3
+  let t = performance.now()
+  for (let r = 0; r < baseRuns; r++) {
+    const leaves: Uint8Array[] = []
+    for await (const [, leaf] of db.leaves.entries({ gte: concatBytes(digest, heightKey(0)), lt: concatBytes(digest, heightKey(records)) })) leaves.push(leaf)
+    merkleProof(leaves, picks[r] as number)
+  }
+  const baseMs = (performance.now() - t) / baseRuns
+
+  const f = (ms: number): string => ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(1)} ms`
+  process.stdout.write(`record proofs in a dataset of ${records.toLocaleString('en')} records (stored in ${buildS.toFixed(1)} s: records, leaves, tree nodes)\n`)
+  process.stdout.write(`  from the stored tree nodes: p50 ${f(p50)}, p99 ${f(p99)} (${proofs} proofs)\n`)
+  process.stdout.write(`  every leaf read (baseline): ${f(baseMs)} per proof: ${(baseMs / p50).toFixed(0)}x the p50\n`)
+} finally {
+  await db.close()
+  rmSync(dir, { recursive: true, force: true })
+}
