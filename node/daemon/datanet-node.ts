@@ -178,8 +178,10 @@ export class DatanetNode implements NodeView {
       this.nodeMetrics?.gossipOutbox(() => gossip.waiting)
       gossip.start()
       this.stopSteps.push(['gossip', async () => { await gossip.stop() }])
-      const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, logger: logger.child({ component: 'peers' }) })
+      const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, maxAnnounced: Math.floor(config.p2p.maxConnections / 2), logger: logger.child({ component: 'peers' }) })
       keeper.start(content.libp2p)
+      // the peers announced before the last stop: a restart does not depend on the bootstrap peers alone
+      for (const p of await db.peers.values()) keeper.add(p.peerId, p.multiaddrs)
       this.stopSteps.push(['peers', () => { keeper.stop() }])
       mark('network')
       this.wallet = await walletPromise
@@ -195,6 +197,7 @@ export class DatanetNode implements NodeView {
         agentVersion: AGENT_VERSION,
         multiaddrs: () => this.libp2p.getMultiaddrs().map(a => a.toString()),
         datanets: () => this.datanets?.list().map(d => d.id) ?? [...config.datanets],
+        onPeer: (peerId, multiaddrs) => { keeper.add(peerId, multiaddrs) },
         logger: logger.child({ component: 'announce' })
       })
       await announce.start()

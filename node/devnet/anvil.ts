@@ -55,15 +55,18 @@ async function rpc (url: string, method: string, params: unknown[] = []): Promis
 }
 
 /** Starts anvil on a free (or the given) 127.0.0.1 port and resolves once eth_chainId answers (bounded by `timeoutMs`). */
-export async function startAnvil (opts: { chainId?: number, timeoutMs?: number, port?: number, stateFile?: string, blockTimeSeconds?: number } = {}): Promise<Anvil> {
+export async function startAnvil (opts: { chainId?: number, timeoutMs?: number, port?: number, stateFile?: string, blockTimeSeconds?: number, host?: string, netns?: string } = {}): Promise<Anvil> {
   const bin = anvilBinary()
+  const host = opts.host ?? '127.0.0.1'
   const port = opts.port ?? await freePort()
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--silent', '--mnemonic', ANVIL_MNEMONIC]
+  const args = ['--host', host, '--port', String(port), '--silent', '--mnemonic', ANVIL_MNEMONIC]
   if (opts.chainId !== undefined) args.push('--chain-id', String(opts.chainId))
   // the chain's state is loaded from and dumped to this file, so a devnet restarts where it was
   if (opts.stateFile !== undefined) args.push('--state', opts.stateFile)
   if (opts.blockTimeSeconds !== undefined) args.push('--block-time', String(opts.blockTimeSeconds))
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = opts.netns === undefined
+    ? spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', opts.netns, bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<never>((_resolve, reject) => {
@@ -71,7 +74,7 @@ export async function startAnvil (opts: { chainId?: number, timeoutMs?: number, 
     child.once('error', reject)
   })
   exited.catch(() => {})
-  const url = `http://127.0.0.1:${port}`
+  const url = `http://${host}:${port}`
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return
     const gone = new Promise<void>(resolve => child.once('exit', () => resolve()))

@@ -36,9 +36,12 @@ export const RUNTIME_FLAGS = ['--max-semi-space-size=2', '--max-old-space-size=2
 export const RUNTIME_ENV = { MALLOC_ARENA_MAX: '2' }
 
 /** Runs the datanet CLI in a child process with this process's Node and flags. */
-export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, logFile?: string, cwd?: string } = {}): ChildProcess {
+export function spawnCli (args: string[], opts: { env?: NodeJS.ProcessEnv, logFile?: string, cwd?: string, netns?: string } = {}): ChildProcess {
   const out = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : 'pipe'
-  const child = spawn(process.execPath, [...new Set([...process.execArgv, ...RUNTIME_FLAGS]), CLI_MAIN, ...args], {
+  const argv = [...new Set([...process.execArgv, ...RUNTIME_FLAGS]), CLI_MAIN, ...args]
+  // in a network namespace (a separate host in tests): `ip netns exec` execs Node itself, so the pid is the node's
+  const [cmd, cmdArgs] = opts.netns === undefined ? [process.execPath, argv] : ['ip', ['netns', 'exec', opts.netns, process.execPath, ...argv]]
+  const child = spawn(cmd, cmdArgs, {
     env: { ...RUNTIME_ENV, ...process.env, ...opts.env },
     cwd: opts.cwd,
     stdio: ['ignore', out, out]
@@ -57,6 +60,10 @@ export interface DaemonSpec {
   config?: string
   extraArgs?: string[]
   env?: NodeJS.ProcessEnv
+  /** Run in this network namespace (a host of its own, in tests), with the API on `host`. */
+  netns?: string
+  /** The API's address (default 127.0.0.1). */
+  host?: string
 }
 
 /** A `datanet node start` child process, with readiness and stop that never leave it behind. */
@@ -72,7 +79,7 @@ export class DaemonProcess {
   }
 
   get apiUrl (): string {
-    return `http://127.0.0.1:${this.spec.apiPort}`
+    return `http://${this.spec.host ?? '127.0.0.1'}:${this.spec.apiPort}`
   }
 
   get pid (): number | undefined {
@@ -86,7 +93,7 @@ export class DaemonProcess {
     if (s.bootstrap.length > 0) args.push('--bootstrap', ...s.bootstrap)
     args.push(...(s.extraArgs ?? []))
     this.exitCode = undefined
-    const child = spawnCli(args, { env: s.env, logFile: s.logFile })
+    const child = spawnCli(args, { env: s.env, logFile: s.logFile, netns: s.netns })
     this.child = child
     this.exited = new Promise(resolve => {
       child.once('exit', (code, signal) => {

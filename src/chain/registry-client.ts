@@ -197,20 +197,28 @@ export class RegistryClient {
         if ((err as { code?: string }).code === 'INSUFFICIENT_FUNDS') throw new DatanetError({ code: ChainErrorCode.FUNDS }, `${await signer.getAddress()} cannot pay for ${method}${opts.value === undefined ? '' : ` (${opts.value} wei)`} and its gas`, 'conflict')
         throw err
       }
-      let receipt: TransactionReceipt | null
-      try {
-        receipt = await tx.wait(1, this.receiptTimeoutMs)
-      } catch (err) {
-        const revert = revertOf(err)
-        if (revert !== undefined) throw reverted(method, revert)
-        if ((err as { code?: string }).code === 'TIMEOUT') throw new DatanetError({ code: ChainErrorCode.TIMEOUT }, `no receipt for ${method} (${tx.hash}) within ${this.receiptTimeoutMs} ms`, 'unavailable')
-        throw err
-      }
-      if (receipt === null || receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, `${method} reverted (${tx.hash})`, 'conflict')
+      const receipt = await waitForReceipt(this.provider, tx.hash, this.receiptTimeoutMs, `${method} (${tx.hash})`)
+      if (receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, `${method} reverted (${tx.hash})`, 'conflict')
       return { txHash: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed }
     })
     this.sending = task.catch(() => {})
     return await task
+  }
+}
+
+/**
+ * Polls for a transaction's receipt until `timeoutMs` (a transient CHAIN_ERROR_TIMEOUT then:
+ * the caller decides whether to resend). Not ethers' `tx.wait`: on a chain that mines at
+ * intervals that subscribes to blocks, and destroying the provider afterwards rejected the
+ * subscription's request in flight with no one to catch it (a crash after the work was done).
+ */
+export async function waitForReceipt (provider: JsonRpcProvider, hash: string, timeoutMs: number, what: string, pollMs = 250): Promise<TransactionReceipt> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const receipt = await provider.getTransactionReceipt(hash)
+    if (receipt !== null) return receipt
+    if (Date.now() >= deadline) throw new DatanetError({ code: ChainErrorCode.TIMEOUT }, `no receipt for ${what} within ${timeoutMs} ms`, 'unavailable')
+    await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
 

@@ -73,6 +73,8 @@ export interface AnnounceOptions {
   agentVersion: string
   multiaddrs: () => string[]
   datanets: () => string[]
+  /** Another node's announcement, verified and newer than the last one of that peer: who to keep connected to. */
+  onPeer?: (peerId: string, multiaddrs: readonly string[]) => void
   logger: Logger
   now?: () => number
 }
@@ -156,5 +158,6 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
       announcedAt: a.timestamp
     }
     await this.opts.db.peers.put(a.peerId, record)
+    this.opts.onPeer?.(a.peerId, a.multiaddrs)
   }
 }

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { ContractFactory, JsonRpcProvider, Network, type Wallet } from 'ethers'
 import { encodeCbor } from '../../../src/codec/cbor.ts'
 import { datanetDigest, encodeManifest, parseManifest, type Manifest } from '../../../src/datanet/manifest.ts'
-import { ChainErrorCode, RegistryClient, registryArtifact, revertOf, type SentTx } from '../../../src/chain/registry-client.ts'
+import { ChainErrorCode, RegistryClient, registryArtifact, revertOf, waitForReceipt, type SentTx } from '../../../src/chain/registry-client.ts'
 import { DatanetError } from '../../../src/errors.ts'
 import { dataDirPaths } from '../../../src/storage/data-dir.ts'
 import { decryptKeystore } from '../../../src/storage/keystore.ts'
@@ -90,14 +90,18 @@ async function connect (opts: RegistryOptions): Promise<{ client: RegistryClient
   return { client, rpc, chainId }
 }
 
-/** Waits until `confirmations` blocks sit on top of the transaction's block. */
-async function confirmed (client: RegistryClient, tx: SentTx, confirmations: number): Promise<void> {
-  if (confirmations <= 1) return
+/** Waits (at most 10 minutes) until the chain's head is at least `block`. */
+async function waitForBlock (provider: JsonRpcProvider, block: number): Promise<void> {
   const deadline = Date.now() + 10 * 60_000
-  while (await client.blockNumber() < tx.block + confirmations - 1) {
-    if (Date.now() > deadline) throw new DatanetError({ code: ChainErrorCode.TIMEOUT }, `transaction ${tx.txHash} did not get ${confirmations} confirmations in 10 minutes`, 'unavailable')
-    await new Promise(resolve => setTimeout(resolve, 1000))
+  while (await provider.getBlockNumber() < block) {
+    if (Date.now() > deadline) throw new DatanetError({ code: ChainErrorCode.TIMEOUT }, `the chain did not reach block ${block} in 10 minutes`, 'unavailable')
+    await new Promise(resolve => setTimeout(resolve, 500))
   }
+}
+
+/** Waits until `confirmations` blocks sit on top of the transaction's block (counting its own). */
+async function confirmed (client: RegistryClient, tx: SentTx, confirmations: number): Promise<void> {
+  if (confirmations > 1) await waitForBlock(client.provider, tx.block + confirmations - 1)
 }
 
 /** The manifest of a datanet: from --manifest, else from the node that follows it. */
@@ -140,11 +144,14 @@ export function registerChainCommand (program: Command): void {
         let txHash: string
         try {
           const contract = await new ContractFactory(artifact.abi, artifact.bytecode, signer).deploy()
-          const receipt = await contract.deploymentTransaction()?.wait(Math.max(1, confirmations), 10 * 60_000)
-          if (receipt === null || receipt === undefined || receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, 'the deployment reverted', 'failure')
+          const sent = contract.deploymentTransaction()
+          if (sent === null) throw new Error('the deployment sent no transaction')
+          const receipt = await waitForReceipt(provider, sent.hash, 10 * 60_000, `the deployment (${sent.hash})`)
+          if (receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, 'the deployment reverted', 'failure')
           address = await contract.getAddress()
           block = receipt.blockNumber
           txHash = receipt.hash
+          await waitForBlock(provider, block + Math.max(1, confirmations) - 1)
         } catch (err) {
           const revert = revertOf(err)
           if (revert !== undefined) throw new DatanetError({ code: ChainErrorCode.REVERTED }, `the deployment reverted: ${revert.text}`, 'failure', { cause: err })

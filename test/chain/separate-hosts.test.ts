@@ -1,0 +1,169 @@
+/**
+ * A datanet across separate hosts (issue 16 item 3): anvil, 4 validators and 1 plain node
+ * each in a network namespace of its own, joined by one bridge, each node listening on and
+ * announcing its own address. From nothing with `datanet` commands only (chain deploy,
+ * node start, datanet create, datanet register, contribute): the datanet finalizes and
+ * anchors, and no connection between nodes uses a loopback address. Then the seed every
+ * node was given crashes: on 3476a64 the others knew only it (announced peers were stored,
+ * never dialled), so one crash partitioned the network; now they stay connected and go on.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { HDNodeWallet, encryptKeystoreJson, parseEther } from 'ethers'
+import { dataDirPaths, initDataDir } from '../../src/storage/data-dir.ts'
+import { DaemonProcess } from '../../node/devnet/node-process.ts'
+import { runCli, type CliResult } from '../helpers/cli.ts'
+import { createHosts, type Hosts } from '../helpers/netns.ts'
+import { tempDir } from '../helpers/tmp.ts'
+import { hook, waitFor } from '../helpers/wait.ts'
+import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
+
+const PASSWORD = 'separate-hosts'
+const P2P_PORT = 7400
+const API_PORT = 7401
+const tmp = tempDir('datanet-hosts-')
+const passwordFile = join(tmp.dir, 'password')
+let net: Hosts | undefined
+let anvil: Anvil | undefined
+let rpc = ''
+let registry = ''
+let datanetId = ''
+
+interface HostNode { name: string, dataDir: string, address: string, peerId: string, host: string, daemon: DaemonProcess }
+const nodes: HostNode[] = []
+
+async function cli (args: string[], node?: HostNode): Promise<CliResult & { json: Record<string, unknown> }> {
+  const r = await runCli([...args, ...(node === undefined ? [] : ['--api', node.daemon.apiUrl, '--token-file', dataDirPaths(node.dataDir).apiToken]), '--json'], { env: { DATANET_PASSWORD: PASSWORD }, timeoutMs: 120_000 })
+  let json: Record<string, unknown> = {}
+  try { json = JSON.parse(r.stdout) as Record<string, unknown> } catch {}
+  return { ...r, json }
+}
+
+async function api<T> (node: HostNode, path: string): Promise<{ status: number, body: T }> {
+  const res = await fetch(`${node.daemon.apiUrl}${path}`, { signal: AbortSignal.timeout(10_000) })
+  return { status: res.status, body: await res.json() as T }
+}
+
+test.before(hook(async () => {
+  writeFileSync(passwordFile, PASSWORD + '\n', { mode: 0o600 })
+  net = await createHosts(6)
+  const [chainHost, ...nodeHosts] = net.hosts
+  anvil = await startAnvil({ netns: chainHost?.ns, host: chainHost?.address, port: 8545, blockTimeSeconds: 1 })
+  rpc = anvil.url
+  // anvil's funded dev accounts 1..5: validators 0..3 and the plain node
+  for (let i = 0; i < 5; i++) {
+    const host = nodeHosts[i]
+    assert.ok(host !== undefined)
+    const wallet = HDNodeWallet.fromPhrase(ANVIL_MNEMONIC, undefined, `m/44'/60'/0'/0/${i + 1}`)
+    const name = i < 4 ? `validator-${i}` : 'node-0'
+    const dataDir = join(tmp.dir, name)
+    const meta = await initDataDir(dataDir, { password: PASSWORD, ethPrivateKey: wallet.privateKey })
+    // a cheap keystore: each start decrypts it
+    writeFileSync(dataDirPaths(dataDir).keystore, await encryptKeystoreJson({ address: wallet.address, privateKey: wallet.privateKey }, PASSWORD, { scrypt: { N: 1 << 10 } }), { mode: 0o600 })
+    nodes.push({ name, dataDir, address: meta.address, peerId: meta.peerId, host: host.address, daemon: undefined as unknown as DaemonProcess })
+  }
+}))
+
+test.after(hook(async () => {
+  await Promise.all(nodes.map(async n => await n.daemon?.stop()))
+  await anvil?.stop()
+  await net?.destroy()
+  tmp.remove()
+}))
+
+test('from nothing to a 5-host datanet that finalizes and anchors, with datanet commands only', async () => {
+  // the registry, deployed from the operator's machine (the root namespace) over the bridge
+  const deployed = await cli(['chain', 'deploy', '--rpc', rpc, '--data-dir', nodes[0]!.dataDir])
+  assert.is(deployed.code, 0, deployed.stderr)
+  registry = String(deployed.json.address)
+  const startBlock = Number(deployed.json.block)
+
+  const seed = nodes[0] as HostNode
+  for (const n of nodes) {
+    n.daemon = new DaemonProcess({
+      dataDir: n.dataDir,
+      passwordFile,
+      logFile: join(tmp.dir, `${n.name}.log`),
+      p2pPort: P2P_PORT,
+      apiPort: API_PORT,
+      bootstrap: n === seed ? [] : [`/ip4/${seed.host}/tcp/${P2P_PORT}/p2p/${seed.peerId}`],
+      extraArgs: ['--chain-rpc', rpc, '--registry', registry],
+      netns: net?.hosts.find(h => h.address === n.host)?.ns,
+      host: n.host,
+      env: {
+        DATANET_P2P_HOST: n.host,
+        DATANET_API_HOST: n.host,
+        DATANET_P2P_ANNOUNCE: `/ip4/${n.host}/tcp/${P2P_PORT}`,
+        DATANET_CHAIN_START_BLOCK: String(startBlock)
+      }
+    })
+    n.daemon.start()
+  }
+  await Promise.all(nodes.map(async n => { await n.daemon.waitReady(90_000) }))
+
+  const manifestFile = join(tmp.dir, 'manifest.json')
+  writeFileSync(manifestFile, JSON.stringify({
+    name: 'separate hosts', license: 'CC0-1.0', recordSchema: { type: 'object', required: ['text'] },
+    consensus: { versionIntervalMs: 500, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
+    validators: nodes.slice(0, 4).map(n => ({ address: n.address, stake: parseEther('1').toString() }))
+  }))
+  for (const n of nodes) {
+    const created = await cli(['datanet', 'create', '--manifest', manifestFile], n)
+    assert.is(created.code, 0, `${n.name}: ${created.stderr}`)
+    datanetId = String(created.json.id)
+  }
+  const registered = await cli(['datanet', 'register', '--datanet', datanetId, '--rpc', rpc, '--registry', registry, '--unbonding-delay', '60', '--data-dir', seed.dataDir], seed)
+  assert.is(registered.code, 0, registered.stderr)
+
+  const plain = nodes[4] as HostNode
+  const file = join(tmp.dir, 'records.jsonl')
+  writeFileSync(file, ['{"text":"carried from one host to four others"}', '{"text":"over a bridge, never over loopback"}'].join('\n') + '\n')
+  const contributed = await cli(['contribute', '--datanet', datanetId, file, '--wait', '--timeout', '120'], plain)
+  assert.is(contributed.code, 0, contributed.stderr)
+  assert.is(contributed.json.status, 'accepted')
+
+  // final and anchored on every host
+  for (const n of nodes) {
+    const v = await waitFor(async () => {
+      const r = await api<{ height: number, anchor: { txHash: string } | null, recordCount: number }>(n, `/v1/datanets/${datanetId}/versions/1`)
+      return r.status === 200 && r.body.anchor !== null ? r.body : undefined
+    }, { timeoutMs: 120_000, what: `version 1 anchored, as ${n.name} sees it` })
+    assert.ok(v.recordCount >= 2)
+  }
+
+  // every node announces its own address and, from the others' announcements (it was given
+  // only the seed), reaches them by theirs
+  for (const n of nodes) {
+    const info = await waitFor(async () => {
+      const body = (await api<{ addresses: string[], peers: Array<{ peerId: string, addresses: string[] }> }>(n, '/v1/node')).body
+      return body.peers.length >= nodes.length - 1 ? body : undefined
+    }, { timeoutMs: 30_000, what: `${n.name} connected to the ${nodes.length - 1} others` })
+    assert.ok(info.addresses.length > 0 && info.addresses.every(a => a.startsWith(`/ip4/${n.host}/`)), `${n.name} announces ${info.addresses.join(', ')}`)
+    for (const p of info.peers) {
+      for (const a of p.addresses) assert.ok(!a.includes('/127.') && !a.startsWith('/ip6/::1'), `${n.name} reaches ${p.peerId} over ${a}`)
+    }
+  }
+})
+
+test('the seed every node was given crashes: the others stay connected through what they announced, and go on', async () => {
+  const seed = nodes[0] as HostNode
+  const rest = nodes.slice(1)
+  await seed.daemon.kill()
+  const plain = nodes[4] as HostNode
+  const file = join(tmp.dir, 'after-the-seed.jsonl')
+  writeFileSync(file, '{"text":"written after the seed went down"}\n')
+  const contributed = await cli(['contribute', '--datanet', datanetId, file, '--wait', '--timeout', '120'], plain)
+  assert.is(contributed.code, 0, contributed.stderr)
+  assert.is(contributed.json.status, 'accepted')
+  for (const n of rest) {
+    await waitFor(async () => {
+      const r = await api<{ contributions: string[] }>(n, `/v1/datanets/${datanetId}/versions`)
+      const versions = r.body as unknown as Array<{ contributions: string[] }>
+      return versions.some(v => v.contributions.includes(String(contributed.json.cid))) || undefined
+    }, { timeoutMs: 120_000, what: `the contribution final as ${n.name} sees it, without the seed` })
+  }
+})
+
+test.run()
