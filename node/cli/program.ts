@@ -16,6 +16,9 @@ export function buildProgram (): Command {
   const program = new Command('datanet')
     .description('A peer-to-peer node for community datasets with open attribution')
     .version(VERSION)
+    // program options only before a subcommand: `model train --version 1` is the dataset
+    // version, not a request for the program's (which printed 0.1.0 and exited 0)
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: s => process.stderr.write(s) })

@@ -2,8 +2,9 @@
  * A datanet across separate hosts (issue 16 item 3): anvil, 4 validators and 1 plain node
  * each in a network namespace of its own, joined by one bridge, each node listening on and
  * announcing its own address. From nothing with `datanet` commands only (chain deploy,
- * node start, datanet create, datanet register, contribute): the datanet finalizes and
- * anchors, and no connection between nodes uses a loopback address. Then the seed every
+ * node start, datanet create, datanet register, contribute, model train, infer, claim,
+ * validator join): the datanet finalizes and anchors, a contributor is paid on chain, a
+ * node joins the set, and no connection between nodes uses a loopback address. Then the seed every
  * node was given crashes: on 3476a64 the others knew only it (announced peers were stored,
  * never dialled), so one crash partitioned the network; now they stay connected and go on.
  */
@@ -147,6 +148,22 @@ test('from nothing to a 5-host datanet that finalizes and anchors, with datanet 
   }
 })
 
+test('the walk goes on: a model on version 1, an inference paid on chain, the contributor claims its tally', async () => {
+  const plain = nodes[4] as HostNode
+  const trained = await cli(['model', 'train', '--datanet', datanetId, '--version', '1'], plain)
+  assert.is(trained.code, 0, trained.stderr)
+  const inferred = await cli(['infer', '--model', String(trained.json.id), '--datanet', datanetId, '--fee', '0.01eth', '--max-words', '12', 'carried from one host'], plain)
+  assert.is(inferred.code, 0, inferred.stderr)
+  // claimable once a version holding the event is anchored
+  const tally = await waitFor(async () => {
+    const r = await api<{ claimable: string }>(nodes[1] as HostNode, `/v1/datanets/${datanetId}/tallies/${plain.address}`)
+    return r.status === 200 && BigInt(r.body.claimable) > 0n ? r.body : undefined
+  }, { timeoutMs: 120_000, what: 'a claimable tally for the contributor' })
+  const claimed = await cli(['claim', '--datanet', datanetId], plain)
+  assert.is(claimed.code, 0, claimed.stderr)
+  assert.is(claimed.json.paid, tally.claimable)
+})
+
 test('the seed every node was given crashes: the others stay connected through what they announced, and go on', async () => {
   const seed = nodes[0] as HostNode
   const rest = nodes.slice(1)
@@ -164,6 +181,30 @@ test('the seed every node was given crashes: the others stay connected through w
       return versions.some(v => v.contributions.includes(String(contributed.json.cid))) || undefined
     }, { timeoutMs: 120_000, what: `the contribution final as ${n.name} sees it, without the seed` })
   }
+})
+
+test('with the seed still down, the plain node joins as a validator and the set it joins goes on', async () => {
+  const plain = nodes[4] as HostNode
+  const joined = await cli(['validator', 'join', '--datanet', datanetId, '--stake', '1'], plain)
+  assert.is(joined.code, 0, joined.stderr)
+  // the join takes effect after the next anchored version: give it one
+  const file = join(tmp.dir, 'after-the-join.jsonl')
+  writeFileSync(file, '{"text":"the fifth validator\'s first version"}\n')
+  const first = await cli(['contribute', '--datanet', datanetId, file, '--wait', '--timeout', '120'], plain)
+  assert.is(first.code, 0, first.stderr)
+  await waitFor(async () => {
+    const r = await api<{ validators: Array<{ address: string, status: string }> }>(nodes[1] as HostNode, `/v1/datanets/${datanetId}/validators`)
+    return r.body.validators.some(v => v.address.toLowerCase() === plain.address.toLowerCase() && v.status === 'active') || undefined
+  }, { timeoutMs: 120_000, what: 'the plain node active in the set' })
+  // five validators, one down: four of five stakes decide
+  const second = join(tmp.dir, 'under-five.jsonl')
+  writeFileSync(second, '{"text":"decided by four of five"}\n')
+  const contributed = await cli(['contribute', '--datanet', datanetId, second, '--wait', '--timeout', '120'], plain)
+  assert.is(contributed.code, 0, contributed.stderr)
+  await waitFor(async () => {
+    const versions = (await api<Array<{ contributions: string[], anchor: unknown }>>(nodes[1] as HostNode, `/v1/datanets/${datanetId}/versions`)).body
+    return versions.some(v => v.contributions.includes(String(contributed.json.cid)) && v.anchor !== null) || undefined
+  }, { timeoutMs: 120_000, what: 'the contribution final and anchored under the five' })
 })
 
 test.run()

@@ -67,6 +67,9 @@ const initNoPassword = cli(['init', '--data-dir', join(tmp.dir, 'no-password')])
 const initOk = cli(['init', '--data-dir', dataDir, '--password-file', passwordFile, '--json'])
 const startEmpty = cli(['node', 'start', '--data-dir', emptyDir, '--password-file', passwordFile])
 const statusUnreachable = cli(['status', '--api', 'http://127.0.0.1:1'])
+const programVersion = cli(['--version'])
+// a subcommand's --version is the dataset version (on 3476a64 the program's flag took it: 0.1.0, exit 0)
+const trainVersion = cli(['model', 'train', '--datanet', 'x', '--version', '1', '--api', 'http://127.0.0.1:1', '--token-file', passwordFile])
 // These need the initialised data directory.
 const afterInit = <T>(fn: () => Promise<T>): Promise<T> => initOk.then(fn)
 const initAgain = afterInit(() => cli(['init', '--data-dir', dataDir, '--password-file', passwordFile]))
@@ -78,7 +81,7 @@ const startNoPassword = afterInit(() => cli(['node', 'start', '--data-dir', data
 
 test.after(async () => {
   // every child has ended before the directory goes
-  await Promise.allSettled([help, unknownOption, initNoPassword, initOk, startEmpty, statusUnreachable, initAgain, startMissingConfig, startBadConfig, startNoPassword])
+  await Promise.allSettled([help, programVersion, trainVersion, unknownOption, initNoPassword, initOk, startEmpty, statusUnreachable, initAgain, startMissingConfig, startBadConfig, startNoPassword])
   tmp.remove()
 })
 
@@ -86,6 +89,16 @@ test('--help exits 0 and lists the commands', async () => {
   const r = await result(help, '--help')
   assert.is(r.status, 0, r.stderr)
   for (const cmd of ['init', 'node', 'status', 'devnet']) assert.match(r.stdout, new RegExp(`^\\s+${cmd}\\b`, 'm'))
+})
+
+test('--version is the program\'s before a subcommand and the subcommand\'s after it', async () => {
+  const r = await result(programVersion, '--version')
+  assert.is(r.status, 0, r.stderr)
+  assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/)
+  const t = await result(trainVersion, 'model train --version 1')
+  assert.is(t.stdout, '', 'not the program version')
+  assert.is(t.status, 1, t.stderr)
+  assert.match(assertOneErrorLine(t), /127\.0\.0\.1:1/)
 })
 
 test('an unknown option exits 2', async () => {
