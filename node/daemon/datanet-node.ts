@@ -30,6 +30,8 @@ import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
 import { AttributionService } from '../services/attribution.ts'
 import { TallyService } from '../services/tallies.ts'
+import { NodeEvents } from '../events.ts'
+import { eventRoutes } from '../api/routes/events.ts'
 import { InferenceService } from '../services/inferences.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
 import type { ContributionRule } from '../../src/contribution/rules/index.ts'
@@ -76,6 +78,8 @@ export class DatanetNode implements NodeView {
   consensus: ConsensusService | undefined
   chain: ChainService | undefined
   attribution: AttributionService | undefined
+  /** What happens in this node (node/events.ts): the services' wiring and `GET /v1/events`. */
+  readonly events: NodeEvents
   inferences: InferenceService | undefined
   private api: ApiServer | undefined
   private wallet: Wallet | undefined
@@ -88,6 +92,7 @@ export class DatanetNode implements NodeView {
     this.config = opts.config
     this.logger = opts.logger
     this.password = opts.password
+    this.events = new NodeEvents(opts.logger.child({ component: 'events' }))
     this.rules = opts.rules ?? []
     this.paths = dataDirPaths(opts.config.dataDir)
     this.lock = new DataDirLock(opts.config.dataDir)
@@ -204,6 +209,7 @@ export class DatanetNode implements NodeView {
       this.stopSteps.push(['announce', () => { announce.stop() }])
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
+      const events = this.events
       const fault = parseFault(process.env.DATANET_FAULT)
       const floodCount = faultNumber(process.env, 'DATANET_FAULT_FLOOD', 1)
       const floodBytes = faultNumber(process.env, 'DATANET_FAULT_FLOOD_BYTES', 0)
@@ -221,7 +227,8 @@ export class DatanetNode implements NodeView {
           wallet: this.wallet,
           peerId: this.peerId,
           logger: logger.child({ component: 'chain' }),
-          onChange: id => { this.consensus?.poke(id) }
+          onChange: datanet => { events.emit('chain', { datanet }) },
+          onAnchored: anchor => { events.emit('anchor', anchor) }
         })
         const started = chain
         this.stopSteps.push(['chain', async () => { await started.stop() }])
@@ -232,7 +239,6 @@ export class DatanetNode implements NodeView {
       const chainService = chain
       // one answer to "which validator set at height h" for consensus, verdicts and the API
       const sets = new ValidatorSets(chain)
-      // consensus and verdicts both rewrite contribution entries: one lock per contribution
       const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
       this.attribution = attribution
       const inferences = new InferenceService({
@@ -244,17 +250,18 @@ export class DatanetNode implements NodeView {
         wallet: this.wallet,
         binding,
         logger: logger.child({ component: 'inferences' }),
-        onPending: id => { this.consensus?.poke(id) },
+        onPending: (datanet, e) => {
+          events.emit('inference', { datanet, cid: e.cid, model: e.model, fee: e.fee })
+          events.emit('work', { datanet })
+        },
         fault
       })
       this.inferences = inferences
       this.stopSteps.push(['inferences', () => { inferences.stop() }])
       const verdicts = new VerdictService({
         db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), sets,
-        onDecided: entry => {
-          this.consensus?.poke(entry.datanet)
-          if (entry.status === 'rejected') void this.contributions?.release(entry).catch(err => { logger.warn({ err, contribution: entry.cid }, 'cannot release the records of a rejected contribution') })
-        }
+        onDecided: entry => { events.emit('decided', { datanet: entry.datanet, cid: entry.cid, status: entry.status === 'rejected' ? 'rejected' : 'accepted', score: entry.score }) },
+        onVerdict: (datanet, v) => { events.emit('verdict', { datanet, contribution: v.contribution, validator: v.validator, accept: v.accept, score: v.score }) }
       })
       this.verdicts = verdicts
       verdicts.start()
@@ -267,23 +274,14 @@ export class DatanetNode implements NodeView {
         wallet: this.wallet,
         binding,
         logger: logger.child({ component: 'consensus' }),
-       
         inferences,
-        onEvidence: id => {
-          const d = this.datanets?.get(id)
-          if (d !== undefined) void chainService?.submitEvidence(d)
-        },
+        onEvidence: datanet => { events.emit('evidence', { datanet }) },
         fault,
         floodCount,
         floodBytes,
         verdicts,
         sets,
-        onFinal: entry => {
-          const d = this.datanets?.get(entry.datanet)
-          if (d === undefined) return
-          void attribution.onFinal(d)
-          chain?.onFinal(d, entry)
-        }
+        onFinal: entry => { events.emit('final', entry) }
       })
       this.versionSource.serve = async request => await consensus.serve(request)
       this.consensus = consensus
@@ -314,12 +312,35 @@ export class DatanetNode implements NodeView {
         binding,
         rules: this.rules,
         maxMessageBytes: config.p2p.maxMessageBytes,
-       
+        onStored: entry => {
+          events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
+        },
         // coverage tokenizes every record: only a node that judges pays for it
         covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
         logger: logger.child({ component: 'contributions' })
       })
       this.contributions = contributions
+      // who reacts to what, in one place (node/events.ts)
+      const poke = ({ datanet }: { datanet: string }): void => { consensus.poke(datanet) }
+      events.on('chain', poke)
+      events.on('work', poke)
+      events.on('decided', e => {
+        poke(e)
+        if (e.status !== 'rejected') return
+        void db.contributions.get(e.cid).then(async entry => { if (entry !== undefined) await contributions?.release(entry) })
+          .catch((err: unknown) => { logger.warn({ err, contribution: e.cid }, 'cannot release the records of a rejected contribution') })
+      })
+      events.on('evidence', ({ datanet }) => {
+        const d = datanets.get(datanet)
+        if (d !== undefined) void chainService?.submitEvidence(d)
+      })
+      events.on('final', entry => {
+        events.emit('version', { datanet: entry.datanet, height: entry.height, cid: entry.cid, recordCount: entry.recordCount, datasetRoot: entry.datasetRoot, attributionRoot: entry.attributionRoot, contributions: entry.contributions.length })
+        const d = datanets.get(entry.datanet)
+        if (d === undefined) return
+        void attribution.onFinal(d)
+        chainService?.onFinal(d, entry)
+      })
       await contributions.start()
       this.stopSteps.push(['contributions', () => { contributions?.stop() }])
       await datanets.start()
@@ -338,7 +359,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, chain }), evidenceRoutes({ db, datanets })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, chain }), evidenceRoutes({ db, datanets }), eventRoutes({ events })]
       })
       const api = this.api
       const url = await api.start()

@@ -26,6 +26,8 @@ export interface ChainServiceOptions {
   logger: Logger
   /** The chain changed what a datanet's consensus may do (a set was fixed, an anchor landed). */
   onChange: (datanetId: string) => void
+  /** A version's anchor found on chain and written into it. */
+  onAnchored?: (anchor: { datanet: string, height: number, txHash: string, block: number }) => void
 }
 
 export const ChainServiceErrorCode = {
@@ -277,6 +279,7 @@ export class ChainService {
       if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
       await this.opts.db.versions.put(key, { ...entry, anchor: { txHash: a.txHash, block: a.block } })
       this.log.info({ datanet: d.id, height: a.height, txHash: a.txHash, block: a.block }, 'version anchored')
+      this.opts.onAnchored?.({ datanet: d.id, height: a.height, txHash: a.txHash, block: a.block })
     }
   }
 

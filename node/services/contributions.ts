@@ -111,6 +111,8 @@ export interface ContributionServiceOptions {
   shardFetch?: Partial<ShardFetchOptions>
   logger: Logger
   onGossip?: (result: string) => void
+  /** A contribution stored here for the first time. */
+  onStored?: (entry: ContributionEntry) => void
   /** Which records the datanet's final versions already mostly hold (AttributionService.covered); absent: none. */
   covered?: (d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>
 }
@@ -470,7 +472,9 @@ export class ContributionService {
       ...(claims === undefined ? {} : { claims })
     }
     const { before } = await this.opts.db.contributions.update(entry.cid, existing => existing ?? entry)
-    return before === undefined ? { entry, created: true } : { entry: before, created: false }
+    if (before !== undefined) return { entry: before, created: false }
+    this.opts.onStored?.(entry)
+    return { entry, created: true }
   }
 
   // ---- gossip --------------------------------------------------------------------------

@@ -82,7 +82,8 @@ export interface InferenceServiceOptions {
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
   /** A verified event waits for the next version. */
-  onPending: (datanet: string) => void
+  /** An event verified and stored here, waiting for a version to include it. */
+  onPending: (datanet: string, entry: InferenceEntry) => void
   /** `twin-inference` gossips a second signature over each own event first (DATANET_FAULT). */
   fault?: Fault
 }
@@ -368,7 +369,7 @@ export class InferenceService {
     } finally {
       this.storing.delete(entry.cid)
     }
-    this.opts.onPending(d.id)
+    this.opts.onPending(d.id, entry)
     return { entry, result }
   }
 

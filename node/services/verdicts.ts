@@ -21,6 +21,8 @@ export interface VerdictServiceOptions {
   rules: readonly ContributionRule[]
   logger: Logger
   onDecided?: (entry: ContributionEntry) => void
+  /** A verdict stored here (received or this node's own), with its datanet. */
+  onVerdict?: (datanet: string, verdict: VerdictEntry) => void
   /** Per-contribution lock shared with consensus, which marks entries with their version. */
   /** How often own verdicts on contributions no version includes yet are gossiped again. */
   regossipMs?: number
@@ -159,6 +161,7 @@ export class VerdictService {
       bytes: toHex(bytes)
     }
     await this.opts.db.verdicts.put(`${entry.contribution}/${v.validator}`, entry)
+    this.opts.onVerdict?.(v.datanet, entry)
   }
 
   /** Applies the quorum rule to a contribution's verdicts and records a decision once. */

@@ -42,6 +42,24 @@ async function cli (args: string[], node?: HostNode): Promise<CliResult & { json
   return { ...r, json }
 }
 
+/** The event types a server-sent event stream delivers, as they come. */
+function collectEvents (body: ReadableStream<Uint8Array>): { types: Set<string>, stop: () => void } {
+  const types = new Set<string>()
+  const reader = body.getReader()
+  const decoder = new TextDecoder()
+  void (async () => {
+    let text = ''
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
+      if (done === true) return
+      text += decoder.decode(value, { stream: true })
+      for (const m of text.matchAll(/^event: (\w+)$/gm)) types.add(m[1] as string)
+      text = text.slice(text.lastIndexOf('\n') + 1)
+    }
+  })()
+  return { types, stop: () => { void reader.cancel().catch(() => {}) } }
+}
+
 async function api<T> (node: HostNode, path: string): Promise<{ status: number, body: T }> {
   const res = await fetch(`${node.daemon.apiUrl}${path}`, { signal: AbortSignal.timeout(10_000) })
   return { status: res.status, body: await res.json() as T }
@@ -119,6 +137,10 @@ test('from nothing to a 5-host datanet that finalizes and anchors, with datanet 
   assert.is(registered.code, 0, registered.stderr)
 
   const plain = nodes[4] as HostNode
+  // what the node streams to the explorer and to scripts while it happens
+  const stream = await fetch(`${plain.daemon.apiUrl}/v1/events?datanet=${datanetId}`)
+  assert.is(stream.status, 200)
+  const seen = collectEvents(stream.body as ReadableStream<Uint8Array>)
   const file = join(tmp.dir, 'records.jsonl')
   writeFileSync(file, ['{"text":"carried from one host to four others"}', '{"text":"over a bridge, never over loopback"}'].join('\n') + '\n')
   const contributed = await cli(['contribute', '--datanet', datanetId, file, '--wait', '--timeout', '120'], plain)
@@ -133,6 +155,9 @@ test('from nothing to a 5-host datanet that finalizes and anchors, with datanet 
     }, { timeoutMs: 120_000, what: `version 1 anchored, as ${n.name} sees it` })
     assert.ok(v.recordCount >= 2)
   }
+
+  await waitFor(() => ['contribution', 'verdict', 'decided', 'version', 'anchor'].every(t => seen.types.has(t)) || undefined, { timeoutMs: 30_000, what: `contribution, verdict, decided, version and anchor events (seen: ${[...seen.types].join(', ')})` })
+  seen.stop()
 
   // every node announces its own address and, from the others' announcements (it was given
   // only the seed), reaches them by theirs
