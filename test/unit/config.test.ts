@@ -72,6 +72,16 @@ test("the preset 'devnet' resolves to config/devnet.json and layers over the def
   assert.is(config.api.bodyLimitBytes, 1073741824)
 })
 
+test('the chain presets: confirmations and polling for a chain with 2 s and with 12 s blocks, the rest default', () => {
+  const fast = loadConfig({ file: 'chain-2s', env: {} })
+  assert.equal([fast.chain.confirmations, fast.chain.pollIntervalMs], [6, 1000])
+  const slow = loadConfig({ file: 'chain-12s', env: {} })
+  assert.equal([slow.chain.confirmations, slow.chain.pollIntervalMs], [3, 4000])
+  assert.is(slow.p2p.port, 7400)
+  // the RPC and the registry are the operator's: flags or the environment
+  assert.is(loadConfig({ file: 'chain-12s', env: { DATANET_CHAIN_RPC_URL: 'https://rpc.example/' } }).chain.rpcUrl, 'https://rpc.example/')
+})
+
 test('an unknown preset name, or a missing path, is a usage error naming it', () => {
   const e1 = configError(() => loadConfig({ file: 'no-such-preset', env: {} }))
   assert.ok(e1.message.includes('no-such-preset'))
