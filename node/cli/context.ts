@@ -1,4 +1,6 @@
 import type { Command } from 'commander'
+import type { Wallet } from 'ethers'
+import { decryptKeystore } from '../../src/storage/keystore.ts'
 import { existsSync, readFileSync } from 'node:fs'
 import { DatanetError } from '../../src/errors.ts'
 import { dataDirPaths, readApiToken } from '../../src/storage/data-dir.ts'
@@ -81,3 +83,16 @@ export function withGlobalOptions (cmd: Command): Command {
     .option('--data-dir <dir>', 'the data directory (default: ~/.datanet)')
 }
 
+
+/** An Ethereum key from a v3 JSON keystore file, its password from `passwordFile` or DATANET_PASSWORD. */
+export async function readKeyFile (file: string, passwordFile: string | undefined, what = '--key-file'): Promise<Wallet> {
+  const password = readPassword(passwordFile)
+  if (password === undefined) throw usageError(`${what} needs its password: --key-password-file FILE or DATANET_PASSWORD`)
+  let json: string
+  try {
+    json = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw usageError(`${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  return await decryptKeystore(json, password)
+}

@@ -82,8 +82,11 @@ export interface ProposalPorts {
   inDataset: (hashes: readonly Uint8Array[]) => Promise<boolean[]>
 }
 
-/** The parent's tree extended by the contributions' new records (duplicates skipped). */
-export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[], ports: ProposalPorts): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
+/**
+ * The parent's tree extended by the contributions' new records (duplicates skipped).
+ * `onNode` sees each inner node the appends complete (what finalization stores for proofs).
+ */
+export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[], ports: ProposalPorts, onNode?: (level: number, index: number, node: Uint8Array) => void): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
   const tree = parent.clone()
   const seen = new Set<string>()
   const added: Uint8Array[] = []
@@ -94,7 +97,7 @@ export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[
       const key = Buffer.from(h).toString('latin1')
       if (known[i] === true || seen.has(key)) return
       seen.add(key)
-      tree.append(h)
+      tree.append(h, onNode)
       added.push(h)
     })
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { PUBLIC_EVENTS, type NodeEventName, type NodeEvents } from '../../events.ts'
-import { parseRequest } from '../errors.ts'
+import { badRequest, parseRequest } from '../errors.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -29,9 +29,7 @@ export function eventRoutes ({ events, heartbeatMs = 15_000 }: EventRoutesDeps):
         const query = parseRequest(eventsQuery, request.query, 'query')
         const types = query.types === undefined ? PUBLIC_EVENTS : query.types.split(',').map(t => t.trim())
         const unknown = types.filter(t => !PUBLIC_EVENTS.includes(t as NodeEventName))
-        if (unknown.length > 0) {
-          return await reply.code(400).send({ error: { code: 'API_ERROR_BAD_REQUEST', message: `query: types: unknown ${unknown.join(', ')} (known: ${PUBLIC_EVENTS.join(', ')})` } })
-        }
+        if (unknown.length > 0) throw badRequest(`query: types: unknown ${unknown.join(', ')} (known: ${PUBLIC_EVENTS.join(', ')})`)
         reply.hijack()
         const raw = reply.raw
         raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })

@@ -6,12 +6,11 @@ import { datanetDigest, encodeManifest, parseManifest, type Manifest } from '../
 import { ChainErrorCode, RegistryClient, registryArtifact, revertOf, waitForReceipt, type SentTx } from '../../../src/chain/registry-client.ts'
 import { DatanetError } from '../../../src/errors.ts'
 import { dataDirPaths } from '../../../src/storage/data-dir.ts'
-import { decryptKeystore } from '../../../src/storage/keystore.ts'
 import { loadConfig } from '../../config/load.ts'
 import { DEFAULT_REGISTRY_PARAMS, registryParams } from '../../devnet/chain-setup.ts'
 import { parseAmount } from '../amount.ts'
 import { ApiClient } from '../client.ts'
-import { readPassword, resolveApiUrl, resolveDataDir, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
+import { readKeyFile, resolveApiUrl, resolveDataDir, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print } from '../output.ts'
 
 /** Options of the commands that send transactions from this machine (not through a node). */
@@ -55,16 +54,8 @@ function rpcOf (opts: ChainOptions): string {
 }
 
 async function signerOf (opts: ChainOptions): Promise<Wallet> {
-  const file = opts.keyFile ?? dataDirPaths(resolveDataDir(opts.dataDir)).keystore
-  let json: string
-  try {
-    json = readFileSync(file, 'utf8')
-  } catch (err) {
-    throw usageError(`${opts.keyFile === undefined ? 'the data directory\'s keystore' : '--key-file'} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}${opts.keyFile === undefined ? ' (run datanet init, or pass --key-file)' : ''}`)
-  }
-  const password = readPassword(opts.keyPasswordFile)
-  if (password === undefined) throw usageError('the key\'s password: --key-password-file FILE or DATANET_PASSWORD')
-  return await decryptKeystore(json, password)
+  if (opts.keyFile !== undefined) return await readKeyFile(opts.keyFile, opts.keyPasswordFile)
+  return await readKeyFile(dataDirPaths(resolveDataDir(opts.dataDir)).keystore, opts.keyPasswordFile, 'the data directory\'s keystore (run datanet init, or pass --key-file)')
 }
 
 /** The chain the RPC serves (its id), or a clear error when it cannot be reached. */

@@ -1,4 +1,4 @@
-import { createReadStream, readFileSync, statSync } from 'node:fs'
+import { createReadStream, statSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { Command, Option } from 'commander'
@@ -8,8 +8,7 @@ import { DatanetError } from '../../../src/errors.ts'
 import { ApiClient } from '../client.ts'
 import { CliErrorCode, resolveApiUrl, resolveToken, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print, table } from '../output.ts'
-import { readPassword } from '../context.ts'
-import { decryptKeystore } from '../../../src/storage/keystore.ts'
+import { readKeyFile } from '../context.ts'
 import type { Wallet } from 'ethers'
 import type { ContributeResult, ContributionView, DraftResult } from '../../services/contributions.ts'
 
@@ -114,17 +113,7 @@ export function registerContributeCommand (program: Command): void {
       const timeoutMs = Number(opts.timeout) * 1000
       if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`--timeout: expected seconds, got "${opts.timeout}"`)
       let signer: Wallet | undefined
-      if (opts.keyFile !== undefined) {
-        const password = readPassword(opts.keyPasswordFile)
-        if (password === undefined) throw usageError('--key-file needs its password: --key-password-file FILE or DATANET_PASSWORD')
-        let json: string
-        try {
-          json = readFileSync(opts.keyFile, 'utf8')
-        } catch (err) {
-          throw usageError(`--key-file ${opts.keyFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
-        }
-        signer = await decryptKeystore(json, password)
-      }
+      if (opts.keyFile !== undefined) signer = await readKeyFile(opts.keyFile, opts.keyPasswordFile)
       const results: Array<ContributeResult & { file: string }> = []
       for (const file of files) {
         const result = { ...(await upload(api, token, opts.datanet, file, opts, signer)), file }

@@ -233,7 +233,9 @@ export class DatanetVersions {
     const { db, helia } = this.opts
     const crash = this.opts.crashPoint ?? (() => {})
     const v = value.version
-    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports)
+    // the inner nodes the new leaves complete, so a proof reads O(log n) nodes (src/merkle proofFromNodes)
+    const nodes: Array<[number, number, Uint8Array]> = []
+    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports, (level, index, node) => { nodes.push([level, index, node]) })
     const events = await this.includedEvents(v)
     if (typeof events === 'string') throw new Error(`final version ${v.height}: ${events}`)
     const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
@@ -262,14 +264,11 @@ export class DatanetVersions {
       anchor: null
     }
     const ops: BatchOp[] = []
-    // the inner nodes the new leaves complete, so a proof reads O(log n) nodes (src/merkle proofFromNodes)
-    const tree = this.parentTree()
-    const onNode = (level: number, index: number, node: Uint8Array): void => { ops.push(db.treeNodes.putOp(treeNodeKey(this.digest, level, index), node)) }
     built.added.forEach((h, i) => {
       ops.push(db.dataset.putOp(concatBytes(this.digest, h), start + i))
       ops.push(db.leaves.putOp(concatBytes(this.digest, heightKey(start + i)), h))
-      tree.append(h, onNode)
     })
+    for (const [level, index, node] of nodes) ops.push(db.treeNodes.putOp(treeNodeKey(this.digest, level, index), node))
     ops.push(db.tallies.putOp(heightKeyOf(this.d.id, v.height), talliesToJSON(tallies)))
     ops.push(db.versions.putOp(heightKeyOf(this.d.id, v.height), entry))
     const eventCids = v.inferences.map(c => c.toString())
