@@ -1,6 +1,6 @@
 /**
  * Runs every test and ends with one line "N passed, N failed" computed from the run:
- * the type check and the purity rule (one check each), uvu unit tests in one process,
+ * the type check, the purity rule and the one-writer rule (one check each), uvu unit tests in one process,
  * and each integration test file in a process of its own with a deadline, so a hung
  * test fails instead of hanging CI. Usage: node scripts/run-tests.ts [kind...]
  */
@@ -91,6 +91,7 @@ const outcomes: Outcome[] = []
 
 if (want('typecheck')) outcomes.push(await check('typecheck', [process.execPath, join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit'], 300_000))
 if (want('purity')) outcomes.push(await check('purity', [process.execPath, ...process.execArgv, join(root, 'scripts/check-purity.ts')], 60_000))
+if (want('writers')) outcomes.push(await check('writers', [process.execPath, ...process.execArgv, join(root, 'scripts/check-writers.ts')], 60_000))
 for (const kind of ['unit', 'sim']) {
   if (want(kind) && testFiles(`test/${kind}`).length > 0) {
     process.stdout.write(`\n== ${kind}\n`)

@@ -21,7 +21,7 @@ import { DatanetService } from '../services/datanets.ts'
 import { ContributionService } from '../services/contributions.ts'
 import { VerdictService } from '../services/verdicts.ts'
 import { ConsensusService } from '../services/consensus/index.ts'
-import { faultNumber, parseFault } from '../services/faults.ts'
+import type { FaultOptions } from '../services/faults.ts'
 import { ValidatorSets } from '../services/validator-sets.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
@@ -46,6 +46,8 @@ export interface DatanetNodeOptions {
   logger: Logger
   /** Custom contribution rules for the datanets this node validates (DESIGN §4 flow 2). */
   rules?: ContributionRule[]
+  /** Byzantine behaviour to inject (tests and drills only; none by default). */
+  faults?: FaultOptions
 }
 
 const NodeErrorCode = {
@@ -64,6 +66,7 @@ export class DatanetNode implements NodeView {
   readonly config: Readonly<NodeConfig>
   private readonly logger: Logger
   private readonly password: string | undefined
+  private readonly faults: FaultOptions
   private readonly paths: ReturnType<typeof dataDirPaths>
   private readonly lock: DataDirLock
   private readonly registry = new Registry()
@@ -92,6 +95,7 @@ export class DatanetNode implements NodeView {
     this.config = opts.config
     this.logger = opts.logger
     this.password = opts.password
+    this.faults = opts.faults ?? {}
     this.events = new NodeEvents(opts.logger.child({ component: 'events' }))
     this.rules = opts.rules ?? []
     this.paths = dataDirPaths(opts.config.dataDir)
@@ -210,9 +214,7 @@ export class DatanetNode implements NodeView {
 
       const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
       const events = this.events
-      const fault = parseFault(process.env.DATANET_FAULT)
-      const floodCount = faultNumber(process.env, 'DATANET_FAULT_FLOOD', 1)
-      const floodBytes = faultNumber(process.env, 'DATANET_FAULT_FLOOD_BYTES', 0)
+      const { fault, floodCount, floodBytes } = this.faults
       let chain: ChainService | undefined
       if (config.chain.rpcUrl !== null) {
         if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')

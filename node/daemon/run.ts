@@ -2,10 +2,12 @@ import { describeError, exitCodeOf } from '../../src/errors.ts'
 import { loadConfig, type ConfigSources } from '../config/load.ts'
 import { createLogger } from '../logger.ts'
 import { DatanetNode } from './datanet-node.ts'
+import type { FaultOptions } from '../services/faults.ts'
 
 export interface RunDaemonOptions {
   config: ConfigSources
   password: string | undefined
+  faults?: FaultOptions
 }
 
 /**
@@ -15,7 +17,7 @@ export interface RunDaemonOptions {
 export async function runDaemon (opts: RunDaemonOptions): Promise<number> {
   const config = loadConfig(opts.config)
   const logger = createLogger({ level: config.log.level, format: config.log.format })
-  const node = new DatanetNode({ config, password: opts.password, logger })
+  const node = new DatanetNode({ config, password: opts.password, logger, faults: opts.faults ?? {} })
 
   let stopping: Promise<void> | undefined
   let resolveDone: (code: number) => void = () => {}

@@ -3,11 +3,11 @@ import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { attributionParamsFromManifest, type AttributionParams } from '../../src/attribution/params.ts'
 import type { AttributionResult, CorpusIndex, IndexRecord } from '../../src/attribution/index.ts'
-import { concatBytes, fromHex } from '../../src/codec/hash.ts'
+import { fromHex } from '../../src/codec/hash.ts'
 import { recordText } from '../../src/datanet/record-text.ts'
 import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
 import { splitShard } from '../../src/datanet/shard.ts'
-import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
+import { type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import { getBlock } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Helia } from '@helia/interface'
@@ -31,7 +31,7 @@ export async function versionRecords (db: StateDatabase, helia: Helia, d: Follow
     const contributor = (c.contribution as { contributor: string }).contributor
     for (const s of c.contribution.shards as string[]) {
       const records = splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))
-      const positions = await db.dataset.getMany(records.map(r => concatBytes(digest, r.hash)))
+      const positions = await db.dataset.positionsOf(digest, records.map(r => r.hash))
       records.forEach((r, i) => {
         const at = positions[i]
         if (at === undefined || at < previousCount || at >= entry.recordCount) return
@@ -108,7 +108,7 @@ export class AttributionService {
 
   /** Extends the index with every final version it lacks (after a restart, or a version just final). */
   private async catchUp (d: FollowedDatanet, state: DatanetIndexes): Promise<void> {
-    const versions = await this.opts.db.versionsOf(d.id)
+    const versions = await this.opts.db.versions.of(d.id)
     for (const entry of versions) {
       if (entry.height < state.byHeight.length) continue
       if (entry.height !== state.byHeight.length) break
@@ -130,7 +130,7 @@ export class AttributionService {
       }
     }
     if (index === undefined) {
-      const prevCount = (await this.opts.db.versions.get(heightKeyOf(d.id, entry.height - 1)))?.recordCount ?? 0
+      const prevCount = (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
       const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
       if (records.length === 0) {
         index = previous

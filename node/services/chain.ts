@@ -9,7 +9,7 @@ import { headerOfStored, type SignedVote } from '../../src/consensus/version.ts'
 import { stakeOf, type ValidatorSet } from '../../src/datanet/manifest.ts'
 import { DatanetError } from '../../src/errors.ts'
 import { levelFollowerStore } from '../../src/storage/chain-store.ts'
-import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
+import { type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Logger } from '../logger.ts'
 
@@ -274,10 +274,9 @@ export class ChainService {
     const state = this.state(d)
     if (state === undefined) return
     for (const a of state.anchors) {
-      const key = heightKeyOf(d.id, a.height)
-      const entry = await this.opts.db.versions.get(key)
+      const entry = await this.opts.db.versions.at(d.id, a.height)
       if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
-      await this.opts.db.versions.put(key, { ...entry, anchor: { txHash: a.txHash, block: a.block } })
+      await this.opts.db.anchors.put(d.id, a.height, { txHash: a.txHash, block: a.block })
       this.log.info({ datanet: d.id, height: a.height, txHash: a.txHash, block: a.block }, 'version anchored')
       this.opts.onAnchored?.({ datanet: d.id, height: a.height, txHash: a.txHash, block: a.block })
     }
@@ -304,7 +303,7 @@ export class ChainService {
   private async resumeAnchors (d: FollowedDatanet): Promise<void> {
     if (this.mismatch(d) !== undefined) return
     const last = this.state(d) === undefined ? 0 : (lastAnchor(this.state(d) as DatanetChainState)?.height ?? 0)
-    for (const entry of await this.opts.db.versionsOf(d.id)) {
+    for (const entry of await this.opts.db.versions.of(d.id)) {
       if (entry.height > last && entry.height % this.anchorInterval(d) === 0) void this.anchor(d, entry)
     }
     await this.recordAnchors(d)
@@ -387,7 +386,7 @@ export class ChainService {
     if (this.submittingEvidence || !this.running) return
     this.submittingEvidence = true
     try {
-      for await (const [key, value] of this.opts.db.evidence.entries({ gte: `${d.id}/`, lt: `${d.id}/\uffff` })) {
+      for (const value of await this.opts.db.evidence.of(d.id)) {
         if (value.submitted !== undefined) continue
         const first = value.first as SignedVote | undefined
         const second = value.second as SignedVote | undefined
@@ -395,18 +394,18 @@ export class ChainService {
         const validator = first.vote.validator.toLowerCase()
         const info = this.state(d)?.validators.get(validator)
         if (info === undefined || info.status === 'slashed' || info.stake === 0n) {
-          await this.opts.db.evidence.put(key, { ...value, submitted: 'not slashable' })
+          await this.opts.db.evidence.markSubmitted(value, 'not slashable')
           continue
         }
         try {
           const tx = await this.client?.send('slash', slashArgs({ datanetId: d.digest, first, second })) as SentTx
           this.log.warn({ datanet: d.id, validator, txHash: tx.txHash }, 'equivocation evidence submitted: validator slashed')
-          await this.opts.db.evidence.put(key, { ...value, submitted: tx.txHash })
+          await this.opts.db.evidence.markSubmitted(value, tx.txHash)
         } catch (err) {
           const name = revertName(err)
           if (name !== undefined) {
             this.log.info({ datanet: d.id, validator, revert: name }, 'evidence not taken (already slashed?)')
-            await this.opts.db.evidence.put(key, { ...value, submitted: name })
+            await this.opts.db.evidence.markSubmitted(value, name)
           } else {
             this.log.warn({ datanet: d.id, validator, err: (err as Error).message }, 'evidence not sent yet; will retry')
           }

@@ -658,7 +658,7 @@ export class ContributionService {
     if (entry === undefined || (datanetId !== undefined && entry.datanet !== datanetId)) {
       throw new DatanetError({ code: ContributionErrorCode.NOT_FOUND }, `contribution ${cidText} is not known to this node`, 'not_found')
     }
-    const verdicts = (await this.opts.db.verdictsOf(entry.cid)).map(({ bytes: _b, contribution: _c, ...v }) => v)
+    const verdicts = (await this.opts.db.verdicts.of(entry.cid)).map(({ bytes: _b, contribution: _c, ...v }) => v)
     const c = entry.contribution as { contributor: string, recordCount: number, byteSize: number, shards: string[], recordsRoot: string }
     return {
       cid: entry.cid,

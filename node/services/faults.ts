@@ -20,6 +20,20 @@ export function parseFault (value: string | undefined): Fault | undefined {
   return fault
 }
 
+/** The faults a node runs with (none by default): read from the environment at the CLI, passed in from there. */
+export interface FaultOptions {
+  fault?: Fault | undefined
+  /** proposal-flood: proposals per round. */
+  floodCount?: number | undefined
+  /** proposal-flood: padding bytes per proposal. */
+  floodBytes?: number | undefined
+}
+
+/** DATANET_FAULT, DATANET_FAULT_FLOOD and DATANET_FAULT_FLOOD_BYTES, checked. */
+export function faultsFromEnv (env: NodeJS.ProcessEnv): FaultOptions {
+  return { fault: parseFault(env.DATANET_FAULT), floodCount: faultNumber(env, 'DATANET_FAULT_FLOOD', 1), floodBytes: faultNumber(env, 'DATANET_FAULT_FLOOD_BYTES', 0) }
+}
+
 /** A number of a fault (DATANET_FAULT_FLOOD, DATANET_FAULT_FLOOD_BYTES): an integer >= `min`. */
 export function faultNumber (env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
   const value = env[name]

@@ -17,7 +17,7 @@ import { decodeModel, encodeModel, generate, trainNgram, type NgramModel } from 
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
-import { heightKeyOf, type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
+import { type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin } from './blocks.ts'
 import { versionRecords, type AttributionService } from './attribution.ts'
 import type { ChainService } from './chain.ts'
@@ -162,12 +162,13 @@ export class InferenceService {
   async train (d: FollowedDatanet, height: number): Promise<ModelEntry> {
     const texts: string[] = []
     let previous = 0
-    for (const entry of await this.opts.db.versionsOf(d.id)) {
+    const versions = await this.opts.db.versions.of(d.id)
+    for (const entry of versions) {
       if (entry.height > height) break
       for (const r of await versionRecords(this.opts.db, this.opts.helia, d, entry, previous)) texts.push(r.text)
       previous = entry.recordCount
     }
-    if (previous === 0 || (await this.opts.db.versionsOf(d.id)).every(v => v.height !== height)) {
+    if (previous === 0 || versions.every(v => v.height !== height)) {
       throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version ${height} with records here`, 'not_found')
     }
     const model = trainNgram(texts)
@@ -182,7 +183,7 @@ export class InferenceService {
   async register (d: FollowedDatanet, m: { version: number, kind: string, artifact: string }): Promise<ModelEntry> {
     let artifact: CID
     try { artifact = CID.parse(m.artifact) } catch { throw fail(InferenceErrorCode.BAD_REQUEST, `artifact: not a CID: ${m.artifact}`) }
-    if ((await this.opts.db.versions.get(heightKeyOf(d.id, m.version))) === undefined) {
+    if ((await this.opts.db.versions.at(d.id, m.version)) === undefined) {
       throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version ${m.version}`, 'not_found')
     }
     const record = await signModelRecord(this.opts.wallet, this.opts.binding, { datanet: d.id, version: m.version, kind: m.kind, artifact: artifact.toString(), operator: this.opts.wallet.address, createdAt: Date.now() })
@@ -191,13 +192,13 @@ export class InferenceService {
     await this.opts.helia.blockstore.put(cid, bytes)
     await pin(this.opts.helia, cid)
     const entry = this.modelEntry(cid.toString(), record)
-    await this.opts.db.models.put(entry.id, entry)
+    await this.opts.db.models.put(entry)
     await this.opts.router.publish(topics.models(d.id), bytes).catch(() => 0)
     return entry
   }
 
   async listModels (d: FollowedDatanet): Promise<ModelEntry[]> {
-    return (await this.opts.db.models.values()).filter(m => m.datanet === d.id).sort((a, b) => a.createdAt - b.createdAt)
+    return await this.opts.db.models.of(d.id)
   }
 
   private modelEntry (id: string, r: ModelRecord): ModelEntry {
@@ -224,7 +225,7 @@ export class InferenceService {
     if (record.datanet !== d.id) throw fail(InferenceErrorCode.UNKNOWN_MODEL, `model ${cid.toString()} is for another datanet`)
     if (modelSigner(record, this.opts.binding) !== record.operator) throw fail(InferenceErrorCode.BAD_SIGNATURE, `model ${cid.toString()} is not signed by its operator`)
     const entry = this.modelEntry(cid.toString(), record)
-    await this.opts.db.models.put(entry.id, entry)
+    await this.opts.db.models.put(entry)
     return entry
   }
 

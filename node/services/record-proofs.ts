@@ -1,8 +1,7 @@
-import { concatBytes, fromHex, toHex } from '../../src/codec/hash.ts'
+import { fromHex, toHex } from '../../src/codec/hash.ts'
 import { DatanetError } from '../../src/errors.ts'
 import { leafHash, merkleProof, proofFromNodes, proofNodeRefs, verifyProof, type NodeRef } from '../../src/merkle/tree.ts'
-import { heightKey } from '../../src/storage/repository.ts'
-import { heightKeyOf, treeNodeKey, type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
+import { type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 
 /** A record's inclusion proof against a version's dataset root (GET /v1/datanets/:id/records/:hash/proof). */
 export interface RecordProof {
@@ -34,11 +33,11 @@ export async function recordProof (db: StateDatabase, datanet: string, digestHex
     throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `not a record hash (32 bytes of hex): ${recordHash}`, 'usage')
   }
   const digest = fromHex(digestHex, 32)
-  const position = await db.dataset.get(concatBytes(digest, hash))
+  const position = await db.dataset.positionOf(digest, hash)
   if (position === undefined) throw notFound(`record ${recordHash} is in no final version of datanet ${datanet}`)
   const version: VersionEntry | undefined = height === undefined
-    ? (await db.versionsOf(datanet, { reverse: true, limit: 1 }))[0]
-    : await db.versions.get(heightKeyOf(datanet, height))
+    ? await db.versions.latest(datanet)
+    : await db.versions.at(datanet, height)
   if (version === undefined) throw notFound(`datanet ${datanet} has no version ${height ?? ''}`.trim())
   if (position >= version.recordCount) throw notFound(`record ${recordHash} was included after version ${version.height}`)
   const proof = await fromNodes(db, digest, position, version.recordCount) ?? await fromLeaves(db, digest, position, version.recordCount)
@@ -52,8 +51,8 @@ async function fromNodes (db: StateDatabase, digest: Uint8Array, position: numbe
   const leaves = refs.filter(([level]) => level === 0)
   const inner = refs.filter(([level]) => level > 0)
   const [leafHashes, innerNodes] = await Promise.all([
-    db.leaves.getMany(leaves.map(([, i]) => concatBytes(digest, heightKey(i)))),
-    db.treeNodes.getMany(inner.map(([level, i]) => treeNodeKey(digest, level, i)))
+    db.dataset.leavesAt(digest, leaves.map(([, i]) => i)),
+    db.dataset.nodesAt(digest, inner)
   ])
   const nodes = new Map<string, Uint8Array>()
   const key = (ref: NodeRef): string => `${ref[0]}/${ref[1]}`
@@ -71,7 +70,5 @@ async function fromNodes (db: StateDatabase, digest: Uint8Array, position: numbe
 }
 
 async function fromLeaves (db: StateDatabase, digest: Uint8Array, position: number, size: number): Promise<Uint8Array[]> {
-  const leaves: Uint8Array[] = []
-  for await (const [, leaf] of db.leaves.entries({ gte: concatBytes(digest, heightKey(0)), lt: concatBytes(digest, heightKey(size)) })) leaves.push(leaf)
-  return merkleProof(leaves, position)
+  return merkleProof(await db.dataset.leafRange(digest, size), position)
 }

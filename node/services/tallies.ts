@@ -2,7 +2,7 @@ import { getAddress } from 'ethers'
 import { TallyTree, talliesFromJSON, type Tallies } from '../../src/attribution/tallies.ts'
 import { toHex } from '../../src/codec/hash.ts'
 import { DatanetError } from '../../src/errors.ts'
-import { heightKeyOf, type StateDatabase } from '../../src/storage/state-db.ts'
+import { type StateDatabase } from '../../src/storage/state-db.ts'
 import type { ChainService } from './chain.ts'
 import type { FollowedDatanet } from './datanets.ts'
 
@@ -69,7 +69,7 @@ export class TallyService {
   }
 
   async latestHeight (d: FollowedDatanet): Promise<number> {
-    return (await this.opts.db.versionsOf(d.id, { reverse: true, limit: 1 }))[0]?.height ?? 0
+    return (await this.opts.db.versions.latest(d.id))?.height ?? 0
   }
 
   /** One account's tally, with its claim proof against the last anchor. */
@@ -135,7 +135,7 @@ export class TallyService {
   }
 
   private async at (d: FollowedDatanet, height: number): Promise<Decoded> {
-    const key = heightKeyOf(d.id, height)
+    const key = `${d.id}/${height}`
     const hit = this.cache.get(key)
     if (hit !== undefined) {
       // most recently used last
@@ -143,7 +143,7 @@ export class TallyService {
       this.cache.set(key, hit)
       return hit
     }
-    const json = height === 0 ? undefined : await this.opts.db.tallies.get(key)
+    const json = height === 0 ? undefined : await this.opts.db.tallies.at(d.id, height)
     // a height not final here yet has no tallies: not cached, it may come
     if (json === undefined) return { tallies: new Map() }
     const decoded: Decoded = { tallies: talliesFromJSON(json) }

@@ -89,7 +89,7 @@ export class VerdictService {
         if (sent >= REGOSSIP_MAX) break
         // a rejection is never included: its verdicts go out again for a while, not for ever
         if (entry.status === 'rejected' && (entry.decidedAt ?? 0) < Date.now() - REJECTED_REGOSSIP_MS) continue
-        const mine = await this.opts.db.verdicts.get(`${entry.cid}/${self}`)
+        const mine = await this.opts.db.verdicts.get(entry.cid, self)
         if (mine === undefined) {
           // a validator that joined after the contribution arrived judges it now: acceptance is
           // re-judged against the set of the height that includes it
@@ -115,8 +115,7 @@ export class VerdictService {
   async adopt (datanet: FollowedDatanet, verdicts: ReadonlyArray<{ verdict: Verdict, bytes: Uint8Array }>): Promise<void> {
     const touched = new Set<string>()
     for (const { verdict, bytes } of verdicts) {
-      const key = `${verdict.contribution.toString()}/${verdict.validator}`
-      if (await this.opts.db.verdicts.has(key)) continue
+      if (await this.opts.db.verdicts.has(verdict.contribution.toString(), verdict.validator)) continue
       await this.storeVerdict(verdict, bytes)
       touched.add(verdict.contribution.toString())
     }
@@ -160,7 +159,7 @@ export class VerdictService {
       signature: toHex(v.signature),
       bytes: toHex(bytes)
     }
-    await this.opts.db.verdicts.put(`${entry.contribution}/${v.validator}`, entry)
+    await this.opts.db.verdicts.put(entry)
     this.opts.onVerdict?.(v.datanet, entry)
   }
 
@@ -171,7 +170,7 @@ export class VerdictService {
     // the verdicts are read under the entry's lock: a tally never overwrites a later one's
     const { before, after } = await db.contributions.update(cid, async entry => {
       if (entry === undefined) return undefined
-      const verdicts = await db.verdictsOf(cid)
+      const verdicts = await db.verdicts.of(cid)
       count = verdicts.length
       // a hint for proposers: a version re-judges acceptance under its own height's set
       const set = this.sets.deciding(datanet)
@@ -226,7 +225,7 @@ export class VerdictService {
         // [IGNORE] not dated in the future
         if (v.timestamp > Date.now() + MAX_FUTURE_MS) throw ignore('VERDICT_ERROR_FUTURE', 'verdict is dated in the future')
         // [IGNORE] the first verdict of this validator on this contribution (a second, different one is equivocation, kept for evidence later)
-        if (await this.opts.db.verdicts.has(`${v.contribution.toString()}/${v.validator}`)) throw ignore('VERDICT_ERROR_KNOWN', 'already have this validator\'s verdict')
+        if (await this.opts.db.verdicts.has(v.contribution.toString(), v.validator)) throw ignore('VERDICT_ERROR_KNOWN', 'already have this validator\'s verdict')
       },
       handle: async ({ verdict, bytes }: GossipedVerdict) => {
         await this.storeVerdict(verdict, bytes)

@@ -10,10 +10,9 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { concatBytes, toHex } from '../../src/codec/hash.ts'
+import { toHex } from '../../src/codec/hash.ts'
 import { MerkleFrontier, merkleProof } from '../../src/merkle/tree.ts'
-import { heightKey, type BatchOp } from '../../src/storage/repository.ts'
-import { heightKeyOf, StateDatabase, treeNodeKey, type VersionEntry } from '../../src/storage/state-db.ts'
+import { StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import { recordProof } from '../../node/services/record-proofs.ts'
 
 const records = Number(process.argv[2] ?? 1_000_000)
@@ -28,22 +27,24 @@ try {
   const t0 = performance.now()
   const tree = new MerkleFrontier()
   const hashes: Uint8Array[] = []
-  let ops: BatchOp[] = []
-  const onNode = (level: number, index: number, node: Uint8Array): void => { ops.push(db.treeNodes.putOp(treeNodeKey(digest, level, index), node)) }
+  let nodes: Array<[number, number, Uint8Array]> = []
+  let start = 0
+  const onNode = (level: number, index: number, node: Uint8Array): void => { nodes.push([level, index, node]) }
   for (let i = 0; i < records; i++) {
     const h = new Uint8Array(createHash('sha256').update(`record ${i}`).digest())
     hashes.push(h)
-    ops.push(db.dataset.putOp(concatBytes(digest, h), i))
-    ops.push(db.leaves.putOp(concatBytes(digest, heightKey(i)), h))
     tree.append(h, onNode)
-    if (ops.length >= 30_000) { await db.batch(ops); ops = [] }
+    if (i + 1 - start >= 10_000 || i === records - 1) {
+      await db.batch(db.dataset.appendOps(digest, start, hashes.slice(start, i + 1), nodes))
+      nodes = []
+      start = i + 1
+    }
   }
-  await db.batch(ops)
   const version: VersionEntry = {
     datanet, height: 1, cid: 'v1', parent: null, round: 0, datasetRoot: toHex(tree.root()), recordCount: records, attributionRoot: '0x', totalAttributed: '0',
     validatorSetHash: '0x', contributions: [], certificate: [], frontier: tree.toJSON(), decidedAt: 0, anchor: null
   }
-  await db.versions.put(heightKeyOf(datanet, 1), version)
+  await db.batch([db.versions.putOp(version)])
   const buildS = (performance.now() - t0) / 1000
 
   // a fixed spread of records, the last one (on the tree's right edge) included
@@ -63,9 +64,7 @@ try {
   const baseRuns = 3
   let t = performance.now()
   for (let r = 0; r < baseRuns; r++) {
-    const leaves: Uint8Array[] = []
-    for await (const [, leaf] of db.leaves.entries({ gte: concatBytes(digest, heightKey(0)), lt: concatBytes(digest, heightKey(records)) })) leaves.push(leaf)
-    merkleProof(leaves, picks[r] as number)
+    merkleProof(await db.dataset.leafRange(digest, records), picks[r] as number)
   }
   const baseMs = (performance.now() - t) / baseRuns
 

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TallyTree, talliesFromJSON, talliesToJSON } from '../../src/attribution/tallies.ts'
-import { heightKeyOf, StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
+import { StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import { TallyService } from '../../node/services/tallies.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 
@@ -26,15 +26,14 @@ try {
   const tallies = new Map<string, bigint>()
   for (let i = 0; i < accounts; i++) tallies.set('0x' + (i + 1).toString(16).padStart(40, '0'), BigInt(1 + i * 7919))
   const version = { datanet: d.id, height: 1, cid: 'v1', parent: null, round: 0, datasetRoot: '0x', recordCount: 0, attributionRoot: '0x', totalAttributed: '0', validatorSetHash: '0x', contributions: [], certificate: [], frontier: { size: 0, nodes: [] }, decidedAt: 0, anchor: null } satisfies VersionEntry
-  await db.versions.put(heightKeyOf(d.id, 1), version)
-  await db.tallies.put(heightKeyOf(d.id, 1), talliesToJSON(tallies))
+  await db.batch([db.versions.putOp(version), db.tallies.putOp(d.id, 1, talliesToJSON(tallies))])
   const asked = [...tallies.keys()].filter((_, i) => i % Math.max(1, Math.floor(accounts / requests)) === 0).slice(0, requests)
 
   // baseline: what the route did per address (read, decode, build the tree, prove)
   const rebuildN = Math.min(20, asked.length)
   let t = performance.now()
   for (const a of asked.slice(0, rebuildN)) {
-    const json = await db.tallies.get(heightKeyOf(d.id, 1))
+    const json = await db.tallies.at(d.id, 1)
     new TallyTree(talliesFromJSON(json ?? [])).proof(a)
   }
   const rebuildMs = (performance.now() - t) / rebuildN

@@ -1,9 +1,14 @@
 import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
 import { concatBytes } from '../codec/hash.ts'
-import { Repository, heightKey, jsonCodec, readHeightKey, type BatchOp, type Bytes, type StateDb } from './repository.ts'
+import { Repository, jsonCodec, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 import { ContributionRepository } from './repositories/contributions.ts'
+import { DatasetRepository } from './repositories/dataset.ts'
+import { EvidenceRepository } from './repositories/evidence.ts'
 import { InferenceRepository } from './repositories/inferences.ts'
+import { ModelRepository } from './repositories/models.ts'
+import { VerdictRepository } from './repositories/verdicts.ts'
+import { AnchorRepository, TallyRepository, VersionRepository } from './repositories/versions.ts'
 
 /** What this node learnt of another node from its announcements. */
 export interface PeerRecord {
@@ -195,16 +200,6 @@ export class RecordIndex extends Repository<Uint8Array, string> {
  */
 const LEVEL_OPTIONS = { maxOpenFiles: 74, maxFileSize: 1024 * 1024 }
 
-/** The key of a datanet's version, or of its tallies, at a height: `<datanet>/<height as 16 hex digits>` (sorts in height order). */
-export function heightKeyOf (datanet: string, height: number): string {
-  return `${datanet}/${height.toString(16).padStart(16, '0')}`
-}
-
-/** The key of a record tree's inner node (see `StateDatabase.treeNodes`). */
-export function treeNodeKey (digest: Uint8Array, level: number, index: number): Uint8Array {
-  return concatBytes(digest, Uint8Array.of(level), heightKey(index))
-}
-
 /** The node's state database: a classic-level store holding one repository per entity. */
 export class StateDatabase {
   readonly db: StateDb
@@ -212,33 +207,22 @@ export class StateDatabase {
   readonly facts: Repository<string, NodeFacts>
   readonly datanets: Repository<string, DatanetEntry>
   readonly contributions: ContributionRepository
-  /** Keyed `<contribution cid>/<validator address>`, so one contribution's verdicts are one range. */
-  readonly verdicts: Repository<string, VerdictEntry>
+  readonly verdicts: VerdictRepository
   readonly records: RecordIndex
   readonly uploads: Repository<string, UploadEntry>
-  /** Keyed `<datanet>/<height as 16 hex digits>`, so one datanet's versions scan in height order. */
-  readonly versions: Repository<string, VersionEntry>
+  readonly versions: VersionRepository
+  /** Where versions were anchored (the chain service's; joined into versions on read). */
+  readonly anchors: AnchorRepository
   readonly consensus: Repository<string, ConsensusEntry>
-  /** Keyed `<datanet>/<round>/<type>/<validator>`: conflicting signed votes, kept for slashing. */
-  readonly evidence: Repository<string, Record<string, unknown>>
-  /** `<datanet digest><record hash>` → position in the dataset: the records included in final versions. */
-  readonly dataset: Repository<Uint8Array, number>
-  /** `<datanet digest><position, 8 bytes big-endian>` → record hash: the tree's leaves in order, for proofs. */
-  readonly leaves: Repository<Uint8Array, Uint8Array>
-  /**
-   * `<datanet digest><level, 1 byte><index, 8 bytes big-endian>` → the perfect inner node of
-   * the record tree over leaves index·2^level … (index+1)·2^level − 1 (`treeNodeKey`): what a
-   * proof reads besides leaves, O(log n) of them.
-   */
-  readonly treeNodes: Repository<Uint8Array, Uint8Array>
+  readonly evidence: EvidenceRepository
+  /** The records in final versions: positions, leaves and the record tree's inner nodes. */
+  readonly dataset: DatasetRepository
   /** The registry's event log as read by the chain follower, and its checkpoint (src/storage/chain-store.ts). */
   readonly chain: Repository<string, Record<string, unknown>>
   /** Inference events by CID: verified, then included in a version. */
   readonly inferences: InferenceRepository
-  /** Model records by id (CID). */
-  readonly models: Repository<string, ModelEntry>
-  /** Cumulative attribution tallies after each final version: `<datanet>/<height hex>`. */
-  readonly tallies: Repository<string, Array<{ address: string, amount: string }>>
+  readonly models: ModelRepository
+  readonly tallies: TallyRepository
   /** Own gossip messages held for a subscriber, by content message id (hex): sent after a restart. */
   readonly outbox: Repository<string, OutboxEntry>
 
@@ -248,38 +232,19 @@ export class StateDatabase {
     this.facts = new Repository(this.db, 'facts', jsonCodec<NodeFacts>())
     this.datanets = new Repository(this.db, 'datanets', jsonCodec<DatanetEntry>())
     this.contributions = new ContributionRepository(this.db)
-    this.verdicts = new Repository(this.db, 'verdicts', jsonCodec<VerdictEntry>())
+    this.verdicts = new VerdictRepository(this.db)
     this.records = new RecordIndex(this.db)
     this.uploads = new Repository(this.db, 'uploads', jsonCodec<UploadEntry>())
-    this.versions = new Repository(this.db, 'versions', jsonCodec<VersionEntry>())
+    this.anchors = new AnchorRepository(this.db)
+    this.versions = new VersionRepository(this.db, this.anchors)
     this.consensus = new Repository(this.db, 'consensus', jsonCodec<ConsensusEntry>())
-    this.evidence = new Repository(this.db, 'evidence', jsonCodec<Record<string, unknown>>())
-    this.dataset = new Repository(this.db, 'dataset', {
-      ...bytesKeyCodec,
-      encodeValue: (n: number) => heightKey(n),
-      decodeValue: (b: Uint8Array) => Number(readHeightKey(b))
-    })
-    this.leaves = new Repository(this.db, 'leaves', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
-    this.treeNodes = new Repository(this.db, 'tree-nodes', { ...bytesKeyCodec, encodeValue: (h: Uint8Array) => h, decodeValue: (b: Uint8Array) => b })
+    this.evidence = new EvidenceRepository(this.db)
+    this.dataset = new DatasetRepository(this.db)
     this.chain = new Repository(this.db, 'chain', jsonCodec<Record<string, unknown>>())
     this.inferences = new InferenceRepository(this.db)
-    this.models = new Repository(this.db, 'models', jsonCodec<ModelEntry>())
-    this.tallies = new Repository(this.db, 'tallies', jsonCodec<Array<{ address: string, amount: string }>>())
+    this.models = new ModelRepository(this.db)
+    this.tallies = new TallyRepository(this.db)
     this.outbox = new Repository(this.db, 'outbox', jsonCodec<OutboxEntry>())
-  }
-
-  /** A datanet's final versions in height order. */
-  async versionsOf (datanet: string, opts: { reverse?: boolean, limit?: number } = {}): Promise<VersionEntry[]> {
-    const out: VersionEntry[] = []
-    for await (const [, v] of this.versions.entries({ gte: `${datanet}/`, lt: `${datanet}/g`, ...opts })) out.push(v)
-    return out
-  }
-
-  /** Every verdict on one contribution. */
-  async verdictsOf (contribution: string): Promise<VerdictEntry[]> {
-    const out: VerdictEntry[] = []
-    for await (const [, v] of this.verdicts.entries({ gte: `${contribution}/`, lt: `${contribution}/\uffff` })) out.push(v)
-    return out
   }
 
   /**

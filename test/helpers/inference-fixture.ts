@@ -167,7 +167,7 @@ export async function inferenceFixture (): Promise<Fixture> {
     operator: new Wallet(OPERATOR_KEY).address,
     createdAt: 1
   }
-  await db.models.put(model.id, model)
+  await db.models.put(model)
   const operator = new Wallet(OPERATOR_KEY)
   const helia = fakeHelia()
   const chain = fakeChain()

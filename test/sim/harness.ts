@@ -39,7 +39,7 @@ import { proposerSchedule } from '../../src/consensus/machine.ts'
 import { certificateProblem } from '../../src/consensus/certificate.ts'
 import { headerOf, nilHeader, type SignedVote, type VersionHeader, type VersionValue } from '../../src/consensus/version.ts'
 import { valueIdOf, voteOfWire } from '../../src/consensus/wire.ts'
-import { fromHex, toHex } from '../../src/codec/hash.ts'
+import { fromHex } from '../../src/codec/hash.ts'
 import type { HeightState, TimeoutConfig, Validator, VoteType } from '../../src/consensus/types.ts'
 import { World, headerKey, proposalMessage, simAddress, valueOfBytes, voteMessage, type Spoil } from './world.ts'
 

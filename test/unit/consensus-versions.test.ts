@@ -16,6 +16,7 @@ import { Wallet } from 'ethers'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { fromHex, toHex } from '../../src/codec/hash.ts'
+import { Repository } from '../../src/storage/repository.ts'
 import { verifyProof } from '../../src/merkle/tree.ts'
 import { recordProof } from '../../node/services/record-proofs.ts'
 import { encodeManifest, genesisValidatorSet, parseManifest, type ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -65,7 +66,7 @@ async function contribution (db: StateDatabase, helia: Helia, d: FollowedDatanet
   })
   for (const w of signers) {
     const verdict = await signVerdict(w, binding, { datanet: d.id, contribution: CID.parse(cid), validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1 })
-    await db.verdicts.put(`${cid}/${w.address}`, { contribution: cid, validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1, signature: toHex(verdict.signature), bytes: toHex(encodeVerdict(verdict)) })
+    await db.verdicts.put({ contribution: cid, validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1, signature: toHex(verdict.signature), bytes: toHex(encodeVerdict(verdict)) })
   }
   return cid
 }
@@ -120,11 +121,12 @@ test('finalization stores the tree nodes a proof needs: every record\'s proof at
         assert.ok(value !== undefined)
         await versions.finalize(0, value, [], height)
       }
-      for await (const [key, position] of db.dataset.entries()) hashes[position] = toHex(key.subarray(32))
+      const digest = fromHex(d.digest, 32)
+      hashes.push(...(await db.dataset.leafRange(digest, 100)).map(h => toHex(h)))
       assert.is(hashes.length, 11)
       // a leaf scan would be the old O(n) path: make it fail loudly
-      const entries = db.leaves.entries.bind(db.leaves)
-      db.leaves.entries = () => { throw new Error('proof read every leaf') }
+      const leafRange = db.dataset.leafRange.bind(db.dataset)
+      db.dataset.leafRange = () => { throw new Error('proof read every leaf') }
       try {
         for (const [height, size] of [[1, 1], [2, 5], [3, 11]] as const) {
           for (let position = 0; position < size; position++) {
@@ -135,10 +137,11 @@ test('finalization stores the tree nodes a proof needs: every record\'s proof at
           }
         }
       } finally {
-        db.leaves.entries = entries
+        db.dataset.leafRange = leafRange
       }
       // a version finalized before the nodes were stored still gets its proof, from the leaves
-      for await (const [key] of db.treeNodes.entries()) await db.treeNodes.delete(key)
+      const treeNodes = new Repository(db.db, 'tree-nodes', { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
+      for await (const [key] of treeNodes.entries()) await treeNodes.delete(key)
       const old = await recordProof(db, d.id, d.digest, hashes[4] as string, 3)
       assert.ok(verifyProof(old.proof.map(x => fromHex(x, 32)), fromHex(old.datasetRoot, 32), fromHex(hashes[4] as string, 32)))
     } finally {
@@ -194,10 +197,10 @@ test('records already marked in the dataset without their version (main\'s torn 
     const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
     assert.ok(value !== undefined)
     // what main's applyFinal left after a crash between its dataset write and its version write
-    const { concatBytes, fromHex } = await import('../../src/codec/hash.ts')
+    const { fromHex } = await import('../../src/codec/hash.ts')
     const { splitShard } = await import('../../src/datanet/shard.ts')
     const shard = (await helia.blockstore.get(CID.parse(((await db.contributions.get(value.version.contributions[0]!.cid.toString()))!.contribution.shards as string[])[0]!)).next()).value as Uint8Array
-    await db.dataset.putMany(splitShard(shard).map((r, i) => [concatBytes(fromHex(d.digest, 32), r.hash), i]))
+    await db.batch(db.dataset.appendOps(fromHex(d.digest, 32), 0, splitShard(shard).map(r => r.hash), []))
     assert.match(await versions.problem(value, d.validators) ?? '', /dataset root/, 'the decided version no longer verifies: the height is stuck')
     await db.close()
   })

@@ -14,7 +14,6 @@ import { GOSSIP_VALIDATION_MS } from '../../node/services/inferences.ts'
 import { BINDING, gossipVerdict, inferenceFixture, type Fixture } from '../helpers/inference-fixture.ts'
 import { waitFor, withDeadline } from '../helpers/wait.ts'
 
-const ctx = {} as never
 /** Slack for a loaded CI machine; still well inside the ~4 s the message cache keeps a message. */
 const SLACK_MS = 1500
 

@@ -76,12 +76,13 @@ test('getMany answers in the order asked (it reads in key order), undefined wher
   const prefix = new Uint8Array(32).fill(7)
   const key = (i: number): Uint8Array => Uint8Array.from([...prefix, ...(i % 5 === 0 ? [1, 2, 3, 4] : [i >> 8, i & 255, 9, 9]), i & 255, i >> 8])
   const keys = [prefix, ...Array.from({ length: 600 }, (_, i) => key(i))]
-  await db.dataset.putMany(keys.filter((_, i) => i % 3 !== 1).map((k, i) => [k, i]))
+  const repo = new Repository(db.db, 'get-many', { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (n: number) => Uint8Array.of(n & 255, n >> 8), decodeValue: (b: Uint8Array) => (b[0] as number) + ((b[1] as number) << 8) })
+  await repo.putMany(keys.filter((_, i) => i % 3 !== 1).map((k, i) => [k, i]))
   const stored = new Map(keys.filter((_, i) => i % 3 !== 1).map((k, i) => [Buffer.from(k).toString('hex'), i]))
   const asked = [...keys].reverse().concat([keys[10] as Uint8Array])
-  const got = await db.dataset.getMany(asked)
+  const got = await repo.getMany(asked)
   assert.equal(got, asked.map(k => stored.get(Buffer.from(k).toString('hex'))))
-  assert.equal(await db.dataset.getMany([]), [])
+  assert.equal(await repo.getMany([]), [])
 })
 
 test('records: claim marks hashes with one owner; owners reads them back in order', async () => {

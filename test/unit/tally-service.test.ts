@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { getAddress } from 'ethers'
 import { TallyTree, talliesToJSON, verifyTallyProof } from '../../src/attribution/tallies.ts'
 import { toHex } from '../../src/codec/hash.ts'
-import { heightKeyOf, StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
+import { StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import { TallyService } from '../../node/services/tallies.ts'
 import type { ChainService } from '../../node/services/chain.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
@@ -60,8 +60,7 @@ async function withDb (fn: (db: StateDatabase) => Promise<void>): Promise<void> 
 }
 
 async function finalize (db: StateDatabase, height: number, tallies: Map<string, bigint>): Promise<void> {
-  await db.versions.put(heightKeyOf(d.id, height), version(height))
-  await db.tallies.put(heightKeyOf(d.id, height), talliesToJSON(tallies))
+  await db.batch([db.versions.putOp(version(height)), db.tallies.putOp(d.id, height, talliesToJSON(tallies))])
 }
 
 test('before any version: height 0, nothing attributed, nothing claimable', async () => {
@@ -148,7 +147,7 @@ test('a final height is read once: later answers come from the kept tallies', as
     const tallies = new TallyService({ db, chain: undefined })
     assert.is((await tallies.tallyOf(d, A)).amount, '100')
     // tallies of a final height never change; the service does not read them again
-    await db.tallies.put(heightKeyOf(d.id, 1), talliesToJSON(new Map([[A, 1n]])))
+    await db.batch([db.tallies.putOp(d.id, 1, talliesToJSON(new Map([[A, 1n]])))])
     assert.is((await tallies.tallyOf(d, A)).amount, '100')
     await tallies.stop()
     assert.is((await tallies.tallyOf(d, A)).amount, '1', 'stop drops what was kept')

@@ -96,7 +96,7 @@ test('a verdict of a validator of the deciding set is taken, though the chain\'s
 test('a verdict of a validator that joined at an anchor this node has not reached is ignored (never the relay\'s fault), not counted', () => withScene(async s => {
   s.service(A)
   assert.match(await decide(s.handler(), await verdictBytes(s, E)), /^ignore /)
-  assert.is(await s.db.verdicts.has(`${s.contribution}/${E.address}`), false)
+  assert.is(await s.db.verdicts.has(s.contribution, E.address), false)
 }))
 
 test('a verdict from no set at all is rejected', () => withScene(async s => {

@@ -25,13 +25,7 @@ export function evidenceRoutes ({ db, datanets }: EvidenceRoutesDeps): ApiRoutes
       app.get('/v1/datanets/:id/evidence', async (request): Promise<EvidenceView[]> => {
         const { id } = request.params as { id: string }
         datanets.require(id)
-        const out: EvidenceView[] = []
-        // keyed `<datanet>/<height>/<round>/<type>/<validator>`
-        for await (const [key, value] of db.evidence.entries({ gte: `${id}/`, lt: `${id}/\uffff` })) {
-          const [, height, round, type, validator] = key.split('/')
-          out.push({ validator: validator ?? '', height: Number(height), round: Number(round), type: type ?? '', submitted: typeof value.submitted === 'string' ? value.submitted : null })
-        }
-        return out
+        return (await db.evidence.of(id)).map(e => ({ validator: e.validator, height: e.height, round: e.round, type: e.type, submitted: e.submitted ?? null }))
       })
     }
   }

@@ -1,5 +1,5 @@
 import { DatanetError } from '../../../src/errors.ts'
-import { heightKeyOf, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
+import { type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import { notFound, recordProof } from '../../services/record-proofs.ts'
 import type { DatanetService } from '../../services/datanets.ts'
 import type { ApiRoutes } from '../server.ts'
@@ -22,13 +22,13 @@ export function versionRoutes ({ db, datanets }: VersionRoutesDeps): ApiRoutes {
       app.get('/v1/datanets/:id/versions', async (request) => {
         const { id } = request.params as { id: string }
         datanets.require(id)
-        return (await db.versionsOf(id, { reverse: true })).map(versionJson)
+        return (await db.versions.of(id, { reverse: true })).map(versionJson)
       })
       app.get('/v1/datanets/:id/versions/:height', async (request) => {
         const { id, height } = request.params as { id: string, height: string }
         datanets.require(id)
         if (!/^\d+$/.test(height)) throw new DatanetError({ code: 'API_ERROR_BAD_REQUEST' }, `height: expected a positive integer, got "${height}"`, 'usage')
-        const v = await db.versions.get(heightKeyOf(id, Number(height)))
+        const v = await db.versions.at(id, Number(height))
         if (v === undefined) throw notFound(`datanet ${id} has no version ${height}`)
         return versionJson(v)
       })

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander'
 import { runDaemon } from '../../daemon/run.ts'
+import { faultsFromEnv } from '../../services/faults.ts'
 import { readPassword, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 
 interface StartOptions extends GlobalOptions {
@@ -43,7 +44,9 @@ export function registerNodeCommand (program: Command): void {
       }
       const code = await runDaemon({
         config: { file: opts.config, env: process.env, flags },
-        password: readPassword(opts.passwordFile)
+        password: readPassword(opts.passwordFile),
+        // fault injection for tests and drills: the one place the environment is read for it
+        faults: faultsFromEnv(process.env)
       })
       process.exitCode = code
     })

@@ -80,7 +80,6 @@ export class DatanetConsensus {
   private queue: Promise<void> = Promise.resolve()
   private running = false
   private nextAt = 0
-  private building = false
 
   constructor (o: DatanetConsensusOptions, d: FollowedDatanet) {
     this.o = o
@@ -215,7 +214,7 @@ export class DatanetConsensus {
           await this.o.onFinal(e.round, e.value, e.certificate)
           return
         case 'evidence':
-          await this.o.db.evidence.put(`${this.d.id}/${e.height}/${e.first.vote.round}/${e.first.vote.type}/${e.first.vote.validator}`, { first: e.first, second: e.second } as unknown as Record<string, unknown>)
+          await this.o.db.evidence.keep({ datanet: this.d.id, height: e.height, round: e.first.vote.round, type: e.first.vote.type, validator: e.first.vote.validator, first: e.first, second: e.second })
           this.log.warn({ validator: e.first.vote.validator, height: e.height, round: e.first.vote.round }, 'equivocation evidence kept')
           this.o.onEvidence?.()
           break

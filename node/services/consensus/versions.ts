@@ -5,7 +5,7 @@
  */
 import { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
-import { concatBytes, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { fromHex, toHex } from '../../../src/codec/hash.ts'
 import { decodeContribution, contributionCid, contributionJson } from '../../../src/contribution/contribution.ts'
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
@@ -17,8 +17,8 @@ import {
 } from '../../../src/consensus/proposal.ts'
 import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
 import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from '../../../src/attribution/tallies.ts'
-import { heightKey, type BatchOp } from '../../../src/storage/repository.ts'
-import { heightKeyOf, treeNodeKey, type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
+import type { BatchOp } from '../../../src/storage/repository.ts'
+import { type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import { getBlock, pin } from '../blocks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
@@ -77,12 +77,12 @@ export class DatanetVersions {
         }
         return out
       },
-      inDataset: async hashes => (await this.opts.db.dataset.getMany(hashes.map(h => concatBytes(this.digest, h)))).map(x => x !== undefined)
+      inDataset: async hashes => (await this.opts.db.dataset.positionsOf(this.digest, hashes)).map(x => x !== undefined)
     }
   }
 
   async load (): Promise<void> {
-    this.last = (await this.opts.db.versionsOf(this.d.id, { reverse: true, limit: 1 }))[0]
+    this.last = await this.opts.db.versions.latest(this.d.id)
   }
 
   get nextHeight (): number {
@@ -95,7 +95,7 @@ export class DatanetVersions {
 
   async talliesAt (height: number): Promise<Tallies> {
     if (height === 0) return new Map()
-    const json = await this.opts.db.tallies.get(heightKeyOf(this.d.id, height))
+    const json = await this.opts.db.tallies.at(this.d.id, height)
     return json === undefined ? new Map() : talliesFromJSON(json)
   }
 
@@ -104,7 +104,7 @@ export class DatanetVersions {
     const out: Array<{ entry: ContributionEntry, certificate: Uint8Array[] }> = []
     for await (const entry of this.opts.db.contributions.unincluded(this.d.id)) {
       if (entry.status === 'rejected') continue
-      const verdicts = (await this.opts.db.verdictsOf(entry.cid)).map(v => ({ validator: v.validator, accept: v.accept, bytes: fromHex(v.bytes) }))
+      const verdicts = (await this.opts.db.verdicts.of(entry.cid)).map(v => ({ validator: v.validator, accept: v.accept, bytes: fromHex(v.bytes) }))
       const certificate = acceptCertificate(set, verdicts)
       if (certificate !== undefined) out.push({ entry, certificate })
     }
@@ -263,14 +263,9 @@ export class DatanetVersions {
       decidedAt: now,
       anchor: null
     }
-    const ops: BatchOp[] = []
-    built.added.forEach((h, i) => {
-      ops.push(db.dataset.putOp(concatBytes(this.digest, h), start + i))
-      ops.push(db.leaves.putOp(concatBytes(this.digest, heightKey(start + i)), h))
-    })
-    for (const [level, index, node] of nodes) ops.push(db.treeNodes.putOp(treeNodeKey(this.digest, level, index), node))
-    ops.push(db.tallies.putOp(heightKeyOf(this.d.id, v.height), talliesToJSON(tallies)))
-    ops.push(db.versions.putOp(heightKeyOf(this.d.id, v.height), entry))
+    const ops: BatchOp[] = db.dataset.appendOps(this.digest, start, built.added, nodes)
+    ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(tallies)))
+    ops.push(db.versions.putOp(entry))
     const eventCids = v.inferences.map(c => c.toString())
     if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
     ops.push(db.consensus.delOp(this.d.id))
@@ -284,6 +279,6 @@ export class DatanetVersions {
 
 
   async versionAt (height: number): Promise<VersionEntry | undefined> {
-    return await this.opts.db.versions.get(heightKeyOf(this.d.id, height))
+    return await this.opts.db.versions.at(this.d.id, height)
   }
 }
