@@ -19,7 +19,8 @@ export const WRITERS: Record<string, readonly string[]> = {
   peers: ['src/network/announce.ts'],
   datanets: ['node/services/datanets.ts'],
   contributions: ['node/services/contributions.ts', 'node/services/verdicts.ts', 'node/services/consensus/versions.ts'],
-  records: ['node/services/contributions.ts'],
+  // the record index: claimed by an upload here or by a gossiped contribution's receipt
+  records: ['node/services/contributions.ts', 'node/services/contribution-receiver.ts'],
   uploads: ['node/services/contributions.ts'],
   verdicts: ['node/services/verdicts.ts'],
   versions: ['node/services/consensus/versions.ts'],
@@ -30,7 +31,7 @@ export const WRITERS: Record<string, readonly string[]> = {
   'evidence.markSubmitted': ['node/services/chain.ts'],
   anchors: ['node/services/chain.ts'],
   inferences: ['node/services/inferences.ts'],
-  models: ['node/services/inferences.ts'],
+  models: ['node/services/models.ts'],
   outbox: ['node/daemon/datanet-node.ts'],
   chain: ['src/storage/chain-store.ts']
 }

@@ -33,6 +33,7 @@ import { TallyService } from '../services/tallies.ts'
 import { NodeEvents } from '../events.ts'
 import { eventRoutes } from '../api/routes/events.ts'
 import { InferenceService } from '../services/inferences.ts'
+import { ModelService } from '../services/models.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
 import type { ContributionRule } from '../../src/contribution/rules/index.ts'
 import { AGENT_VERSION, VERSION } from '../version.ts'
@@ -243,12 +244,14 @@ export class DatanetNode implements NodeView {
       const sets = new ValidatorSets(chain)
       const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
       this.attribution = attribution
+      const models = new ModelService({ db, helia: content.helia, router: gossip, wallet: this.wallet, binding, logger: logger.child({ component: 'models' }) })
       const inferences = new InferenceService({
         db,
         helia: content.helia,
         router: gossip,
         chain: chainService,
         attribution,
+        models,
         wallet: this.wallet,
         binding,
         logger: logger.child({ component: 'inferences' }),
@@ -299,6 +302,7 @@ export class DatanetNode implements NodeView {
           verdicts.follow(d)
           await chain?.follow(d)
           await attribution.follow(d)
+          models.follow(d)
           inferences.follow(d)
           await consensus.follow(d)
         }
@@ -361,7 +365,7 @@ export class DatanetNode implements NodeView {
         token,
         bodyLimitBytes: config.api.bodyLimitBytes,
         logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, chain }), evidenceRoutes({ db, datanets }), eventRoutes({ events })]
+        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, models, chain }), evidenceRoutes({ db, datanets }), eventRoutes({ events })]
       })
       const api = this.api
       const url = await api.start()

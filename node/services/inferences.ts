@@ -1,9 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { getAddress, type Wallet } from 'ethers'
 import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
-import { sha256 as sha256Hasher } from 'multiformats/hashes/sha2'
-import { cidOf, decodeCbor, encodeCbor } from '../../src/codec/cbor.ts'
 import { sha256, toHex } from '../../src/codec/hash.ts'
 import { eventShares } from '../../src/attribution/settlement.ts'
 import type { AttributionResult } from '../../src/attribution/index.ts'
@@ -12,15 +9,15 @@ import {
   checkInferenceEvent, decodeInferenceEvent, encodeInferenceEvent, inferenceEventCid, inferenceEventId, inferenceEventJson, inferenceSigner, signInferenceEvent,
   type InferenceEvent, type UnsignedInferenceEvent
 } from '../../src/inference/event.ts'
-import { decodeModelRecord, encodeModelRecord, modelRecordCid, modelSigner, signModelRecord, type ModelRecord } from '../../src/inference/model-record.ts'
-import { decodeModel, encodeModel, generate, trainNgram, type NgramModel } from '../../src/model/ngram.ts'
+import { generate } from '../../src/model/ngram.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
-import { type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
+import { type InferenceEntry, type StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin } from './blocks.ts'
-import { versionRecords, type AttributionService } from './attribution.ts'
+import type { AttributionService } from './attribution.ts'
 import type { ChainService } from './chain.ts'
+import type { ModelService } from './models.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import { twinSignature, type Fault } from './faults.ts'
 import type { Helia } from '@helia/interface'
@@ -51,7 +48,6 @@ const IGNORED: ReadonlySet<string> = new Set([
 ])
 
 const MAX_TEXT_BYTES = 64 * 1024
-const ARTIFACT_CHUNK = 1024 * 1024
 /** How long a posted event, or one a proposal includes, may wait for its escrow to show up in our view of the chain. */
 const ESCROW_WAIT_MS = 10_000
 /**
@@ -78,6 +74,7 @@ export interface InferenceServiceOptions {
   router: GossipRouter
   chain: ChainService | undefined
   attribution: AttributionService
+  models: ModelService
   wallet: Wallet
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
@@ -100,7 +97,7 @@ export interface InferenceResult {
   shares: Array<{ address: string, amount: string }>
 }
 
-function fail (code: string, message: string, kind: 'usage' | 'failure' | 'not_found' | 'conflict' | 'unavailable' = 'usage'): DatanetError {
+export function fail (code: string, message: string, kind: 'usage' | 'failure' | 'not_found' | 'conflict' | 'unavailable' = 'usage'): DatanetError {
   return new DatanetError({ code }, message, kind)
 }
 
@@ -143,7 +140,6 @@ async function within<T> (p: Promise<T>, signal: AbortSignal, onAbort: () => Err
  */
 export class InferenceService {
   private readonly opts: InferenceServiceOptions
-  private readonly models = new Map<string, NgramModel>()
   private readonly log: Logger
 
   constructor (opts: InferenceServiceOptions) {
@@ -153,116 +149,6 @@ export class InferenceService {
 
   follow (d: FollowedDatanet): void {
     this.opts.router.register(this.eventHandler(d))
-    this.opts.router.register(this.modelHandler(d))
-  }
-
-  // ---- models ----------------------------------------------------------------------------
-
-  /** Trains the reference n-gram model on version `height` of the dataset and registers it. */
-  async train (d: FollowedDatanet, height: number): Promise<ModelEntry> {
-    const texts: string[] = []
-    let previous = 0
-    const versions = await this.opts.db.versions.of(d.id)
-    for (const entry of versions) {
-      if (entry.height > height) break
-      for (const r of await versionRecords(this.opts.db, this.opts.helia, d, entry, previous)) texts.push(r.text)
-      previous = entry.recordCount
-    }
-    if (previous === 0 || versions.every(v => v.height !== height)) {
-      throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version ${height} with records here`, 'not_found')
-    }
-    const model = trainNgram(texts)
-    const artifact = await this.putArtifact(encodeModel(model))
-    const entry = await this.register(d, { version: height, kind: 'ngram-v1', artifact: artifact.toString() })
-    this.models.set(entry.id, model)
-    this.log.info({ datanet: d.id, model: entry.id, version: height, records: texts.length }, 'model trained')
-    return entry
-  }
-
-  /** Registers a model (trained here or elsewhere) under this node's key, and gossips it. */
-  async register (d: FollowedDatanet, m: { version: number, kind: string, artifact: string }): Promise<ModelEntry> {
-    let artifact: CID
-    try { artifact = CID.parse(m.artifact) } catch { throw fail(InferenceErrorCode.BAD_REQUEST, `artifact: not a CID: ${m.artifact}`) }
-    if ((await this.opts.db.versions.at(d.id, m.version)) === undefined) {
-      throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version ${m.version}`, 'not_found')
-    }
-    const record = await signModelRecord(this.opts.wallet, this.opts.binding, { datanet: d.id, version: m.version, kind: m.kind, artifact: artifact.toString(), operator: this.opts.wallet.address, createdAt: Date.now() })
-    const bytes = encodeModelRecord(record)
-    const cid = await modelRecordCid(bytes)
-    await this.opts.helia.blockstore.put(cid, bytes)
-    await pin(this.opts.helia, cid)
-    const entry = this.modelEntry(cid.toString(), record)
-    await this.opts.db.models.put(entry)
-    await this.opts.router.publish(topics.models(d.id), bytes).catch(() => 0)
-    return entry
-  }
-
-  async listModels (d: FollowedDatanet): Promise<ModelEntry[]> {
-    return await this.opts.db.models.of(d.id)
-  }
-
-  private modelEntry (id: string, r: ModelRecord): ModelEntry {
-    return { id, datanet: r.datanet, version: r.version, kind: r.kind, artifact: r.artifact, operator: r.operator, createdAt: r.createdAt }
-  }
-
-  /** A model's record: from the state db, else fetched (bitswap, until `signal` or 10 s) and verified. */
-  async modelRecord (d: FollowedDatanet, id: string, signal?: AbortSignal): Promise<ModelEntry> {
-    const known = await this.opts.db.models.get(id)
-    if (known !== undefined) return known
-    let cid: CID
-    try { cid = CID.parse(id) } catch { throw fail(InferenceErrorCode.BAD_REQUEST, `model: not a CID: ${id}`) }
-    let record: ModelRecord
-    try {
-      const timeout = AbortSignal.timeout(10_000)
-      record = decodeModelRecord(await getBlock(this.opts.helia, cid, { signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) }))
-    } catch (err) {
-      throw fail(InferenceErrorCode.UNKNOWN_MODEL, `model ${id} is not known and could not be fetched: ${(err as Error).message}`, 'not_found')
-    }
-    return await this.acceptModel(d, cid, record)
-  }
-
-  private async acceptModel (d: FollowedDatanet, cid: CID, record: ModelRecord): Promise<ModelEntry> {
-    if (record.datanet !== d.id) throw fail(InferenceErrorCode.UNKNOWN_MODEL, `model ${cid.toString()} is for another datanet`)
-    if (modelSigner(record, this.opts.binding) !== record.operator) throw fail(InferenceErrorCode.BAD_SIGNATURE, `model ${cid.toString()} is not signed by its operator`)
-    const entry = this.modelEntry(cid.toString(), record)
-    await this.opts.db.models.put(entry)
-    return entry
-  }
-
-  private async putArtifact (bytes: Uint8Array): Promise<CID> {
-    const put = async (chunk: Uint8Array): Promise<CID> => {
-      const cid = CID.createV1(raw.code, await sha256Hasher.digest(chunk))
-      await this.opts.helia.blockstore.put(cid, chunk)
-      return cid
-    }
-    if (bytes.length <= ARTIFACT_CHUNK) {
-      const cid = await put(bytes)
-      await pin(this.opts.helia, cid)
-      return cid
-    }
-    // bitswap moves blocks of up to 2 MiB: larger artifacts are a list of chunks
-    const chunks: CID[] = []
-    for (let at = 0; at < bytes.length; at += ARTIFACT_CHUNK) chunks.push(await put(bytes.subarray(at, at + ARTIFACT_CHUNK)))
-    const root = encodeCbor({ chunks, size: bytes.length })
-    const cid = await cidOf(root)
-    await this.opts.helia.blockstore.put(cid, root)
-    await pin(this.opts.helia, cid)
-    return cid
-  }
-
-  private async loadModel (entry: ModelEntry): Promise<NgramModel> {
-    const cached = this.models.get(entry.id)
-    if (cached !== undefined) return cached
-    const cid = CID.parse(entry.artifact)
-    const signal = AbortSignal.timeout(60_000)
-    let bytes = await getBlock(this.opts.helia, cid, { signal })
-    if (cid.code !== raw.code) {
-      const root = decodeCbor<{ chunks: CID[] }>(bytes)
-      bytes = Buffer.concat(await Promise.all(root.chunks.map(async c => await getBlock(this.opts.helia, c, { signal }))))
-    }
-    const model = decodeModel(bytes)
-    this.models.set(entry.id, model)
-    return model
   }
 
   // ---- inference -------------------------------------------------------------------------
@@ -275,8 +161,8 @@ export class InferenceService {
     const chain = this.opts.chain
     if (chain === undefined) throw fail(InferenceErrorCode.NO_CHAIN, 'inference needs a chain to escrow its fee on (chain.rpcUrl and chain.registry)', 'conflict')
     if (Buffer.byteLength(req.prompt) > MAX_TEXT_BYTES) throw fail(InferenceErrorCode.BAD_REQUEST, `prompt: longer than ${MAX_TEXT_BYTES} bytes`)
-    const entry = await this.modelRecord(d, req.model)
-    const model = await this.loadModel(entry)
+    const entry = await this.opts.models.record(d, req.model)
+    const model = await this.opts.models.load(entry)
     const nonce = toHex(randomBytes(32))
     const seed = new DataView(sha256(Buffer.from(nonce.slice(2), 'hex')).buffer).getUint32(0)
     const output = generate(model, req.prompt, { maxWords: req.maxWords, seed })
@@ -331,7 +217,7 @@ export class InferenceService {
     // [twin] another signature over a known event (ensure resolves twins before this)
     const twin = known === undefined ? await this.twinOf(eventId, cid.toString()) : undefined
     if (twin !== undefined) throw this.twinError(cid.toString(), eventId, twin.cid)
-    const model = await this.modelRecord(d, event.model, opts.signal)
+    const model = await this.opts.models.record(d, event.model, opts.signal)
     if (model.version !== event.version) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${model.id} was trained on version ${model.version}, not ${event.version}`)
     // admission only: which of two events with one nonce came first differs between nodes
     const nonceRule = known === undefined && opts.purpose === 'admission'
@@ -630,32 +516,4 @@ export class InferenceService {
     this.stopRetries()
   }
 
-  private modelHandler (d: FollowedDatanet): TopicHandler<{ bytes: Uint8Array, record: ModelRecord }> {
-    return {
-      topic: topics.models(d.id),
-      kind: 'models',
-      holdUntilSubscribed: true,
-      scoreParams: datanetTopicScoreParams(),
-      decode: (data: Uint8Array) => {
-        try {
-          return { bytes: data, record: decodeModelRecord(data) }
-        } catch (err) {
-          throw reject('MODEL_ERROR_MALFORMED', (err as Error).message)
-        }
-      },
-      validate: async (msg) => {
-        const cid = await modelRecordCid(msg.bytes)
-        if (await this.opts.db.models.has(cid.toString())) throw ignore('MODEL_ERROR_KNOWN', 'model already known')
-        try {
-          await this.acceptModel(d, cid, msg.record)
-        } catch (err) {
-          if (!(err instanceof DatanetError)) throw err
-          // [REJECT] a record of another datanet, or not signed by its operator
-          throw reject(err.code, err.message)
-        }
-        await this.opts.helia.blockstore.put(cid, msg.bytes)
-      },
-      handle: () => {}
-    }
-  }
 }

@@ -14,6 +14,7 @@ import {
 import { GossipValidationError, type TopicHandler } from '../../src/network/gossip.ts'
 import { StateDatabase, type ModelEntry } from '../../src/storage/state-db.ts'
 import { InferenceService } from '../../node/services/inferences.ts'
+import { ModelService } from '../../node/services/models.ts'
 import { topics } from '../../src/network/topics.ts'
 import type { AttributionService } from '../../node/services/attribution.ts'
 import type { ChainService } from '../../node/services/chain.ts'
@@ -223,6 +224,7 @@ export async function inferenceFixture (): Promise<Fixture> {
       router,
       chain: chain.chain,
       attribution,
+      models: new ModelService({ db, helia: helia.helia, router, wallet: operator as unknown as Wallet, binding: BINDING, logger: pino({ level: 'silent' }) }),
       wallet: operator as unknown as Wallet,
       binding: BINDING,
       logger: pino({ level: 'silent' }),

@@ -7,6 +7,7 @@ import type { ChainService } from '../../services/chain.ts'
 import type { DatanetService } from '../../services/datanets.ts'
 import type { TallyService } from '../../services/tallies.ts'
 import type { InferenceService } from '../../services/inferences.ts'
+import type { ModelService } from '../../services/models.ts'
 import type { ApiRoutes } from '../server.ts'
 import type { FastifyInstance } from 'fastify'
 
@@ -15,6 +16,7 @@ export interface AttributionRoutesDeps {
   tallies: TallyService
   attribution: AttributionService
   inferences: InferenceService
+  models: ModelService
   chain: ChainService | undefined
 }
 
@@ -38,7 +40,7 @@ const inferBody = z.union([
 
 
 /** Attribution preview, models, inference events, tallies and claims (DESIGN §6). */
-export function attributionRoutes ({ datanets, tallies, attribution, inferences, chain }: AttributionRoutesDeps): ApiRoutes {
+export function attributionRoutes ({ datanets, tallies, attribution, inferences, models, chain }: AttributionRoutesDeps): ApiRoutes {
   return {
     register (app: FastifyInstance) {
       app.post('/v1/datanets/:id/attribution', async (request) => {
@@ -54,13 +56,13 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
 
       app.get('/v1/datanets/:id/models', async (request) => {
         const { id } = request.params as { id: string }
-        return await inferences.listModels(datanets.require(id))
+        return await models.list(datanets.require(id))
       })
       app.post('/v1/datanets/:id/models', async (request, reply) => {
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
         const body = parseRequest(modelBody, request.body, 'body')
-        const entry = 'train' in body ? await inferences.train(d, body.version) : await inferences.register(d, body)
+        const entry = 'train' in body ? await models.train(d, body.version) : await models.register(d, body)
         return await reply.code(201).send(entry)
       })
 
