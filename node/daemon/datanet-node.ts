@@ -116,271 +116,37 @@ export class DatanetNode implements NodeView {
     return this.content.libp2p
   }
 
+  /**
+   * Starts the node as a list of steps, each one small and named (its time is logged as a
+   * phase); each registers how to undo itself, so a failed start or a stop unwinds exactly
+   * what started, in reverse order.
+   */
   async start (): Promise<void> {
     const t0 = performance.now()
     const phases: Record<string, number> = {}
-    const mark = (phase: string): void => { phases[phase] = Math.round(performance.now() - t0) }
-    const { config, logger } = this
-    readDataDirMeta(config.dataDir)
-    if (this.password === undefined || this.password === '') {
-      throw new DatanetError({ code: DataDirErrorCode.NO_PASSWORD }, 'no keystore password: pass --password-file FILE or set DATANET_PASSWORD', 'usage')
-    }
-    this.lock.acquire()
-    this.stopSteps.push(['lock', () => { this.lock.release() }])
+    this.preflight()
     try {
-      // scrypt runs on the thread pool while the rest starts.
-      const walletPromise = loadWallet(config.dataDir, this.password)
-      walletPromise.catch(() => {})
-      const token = readApiToken(this.paths.apiToken)
-      const privateKey = await loadLibp2pKey(config.dataDir)
-
-      this.db = new StateDatabase(this.paths.state)
-      await this.db.open()
-      const db = this.db
-      this.stopSteps.push(['database', async () => { await db.close() }])
-      mark('database')
-      const facts = await db.facts.get('node')
-      const now = new Date().toISOString()
-      this.starts = (facts?.starts ?? 0) + 1
-      await db.facts.put('node', { starts: this.starts, firstStartedAt: facts?.firstStartedAt ?? now, lastStartedAt: now })
-
-      this.nodeMetrics = new NodeMetrics(this.registry)
-
-      this.content = await createContentStore<HostServices>({
-        name: 'datanet',
-        version: VERSION,
-        blocksPath: this.paths.blocks,
-        datastorePath: this.paths.datastore,
-        libp2p: libp2pOptions({
-          privateKey,
-          host: config.p2p.host,
-          port: config.p2p.port,
-          announce: config.p2p.announce,
-          maxConnections: config.p2p.maxConnections,
-          dialTimeoutMs: config.p2p.dialTimeoutMs,
-          maxMessageBytes: config.p2p.maxMessageBytes,
-          agentVersion: AGENT_VERSION,
-          metricsRegistry: this.registry,
-          versionSource: this.versionSource,
-          statfsLocation: config.dataDir
-        })
-      })
-      const content = this.content
-      mark('contentStore')
-      this.stopSteps.push(['network', async () => { await content.stop() }])
-      try {
-        await content.start()
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(String((err as Error).message))) {
-          throw new DatanetError({ code: NodeErrorCode.P2P_LISTEN }, `cannot listen for p2p on ${config.p2p.host}:${config.p2p.port}: the port is already in use`, 'failure', { cause: err })
-        }
-        throw err
+      const steps: Array<[string, () => Promise<void>]> = [
+        ['database', async () => { await this.openDatabase() }],
+        ['network', async () => { await this.startNetwork() }],
+        ['keystore', async () => { this.wallet = await this.need(this.walletPromise) }],
+        ['announce', async () => { await this.startAnnounce() }],
+        ['chain', async () => { await this.startChain() }],
+        ['attribution', async () => { this.startAttribution() }],
+        ['consensus', async () => { this.startConsensus() }],
+        ['datanets', async () => { await this.startDatanets() }],
+        ['api', async () => { await this.startApi() }]
+      ]
+      for (const [name, step] of steps) {
+        await step()
+        phases[name] = Math.round(performance.now() - t0)
       }
-
-      const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
-        queueSize: config.p2p.validationQueueSize,
-        outboxStore: levelOutboxStore(db.outbox),
-        logger: logger.child({ component: 'gossip' }),
-        onResult: (kind, result, code) => { this.nodeMetrics?.gossipResult(kind, result, code) }
-      })
-      this.gossip = gossip
-      this.nodeMetrics?.gossipOutbox(() => gossip.waiting)
-      gossip.start()
-      this.stopSteps.push(['gossip', async () => { await gossip.stop() }])
-      const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, maxAnnounced: Math.floor(config.p2p.maxConnections / 2), logger: logger.child({ component: 'peers' }) })
-      keeper.start(content.libp2p)
-      // the peers announced before the last stop: a restart does not depend on the bootstrap peers alone
-      for (const p of await db.peers.values()) keeper.add(p.peerId, p.multiaddrs)
-      this.stopSteps.push(['peers', () => { keeper.stop() }])
-      mark('network')
-      this.wallet = await walletPromise
-      mark('keystore')
-
-      const announce = new AnnounceService({
-        router: gossip,
-        db,
-        wallet: this.wallet,
-        binding: { chainId: config.chain.chainId, registry: config.chain.registry, datanet: null },
-        peerId: this.peerId,
-        intervalMs: config.p2p.announceIntervalMs,
-        agentVersion: AGENT_VERSION,
-        multiaddrs: () => this.libp2p.getMultiaddrs().map(a => a.toString()),
-        datanets: () => this.datanets?.list().map(d => d.id) ?? [...config.datanets],
-        onPeer: (peerId, multiaddrs) => { keeper.add(peerId, multiaddrs) },
-        logger: logger.child({ component: 'announce' })
-      })
-      await announce.start()
-      this.stopSteps.push(['announce', () => { announce.stop() }])
-
-      const binding = { chainId: config.chain.chainId, registry: config.chain.registry }
-      const events = this.events
-      const { fault, floodCount, floodBytes } = this.faults
-      let chain: ChainService | undefined
-      if (config.chain.rpcUrl !== null) {
-        if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
-        chain = new ChainService({
-          db,
-          rpcUrl: config.chain.rpcUrl,
-          chainId: config.chain.chainId,
-          registry: config.chain.registry,
-          confirmations: config.chain.confirmations,
-          pollIntervalMs: config.chain.pollIntervalMs,
-          startBlock: config.chain.startBlock,
-          wallet: this.wallet,
-          peerId: this.peerId,
-          logger: logger.child({ component: 'chain' }),
-          onChange: datanet => { events.emit('chain', { datanet }) },
-          onAnchored: anchor => { events.emit('anchor', anchor) }
-        })
-        const started = chain
-        this.stopSteps.push(['chain', async () => { await started.stop() }])
-        await chain.start()
-        this.chain = chain
-        mark('chain')
-      }
-      const chainService = chain
-      // one answer to "which validator set at height h" for consensus, verdicts and the API
-      const sets = new ValidatorSets(chain)
-      const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
-      this.attribution = attribution
-      const models = new ModelService({ db, helia: content.helia, router: gossip, wallet: this.wallet, binding, logger: logger.child({ component: 'models' }) })
-      const inferences = new InferenceService({
-        db,
-        helia: content.helia,
-        router: gossip,
-        chain: chainService,
-        attribution,
-        models,
-        wallet: this.wallet,
-        binding,
-        logger: logger.child({ component: 'inferences' }),
-        onPending: (datanet, e) => {
-          events.emit('inference', { datanet, cid: e.cid, model: e.model, fee: e.fee })
-          events.emit('work', { datanet })
-        },
-        fault
-      })
-      this.inferences = inferences
-      this.stopSteps.push(['inferences', () => { inferences.stop() }])
-      const verdicts = new VerdictService({
-        db, router: gossip, signer: this.wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), sets,
-        onDecided: entry => { events.emit('decided', { datanet: entry.datanet, cid: entry.cid, status: entry.status === 'rejected' ? 'rejected' : 'accepted', score: entry.score }) },
-        onVerdict: (datanet, v) => { events.emit('verdict', { datanet, contribution: v.contribution, validator: v.validator, accept: v.accept, score: v.score }) }
-      })
-      this.verdicts = verdicts
-      verdicts.start()
-      this.stopSteps.push(['verdicts', () => { verdicts.stop() }])
-      const consensus = new ConsensusService({
-        db,
-        helia: content.helia,
-        router: gossip,
-        sync: content.libp2p.services.sync,
-        wallet: this.wallet,
-        binding,
-        logger: logger.child({ component: 'consensus' }),
-        inferences,
-        onEvidence: datanet => { events.emit('evidence', { datanet }) },
-        fault,
-        floodCount,
-        floodBytes,
-        verdicts,
-        sets,
-        onFinal: entry => { events.emit('final', entry) }
-      })
-      this.versionSource.serve = async request => await consensus.serve(request)
-      this.consensus = consensus
-      this.stopSteps.push(['consensus', () => { consensus.stop() }])
-      let contributions: ContributionService | undefined
-      const datanets = new DatanetService({
-        db,
-        helia: content.helia,
-        configured: config.datanets,
-        logger: logger.child({ component: 'datanets' }),
-        onFollow: async (d) => {
-          contributions?.follow(d)
-          verdicts.follow(d)
-          await chain?.follow(d)
-          await attribution.follow(d)
-          models.follow(d)
-          inferences.follow(d)
-          await consensus.follow(d)
-        }
-      })
-      this.datanets = datanets
-      contributions = new ContributionService({
-        db,
-        helia: content.helia,
-        router: gossip,
-        datanets,
-        verdicts,
-        signer: this.wallet,
-        binding,
-        rules: this.rules,
-        maxMessageBytes: config.p2p.maxMessageBytes,
-        onStored: entry => {
-          events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
-        },
-        // coverage tokenizes every record: only a node that judges pays for it
-        covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
-        logger: logger.child({ component: 'contributions' })
-      })
-      this.contributions = contributions
-      // who reacts to what, in one place (node/events.ts)
-      const poke = ({ datanet }: { datanet: string }): void => { consensus.poke(datanet) }
-      events.on('chain', poke)
-      events.on('work', poke)
-      events.on('decided', e => {
-        poke(e)
-        if (e.status !== 'rejected') return
-        void db.contributions.get(e.cid).then(async entry => { if (entry !== undefined) await contributions?.release(entry) })
-          .catch((err: unknown) => { logger.warn({ err, contribution: e.cid }, 'cannot release the records of a rejected contribution') })
-      })
-      events.on('evidence', ({ datanet }) => {
-        const d = datanets.get(datanet)
-        if (d !== undefined) void chainService?.submitEvidence(d)
-      })
-      events.on('final', entry => {
-        events.emit('version', { datanet: entry.datanet, height: entry.height, cid: entry.cid, recordCount: entry.recordCount, datasetRoot: entry.datasetRoot, attributionRoot: entry.attributionRoot, contributions: entry.contributions.length })
-        const d = datanets.get(entry.datanet)
-        if (d === undefined) return
-        void attribution.onFinal(d)
-        chainService?.onFinal(d, entry)
-      })
-      await contributions.start()
-      this.stopSteps.push(['contributions', () => { contributions?.stop() }])
-      await datanets.start()
-      this.stopSteps.push(['datanets', () => { datanets.stop() }])
-      mark('datanets')
-      const tallies = new TallyService({ db, chain })
-      await tallies.start()
-      this.stopSteps.push(['tallies', async () => { await tallies.stop() }])
-      mark('services')
-      // stops first after the API: no message reaches a stopped service, none is cut off halfway
-      this.stopSteps.push(['gossip (drain)', async () => { await gossip.stop() }])
-
-      this.api = new ApiServer({
-        host: config.api.host,
-        port: config.api.port,
-        token,
-        bodyLimitBytes: config.api.bodyLimitBytes,
-        logger,
-        routes: [nodeRoutes(this), datanetRoutes({ datanets, contributions, sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }), versionRoutes({ db, datanets }), validatorRoutes({ datanets, chain, sets }), attributionRoutes({ datanets, tallies, attribution, inferences, models, chain }), evidenceRoutes({ db, datanets }), eventRoutes({ events })]
-      })
-      const api = this.api
-      const url = await api.start()
-      this.stopSteps.push(['api', async () => {
-        rmSync(this.paths.apiInfo, { force: true })
-        await api.stop()
-      }])
-      // Lets the CLI find this node's API without being told.
-      writeFileAtomic(this.paths.apiInfo, JSON.stringify({ url, pid: process.pid }) + '\n', 0o644)
       this.startedAt = Date.now()
-      logger.info({
+      this.logger.info({
         peerId: this.peerId,
-        address: this.wallet.address,
+        address: this.wallet?.address,
         p2p: this.libp2p.getMultiaddrs().map(a => a.toString()),
-        api: url,
+        api: this.api?.listeningUrl,
         startMs: Math.round(performance.now() - t0),
         processUptimeMs: Math.round(process.uptime() * 1000),
         phases
@@ -389,6 +155,344 @@ export class DatanetNode implements NodeView {
       await this.stop()
       throw err
     }
+  }
+
+  private walletPromise: Promise<Wallet> | undefined
+
+  /** Checks the data directory and the password, takes the lock, and starts decrypting the keystore (scrypt runs on the thread pool while the rest starts). */
+  private preflight (): void {
+    readDataDirMeta(this.config.dataDir)
+    if (this.password === undefined || this.password === '') {
+      throw new DatanetError({ code: DataDirErrorCode.NO_PASSWORD }, 'no keystore password: pass --password-file FILE or set DATANET_PASSWORD', 'usage')
+    }
+    this.lock.acquire()
+    this.stopSteps.push(['lock', () => { this.lock.release() }])
+    this.walletPromise = loadWallet(this.config.dataDir, this.password)
+    this.walletPromise.catch(() => {})
+    this.token = readApiToken(this.paths.apiToken)
+  }
+
+  private token: string | undefined
+
+  private async openDatabase (): Promise<void> {
+    const db = new StateDatabase(this.paths.state)
+    await db.open()
+    this.db = db
+    this.stopSteps.push(['database', async () => { await db.close() }])
+    const facts = await db.facts.get('node')
+    const now = new Date().toISOString()
+    this.starts = (facts?.starts ?? 0) + 1
+    await db.facts.put('node', { starts: this.starts, firstStartedAt: facts?.firstStartedAt ?? now, lastStartedAt: now })
+    this.nodeMetrics = new NodeMetrics(this.registry)
+  }
+
+  /** The content store (Helia over libp2p), the gossip router, and the peer keeper. */
+  private async startNetwork (): Promise<void> {
+    const { config, logger } = this
+    const db = this.need(this.db)
+    const privateKey = await loadLibp2pKey(config.dataDir)
+    const content = await createContentStore<HostServices>({
+      name: 'datanet',
+      version: VERSION,
+      blocksPath: this.paths.blocks,
+      datastorePath: this.paths.datastore,
+      libp2p: libp2pOptions({
+        privateKey,
+        host: config.p2p.host,
+        port: config.p2p.port,
+        announce: config.p2p.announce,
+        maxConnections: config.p2p.maxConnections,
+        dialTimeoutMs: config.p2p.dialTimeoutMs,
+        maxMessageBytes: config.p2p.maxMessageBytes,
+        agentVersion: AGENT_VERSION,
+        metricsRegistry: this.registry,
+        versionSource: this.versionSource,
+        statfsLocation: config.dataDir
+      })
+    })
+    this.content = content
+    this.stopSteps.push(['network', async () => { await content.stop() }])
+    try {
+      await content.start()
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(String((err as Error).message))) {
+        throw new DatanetError({ code: NodeErrorCode.P2P_LISTEN }, `cannot listen for p2p on ${config.p2p.host}:${config.p2p.port}: the port is already in use`, 'failure', { cause: err })
+      }
+      throw err
+    }
+    const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
+      queueSize: config.p2p.validationQueueSize,
+      outboxStore: levelOutboxStore(db.outbox),
+      logger: logger.child({ component: 'gossip' }),
+      onResult: (kind, result, code) => { this.nodeMetrics?.gossipResult(kind, result, code) }
+    })
+    this.gossip = gossip
+    this.nodeMetrics?.gossipOutbox(() => gossip.waiting)
+    gossip.start()
+    this.stopSteps.push(['gossip', async () => { await gossip.stop() }])
+    const keeper = new PeerKeeper({ peers: config.p2p.bootstrap, dialTimeoutMs: config.p2p.dialTimeoutMs, maxAnnounced: Math.floor(config.p2p.maxConnections / 2), logger: logger.child({ component: 'peers' }) })
+    keeper.start(content.libp2p)
+    // the peers announced before the last stop: a restart does not depend on the bootstrap peers alone
+    for (const p of await db.peers.values()) keeper.add(p.peerId, p.multiaddrs)
+    this.keeper = keeper
+    this.stopSteps.push(['peers', () => { keeper.stop() }])
+  }
+
+  private keeper: PeerKeeper | undefined
+
+  /** Signed announcements of this node's addresses; the peers others announce go to the keeper. */
+  private async startAnnounce (): Promise<void> {
+    const { config } = this
+    const keeper = this.need(this.keeper)
+    const announce = new AnnounceService({
+      router: this.need(this.gossip),
+      db: this.need(this.db),
+      wallet: this.need(this.wallet),
+      binding: { chainId: config.chain.chainId, registry: config.chain.registry, datanet: null },
+      peerId: this.peerId,
+      intervalMs: config.p2p.announceIntervalMs,
+      agentVersion: AGENT_VERSION,
+      multiaddrs: () => this.libp2p.getMultiaddrs().map(a => a.toString()),
+      datanets: () => this.datanets?.list().map(d => d.id) ?? [...config.datanets],
+      onPeer: (peerId, multiaddrs) => { keeper.add(peerId, multiaddrs) },
+      logger: this.logger.child({ component: 'announce' })
+    })
+    await announce.start()
+    this.stopSteps.push(['announce', () => { announce.stop() }])
+  }
+
+  /** The chain follower and anchor service, when the config names a chain. */
+  private async startChain (): Promise<void> {
+    const { config, events } = this
+    if (config.chain.rpcUrl === null) return
+    if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
+    const chain = new ChainService({
+      db: this.need(this.db),
+      rpcUrl: config.chain.rpcUrl,
+      chainId: config.chain.chainId,
+      registry: config.chain.registry,
+      confirmations: config.chain.confirmations,
+      pollIntervalMs: config.chain.pollIntervalMs,
+      startBlock: config.chain.startBlock,
+      wallet: this.need(this.wallet),
+      peerId: this.peerId,
+      logger: this.logger.child({ component: 'chain' }),
+      onChange: datanet => { events.emit('chain', { datanet }) },
+      onAnchored: anchor => { events.emit('anchor', anchor) }
+    })
+    this.stopSteps.push(['chain', async () => { await chain.stop() }])
+    await chain.start()
+    this.chain = chain
+  }
+
+  private get binding (): { chainId: number, registry: string | null } {
+    return { chainId: this.config.chain.chainId, registry: this.config.chain.registry }
+  }
+
+  /** Attribution, models and inference events. */
+  private startAttribution (): void {
+    const { logger, events, binding } = this
+    const db = this.need(this.db)
+    const content = this.need(this.content)
+    const gossip = this.need(this.gossip)
+    const wallet = this.need(this.wallet)
+    const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
+    this.attribution = attribution
+    const models = new ModelService({ db, helia: content.helia, router: gossip, wallet, binding, logger: logger.child({ component: 'models' }) })
+    this.models = models
+    const inferences = new InferenceService({
+      db,
+      helia: content.helia,
+      router: gossip,
+      attribution,
+      models,
+      chain: this.chain,
+      wallet,
+      binding,
+      logger: logger.child({ component: 'inferences' }),
+      onPending: (datanet, e) => {
+        events.emit('inference', { datanet, cid: e.cid, model: e.model, fee: e.fee })
+        events.emit('work', { datanet })
+      },
+      fault: this.faults.fault
+    })
+    this.inferences = inferences
+    this.stopSteps.push(['inferences', () => { inferences.stop() }])
+  }
+
+  /** Verdicts and consensus, over one answer to "which validator set at height h" (also the API's). */
+  private startConsensus (): void {
+    const { logger, events, binding } = this
+    const db = this.need(this.db)
+    const content = this.need(this.content)
+    const gossip = this.need(this.gossip)
+    const wallet = this.need(this.wallet)
+    const { fault, floodCount, floodBytes } = this.faults
+    const sets = new ValidatorSets(this.chain)
+    this.sets = sets
+    const verdicts = new VerdictService({
+      db, router: gossip, signer: wallet, binding, rules: this.rules, logger: logger.child({ component: 'verdicts' }), sets,
+      onDecided: entry => { events.emit('decided', { datanet: entry.datanet, cid: entry.cid, status: entry.status === 'rejected' ? 'rejected' : 'accepted', score: entry.score }) },
+      onVerdict: (datanet, v) => { events.emit('verdict', { datanet, contribution: v.contribution, validator: v.validator, accept: v.accept, score: v.score }) }
+    })
+    this.verdicts = verdicts
+    verdicts.start()
+    this.stopSteps.push(['verdicts', () => { verdicts.stop() }])
+    const consensus = new ConsensusService({
+      db,
+      helia: content.helia,
+      router: gossip,
+      sync: content.libp2p.services.sync,
+      wallet,
+      binding,
+      logger: logger.child({ component: 'consensus' }),
+      inferences: this.need(this.inferences),
+      onEvidence: datanet => { events.emit('evidence', { datanet }) },
+      fault,
+      floodCount,
+      floodBytes,
+      verdicts,
+      sets,
+      onFinal: entry => { events.emit('final', entry) }
+    })
+    this.versionSource.serve = async request => await consensus.serve(request)
+    this.consensus = consensus
+    this.stopSteps.push(['consensus', () => { consensus.stop() }])
+  }
+
+  /** The datanets followed and the contributions to them; then who reacts to what, and the start of each. */
+  private async startDatanets (): Promise<void> {
+    const { config, logger, events, binding, chain } = this
+    const db = this.need(this.db)
+    const content = this.need(this.content)
+    const gossip = this.need(this.gossip)
+    const wallet = this.need(this.wallet)
+    const verdicts = this.need(this.verdicts)
+    const attribution = this.need(this.attribution)
+    const models = this.need(this.models)
+    const inferences = this.need(this.inferences)
+    const consensus = this.need(this.consensus)
+    const datanets = new DatanetService({
+      db,
+      helia: content.helia,
+      configured: config.datanets,
+      logger: logger.child({ component: 'datanets' }),
+      // a followed datanet reaches every service; `events` could not order these awaits
+      onFollow: async (d) => {
+        this.contributions?.follow(d)
+        verdicts.follow(d)
+        await chain?.follow(d)
+        await attribution.follow(d)
+        models.follow(d)
+        inferences.follow(d)
+        await consensus.follow(d)
+      }
+    })
+    this.datanets = datanets
+    const contributions = new ContributionService({
+      db,
+      helia: content.helia,
+      router: gossip,
+      datanets,
+      verdicts,
+      signer: wallet,
+      binding,
+      rules: this.rules,
+      maxMessageBytes: config.p2p.maxMessageBytes,
+      onStored: entry => {
+        events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
+      },
+      // coverage tokenizes every record: only a node that judges pays for it
+      covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
+      logger: logger.child({ component: 'contributions' })
+    })
+    this.contributions = contributions
+    this.wire()
+    await contributions.start()
+    this.stopSteps.push(['contributions', () => { contributions.stop() }])
+    await datanets.start()
+    this.stopSteps.push(['datanets', () => { datanets.stop() }])
+    const tallies = new TallyService({ db, chain })
+    await tallies.start()
+    this.tallies = tallies
+    this.stopSteps.push(['tallies', async () => { await tallies.stop() }])
+    // stops first after the API: no message reaches a stopped service, none is cut off halfway
+    this.stopSteps.push(['gossip (drain)', async () => { await gossip.stop() }])
+  }
+
+  private sets: ValidatorSets | undefined
+  private models: ModelService | undefined
+  private tallies: TallyService | undefined
+
+  /** Who reacts to what, in one place: the services emit what happened (node/events.ts). */
+  private wire (): void {
+    const { events, logger } = this
+    const db = this.need(this.db)
+    const consensus = this.need(this.consensus)
+    const datanets = this.need(this.datanets)
+    const attribution = this.need(this.attribution)
+    const poke = ({ datanet }: { datanet: string }): void => { consensus.poke(datanet) }
+    events.on('chain', poke)
+    events.on('work', poke)
+    events.on('decided', e => {
+      poke(e)
+      if (e.status !== 'rejected') return
+      void db.contributions.get(e.cid).then(async entry => { if (entry !== undefined) await this.contributions?.release(entry) })
+        .catch((err: unknown) => { logger.warn({ err, contribution: e.cid }, 'cannot release the records of a rejected contribution') })
+    })
+    events.on('evidence', ({ datanet }) => {
+      const d = datanets.get(datanet)
+      if (d !== undefined) void this.chain?.submitEvidence(d)
+    })
+    events.on('final', entry => {
+      events.emit('version', { datanet: entry.datanet, height: entry.height, cid: entry.cid, recordCount: entry.recordCount, datasetRoot: entry.datasetRoot, attributionRoot: entry.attributionRoot, contributions: entry.contributions.length })
+      const d = datanets.get(entry.datanet)
+      if (d === undefined) return
+      void attribution.onFinal(d)
+      this.chain?.onFinal(d, entry)
+    })
+  }
+
+  /** The HTTP API (routes over the services), and the file that lets the CLI find it. */
+  private async startApi (): Promise<void> {
+    const { config, logger, events, chain } = this
+    const db = this.need(this.db)
+    const gossip = this.need(this.gossip)
+    const datanets = this.need(this.datanets)
+    const consensus = this.need(this.consensus)
+    const sets = this.need(this.sets)
+    const attribution = this.need(this.attribution)
+    const api = new ApiServer({
+      host: config.api.host,
+      port: config.api.port,
+      token: this.need(this.token),
+      bodyLimitBytes: config.api.bodyLimitBytes,
+      logger,
+      routes: [
+        nodeRoutes(this),
+        datanetRoutes({ datanets, contributions: this.need(this.contributions), sets, subscribers: topic => gossip.subscribers(topic), consensus: id => consensus.status(id), registration: chain === undefined ? undefined : d => chain.registration(d) }),
+        versionRoutes({ db, datanets }),
+        validatorRoutes({ datanets, chain, sets }),
+        attributionRoutes({ datanets, tallies: this.need(this.tallies), attribution, inferences: this.need(this.inferences), models: this.need(this.models), chain }),
+        evidenceRoutes({ db, datanets }),
+        eventRoutes({ events })
+      ]
+    })
+    this.api = api
+    const url = await api.start()
+    this.stopSteps.push(['api', async () => {
+      rmSync(this.paths.apiInfo, { force: true })
+      await api.stop()
+    }])
+    // Lets the CLI find this node's API without being told.
+    writeFileAtomic(this.paths.apiInfo, JSON.stringify({ url, pid: process.pid }) + '\n', 0o644)
+  }
+
+  /** A component an earlier step made (a step run out of order is a bug here, not a user error). */
+  private need<T> (component: T | undefined): T {
+    if (component === undefined) throw new Error('a start step ran before the step it needs')
+    return component
   }
 
   /** Stops in reverse order of start: API, gossip (waiting for the messages in hand), services, network, database, lock. Never throws. */
