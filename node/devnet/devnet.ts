@@ -8,6 +8,7 @@ import { DatanetError } from '../../src/errors.ts'
 import { dataDirPaths, initDataDir, readDataDirMeta, readApiToken, writeFileAtomic } from '../../src/storage/data-dir.ts'
 import { startAnvil, type Anvil } from './anvil.ts'
 import { deployRegistry, fundAccounts, localSigner, registerDatanet } from './chain-setup.ts'
+import { ControlErrorCode, type DevnetNodeStatus, type NodeAction } from './control.ts'
 import { DaemonProcess, freePort } from './node-process.ts'
 import type { NodeInfo } from '../api/routes/node.ts'
 
@@ -266,8 +267,8 @@ export class Devnet {
     }
   }
 
-  private async nodeInfo (m: Member): Promise<NodeInfo> {
-    const res = await fetch(`${m.daemon?.apiUrl}/v1/node`, { signal: AbortSignal.timeout(5000) })
+  private async nodeInfo (m: Member, timeoutMs = 5000): Promise<NodeInfo> {
+    const res = await fetch(`${m.daemon?.apiUrl}/v1/node`, { signal: AbortSignal.timeout(timeoutMs) })
     return await res.json() as NodeInfo
   }
 
@@ -291,12 +292,83 @@ export class Devnet {
     return { chain, datanet: this.chain?.datanet ?? null, nodes }
   }
 
-  /** Resolves when any node exits on its own (a crash), with that node's name. */
-  async watch (): Promise<string> {
-    return await Promise.race(this.members.map(async m => {
-      await m.daemon?.waitExit(2 ** 31 - 1)
-      return m.name
-    }))
+  /**
+   * Reports each node's exits through `onExit` from now on, its restarts included: what
+   * the devnet's live lines say, while the devnet itself goes on (a fault drill).
+   */
+  monitor (onExit: (name: string, code: number | null | undefined, requested: NodeAction | undefined) => void): void {
+    this.onExit = onExit
+    for (const m of this.members) this.track(m)
+  }
+
+  private onExit: ((name: string, code: number | null | undefined, requested: NodeAction | undefined) => void) | undefined
+  /** What was asked of a node through `act`, to tell a drill from a crash. */
+  private readonly requested = new Map<string, NodeAction>()
+
+  private track (m: Member): void {
+    const daemon = m.daemon
+    if (daemon === undefined || !daemon.running) return
+    const pid = daemon.pid
+    void daemon.waitExit(2 ** 31 - 1).then(code => {
+      // a restart replaced the process meanwhile, or the whole devnet is stopping
+      if (daemon.pid !== pid || this.stopping !== undefined) return
+      const requested = this.requested.get(m.name)
+      this.requested.delete(m.name)
+      this.onExit?.(m.name, code, requested)
+    })
+  }
+
+  private member (name: string): Member {
+    const m = this.members.find(x => x.name === name)
+    if (m === undefined) throw new DatanetError({ code: ControlErrorCode.UNKNOWN_NODE }, `no node named ${name} in this devnet (nodes: ${this.members.map(x => x.name).join(', ')})`, 'usage')
+    return m
+  }
+
+  /** Every node: up or down, its pid and its height (DESIGN §6 `devnet status --json`). */
+  async status (): Promise<DevnetNodeStatus[]> {
+    return await Promise.all(this.members.map(async m => await this.statusOf(m)))
+  }
+
+  private async statusOf (m: Member): Promise<DevnetNodeStatus> {
+    const up = m.daemon?.running === true
+    let height: number | null = null
+    if (up) {
+      try { height = (await this.nodeInfo(m, 2000)).height } catch {}
+    }
+    return { name: m.name, role: m.role, state: up ? 'up' : 'down', pid: up ? m.daemon?.pid ?? null : null, height }
+  }
+
+  /**
+   * Stops (SIGTERM, as a process manager does), kills (SIGKILL: a crash) or starts again
+   * (with its data, ports and peers as before) one node; the others go on. Returns its status.
+   */
+  async act (name: string, action: NodeAction): Promise<DevnetNodeStatus> {
+    const m = this.member(name)
+    const daemon = m.daemon as DaemonProcess
+    if (action === 'start') {
+      if (!daemon.running) {
+        daemon.start()
+        this.track(m)
+        await daemon.waitReady(this.opts.readyTimeoutMs ?? 60_000)
+        this.rewriteFile()
+      }
+    } else if (daemon.running) {
+      this.requested.set(name, action)
+      if (action === 'kill') await daemon.kill()
+      else await daemon.stop()
+    }
+    return await this.statusOf(m)
+  }
+
+  /** devnet.json with each node's current pid (a restarted node has a new one). */
+  private rewriteFile (): void {
+    if (!existsSync(this.file)) return
+    const file = JSON.parse(readFileSync(this.file, 'utf8')) as DevnetFile
+    for (const n of file.nodes) {
+      const pid = this.members.find(m => m.name === n.name)?.daemon?.pid
+      if (pid !== undefined) n.pid = pid
+    }
+    writeFileAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
   }
 
   tail (name: string): string {

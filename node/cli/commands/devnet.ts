@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { formatEther, getAddress, isAddress } from 'ethers'
+import { askControl, serveControl, type DevnetNodeStatus, type NodeAction } from '../../devnet/control.ts'
 import { Devnet, type DevnetFile } from '../../devnet/devnet.ts'
 import { fundAccounts, localSigner } from '../../devnet/chain-setup.ts'
 import { parseAmount } from '../amount.ts'
@@ -21,10 +22,12 @@ interface DevnetCliOptions extends GlobalOptions {
  * `signal` aborts (the devnet's live view).
  */
 async function watchVersions (file: DevnetFile, say: (line: string) => void, signal: AbortSignal): Promise<void> {
-  const node = file.nodes.find(n => n.role === 'validator')
-  if (node === undefined || file.datanet === null) return
+  if (file.datanet === null) return
   const seen = new Map<number, boolean>()
+  let at = 0
   while (!signal.aborted) {
+    // the first validator that answers: one may be down for a drill
+    const node = file.nodes[at % file.nodes.length] as DevnetFile['nodes'][number]
     try {
       const res = await fetch(`${node.apiUrl}/v1/datanets/${file.datanet}/versions`, { signal: AbortSignal.timeout(5000) })
       const list = await res.json() as Array<{ height: number, recordCount: number, contributions: string[], attributionRoot: string, totalAttributed: string, anchor: { txHash: string, block: number } | null }>
@@ -33,7 +36,9 @@ async function watchVersions (file: DevnetFile, say: (line: string) => void, sig
         if (v.anchor !== null && seen.get(v.height) !== true) say(`version ${v.height} anchored: tx ${v.anchor.txHash} in block ${v.anchor.block}`)
         seen.set(v.height, v.anchor !== null)
       }
-    } catch {}
+    } catch {
+      at++
+    }
     await new Promise(resolve => setTimeout(resolve, 1000).unref())
   }
 }
@@ -45,13 +50,15 @@ function count (flag: string, value: string, min: number): number {
 
 export function registerDevnetCommand (program: Command): void {
   const devnetCommand = withGlobalOptions(program.command('devnet'))
+  // --dir after a subcommand is its own; before it, the devnet command's (default .devnet)
+  const dirOf = (opts: { dir?: string }): string => opts.dir ?? (devnetCommand.opts() as { dir: string }).dir
   withGlobalOptions(devnetCommand.command('fund'))
     .description('sends ETH on the devnet\'s chain to an address (from anvil\'s funded dev account), e.g. a newcomer\'s node before `validator join`')
     .argument('<address>', 'the account to fund')
     .option('--amount <eth>', 'how much, in ETH', '100')
-    .action(async (address: string, opts: GlobalOptions & { amount: string }) => {
-      // --dir is the devnet command's own option (commander gives it to the parent)
-      const dir = (devnetCommand.opts() as { dir: string }).dir
+    .option('--dir <dir>', 'the devnet\'s directory (default .devnet)')
+    .action(async (address: string, opts: GlobalOptions & { amount: string, dir?: string }) => {
+      const dir = dirOf(opts)
       if (!isAddress(address)) throw usageError(`not an address: ${address}`)
       const amount = parseAmount(opts.amount, '--amount')
       const file = join(dir, 'devnet.json')
@@ -67,6 +74,28 @@ export function registerDevnetCommand (program: Command): void {
         provider.destroy()
       }
     })
+  withGlobalOptions(devnetCommand.command('status'))
+    .description('the running devnet\'s nodes: up or down, pid, height')
+    .option('--dir <dir>', 'the devnet\'s directory (default .devnet)')
+    .action(async (opts: GlobalOptions & { dir?: string }) => {
+      const { nodes } = await askControl<{ nodes: DevnetNodeStatus[] }>(dirOf(opts), 'GET', '/status')
+      print(opts.json, { nodes }, () => table(['name', 'role', 'state', 'pid', 'height'], nodes.map(n => [n.name, n.role, n.state, String(n.pid ?? '-'), String(n.height ?? '-')])))
+    })
+  const drills: Array<[NodeAction, string]> = [
+    ['stop', 'stop one node gracefully (SIGTERM); the devnet goes on'],
+    ['start', 'start a stopped node again, with its data, ports and peers'],
+    ['kill', 'kill one node with SIGKILL (kill -9), for a fault drill']
+  ]
+  for (const [action, description] of drills) {
+    withGlobalOptions(devnetCommand.command(action))
+      .description(description)
+      .argument('<name>', 'the node, as in devnet.json (validator-0, node-0, …)')
+      .option('--dir <dir>', 'the devnet\'s directory (default .devnet)')
+      .action(async (name: string, opts: GlobalOptions & { dir?: string }) => {
+        const n = await askControl<DevnetNodeStatus>(dirOf(opts), 'POST', `/nodes/${encodeURIComponent(name)}/${action}`)
+        print(opts.json, n, () => `${n.name} ${n.state}${n.pid === null ? '' : ` (pid ${n.pid})`}`)
+      })
+  }
   devnetCommand
     .description('run a local multi-node test network on loopback until Ctrl-C')
     .option('--validators <n>', 'validator nodes', '4')
@@ -80,23 +109,37 @@ export function registerDevnetCommand (program: Command): void {
       const say = (line: string): void => { process.stderr.write(`${line}\n`) }
       const devnet = new Devnet({ dir: opts.dir, validators, nodes, log: say })
 
+      // Ctrl-C, SIGTERM (a process manager), SIGHUP (the terminal closed), or the parent gone
+      // (`npm run devnet` stopped: npm's shell dies without passing the signal on): each stops
+      // everything this devnet started. A second signal forces the exit.
+      let requestStop: (why: string) => void = () => {}
+      const stopRequested = new Promise<string>(resolve => { requestStop = resolve })
       let signalled = false
-      const onSignal = (): void => {
+      const onSignal = (why: string): void => {
         if (signalled) process.exit(130)
         signalled = true
-        say('stopping the devnet…')
+        say(`stopping the devnet (${why})…`)
+        requestStop(why)
         void devnet.stop()
       }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => { onSignal(signal) })
+      const parent = process.ppid
+      const parentWatch = setInterval(() => { if (process.ppid !== parent) onSignal('its parent process exited') }, 500)
+      parentWatch.unref()
 
       const file = await devnet.start()
       print(opts.json, file, () => table(
         ['role', 'address', 'peer id', 'api', 'log'],
         file.nodes.map(n => [n.role, n.address, n.peerId, n.apiUrl, n.logFile])
-      ) + `\n\nwrote ${devnet.file}${file.chain === null ? '' : `\nchain ${file.chain.rpcUrl} (id ${file.chain.chainId}), registry ${file.chain.registry}, datanet ${file.datanet}\njoin as a validator: datanet init --data-dir D; datanet node start --data-dir D --config ${devnet.connectFile}; datanet validator join --datanet ${file.datanet} --stake 10`}\nCtrl-C stops every node`)
+      ) + `\n\nwrote ${devnet.file}${file.chain === null ? '' : `\nchain ${file.chain.rpcUrl} (id ${file.chain.chainId}), registry ${file.chain.registry}, datanet ${file.datanet}\njoin as a validator: datanet init --data-dir D; datanet node start --data-dir D --config ${devnet.connectFile}; datanet validator join --datanet ${file.datanet} --stake 10`}\nfault drills: datanet devnet status | stop NAME | kill NAME | start NAME --dir ${opts.dir}\nCtrl-C stops every node`)
       const live = new AbortController()
       void watchVersions(file, say, live.signal)
+      devnet.monitor((name, code, requested) => {
+        if (requested === 'kill') say(`${name} killed (kill -9)`)
+        else if (requested === 'stop') say(`${name} stopped`)
+        else say(`${name} exited (${code === -1 ? 'killed by a signal' : `code ${String(code)}`}); the others go on: datanet devnet start ${name} --dir ${opts.dir} brings it back (log: ${devnet.tail(name)})`)
+      })
+      const closeControl = await serveControl(devnet.dir, devnet)
       if (opts.demo === true) {
         try {
           const summary = await runDemo(file, say)
@@ -104,20 +147,15 @@ export function registerDevnetCommand (program: Command): void {
           else process.stdout.write(describeSummary(summary) + '\n\nthe devnet keeps running; Ctrl-C stops it\n')
         } catch (err) {
           live.abort()
+          await closeControl()
           await devnet.stop()
           throw err
         }
       }
-
-      const crashed = await Promise.race([devnet.watch(), new Promise<undefined>(resolve => {
-        process.once('SIGINT', () => resolve(undefined))
-        process.once('SIGTERM', () => resolve(undefined))
-      })])
-      if (crashed !== undefined && !signalled) {
-        await devnet.stop()
-        throw new Error(`${crashed} exited unexpectedly: ${devnet.tail(crashed)}`)
-      }
+      await stopRequested
+      clearInterval(parentWatch)
       live.abort()
+      await closeControl()
       await devnet.stop()
       say('devnet stopped')
     })
