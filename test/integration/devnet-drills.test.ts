@@ -5,7 +5,7 @@
  * devnet's parent stops everything the devnet started.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -142,6 +142,28 @@ test('the devnet\'s parent killed (a process manager, `npm run devnet` stopped):
   leftovers.push(...pids.filter((p): p is number => p !== undefined && p !== null))
   shell.kill('SIGKILL')
   await waitFor(() => pids.every(p => !alive(p)), { timeoutMs: 40_000, what: `every process of the orphaned devnet to stop (${pids.join(', ')})` })
+})
+
+test('contribute --wait returns once the contribution is in a final version, and --json names it', async () => {
+  const dir = join(tmp.dir, 'wait')
+  const net = await startDevnet(dir, ['--validators', '1', '--nodes', '1'])
+  // through the plain node: final there means the validator decided and the version reached it
+  const n = net.file.nodes[1] as DevnetFile['nodes'][number]
+  const env = { DATANET_API: n.apiUrl, DATANET_TOKEN_FILE: n.tokenFile }
+  const passage = 'The quick brown fox drills across the devnet at dawn, every single morning, while the validators count the votes and the anchors land on chain one block after another'
+  const first = join(tmp.dir, 'first.txt')
+  writeFileSync(first, `${passage}.\n`)
+  const ok = await runCli(['contribute', '--datanet', net.file.datanet as string, first, '--wait', '--json', '--timeout', '60'], { env })
+  assert.is(ok.code, 0, ok.stderr)
+  const result = JSON.parse(ok.stdout) as { cid: string, status: string, version: number | null }
+  assert.is(result.status, 'accepted')
+  assert.type(result.version, 'number')
+  // the version it names is final and holds it, as soon as the command returned
+  const v = await (await fetch(`${n.apiUrl}/v1/datanets/${net.file.datanet}/versions/${result.version}`)).json() as { contributions: string[] }
+  assert.ok(v.contributions.includes(result.cid))
+
+  net.child.kill('SIGTERM')
+  await withDeadline(new Promise(resolve => net.child.once('exit', resolve)), 40_000, 'the devnet to stop')
 })
 
 test.run()

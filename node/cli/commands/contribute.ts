@@ -85,13 +85,32 @@ async function upload (api: string, token: string, datanet: string, file: string
   throw new DatanetError({ code: error.code }, `${file}: ${error.message}${error.invalid !== undefined ? ' (refused whole; --skip-invalid drops invalid records)' : ''}`, res.status === 422 || res.status === 400 ? 'usage' : 'failure')
 }
 
-async function waitDecided (client: ApiClient, datanet: string, cid: string, timeoutMs: number): Promise<ContributionView> {
+/**
+ * Waits until the contribution is decided and, when accepted, in a final version (DESIGN §6
+ * `--wait`), saying where it is on a TTY as it goes.
+ */
+async function waitFinal (client: ApiClient, datanet: string, cid: string, timeoutMs: number, tty: boolean): Promise<ContributionView> {
   const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const view = await client.get<ContributionView>(`/v1/datanets/${encodeURIComponent(datanet)}/contributions/${cid}`)
-    if (view.status !== 'pending') return view
-    if (Date.now() > deadline) throw new DatanetError({ code: 'CLI_ERROR_TIMEOUT' }, `contribution ${cid} still pending after ${timeoutMs / 1000} s`, 'failure')
-    await new Promise(resolve => setTimeout(resolve, 500))
+  let said = ''
+  const say = (line: string): void => {
+    if (!tty || line === said) return
+    process.stderr.write(`\r\x1b[2K${line}`)
+    said = line
+  }
+  try {
+    for (;;) {
+      const view = await client.get<ContributionView>(`/v1/datanets/${encodeURIComponent(datanet)}/contributions/${cid}`)
+      if (view.status === 'rejected' || view.version !== null) return view
+      say(view.status === 'pending'
+        ? `${cid}: waiting for verdicts (${view.verdicts.length} so far)`
+        : `${cid}: accepted (score ${String(view.score)}), waiting for a final version`)
+      if (Date.now() > deadline) {
+        throw new DatanetError({ code: 'CLI_ERROR_TIMEOUT' }, `contribution ${cid} is ${view.status === 'pending' ? 'still pending' : 'accepted but in no final version yet'} after ${timeoutMs / 1000} s`, 'failure')
+      }
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+  } finally {
+    if (said !== '') process.stderr.write('\r\x1b[2K')
   }
 }
 
@@ -104,7 +123,7 @@ export function registerContributeCommand (program: Command): void {
     .option('--skip-invalid', 'drop schema-invalid records instead of refusing the file')
     .option('--key-file <keystore>', 'sign as another account: its v3 JSON keystore (default: the node\'s own key)')
     .option('--key-password-file <file>', 'the password of --key-file (else DATANET_PASSWORD)')
-    .option('--wait', 'wait until each contribution is decided')
+    .option('--wait', 'wait until each contribution is decided and, if accepted, in a final version; a rejection exits 1 with its reasons')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .action(async (files: string[], opts: ContributeOptions) => {
       const api = resolveApiUrl(opts)
@@ -114,10 +133,15 @@ export function registerContributeCommand (program: Command): void {
       if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`--timeout: expected seconds, got "${opts.timeout}"`)
       let signer: Wallet | undefined
       if (opts.keyFile !== undefined) signer = await readKeyFile(opts.keyFile, opts.keyPasswordFile)
-      const results: Array<ContributeResult & { file: string }> = []
+      const results: Array<ContributeResult & { file: string, version?: number | null, reasons?: string[] }> = []
       for (const file of files) {
-        const result = { ...(await upload(api, token, opts.datanet, file, opts, signer)), file }
-        if (opts.wait === true && result.status === 'pending') result.status = (await waitDecided(client, opts.datanet, result.cid, timeoutMs)).status
+        const result: ContributeResult & { file: string, version?: number | null, reasons?: string[] } = { ...(await upload(api, token, opts.datanet, file, opts, signer)), file }
+        if (opts.wait === true) {
+          const view = await waitFinal(client, opts.datanet, result.cid, timeoutMs, process.stderr.isTTY === true && opts.json !== true)
+          result.status = view.status
+          result.version = view.version
+          if (view.status === 'rejected') result.reasons = [...new Set(view.verdicts.filter(v => !v.accept).flatMap(v => v.reasons))]
+        }
         if (opts.json !== true) {
           const notes = [result.duplicates > 0 ? `${result.duplicates} duplicate records dropped` : '', result.skippedInvalid > 0 ? `${result.skippedInvalid} invalid records skipped` : ''].filter(n => n !== '')
           if (notes.length > 0) process.stderr.write(`${file}: ${notes.join(', ')}\n`)
@@ -126,7 +150,11 @@ export function registerContributeCommand (program: Command): void {
       }
       print(opts.json, results.length === 1 ? results[0] : results, () => results.length === 1
         ? (results[0] as ContributeResult).cid
-        : table(['file', 'cid', 'records', 'status'], results.map(r => [r.file, r.cid, String(r.recordCount), r.status])))
+        : table(['file', 'cid', 'records', 'status', ...(opts.wait === true ? ['version'] : [])], results.map(r => [r.file, r.cid, String(r.recordCount), r.status, ...(opts.wait === true ? [String(r.version ?? '-')] : [])])))
+      if (opts.wait === true && opts.json !== true && results.length === 1 && results[0]?.status === 'accepted') process.stderr.write(`${results[0].file}: accepted, in version ${String(results[0].version)}\n`)
+      const rejected = results.filter(r => r.status === 'rejected')
+      for (const r of rejected) process.stderr.write(`${r.file}: contribution ${r.cid} rejected: ${(r.reasons ?? []).join(', ') || 'no reasons given'}\n`)
+      if (rejected.length > 0) process.exitCode = 1
     })
 }
 
