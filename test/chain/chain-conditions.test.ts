@@ -215,4 +215,56 @@ test('a send stuck under a base fee spike is replaced (same nonce, higher fees) 
   })
 })
 
+/** Waits until the node recorded the anchor of `height` and the chain has it exactly once; returns it. */
+async function anchoredOnce (c: Harness, height: number, timeoutMs: number, what: string): Promise<Commit> {
+  const recorded = await waitFor(async () => {
+    const r = await c.recorded(height)
+    return r !== null && c.service.chainInfo(c.d).lastAnchor?.height === height ? r : undefined
+  }, { timeoutMs, what })
+  const commits = await c.commits(height)
+  assert.is(commits.length, 1, `height ${height} anchored once on the canonical chain`)
+  assert.is(recorded.txHash, commits[0]?.txHash, 'the node recorded the transaction on chain')
+  return recorded
+}
+
+test('RPC failover: the first URL goes away, reads and the anchor go through the second; then the second goes and the first is back', async () => {
+  await withChain({ confirmations: 1, proxies: 2 }, async c => {
+    const [first, second] = c.proxies as [TcpProxy, TcpProxy]
+    await first.cut()
+    const before = c.service.block
+    c.service.onFinal(c.d, await c.version(2))
+    await anchoredOnce(c, 2, 20_000, 'the anchor of height 2 with the first RPC URL down')
+    assert.ok(c.service.block > before, 'the follower kept reading')
+    await first.restore()
+    await second.cut()
+    c.service.onFinal(c.d, await c.version(4))
+    await anchoredOnce(c, 4, 20_000, 'the anchor of height 4 with only the first RPC URL, back')
+  })
+})
+
+test('a reorg before the anchor has its confirmations drops it: the node sends it again and it lands once', async () => {
+  await withChain({ confirmations: 3 }, async c => {
+    c.service.onFinal(c.d, await c.version(2))
+    const [mined] = await waitFor(async () => { const l = await c.commits(2); return l.length > 0 ? l : undefined }, { timeoutMs: 15_000, what: 'the anchor mined', intervalMs: 50 })
+    const head = await c.provider.getBlockNumber()
+    assert.ok(head - (mined?.block ?? 0) < 3, 'reorged before its confirmations')
+    await c.rpc('anvil_reorg', [head - (mined?.block ?? 0) + 1, []])
+    assert.is((await c.commits(2)).length, 0, 'the reorg dropped it')
+    await anchoredOnce(c, 2, 25_000, 'the anchor of height 2 after the reorg')
+  })
+})
+
+test('a reorg deeper than the confirmations drops a counted anchor: the node notices and anchors again, once', async () => {
+  await withChain({ confirmations: 1 }, async c => {
+    c.service.onFinal(c.d, await c.version(2))
+    const counted = await anchoredOnce(c, 2, 15_000, 'the anchor of height 2 counted')
+    // a few blocks later the node's anchoring is long over (its own loop would resend on its next look)
+    const head = await waitFor(async () => { const h = await c.provider.getBlockNumber(); return h >= counted.block + 3 ? h : undefined }, { timeoutMs: 10_000, what: 'three blocks on the anchor' })
+    await c.rpc('anvil_reorg', [head - counted.block + 1, []])
+    assert.is((await c.commits(2)).length, 0, 'the reorg dropped it')
+    await waitFor(async () => (await c.commits(2)).length > 0, { timeoutMs: 20_000, what: 'the anchor of height 2 on chain again after the reorg' })
+    await anchoredOnce(c, 2, 15_000, 'the node to count the new anchor')
+  })
+})
+
 test.run()
