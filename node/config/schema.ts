@@ -4,6 +4,7 @@ const port = z.number().int().min(0).max(65535)
 const multiaddr = z.string().regex(/^\/(ip4|ip6|dns|dns4|dns6)\//, 'expected a multiaddr such as /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...')
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte hex address')
 const host = z.string().min(1)
+const rpcUrl = z.url({ protocol: /^(https?|wss?)$/ })
 
 /**
  * The node's configuration. Defaults live in config/default.json (one source of defaults);
@@ -33,15 +34,23 @@ export const nodeConfigSchema = z.strictObject({
     bodyLimitBytes: z.number().int().min(1024)
   }),
   chain: z.strictObject({
-    rpcUrl: z.url({ protocol: /^(https?|wss?)$/ }).nullable(),
+    rpcUrl: rpcUrl.nullable(),
+    /** Further RPC URLs of the same chain: reads and sends move to the next when one is down. */
+    rpcUrls: z.array(rpcUrl),
+    /** A request with no answer in this time counts as its URL being down. */
+    rpcTimeoutMs: z.number().int().min(100),
     chainId: z.number().int().min(1),
     registry: address.nullable(),
     /** Blocks on top of a block before its registry events count (0 on a local dev chain). */
     confirmations: z.number().int().min(0).max(1000),
     pollIntervalMs: z.number().int().min(50),
     /** The registry's deployment block: where the follower starts reading. */
-    startBlock: z.number().int().min(0)
-  }),
+    startBlock: z.number().int().min(0),
+    /** Time without a receipt before the node's transaction is replaced (same nonce) with fees raised ≥ 12.5%. */
+    feeBumpAfterMs: z.number().int().min(100),
+    /** The most the node's transactions pay per gas, in gwei (replacements stop there). */
+    maxFeePerGasGwei: z.number().positive().max(1_000_000)
+  }).refine(c => c.rpcUrls.length === 0 || c.rpcUrl !== null, { message: 'fallback URLs need chain.rpcUrl (the first URL) set', path: ['rpcUrls'] }),
   datanets: z.array(z.string().min(1))
 })
 

@@ -39,7 +39,7 @@ import type { ContributionRule } from '../../src/contribution/rules/index.ts'
 import { AGENT_VERSION, VERSION } from '../version.ts'
 import type { NodeConfig } from '../config/schema.ts'
 import type { Logger } from '../logger.ts'
-import type { Wallet } from 'ethers'
+import { parseUnits, type Wallet } from 'ethers'
 
 export interface DatanetNodeOptions {
   config: Readonly<NodeConfig>
@@ -269,12 +269,15 @@ export class DatanetNode implements NodeView {
     if (config.chain.registry === null) throw new DatanetError({ code: 'CONFIG_ERROR_NO_REGISTRY' }, 'chain.rpcUrl is set but chain.registry is not: give the registry contract\'s address (--registry)', 'usage')
     const chain = new ChainService({
       db: this.need(this.db),
-      rpcUrl: config.chain.rpcUrl,
+      rpcUrls: [...new Set([config.chain.rpcUrl, ...config.chain.rpcUrls])],
       chainId: config.chain.chainId,
       registry: config.chain.registry,
       confirmations: config.chain.confirmations,
       pollIntervalMs: config.chain.pollIntervalMs,
       startBlock: config.chain.startBlock,
+      feeBumpAfterMs: config.chain.feeBumpAfterMs,
+      maxFeePerGas: parseUnits(config.chain.maxFeePerGasGwei.toFixed(9), 'gwei'),
+      rpcTimeoutMs: config.chain.rpcTimeoutMs,
       wallet: this.need(this.wallet),
       peerId: this.peerId,
       logger: this.logger.child({ component: 'chain' }),

@@ -15,12 +15,20 @@ import type { Logger } from '../logger.ts'
 
 export interface ChainServiceOptions {
   db: StateDatabase
-  rpcUrl: string
+  /** The chain's RPC URLs in order of preference: reads and sends fail over to the next when one is down. */
+  rpcUrls: readonly string[]
   chainId: number
   registry: string
+  /** Blocks on top before an event counts, and before the node's own transaction counts. */
   confirmations: number
   pollIntervalMs: number
   startBlock: number
+  /** Time without a receipt after which a transaction is replaced with higher fees. */
+  feeBumpAfterMs: number
+  /** The most a transaction pays per gas, in wei. */
+  maxFeePerGas: bigint
+  /** A request with no answer in this time counts as its RPC URL being down. */
+  rpcTimeoutMs: number
   wallet: Wallet
   peerId: string
   logger: Logger
@@ -88,20 +96,41 @@ export class ChainService {
 
   async start (): Promise<void> {
     const { opts } = this
-    this.client = await RegistryClient.connect({ rpcUrl: opts.rpcUrl, chainId: opts.chainId, registry: opts.registry, signer: opts.wallet })
+    this.client = await RegistryClient.connect({
+      rpcUrl: opts.rpcUrls,
+      chainId: opts.chainId,
+      registry: opts.registry,
+      signer: opts.wallet,
+      confirmations: opts.confirmations,
+      feeBumpAfterMs: opts.feeBumpAfterMs,
+      maxFeePerGas: opts.maxFeePerGas,
+      rpcTimeoutMs: opts.rpcTimeoutMs,
+      // long enough for a few replacements; past it the anchor loop sends again and the client replaces what is pending
+      receiptTimeoutMs: Math.max(60_000, 4 * opts.feeBumpAfterMs),
+      onRpcSwitch: (from, to, err) => { this.log.warn({ from, to, err: (err as Error | undefined)?.message }, 'chain RPC failed over') },
+      onSend: sent => {
+        const fees = { maxFeePerGas: sent.fees.maxFeePerGas.toString(), maxPriorityFeePerGas: sent.fees.maxPriorityFeePerGas.toString() }
+        if (sent.replacement) this.log.info({ method: sent.method, txHash: sent.hash, nonce: sent.nonce, ...fees }, 'no receipt yet: transaction replaced with higher fees')
+        else this.log.debug({ method: sent.method, txHash: sent.hash, nonce: sent.nonce, ...fees }, 'transaction sent')
+      }
+    })
     this.follower = new ChainFollower({
       source: this.client,
       store: levelFollowerStore(opts.db.chain),
       confirmations: opts.confirmations,
       startBlock: opts.startBlock,
       onEvents: events => { void this.onEvents(events.map(e => e.datanetId)) },
-      onReorg: (fork, dropped) => { this.log.warn({ fork, dropped }, 'chain reorg: events after the fork block dropped') }
+      onReorg: (fork, dropped) => {
+        this.log.warn({ fork, dropped }, 'chain reorg: events after the fork block dropped')
+        // an anchor in the dropped blocks is no longer on chain: anchor again what is not
+        for (const d of this.datanets.values()) void this.resumeAnchors(d)
+      }
     })
     await this.follower.load()
     this.running = true
     await this.pollOnce()
     this.schedule(opts.pollIntervalMs)
-    this.log.info({ rpcUrl: opts.rpcUrl, chainId: opts.chainId, registry: opts.registry, block: this.follower.block }, 'following the registry')
+    this.log.info({ rpcUrls: opts.rpcUrls, chainId: opts.chainId, registry: opts.registry, block: this.follower.block }, 'following the registry')
   }
 
   async stop (): Promise<void> {
@@ -273,6 +302,13 @@ export class ChainService {
   private async recordAnchors (d: FollowedDatanet): Promise<void> {
     const state = this.state(d)
     if (state === undefined) return
+    // an anchor a reorg took off the chain is no anchor until the version lands again
+    const onChain = new Set(state.anchors.map(a => a.height))
+    for (const height of (await this.opts.db.anchors.of(d.id)).keys()) {
+      if (onChain.has(height)) continue
+      await this.opts.db.anchors.delete(d.id, height)
+      this.log.warn({ datanet: d.id, height }, 'anchor dropped by a reorg')
+    }
     for (const a of state.anchors) {
       const entry = await this.opts.db.versions.at(d.id, a.height)
       if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
@@ -318,7 +354,9 @@ export class ChainService {
    * Submits a final version's certificate. Validators take turns (a stagger by a rank that
    * rotates with the height), so usually one transaction lands and the others see its event
    * and stop; a loser's StaleHeight revert also means done. RPC errors and dropped
-   * transactions retry with backoff until the anchor is in.
+   * transactions retry with backoff until the anchor is in: in the follower's state, i.e.
+   * with `confirmations` blocks on top. A send that returned but whose anchor a reorg
+   * dropped is sent again (the client replaces a stuck one; see RegistryClient.send).
    */
   private async anchor (d: FollowedDatanet, entry: VersionEntry): Promise<void> {
     const key = `${d.id}/${entry.height}`
@@ -349,7 +387,8 @@ export class ChainService {
           const tx = await this.client?.send('commitVersion', args) as SentTx
           log.info({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString() }, 'anchor submitted')
           await this.pollOnce()
-          return
+          // confirmed by the client; the follower counts it at the same depth, unless a reorg took it
+          if (!this.anchored(d, entry.height)) log.warn({ txHash: tx.txHash }, 'anchor not in the chain\'s state after its confirmations (a reorg?): anchoring again')
         } catch (err) {
           const name = revertName(err)
           if (name === 'StaleHeight') { log.debug('anchored by another validator'); await this.pollOnce(); return }

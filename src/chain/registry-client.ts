@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs'
-import { Contract, JsonRpcProvider, Network, getBytes, hexlify, type InterfaceAbi, type Log, type Signer, type TransactionReceipt } from 'ethers'
+import { Contract, FetchRequest, Network, type JsonRpcProvider, getBytes, hexlify, keccak256, parseUnits, type InterfaceAbi, type Log, type Signer, type TransactionReceipt } from 'ethers'
 import { DatanetError } from '../errors.ts'
+import type { Fees } from './fees.ts'
 import type { RegistryEvent } from './registry-state.ts'
+import { FailoverJsonRpcProvider } from './rpc-endpoints.ts'
+import { TxErrorCode, landTransaction, type NonceSends, type TxChain } from './transactions.ts'
 
 export const ChainErrorCode = {
   RPC: 'CHAIN_ERROR_RPC',
@@ -9,7 +12,8 @@ export const ChainErrorCode = {
   NO_REGISTRY: 'CHAIN_ERROR_NO_REGISTRY',
   REVERTED: 'CHAIN_ERROR_REVERTED',
   NO_SIGNER: 'CHAIN_ERROR_NO_SIGNER',
-  TIMEOUT: 'CHAIN_ERROR_TIMEOUT',
+  TIMEOUT: TxErrorCode.TIMEOUT,
+  NONCE_TAKEN: TxErrorCode.NONCE_TAKEN,
   FUNDS: 'CHAIN_ERROR_FUNDS'
 } as const
 
@@ -40,19 +44,37 @@ export function revertOf (err: unknown): { name: string, text: string } | undefi
 /** True for failures worth retrying: the RPC is down or slow, or the transaction was dropped. */
 export function isTransient (err: unknown): boolean {
   if (revertOf(err) !== undefined) return false
-  if (err instanceof DatanetError) return err.code === ChainErrorCode.TIMEOUT || err.code === ChainErrorCode.RPC
+  if (err instanceof DatanetError) return err.code === ChainErrorCode.TIMEOUT || err.code === ChainErrorCode.RPC || err.code === ChainErrorCode.NONCE_TAKEN
   const code = (err as { code?: string }).code
   return code === undefined || ['NETWORK_ERROR', 'TIMEOUT', 'SERVER_ERROR', 'UNKNOWN_ERROR', 'NONCE_EXPIRED', 'REPLACEMENT_UNDERPRICED', 'TRANSACTION_REPLACED', 'ECONNREFUSED', 'ECONNRESET'].includes(code)
 }
 
 export interface RegistryClientOptions {
-  rpcUrl: string
+  /** One RPC URL, or several of the same chain tried in order (failover). */
+  rpcUrl: string | readonly string[]
   chainId: number
   registry: string
   signer?: Signer
-  /** How long to wait for a receipt before treating the transaction as dropped. */
+  /** How long a send waits for a first receipt before a transient CHAIN_ERROR_TIMEOUT (its sends stay pending: the next send replaces them). */
   receiptTimeoutMs?: number
+  /** Blocks on top of a send's block before `send` returns (0: at its receipt). */
+  confirmations?: number
+  /** Time without a receipt after which a send is replaced with fees raised by ≥ 12.5%. */
+  feeBumpAfterMs?: number
+  /** The most a send pays per gas, in wei. */
+  maxFeePerGas?: bigint
+  /** A request with no answer in this time counts as its RPC URL being down. */
+  rpcTimeoutMs?: number
+  /** How often a send polls for its receipt. */
+  pollMs?: number
+  /** Requests moved to another RPC URL. */
+  onRpcSwitch?: (from: string, to: string, err: unknown) => void
+  /** A transaction was broadcast (a replacement: same nonce, higher fees). */
+  onSend?: (sent: { method: string, hash: string, nonce: number, fees: Fees, replacement: boolean }) => void
 }
+
+/** Defaults for a send: a quiet chain (the node's config sets its own). */
+export const SEND_DEFAULTS = { receiptTimeoutMs: 60_000, confirmations: 0, feeBumpAfterMs: 30_000, maxFeePerGas: parseUnits('500', 'gwei'), rpcTimeoutMs: 10_000, pollMs: 250 } as const
 
 export interface SentTx { txHash: string, block: number, gasUsed: bigint }
 
@@ -64,43 +86,65 @@ const byteArray = (x: unknown): string => hexlify(getBytes(x as string))
  * contract's custom error.
  */
 export class RegistryClient {
-  readonly provider: JsonRpcProvider
+  readonly provider: FailoverJsonRpcProvider
   readonly contract: Contract
   readonly address: string
   private readonly signer: Signer | undefined
-  private readonly receiptTimeoutMs: number
+  private readonly opts: RegistryClientOptions
+  private readonly chainId: number
   private sending: Promise<unknown> = Promise.resolve()
+  /** The sends of the last nonce not known to be mined: a later send replaces them, never queues behind. */
+  private pendingSends: NonceSends | undefined
 
   private constructor (opts: RegistryClientOptions) {
     const network = Network.from(opts.chainId)
+    const urls = typeof opts.rpcUrl === 'string' ? [opts.rpcUrl] : [...opts.rpcUrl]
     // staticNetwork: no chain id probing on every request (and no endless retries while the RPC is down);
     // cacheTimeout -1: ethers would otherwise answer the block number from a 250 ms cache, and a
     // poll right after a send would miss the send's block
-    this.provider = new JsonRpcProvider(opts.rpcUrl, network, { staticNetwork: network, batchMaxCount: 1, polling: false, cacheTimeout: -1 })
+    this.provider = new FailoverJsonRpcProvider(urls, network, { staticNetwork: network, batchMaxCount: 1, polling: false, cacheTimeout: -1 }, {
+      timeoutMs: opts.rpcTimeoutMs ?? SEND_DEFAULTS.rpcTimeoutMs,
+      onSwitch: (from, to, err) => opts.onRpcSwitch?.(urls[from] as string, urls[to] as string, err)
+    })
     this.address = opts.registry
     this.signer = opts.signer?.connect(this.provider)
     this.contract = new Contract(opts.registry, registryArtifact().abi, this.signer ?? this.provider)
-    this.receiptTimeoutMs = opts.receiptTimeoutMs ?? 60_000
+    this.opts = opts
+    this.chainId = opts.chainId
   }
 
-  /** Connects and checks that the RPC serves the configured chain and the registry has code there. */
+  /**
+   * Connects and checks that the RPC serves the configured chain and the registry has code
+   * there. With several URLs, each that answers must serve the configured chain (one down
+   * now is tried again later); at least one must answer.
+   */
   static async connect (opts: RegistryClientOptions): Promise<RegistryClient> {
     const client = new RegistryClient(opts)
-    let chainId: number
-    try {
-      chainId = Number(await client.provider.send('eth_chainId', []))
-    } catch (err) {
-      client.destroy()
-      throw new DatanetError({ code: ChainErrorCode.RPC }, `cannot reach the chain RPC at ${opts.rpcUrl}`, 'unavailable', { cause: err })
+    const urls = client.provider.urls
+    let reachable = 0
+    let lastError: unknown
+    for (const url of urls) {
+      let chainId: number
+      try {
+        chainId = await chainIdAt(url, opts.rpcTimeoutMs ?? SEND_DEFAULTS.rpcTimeoutMs)
+      } catch (err) {
+        lastError = err
+        continue
+      }
+      reachable++
+      if (chainId !== opts.chainId) {
+        client.destroy()
+        throw new DatanetError({ code: ChainErrorCode.WRONG_CHAIN }, `the chain RPC at ${url} serves chain id ${chainId}, but the config says chain.chainId ${opts.chainId}`, 'usage')
+      }
     }
-    if (chainId !== opts.chainId) {
+    if (reachable === 0) {
       client.destroy()
-      throw new DatanetError({ code: ChainErrorCode.WRONG_CHAIN }, `the chain RPC at ${opts.rpcUrl} serves chain id ${chainId}, but the config says chain.chainId ${opts.chainId}`, 'usage')
+      throw new DatanetError({ code: ChainErrorCode.RPC }, `cannot reach the chain RPC at ${urls.join(', ')}`, 'unavailable', { cause: lastError })
     }
     const code = await client.provider.getCode(opts.registry)
     if (code === '0x') {
       client.destroy()
-      throw new DatanetError({ code: ChainErrorCode.NO_REGISTRY }, `no contract at chain.registry ${opts.registry} on chain ${chainId}`, 'usage')
+      throw new DatanetError({ code: ChainErrorCode.NO_REGISTRY }, `no contract at chain.registry ${opts.registry} on chain ${opts.chainId}`, 'usage')
     }
     return client
   }
@@ -173,37 +217,121 @@ export class RegistryClient {
     return await this.contract.getFunction(method).staticCall(...args) as T
   }
 
+  /** The RPC URL requests go to now. */
+  get rpcUrl (): string {
+    return this.provider.activeUrl
+  }
+
   /**
-   * Sends a transaction and waits for its receipt. Sends are serialised per client (one
-   * nonce sequence); a revert (estimated before sending) throws CHAIN_ERROR_REVERTED naming
-   * the contract's custom error; a receipt that does not come in time throws a transient
-   * CHAIN_ERROR_TIMEOUT (the caller decides whether to resend).
+   * Sends a transaction and waits until it has `confirmations` blocks on top. Sends are
+   * serialised per client (one nonce sequence); a revert (estimated before sending) throws
+   * CHAIN_ERROR_REVERTED naming the contract's custom error. A send with no receipt after
+   * `feeBumpAfterMs` is replaced (same nonce, fees +12.5% or the market's, up to
+   * `maxFeePerGas`); one reorged away is sent again. No receipt within `receiptTimeoutMs`
+   * throws a transient CHAIN_ERROR_TIMEOUT, and the sends stay pending: the next send of
+   * this client takes their nonce and replaces them, rather than queueing behind them.
    */
   async send (method: string, args: unknown[], opts: { value?: bigint } = {}): Promise<SentTx> {
     if (this.signer === undefined) throw new DatanetError({ code: ChainErrorCode.NO_SIGNER }, 'this chain client has no key to send with', 'usage')
     const signer = this.signer
     const task = this.sending.then(async () => {
       const fn = this.contract.getFunction(method)
-      let tx
+      const overrides = opts.value === undefined ? {} : { value: opts.value }
+      const from = await signer.getAddress()
+      let call: { to: string, data: string, value: bigint, gasLimit: bigint }
       try {
-        // Sends are serialised, so the chain's pending count is the next nonce: nothing kept
-        // locally can drift after a failed or dropped send (ethers' NonceManager also leaves
-        // a rejected promise behind when the RPC is down).
-        const nonce = await this.provider.getTransactionCount(await signer.getAddress(), 'pending')
-        tx = await fn.send(...args, { nonce, ...(opts.value === undefined ? {} : { value: opts.value }) })
+        const populated = await fn.populateTransaction(...args, overrides)
+        // estimated before any send, so a revert is named and nothing is paid for it
+        const gas = await fn.estimateGas(...args, overrides)
+        call = { to: populated.to, data: populated.data, value: opts.value ?? 0n, gasLimit: gas + gas / 5n }
       } catch (err) {
         const revert = revertOf(err)
         if (revert !== undefined) throw reverted(method, revert)
-        if ((err as { code?: string }).code === 'INSUFFICIENT_FUNDS') throw new DatanetError({ code: ChainErrorCode.FUNDS }, `${await signer.getAddress()} cannot pay for ${method}${opts.value === undefined ? '' : ` (${opts.value} wei)`} and its gas`, 'conflict')
+        if ((err as { code?: string }).code === 'INSUFFICIENT_FUNDS') throw new DatanetError({ code: ChainErrorCode.FUNDS }, `${from} cannot pay for ${method}${opts.value === undefined ? '' : ` (${opts.value} wei)`} and its gas`, 'conflict')
         throw err
       }
-      const receipt = await waitForReceipt(this.provider, tx.hash, this.receiptTimeoutMs, `${method} (${tx.hash})`)
-      if (receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, `${method} reverted (${tx.hash})`, 'conflict')
+      const sends = await this.nonceSends(from)
+      this.pendingSends = sends
+      let receipt
+      try {
+        receipt = await landTransaction(this.txChain(signer, call, method), sends, {
+          call: `${call.to.toLowerCase()}:${call.data}:${call.value}`,
+          bumpAfterMs: this.opts.feeBumpAfterMs ?? SEND_DEFAULTS.feeBumpAfterMs,
+          maxFeePerGas: this.opts.maxFeePerGas ?? SEND_DEFAULTS.maxFeePerGas,
+          confirmations: this.opts.confirmations ?? SEND_DEFAULTS.confirmations,
+          timeoutMs: this.opts.receiptTimeoutMs ?? SEND_DEFAULTS.receiptTimeoutMs,
+          pollMs: this.opts.pollMs ?? SEND_DEFAULTS.pollMs,
+          onSend: sent => this.opts.onSend?.({ method, ...sent })
+        })
+      } catch (err) {
+        // nothing of ours pending under the nonce: the next send starts afresh
+        if (sends.hashes.length === 0 || (err as { code?: string }).code === ChainErrorCode.NONCE_TAKEN) this.pendingSends = undefined
+        if ((err as { code?: string }).code === 'INSUFFICIENT_FUNDS') throw new DatanetError({ code: ChainErrorCode.FUNDS }, `${from} cannot pay for ${method}${opts.value === undefined ? '' : ` (${opts.value} wei)`} and its gas`, 'conflict')
+        throw err
+      }
+      this.pendingSends = undefined
+      if (receipt.status !== 1) throw new DatanetError({ code: ChainErrorCode.REVERTED }, `${method} reverted (${receipt.hash})`, 'conflict')
       return { txHash: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed }
     })
     this.sending = task.catch(() => {})
     return await task
   }
+
+  /**
+   * The nonce a send takes: that of our sends still pending (to replace them), else the
+   * chain's next. Only this client's own sends are known: a transaction left pending by an
+   * earlier process with the same key is queued behind, not replaced.
+   */
+  private async nonceSends (from: string): Promise<NonceSends> {
+    const pending = this.pendingSends
+    if (pending !== undefined && await this.provider.getTransactionCount(from, 'latest') <= pending.nonce) return pending
+    return { nonce: await this.provider.getTransactionCount(from, 'pending'), fees: undefined, hashes: [] }
+  }
+
+  /** The send loop's view of the chain, for one call. */
+  private txChain (signer: Signer, call: { to: string, data: string, value: bigint, gasLimit: bigint }, method: string): TxChain {
+    const provider = this.provider
+    return {
+      now: () => Date.now(),
+      sleep: async ms => { await new Promise(resolve => setTimeout(resolve, ms)) },
+      marketFees: async () => {
+        const f = await provider.getFeeData()
+        if (f.maxFeePerGas === null || f.maxPriorityFeePerGas === null) return { maxFeePerGas: f.gasPrice ?? 0n, maxPriorityFeePerGas: f.gasPrice ?? 0n }
+        return { maxFeePerGas: f.maxFeePerGas, maxPriorityFeePerGas: f.maxPriorityFeePerGas }
+      },
+      minedNonce: async () => await provider.getTransactionCount(await signer.getAddress(), 'latest'),
+      blockNumber: async () => await provider.getBlockNumber(),
+      receipt: async hash => {
+        const r = await provider.getTransactionReceipt(hash)
+        return r === null ? null : { hash: r.hash, blockNumber: r.blockNumber, status: r.status, gasUsed: r.gasUsed }
+      },
+      broadcast: async (nonce, fees) => {
+        const signed = await signer.signTransaction({ ...call, nonce, chainId: this.chainId, type: 2, ...fees })
+        try {
+          await provider.send('eth_sendRawTransaction', [signed])
+        } catch (err) {
+          const revert = revertOf(err)
+          if (revert !== undefined) throw reverted(method, revert)
+          throw err
+        }
+        return keccak256(signed)
+      }
+    }
+  }
+}
+
+/** The chain id one URL serves (each URL asked on its own, so a wrong fallback is caught at start). */
+async function chainIdAt (url: string, timeoutMs: number): Promise<number> {
+  const request = new FetchRequest(url)
+  request.timeout = timeoutMs
+  request.setThrottleParams({ maxAttempts: 1 })
+  request.body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] })
+  request.setHeader('content-type', 'application/json')
+  const response = await request.send()
+  response.assertOk()
+  const body = response.bodyJson as { result?: string }
+  if (typeof body.result !== 'string') throw new Error(`${url} gave no chain id`)
+  return Number(body.result)
 }
 
 /**

@@ -80,6 +80,19 @@ test('the chain presets: confirmations and polling for a chain with 2 s and with
   assert.is(slow.p2p.port, 7400)
   // the RPC and the registry are the operator's: flags or the environment
   assert.is(loadConfig({ file: 'chain-12s', env: { DATANET_CHAIN_RPC_URL: 'https://rpc.example/' } }).chain.rpcUrl, 'https://rpc.example/')
+  // fee bumps: about five blocks without a receipt, and a cap
+  assert.equal([fast.chain.feeBumpAfterMs, fast.chain.maxFeePerGasGwei], [10_000, 500])
+  assert.equal([slow.chain.feeBumpAfterMs, slow.chain.maxFeePerGasGwei], [45_000, 200])
+})
+
+test('chain.rpcUrls: fallback URLs after chain.rpcUrl, from a file or a comma-separated environment variable; not without rpcUrl', () => {
+  const env = { DATANET_CHAIN_RPC_URL: 'https://a.example/', DATANET_CHAIN_RPC_URLS: 'https://b.example/, http://10.0.0.2:8545' }
+  assert.equal(loadConfig({ env }).chain.rpcUrls, ['https://b.example/', 'http://10.0.0.2:8545'])
+  assert.equal(loadConfig({ env: {} }).chain.rpcUrls, [])
+  const e = configError(() => loadConfig({ env: { DATANET_CHAIN_RPC_URLS: 'https://b.example/' } }))
+  assert.ok(e.message.includes('chain.rpcUrls') && e.message.includes('chain.rpcUrl'), e.message)
+  const bad = configError(() => loadConfig({ file: configFile({ chain: { rpcUrl: 'https://a.example/', rpcUrls: ['ftp://b.example/'] } }), env: {} }))
+  assert.ok(bad.message.includes('chain.rpcUrls.0'), bad.message)
 })
 
 test('an unknown preset name, or a missing path, is a usage error naming it', () => {

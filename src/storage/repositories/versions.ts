@@ -76,6 +76,11 @@ export class AnchorRepository {
   async put (datanet: string, height: number, anchor: Anchor): Promise<void> {
     await this.store.put(heightKeyOf(datanet, height), anchor)
   }
+
+  /** Forgets an anchor a reorg took off the chain (until the version is anchored again). */
+  async delete (datanet: string, height: number): Promise<void> {
+    await this.store.delete(heightKeyOf(datanet, height))
+  }
 }
 
 export type TallyJson = Array<{ address: string, amount: string }>
