@@ -371,6 +371,10 @@ export class Devnet {
     writeFileAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
   }
 
+  logFile (name: string): string | undefined {
+    return this.members.find(m => m.name === name)?.logFile
+  }
+
   tail (name: string): string {
     return this.members.find(m => m.name === name)?.daemon?.logTail() ?? ''
   }

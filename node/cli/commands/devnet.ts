@@ -137,7 +137,7 @@ export function registerDevnetCommand (program: Command): void {
       devnet.monitor((name, code, requested) => {
         if (requested === 'kill') say(`${name} killed (kill -9)`)
         else if (requested === 'stop') say(`${name} stopped`)
-        else say(`${name} exited (${code === -1 ? 'killed by a signal' : `code ${String(code)}`}); the others go on: datanet devnet start ${name} --dir ${opts.dir} brings it back (log: ${devnet.tail(name)})`)
+        else say(`${name} exited (${code === -1 ? 'killed by a signal' : `code ${String(code)}`}); the others go on: datanet devnet start ${name} --dir ${opts.dir} brings it back (its log: ${devnet.logFile(name) ?? '-'})`)
       })
       const closeControl = await serveControl(devnet.dir, devnet)
       if (opts.demo === true) {
