@@ -8,7 +8,7 @@
  * node was given crashes: on 3476a64 the others knew only it (announced peers were stored,
  * never dialled), so one crash partitioned the network; now they stay connected and go on.
  */
-import { writeFileSync } from 'node:fs'
+import { appendFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -35,8 +35,12 @@ let datanetId = ''
 interface HostNode { name: string, dataDir: string, address: string, peerId: string, host: string, daemon: DaemonProcess }
 const nodes: HostNode[] = []
 
+/** HOSTS_TRANSCRIPT=FILE: every command and its output, for README's walk (real output). */
+const transcript = process.env.HOSTS_TRANSCRIPT
+
 async function cli (args: string[], node?: HostNode): Promise<CliResult & { json: Record<string, unknown> }> {
   const r = await runCli([...args, ...(node === undefined ? [] : ['--api', node.daemon.apiUrl, '--token-file', dataDirPaths(node.dataDir).apiToken]), '--json'], { env: { DATANET_PASSWORD: PASSWORD }, timeoutMs: 120_000 })
+  if (transcript !== undefined) appendFileSync(transcript, `${node === undefined ? '' : `[${node.name} ${node.host}] `}$ datanet ${args.join(' ')} --json\n${r.stdout}${r.stderr}\n`)
   let json: Record<string, unknown> = {}
   try { json = JSON.parse(r.stdout) as Record<string, unknown> } catch {}
   return { ...r, json }
