@@ -1,0 +1,63 @@
+/**
+ * Throughput to finality (issue 14 item 1): a 4-validator + 1-node loopback network (real
+ * processes), U concurrent uploaders posting C contributions each of R records of about
+ * S bytes to the plain node; records/s from the first upload to the last record being in a
+ * final version on every node. Baseline from the same run: the node's ingest rate (first
+ * upload to the last 201), as a ratio — what the network adds on top of taking the data in.
+ *
+ *   bash scripts/run.sh node scripts/bench/finality.ts [S=1024] [R=2000] [C=4] [U=4]
+ */
+import { startClusterNetwork } from '../../test/helpers/soak.ts'
+
+const recordBytes = Number(process.argv[2] ?? 1024)
+const recordsPer = Number(process.argv[3] ?? 2000)
+const perUploader = Number(process.argv[4] ?? 4)
+const uploaders = Number(process.argv[5] ?? 4)
+const total = recordsPer * perUploader * uploaders
+
+/** One contribution's JSONL body: distinct records of about `recordBytes` each. */
+function body (u: number, c: number): string {
+  const pad = 'x'.repeat(Math.max(0, recordBytes - 40))
+  let out = ''
+  for (let i = 0; i < recordsPer; i++) out += JSON.stringify({ text: `u${u} c${c} r${i} ${pad}` }) + '\n'
+  return out
+}
+
+const net = await startClusterNetwork({ validators: 4, nodes: 1 })
+try {
+  const node = net.members[4] as (typeof net.members)[number]
+  const bodies = Array.from({ length: uploaders }, (_, u) => Array.from({ length: perUploader }, (_, c) => body(u, c)))
+  const t0 = performance.now()
+  let ackedAt = 0
+  await Promise.all(bodies.map(async list => {
+    for (const b of list) {
+      const res = await fetch(`${node.daemon.apiUrl}/v1/datanets/${net.datanet}/contributions?format=jsonl`, {
+        method: 'POST', headers: { authorization: `Bearer ${node.token}`, 'content-type': 'application/x-ndjson' }, body: b
+      })
+      if (res.status !== 201) throw new Error(`upload refused: ${res.status} ${await res.text()}`)
+    }
+    ackedAt = Math.max(ackedAt, performance.now())
+  }))
+  const ingestS = (ackedAt - t0) / 1000
+  const finalAt: number[] = []
+  const deadline = Date.now() + 600_000
+  for (const m of net.members) {
+    for (;;) {
+      const vs = await (await fetch(`${m.daemon.apiUrl}/v1/datanets/${net.datanet}/versions`)).json() as Array<{ recordCount: number }>
+      if ((vs[0]?.recordCount ?? 0) >= total) break
+      if (Date.now() > deadline) throw new Error(`${m.name}: ${vs[0]?.recordCount ?? 0} of ${total} records final after 600 s`)
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    finalAt.push(performance.now())
+  }
+  const finalS = (Math.max(...finalAt) - t0) / 1000
+  const mb = total * recordBytes / 1e6
+  const ingestRate = total / ingestS
+  const finalRate = total / finalS
+  console.log(`records: ${total.toLocaleString('en')} of ~${recordBytes} B (${mb.toFixed(1)} MB) in ${uploaders * perUploader} contributions from ${uploaders} uploaders`)
+  console.log(`baseline  ingest (first upload → last 201 on the node):      ${ingestRate.toFixed(0).padStart(7)} records/s  ${(mb / ingestS).toFixed(2)} MB/s  (${ingestS.toFixed(1)} s)`)
+  console.log(`finality  (first upload → all records final on all 5 nodes): ${finalRate.toFixed(0).padStart(7)} records/s  ${(mb / finalS).toFixed(2)} MB/s  (${finalS.toFixed(1)} s)`)
+  console.log(`ratio finality/ingest: ${(finalRate / ingestRate).toFixed(2)}`)
+} finally {
+  await net.stop(false)
+}
