@@ -35,7 +35,8 @@ const FORBIDDEN_RELATIVE = /(^|\/)(network|storage|chain)\/|(^|\/)node\//
 
 export interface Violation { file: string, line: number, what: string }
 
-function sourceFiles (dir: string): string[] {
+/** Every .ts/.js/.mjs file under `dir` (none when it is missing). */
+export function sourceFiles (dir: string): string[] {
   if (!existsSync(dir)) return []
   return readdirSync(dir).flatMap(name => {
     const full = join(dir, name)

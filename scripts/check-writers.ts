@@ -4,10 +4,10 @@
  * file that owns it. Other services ask the owner or listen to its events. Exits 1
  * listing each write from anywhere else.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { codeOnly } from './check-purity.ts'
+import { codeOnly, sourceFiles } from './check-purity.ts'
 
 /**
  * Who writes what. Contributions are the one entity with three lifecycle stages in three
@@ -41,18 +41,10 @@ const SCANNED = ['node', 'src']
 
 export interface WriteViolation { file: string, line: number, what: string }
 
-function sourceFiles (dir: string): string[] {
-  if (!existsSync(dir)) return []
-  return readdirSync(dir).flatMap(name => {
-    const full = join(dir, name)
-    if (statSync(full).isDirectory()) return sourceFiles(full)
-    return name.endsWith('.ts') ? [full] : []
-  })
-}
-
 export function checkWriters (root: string, writers: Record<string, readonly string[]> = WRITERS): WriteViolation[] {
   const out: WriteViolation[] = []
   for (const file of SCANNED.flatMap(d => sourceFiles(join(root, d)))) {
+    if (!file.endsWith('.ts')) continue
     const rel = relative(root, file).split('\\').join('/')
     if (rel.startsWith('src/storage/') && rel !== 'src/storage/chain-store.ts') continue
     codeOnly(readFileSync(file, 'utf8')).split('\n').forEach((line, i) => {

@@ -123,7 +123,7 @@ export class ChainService {
       onReorg: (fork, dropped) => {
         this.log.warn({ fork, dropped }, 'chain reorg: events after the fork block dropped')
         // an anchor in the dropped blocks is no longer on chain: anchor again what is not
-        for (const d of this.datanets.values()) void this.resumeAnchors(d)
+        for (const d of this.datanets.values()) void this.forgetDroppedAnchors(d).then(async () => { await this.resumeAnchors(d) })
       }
     })
     await this.follower.load()
@@ -302,13 +302,6 @@ export class ChainService {
   private async recordAnchors (d: FollowedDatanet): Promise<void> {
     const state = this.state(d)
     if (state === undefined) return
-    // an anchor a reorg took off the chain is no anchor until the version lands again
-    const onChain = new Set(state.anchors.map(a => a.height))
-    for (const height of (await this.opts.db.anchors.of(d.id)).keys()) {
-      if (onChain.has(height)) continue
-      await this.opts.db.anchors.delete(d.id, height)
-      this.log.warn({ datanet: d.id, height }, 'anchor dropped by a reorg')
-    }
     for (const a of state.anchors) {
       const entry = await this.opts.db.versions.at(d.id, a.height)
       if (entry === undefined || entry.anchor?.txHash === a.txHash) continue
@@ -326,6 +319,16 @@ export class ChainService {
    */
   private anchorInterval (d: FollowedDatanet): number {
     return anchorIntervalOf(this.state(d), d.manifest.anchorInterval)
+  }
+
+  /** After a reorg: an anchor the reorg took off the chain is no anchor until the version lands again. */
+  private async forgetDroppedAnchors (d: FollowedDatanet): Promise<void> {
+    const onChain = new Set(this.state(d)?.anchors.map(a => a.height) ?? [])
+    for (const height of (await this.opts.db.anchors.of(d.id)).keys()) {
+      if (onChain.has(height)) continue
+      await this.opts.db.anchors.delete(d.id, height)
+      this.log.warn({ datanet: d.id, height }, 'anchor dropped by a reorg')
+    }
   }
 
   /** Called for every final version: anchors the ones at anchor heights. */

@@ -1,9 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 /** A fresh temporary directory, and a function that removes it. */
 export function tempDir (prefix = 'datanet-test-'): { dir: string, remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix))
   return { dir, remove: () => { rmSync(dir, { recursive: true, force: true }) } }
+}
+
+/** A temporary source tree of `files` (path → text), for checks that read a project (purity, writers). */
+export function tempProject (files: Record<string, string>, prefix = 'datanet-project-'): { dir: string, remove: () => void } {
+  const tmp = tempDir(prefix)
+  for (const [path, text] of Object.entries(files)) {
+    const full = join(tmp.dir, path)
+    mkdirSync(dirname(full), { recursive: true })
+    writeFileSync(full, text)
+  }
+  return tmp
 }

@@ -3,19 +3,11 @@ import * as assert from 'uvu/assert'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkPurity, PURE_DIRS, type Violation } from '../../scripts/check-purity.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { tempDir, tempProject } from '../helpers/tmp.ts'
 
 const repoRoot = join(import.meta.dirname, '..', '..')
 
-function project (files: Record<string, string>): { dir: string, remove: () => void } {
-  const tmp = tempDir('datanet-purity-')
-  for (const [path, text] of Object.entries(files)) {
-    const full = join(tmp.dir, path)
-    mkdirSync(join(full, '..'), { recursive: true })
-    writeFileSync(full, text)
-  }
-  return tmp
-}
+const project = (files: Record<string, string>): { dir: string, remove: () => void } => tempProject(files, 'datanet-purity-')
 
 const at = (vs: Violation[], line: number): Violation[] => vs.filter(v => v.line === line)
 

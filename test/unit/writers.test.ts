@@ -1,21 +1,13 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkWriters, WRITERS } from '../../scripts/check-writers.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { tempProject } from '../helpers/tmp.ts'
 
 const repoRoot = join(import.meta.dirname, '..', '..')
 
-function project (files: Record<string, string>): { dir: string, remove: () => void } {
-  const tmp = tempDir('datanet-writers-')
-  for (const [path, text] of Object.entries(files)) {
-    const full = join(tmp.dir, path)
-    mkdirSync(join(full, '..'), { recursive: true })
-    writeFileSync(full, text)
-  }
-  return tmp
-}
+const project = (files: Record<string, string>): { dir: string, remove: () => void } => tempProject(files, 'datanet-writers-')
 
 test('a write from a service that does not own the repository is reported with file and line', () => {
   const tmp = project({
