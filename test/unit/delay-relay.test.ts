@@ -93,16 +93,15 @@ test('the target sees the relay: its remote port is one of the relay\'s upstream
 })
 
 test('closing either side closes the other, after the data sent before it', async () => {
-  let accepted: Socket | undefined
+  const accepted: Socket[] = []
   const received: Buffer[] = []
-  const { srv, port } = await server(s => { accepted = s; s.on('data', (b: Buffer) => received.push(b)); s.on('error', () => {}) })
+  const { srv, port } = await server(s => { accepted.push(s); s.on('data', (b: Buffer) => received.push(b)); s.on('error', () => {}) })
   const relay = new DelayRelay({ target: { host: '127.0.0.1', port }, delayMs: 30, jitterMs: 10 })
   await relay.start()
 
   // the client ends: the target gets the last bytes, then the end, then the close
   const a = await dial(relay.port)
-  await waitFor(() => accepted, { timeoutMs: 5000, what: 'the target to accept' })
-  const targetA = accepted as Socket
+  const targetA = await waitFor(() => accepted[0], { timeoutMs: 5000, what: 'the target to accept' })
   const targetEnded = new Promise<void>(resolve => targetA.once('end', () => resolve()))
   a.end('last words')
   await withDeadline(targetEnded, 5000, 'the end to reach the target')
@@ -114,19 +113,16 @@ test('closing either side closes the other, after the data sent before it', asyn
   await withDeadline(targetAClosed, 5000, 'the target to close')
 
   // the target is destroyed: the client's connection closes
-  accepted = undefined
   const b = await dial(relay.port)
   b.on('error', () => {})
-  await waitFor(() => accepted, { timeoutMs: 5000, what: 'the target to accept' })
+  const targetB = await waitFor(() => accepted[1], { timeoutMs: 5000, what: 'the target to accept' })
   const bClosed = new Promise<void>(resolve => b.once('close', () => resolve()))
-  ;(accepted as Socket).destroy()
+  targetB.destroy()
   await withDeadline(bClosed, 5000, 'the client to close after the target closed')
 
   // the client is destroyed: its FIN reaches the target, which closes in turn, and the relay holds no socket
-  accepted = undefined
   const c = await dial(relay.port)
-  await waitFor(() => accepted, { timeoutMs: 5000, what: 'the target to accept' })
-  const targetC = accepted as Socket
+  const targetC = await waitFor(() => accepted[2], { timeoutMs: 5000, what: 'the target to accept' })
   const cEnded = new Promise<void>(resolve => targetC.once('end', () => resolve()))
   c.destroy()
   await withDeadline(cEnded, 5000, 'the target to see the end after the client closed')
