@@ -129,6 +129,20 @@ test('closing either side closes the other, after the data sent before it', asyn
   targetC.end()
   await waitFor(() => relay.openSockets === 0, { timeoutMs: 5000, what: 'the relay to close both sockets' })
 
+  // the target ends first, then the client answers and closes: its answer, still on the
+  // delayed link when the client's socket is fully closed, is delivered, not dropped
+  const d = connect({ port: relay.port, host: '127.0.0.1', allowHalfOpen: true })
+  const targetD = await waitFor(() => accepted[3], { timeoutMs: 5000, what: 'the target to accept' })
+  const dGotEnd = new Promise<void>(resolve => d.once('end', () => resolve()))
+  const targetDEnded = new Promise<void>(resolve => targetD.once('end', () => resolve()))
+  received.length = 0
+  targetD.end()
+  await withDeadline(dGotEnd, 5000, 'the client to see the target\'s end')
+  d.end('an answer after the end')
+  await withDeadline(targetDEnded, 5000, 'the client\'s end to reach the target')
+  assert.is(Buffer.concat(received).toString(), 'an answer after the end')
+  await waitFor(() => relay.openSockets === 0, { timeoutMs: 5000, what: 'the relay to close both sockets' })
+
   await relay.stop()
   srv.close()
 })
