@@ -121,10 +121,20 @@ export const SOAK_CONSENSUS: SoakConsensus = { versionIntervalMs: 1000, proposeT
  * loopback (test/helpers/cluster.ts), no chain; every node follows the datanet and hears
  * every other on its topics before this returns.
  */
-export async function startClusterNetwork (opts: { validators: number, nodes: number, consensus?: SoakConsensus, equivocator?: boolean }): Promise<SoakNetwork> {
+export async function startClusterNetwork (opts: {
+  validators: number
+  nodes: number
+  consensus?: SoakConsensus
+  equivocator?: boolean
+  /** Daemon arguments beyond the cluster's. */
+  extraArgs?: string[]
+  /** Before any daemon starts: change their specs (relays in front, test/helpers/wide-area.ts). */
+  prepare?: (nodes: TestNode[]) => Promise<void>
+}): Promise<SoakNetwork> {
   const cluster = new TestCluster()
   try {
-    const all = await cluster.create(opts.validators + opts.nodes, [], { fastKeystore: true })
+    const all = await cluster.create(opts.validators + opts.nodes, opts.extraArgs ?? [], { fastKeystore: true })
+    await opts.prepare?.(all)
     const validators = all.slice(0, opts.validators)
     // the harness's own check: one byzantine validator (DATANET_FAULT) must show as evidence
     if (opts.equivocator === true) (validators[0] as TestNode).daemon.spec.env = { DATANET_FAULT: 'equivocate' }
