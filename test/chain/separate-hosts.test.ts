@@ -7,8 +7,11 @@
  * node joins the set, and no connection between nodes uses a loopback address. Then the seed every
  * node was given crashes: on 3476a64 the others knew only it (announced peers were stored,
  * never dialled), so one crash partitioned the network; now they stay connected and go on.
+ * Every host's link adds 50 ms ± 5 ms each way (a relay in its namespace in front of its
+ * node; no netem on this kernel), so all of it runs over 100 ms round trips, and the test
+ * measures finality over them.
  */
-import { appendFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -16,7 +19,7 @@ import { HDNodeWallet, encryptKeystoreJson, parseEther } from 'ethers'
 import { dataDirPaths, initDataDir } from '../../src/storage/data-dir.ts'
 import { DaemonProcess } from '../../node/devnet/node-process.ts'
 import { runCli, type CliResult } from '../helpers/cli.ts'
-import { createHosts, type Hosts } from '../helpers/netns.ts'
+import { createHosts, startHostRelay, type HostRelay, type Hosts } from '../helpers/netns.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
@@ -24,9 +27,14 @@ import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
 const PASSWORD = 'separate-hosts'
 const P2P_PORT = 7400
 const API_PORT = 7401
+/** Where a host's node is reached by the others: its link's relay, in front of P2P_PORT. */
+const LINK_PORT = 7402
+const LINK_DELAY_MS = 50
+const LINK_JITTER_MS = 5
 const tmp = tempDir('datanet-hosts-')
 const passwordFile = join(tmp.dir, 'password')
 let net: Hosts | undefined
+const relays: HostRelay[] = []
 let anvil: Anvil | undefined
 let rpc = ''
 let registry = ''
@@ -91,6 +99,7 @@ test.before(hook(async () => {
 
 test.after(hook(async () => {
   await Promise.all(nodes.map(async n => await n.daemon?.stop()))
+  for (const r of relays) await r.stop()
   await anvil?.stop()
   await net?.destroy()
   tmp.remove()
@@ -105,20 +114,25 @@ test('from nothing to a 5-host datanet that finalizes and anchors, with datanet 
 
   const seed = nodes[0] as HostNode
   for (const n of nodes) {
+    const host = net?.hosts.find(h => h.address === n.host)
+    assert.ok(host !== undefined)
+    relays.push(await startHostRelay(host, LINK_PORT, P2P_PORT, LINK_DELAY_MS, LINK_JITTER_MS))
+  }
+  for (const n of nodes) {
     n.daemon = new DaemonProcess({
       dataDir: n.dataDir,
       passwordFile,
       logFile: join(tmp.dir, `${n.name}.log`),
       p2pPort: P2P_PORT,
       apiPort: API_PORT,
-      bootstrap: n === seed ? [] : [`/ip4/${seed.host}/tcp/${P2P_PORT}/p2p/${seed.peerId}`],
+      bootstrap: n === seed ? [] : [`/ip4/${seed.host}/tcp/${LINK_PORT}/p2p/${seed.peerId}`],
       extraArgs: ['--chain-rpc', rpc, '--registry', registry],
       netns: net?.hosts.find(h => h.address === n.host)?.ns,
       host: n.host,
       env: {
         DATANET_P2P_HOST: n.host,
         DATANET_API_HOST: n.host,
-        DATANET_P2P_ANNOUNCE: `/ip4/${n.host}/tcp/${P2P_PORT}`,
+        DATANET_P2P_ANNOUNCE: `/ip4/${n.host}/tcp/${LINK_PORT}`,
         DATANET_CHAIN_START_BLOCK: String(startBlock)
       }
     })
@@ -172,7 +186,11 @@ test('from nothing to a 5-host datanet that finalizes and anchors, with datanet 
     }, { timeoutMs: 30_000, what: `${n.name} connected to the ${nodes.length - 1} others` })
     assert.ok(info.addresses.length > 0 && info.addresses.every(a => a.startsWith(`/ip4/${n.host}/`)), `${n.name} announces ${info.addresses.join(', ')}`)
     for (const p of info.peers) {
-      for (const a of p.addresses) assert.ok(!a.includes('/127.') && !a.startsWith('/ip6/::1'), `${n.name} reaches ${p.peerId} over ${a}`)
+      for (const a of p.addresses) {
+        assert.ok(!a.includes('/127.') && !a.startsWith('/ip6/::1'), `${n.name} reaches ${p.peerId} over ${a}`)
+        // dialled at the other's link port, or accepted through its own host's relay: never around the delay
+        assert.ok(!a.includes(`/tcp/${P2P_PORT}/`) && !a.endsWith(`/tcp/${P2P_PORT}`), `${n.name} reaches ${p.peerId} at its node's own port: ${a}`)
+      }
     }
   }
 })
@@ -191,6 +209,38 @@ test('the walk goes on: a model on version 1, an inference paid on chain, the co
   const claimed = await cli(['claim', '--datanet', datanetId], plain)
   assert.is(claimed.code, 0, claimed.stderr)
   assert.is(claimed.json.paid, tally.claimable)
+})
+
+/** The p-th percentile of sorted values (nearest rank). */
+function percentile (sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] as number
+}
+
+test('finality over the 100 ms round trips: contribution to final on every host, p50 and p99 printed', async () => {
+  const plain = nodes[4] as HostNode
+  const token = readFileSync(dataDirPaths(plain.dataDir).apiToken, 'utf8').trim()
+  const samples: number[] = []
+  for (let i = 0; i < 10; i++) {
+    const t0 = performance.now()
+    const res = await fetch(`${plain.daemon.apiUrl}/v1/datanets/${datanetId}/contributions?format=jsonl`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-ndjson' },
+      body: JSON.stringify({ text: `measured across the hosts, sample ${i}` }) + '\n',
+      signal: AbortSignal.timeout(30_000)
+    })
+    assert.is(res.status, 201, await res.clone().text())
+    const { cid } = await res.json() as { cid: string }
+    const heights = await Promise.all(nodes.map(async n => await waitFor(async () => {
+      const r = await api<{ version: number | null }>(n, `/v1/contributions/${cid}`)
+      return r.status === 200 && typeof r.body.version === 'number' ? r.body.version : undefined
+    }, { timeoutMs: 60_000, intervalMs: 20, what: `sample ${i} final as ${n.name} sees it` })))
+    samples.push(performance.now() - t0)
+    assert.is(new Set(heights).size, 1, `sample ${i} final at heights ${heights.join(', ')}`)
+  }
+  const sorted = [...samples].sort((a, b) => a - b)
+  const line = `finality over ${2 * LINK_DELAY_MS} ms round trips (5 hosts, versions every 500 ms): p50 ${percentile(sorted, 50).toFixed(0)} ms, p99 ${percentile(sorted, 99).toFixed(0)} ms, n=${sorted.length}`
+  console.log(line)
+  if (transcript !== undefined) appendFileSync(transcript, `# ${line}\n`)
 })
 
 test('the seed every node was given crashes: the others stay connected through what they announced, and go on', async () => {

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomInt } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -60,4 +61,47 @@ export async function createHosts (n: number): Promise<Hosts> {
     throw new Error(`cannot create network namespaces (root and iproute2 needed): ${(err as Error).message}`)
   }
   return { hosts, gateway: `${subnet}.1`, destroy }
+}
+
+/** A delaying relay running on a host (test/helpers/delay-relay-main.ts). */
+export interface HostRelay {
+  /** Where others reach the host's node through the delay. */
+  address: string
+  port: number
+  stop: () => Promise<void>
+}
+
+/**
+ * Puts a user-space delay on a host's link (this kernel has no netem): a relay process in
+ * the host's namespace listens on `listenPort` of its address and forwards to `targetPort`,
+ * adding `delayMs` (± `jitterMs`) each way. Every connection to the host made at
+ * `listenPort` crosses it.
+ */
+export async function startHostRelay (host: Host, listenPort: number, targetPort: number, delayMs: number, jitterMs = 0): Promise<HostRelay> {
+  const main = fileURLToPath(new URL('./delay-relay-main.ts', import.meta.url))
+  const child = spawn('ip', ['netns', 'exec', host.ns, process.execPath, main, host.address, String(listenPort), host.address, String(targetPort), String(delayMs), String(jitterMs)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`relay on ${host.address} not ready in 10 s: ${stderr}`)) }, 10_000)
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+      const m = /^ready (\d+)$/m.exec(out)
+      if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) }
+    })
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`relay on ${host.address} exited (${String(code)}): ${stderr}`)) })
+  })
+  return {
+    address: host.address,
+    port,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
 }
