@@ -56,9 +56,12 @@ export const defaultShardFetchOptions: Readonly<ShardFetchOptions> = Object.free
   attempts: 3,
   retryMs: 5000,
   // an honest node re-gossiping a backlog (hundreds of small contributions) must not wait
-  // for one fetch at a time, 16 every 30 s: that capped a datanet at ~16 per version
-  concurrency: 4,
-  runningPerPublisher: 3,
+  // for one fetch at a time, 16 every 30 s: that capped a datanet at ~16 per version. A
+  // fetch is mostly waiting (round trips to the holder, the store's writes): with 3 at a
+  // time per publisher, one node's burst of small contributions reached validators at
+  // ~2 per second (scripts/bench/wide-area.ts)
+  concurrency: 16,
+  runningPerPublisher: 12,
   queuedPerPublisher: 256,
   queued: 1024
 })
