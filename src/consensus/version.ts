@@ -1,4 +1,5 @@
-import { TypedDataEncoder, recoverAddress, type TypedDataDomain } from 'ethers'
+import { TypedDataEncoder, type TypedDataDomain } from 'ethers'
+import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
@@ -139,7 +140,7 @@ export interface SignedVote {
 
 export function voteSigner (domain: TypedDataDomain, sv: SignedVote): string | undefined {
   try {
-    return recoverAddress(voteDigest(domain, sv.vote.type, sv.vote.round, sv.header), sv.signature)
+    return recoverSigner(voteDigest(domain, sv.vote.type, sv.vote.round, sv.header), sv.signature, sv.vote.validator)
   } catch {
     return undefined
   }

@@ -1,4 +1,5 @@
-import { getAddress, verifyTypedData } from 'ethers'
+import { TypedDataEncoder, getAddress } from 'ethers'
+import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
@@ -70,7 +71,7 @@ export async function signContribution (signer: TypedDataSigner, binding: Omit<D
 /** The address that signed the contribution, under the given domain; undefined for an unusable signature. */
 export function contributionSigner (c: Contribution, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return verifyTypedData(signingDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c), toHex(c.signature))
+    return recoverSigner(TypedDataEncoder.hash(signingDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c)), toHex(c.signature), c.contributor)
   } catch {
     return undefined
   }

@@ -1,4 +1,5 @@
-import { verifyTypedData } from 'ethers'
+import { TypedDataEncoder } from 'ethers'
+import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
@@ -50,7 +51,7 @@ export async function signVerdict (signer: TypedDataSigner, binding: Omit<Domain
 
 export function verdictSigner (v: Verdict, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return verifyTypedData(signingDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v), toHex(v.signature))
+    return recoverSigner(TypedDataEncoder.hash(signingDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v)), toHex(v.signature), v.validator)
   } catch {
     return undefined
   }

@@ -1,4 +1,5 @@
-import { verifyTypedData, type Wallet } from 'ethers'
+import { TypedDataEncoder, type Wallet } from 'ethers'
+import { recoverSigner } from '../codec/signer.ts'
 import { decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { datanetDomain, type DomainBinding } from '../codec/eip712.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from './gossip.ts'
@@ -139,7 +140,7 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
     // [REJECT] the signature recovers to the announced address
     let signer: string
     try {
-      signer = verifyTypedData(datanetDomain({ ...this.opts.binding, datanet: null }), ANNOUNCEMENT_TYPES, typedValue(a), a.signature)
+      signer = recoverSigner(TypedDataEncoder.hash(datanetDomain({ ...this.opts.binding, datanet: null }), ANNOUNCEMENT_TYPES, typedValue(a)), a.signature, a.address)
     } catch {
       throw reject('ANNOUNCE_ERROR_BAD_SIGNATURE', 'announcement signature is malformed')
     }

@@ -3,7 +3,7 @@
  * run from the message alone (signature, set of the height, bounds on heights and rounds
  * ahead), so gossipsub gets its verdict at once and a flood stops at the first hop.
  */
-import { recoverAddress } from 'ethers'
+import { recoverSigner } from '../../../src/codec/signer.ts'
 import type { TypedDataDomain } from 'ethers'
 import { decodeCbor } from '../../../src/codec/cbor.ts'
 import { bytesEqual, toHex } from '../../../src/codec/hash.ts'
@@ -61,7 +61,7 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
         if (setup === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
         const proposer = setup.proposer(wire.round)
         let signer: string | undefined
-        try { signer = recoverAddress(proposalDigest(c.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
+        try { signer = recoverSigner(proposalDigest(c.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature), proposer) } catch { signer = undefined }
         // [REJECT] signed by the proposer of (height, round)
         if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
         // [IGNORE] a proposer's proposals for rounds above ours: a few are kept (the driver's
