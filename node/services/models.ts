@@ -90,6 +90,8 @@ export class ModelService {
    * This operator's record of an external model (an OpenAI-compatible server's model) on
    * the datanet's latest final version: the one registered before, else a new one. Its
    * artifact is the server's endpoint and model name, stored and pinned like any artifact.
+   * No version trained it: the latest is the one whose records its output can copy most,
+   * and like any model's, it is fixed in the record the event names.
    */
   async external (d: FollowedDatanet, ref: { endpoint: string, name: string }): Promise<ModelEntry> {
     const latest = await this.opts.db.versions.latest(d.id)

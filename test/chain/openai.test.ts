@@ -170,6 +170,11 @@ test('attack first: without the token, with a wrong one, for an unknown model or
   assert.is(notJson.status, 400)
   assert.ok(((await notJson.json()) as { error?: { type?: string } }).error?.type === 'invalid_request_error')
 
+  // the endpoint is published in the external model's record: a URL with credentials is refused
+  const secret = await api<{ error: { message: string } }>(operator, `/v1/datanets/${datanetId}/inferences`, { method: 'POST', body: { external: { endpoint: 'http://user:hunter2@127.0.0.1:1/v1', model: 'x' }, prompt: 'p', output: 'o' } })
+  assert.is(secret.status, 400)
+  assert.match(secret.body.error.message, /published/)
+
   assert.is(await operatorTxs(), before, 'no refused request escrowed anything')
 })
 

@@ -38,7 +38,11 @@ const inferBody = z.union([
   z.strictObject({ event: z.record(z.string(), z.unknown()) }),
   // an output an OpenAI-compatible server generated (`datanet infer --endpoint`): this node signs and escrows its event
   z.strictObject({
-    external: z.strictObject({ endpoint: z.url({ protocol: /^https?$/ }).max(2048), model: z.string().min(1).max(256) }),
+    external: z.strictObject({
+      // the endpoint is published in the model record: never a URL with credentials in it
+      endpoint: z.url({ protocol: /^https?$/ }).max(2048).refine(u => { const url = new URL(u); return url.username === '' && url.password === '' }, 'the endpoint is published: no user or password in it'),
+      model: z.string().min(1).max(256)
+    }),
     prompt: z.string().max(64 * 1024),
     output: z.string().min(1).max(64 * 1024),
     fee: wei.optional()
