@@ -26,6 +26,7 @@ import { ValidatorSets } from '../services/validator-sets.ts'
 import { versionRoutes } from '../api/routes/versions.ts'
 import { validatorRoutes } from '../api/routes/validators.ts'
 import { attributionRoutes } from '../api/routes/attribution.ts'
+import { openAiRoutes } from '../api/routes/openai.ts'
 import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
 import { AttributionService } from '../services/attribution.ts'
@@ -478,6 +479,7 @@ export class DatanetNode implements NodeView {
         versionRoutes({ db, datanets }),
         validatorRoutes({ datanets, chain, sets }),
         attributionRoutes({ datanets, tallies: this.need(this.tallies), attribution, inferences: this.need(this.inferences), models: this.need(this.models), chain }),
+        openAiRoutes({ datanets, inferences: this.need(this.inferences), models: this.need(this.models) }),
         evidenceRoutes({ db, datanets }),
         eventRoutes({ events })
       ]

@@ -9,11 +9,12 @@ import {
   checkInferenceEvent, decodeInferenceEvent, encodeInferenceEvent, inferenceEventCid, inferenceEventId, inferenceEventJson, inferenceSigner, signInferenceEvent,
   type InferenceEvent, type UnsignedInferenceEvent
 } from '../../src/inference/event.ts'
+import { NGRAM_MODEL_KIND } from '../../src/inference/model-record.ts'
 import { generate } from '../../src/model/ngram.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
-import { type InferenceEntry, type StateDatabase } from '../../src/storage/state-db.ts'
+import { type InferenceEntry, type ModelEntry, type StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin } from './blocks.ts'
 import type { AttributionService } from './attribution.ts'
 import type { ChainService } from './chain.ts'
@@ -158,20 +159,49 @@ export class InferenceService {
    * gossips the event; returns the output with this node's attribution of it.
    */
   async infer (d: FollowedDatanet, req: { model: string, prompt: string, fee: bigint, maxWords: number }): Promise<InferenceResult> {
-    const chain = this.opts.chain
-    if (chain === undefined) throw fail(InferenceErrorCode.NO_CHAIN, 'inference needs a chain to escrow its fee on (chain.rpcUrl and chain.registry)', 'conflict')
+    const chain = this.needChain()
     if (Buffer.byteLength(req.prompt) > MAX_TEXT_BYTES) throw fail(InferenceErrorCode.BAD_REQUEST, `prompt: longer than ${MAX_TEXT_BYTES} bytes`)
     const entry = await this.opts.models.record(d, req.model)
+    // an external model's record names a server, not an artifact this node can run
+    if (entry.kind !== NGRAM_MODEL_KIND) throw fail(InferenceErrorCode.BAD_REQUEST, `model ${entry.id} is a ${entry.kind} model: this node cannot run it (post its output with \`datanet infer --endpoint\`)`)
     const model = await this.opts.models.load(entry)
     const nonce = toHex(randomBytes(32))
     const seed = new DataView(sha256(Buffer.from(nonce.slice(2), 'hex')).buffer).getUint32(0)
     const output = generate(model, req.prompt, { maxWords: req.maxWords, seed })
+    return await this.publishOwn(d, chain, entry, { prompt: req.prompt, output, fee: req.fee, nonce })
+  }
+
+  /**
+   * Posts, as this node's event, an output an external OpenAI-compatible server generated.
+   * The event names a model record of kind `external` (the server's endpoint and model name,
+   * signed by this operator) trained on the datanet's latest final version. Validators treat
+   * it like any event: they never regenerate an output (not even the reference model's),
+   * they re-attribute the posted output text against the event's version, which is all the
+   * attribution depends on, so every validator computes the same shares for it.
+   */
+  async inferExternal (d: FollowedDatanet, req: { endpoint: string, name: string, prompt: string, output: string, fee: bigint }): Promise<InferenceResult> {
+    const chain = this.needChain()
+    for (const k of ['prompt', 'output'] as const) {
+      if (Buffer.byteLength(req[k]) > MAX_TEXT_BYTES) throw fail(InferenceErrorCode.BAD_REQUEST, `${k}: longer than ${MAX_TEXT_BYTES} bytes`)
+    }
+    const entry = await this.opts.models.external(d, { endpoint: req.endpoint, name: req.name })
+    return await this.publishOwn(d, chain, entry, { prompt: req.prompt, output: req.output, fee: req.fee, nonce: toHex(randomBytes(32)) })
+  }
+
+  private needChain (): ChainService {
+    const chain = this.opts.chain
+    if (chain === undefined) throw fail(InferenceErrorCode.NO_CHAIN, 'inference needs a chain to escrow its fee on (chain.rpcUrl and chain.registry)', 'conflict')
+    return chain
+  }
+
+  /** Escrows the fee for an event of this node's, signs, stores and gossips it. */
+  private async publishOwn (d: FollowedDatanet, chain: ChainService, entry: ModelEntry, e: { prompt: string, output: string, fee: bigint, nonce: string }): Promise<InferenceResult> {
     const unsigned: UnsignedInferenceEvent = {
-      datanet: d.id, model: entry.id, version: entry.version, prompt: req.prompt, output,
-      fee: req.fee.toString(), nonce, operator: this.opts.wallet.address, timestamp: Date.now()
+      datanet: d.id, model: entry.id, version: entry.version, prompt: e.prompt, output: e.output,
+      fee: e.fee.toString(), nonce: e.nonce, operator: this.opts.wallet.address, timestamp: Date.now()
     }
     const eventId = inferenceEventId(this.opts.binding, unsigned)
-    const escrow = await chain.payInference(d, eventId, req.fee)
+    const escrow = await chain.payInference(d, eventId, e.fee)
     const event = await signInferenceEvent(this.opts.wallet, this.opts.binding, unsigned)
     if (this.opts.fault === 'twin-inference') {
       // the network learns the twin first; this node keeps the original
@@ -181,8 +211,8 @@ export class InferenceService {
     }
     const stored = await this.accept(d, event, encodeInferenceEvent(event), { escrowWaitMs: 0, purpose: 'admission' })
     await this.opts.router.publish(topics.inferences(d.id), encodeInferenceEvent(event)).catch(() => 0)
-    this.log.info({ datanet: d.id, event: stored.entry.cid, eventId, model: entry.id, fee: unsigned.fee }, 'inference event posted')
-    return { cid: stored.entry.cid, eventId, model: entry.id, version: entry.version, output, fee: unsigned.fee, escrow: { txHash: escrow.txHash, block: escrow.block }, attribution: stored.result, shares: stored.entry.shares }
+    this.log.info({ datanet: d.id, event: stored.entry.cid, eventId, model: entry.id, kind: entry.kind, fee: unsigned.fee }, 'inference event posted')
+    return { cid: stored.entry.cid, eventId, model: entry.id, version: entry.version, output: e.output, fee: unsigned.fee, escrow: { txHash: escrow.txHash, block: escrow.block }, attribution: stored.result, shares: stored.entry.shares }
   }
 
   /** Posts an event signed elsewhere (its operator escrowed the fee): verified, stored, gossiped. */

@@ -4,7 +4,9 @@ import { sha256 as sha256Hasher } from 'multiformats/hashes/sha2'
 import { cidOf, decodeCbor, encodeCbor } from '../../src/codec/cbor.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import { DatanetError } from '../../src/errors.ts'
-import { decodeModelRecord, encodeModelRecord, modelRecordCid, modelSigner, signModelRecord, type ModelRecord } from '../../src/inference/model-record.ts'
+import {
+  EXTERNAL_MODEL_KIND, NGRAM_MODEL_KIND, decodeModelRecord, encodeExternalModelRef, encodeModelRecord, modelRecordCid, modelSigner, signModelRecord, type ModelRecord
+} from '../../src/inference/model-record.ts'
 import { decodeModel, encodeModel, trainNgram, type NgramModel } from '../../src/model/ngram.ts'
 import { ignore, reject, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
@@ -60,7 +62,7 @@ export class ModelService {
     }
     const model = trainNgram(texts)
     const artifact = await this.putArtifact(encodeModel(model))
-    const entry = await this.register(d, { version: height, kind: 'ngram-v1', artifact: artifact.toString() })
+    const entry = await this.register(d, { version: height, kind: NGRAM_MODEL_KIND, artifact: artifact.toString() })
     this.loaded.set(entry.id, model)
     this.opts.logger.info({ datanet: d.id, model: entry.id, version: height, records: texts.length }, 'model trained')
     return entry
@@ -82,6 +84,22 @@ export class ModelService {
     await this.opts.db.models.put(entry)
     await this.opts.router.publish(topics.models(d.id), bytes).catch(() => 0)
     return entry
+  }
+
+  /**
+   * This operator's record of an external model (an OpenAI-compatible server's model) on
+   * the datanet's latest final version: the one registered before, else a new one. Its
+   * artifact is the server's endpoint and model name, stored and pinned like any artifact.
+   * No version trained it: the latest is the one whose records its output can copy most,
+   * and like any model's, it is fixed in the record the event names.
+   */
+  async external (d: FollowedDatanet, ref: { endpoint: string, name: string }): Promise<ModelEntry> {
+    const latest = await this.opts.db.versions.latest(d.id)
+    if (latest === undefined) throw fail(InferenceErrorCode.NO_VERSION, `datanet ${d.id} has no final version yet to attribute against`, 'conflict')
+    const artifact = await this.putArtifact(encodeExternalModelRef({ endpoint: ref.endpoint, model: ref.name }))
+    const known = (await this.opts.db.models.of(d.id)).find(m =>
+      m.kind === EXTERNAL_MODEL_KIND && m.artifact === artifact.toString() && m.version === latest.height && m.operator === this.opts.wallet.address)
+    return known ?? await this.register(d, { version: latest.height, kind: EXTERNAL_MODEL_KIND, artifact: artifact.toString() })
   }
 
   async list (d: FollowedDatanet): Promise<ModelEntry[]> {

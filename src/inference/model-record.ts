@@ -25,6 +25,23 @@ export interface ModelRecord {
 
 export type UnsignedModelRecord = Omit<ModelRecord, 'signature'>
 
+/** The reference n-gram model (src/model/ngram.ts): the artifact is its encoding. */
+export const NGRAM_MODEL_KIND = 'ngram-v1'
+/**
+ * A model run by an OpenAI-compatible server elsewhere: the artifact is the JSON of
+ * `ExternalModelRef`. Nobody can re-run it, and nobody needs to: validators never
+ * regenerate an output, they attribute the posted output text against the record's version.
+ */
+export const EXTERNAL_MODEL_KIND = 'external'
+
+/** What an external model's artifact says: the server's base URL (…/v1) and its model name. */
+export interface ExternalModelRef { endpoint: string, model: string }
+
+/** The artifact bytes of an external model: canonical (sorted keys), so one server's model is one CID. */
+export function encodeExternalModelRef (ref: ExternalModelRef): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ endpoint: ref.endpoint, model: ref.model }))
+}
+
 export const MODEL_TYPES = {
   Model: [
     { name: 'datanet', type: 'bytes32' },

@@ -35,8 +35,23 @@ const modelBody = z.union([
 ])
 const inferBody = z.union([
   z.strictObject({ model: z.string().min(1), prompt: z.string().max(64 * 1024), fee: wei.optional(), maxWords: z.number().int().min(1).max(1000).optional() }),
-  z.strictObject({ event: z.record(z.string(), z.unknown()) })
+  z.strictObject({ event: z.record(z.string(), z.unknown()) }),
+  // an output an OpenAI-compatible server generated (`datanet infer --endpoint`): this node signs and escrows its event
+  z.strictObject({
+    external: z.strictObject({
+      // the endpoint is published in the model record: never a URL with credentials in it
+      endpoint: z.url({ protocol: /^https?$/ }).max(2048).refine(u => { const url = new URL(u); return url.username === '' && url.password === '' }, 'the endpoint is published: no user or password in it'),
+      model: z.string().min(1).max(256)
+    }),
+    prompt: z.string().max(64 * 1024),
+    output: z.string().min(1).max(64 * 1024),
+    fee: wei.optional()
+  })
 ])
+/** What an inference pays when the request names no fee: 0.01 ETH. */
+export const DEFAULT_INFERENCE_FEE = ONE_ETH / 100n
+/** How many words an inference generates when the request does not say. */
+export const DEFAULT_MAX_WORDS = 40
 
 
 /** Attribution preview, models, inference events, tallies and claims (DESIGN §6). */
@@ -71,7 +86,11 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
         const d = datanets.require(id)
         const body = parseRequest(inferBody, request.body, 'body')
         if ('event' in body) return await reply.code(201).send(await inferences.post(d, body.event))
-        const result = await inferences.infer(d, { model: body.model, prompt: body.prompt, fee: body.fee === undefined ? ONE_ETH / 100n : BigInt(body.fee), maxWords: body.maxWords ?? 40 })
+        const fee = body.fee === undefined ? DEFAULT_INFERENCE_FEE : BigInt(body.fee)
+        if ('external' in body) {
+          return await reply.code(201).send(await inferences.inferExternal(d, { endpoint: body.external.endpoint, name: body.external.model, prompt: body.prompt, output: body.output, fee }))
+        }
+        const result = await inferences.infer(d, { model: body.model, prompt: body.prompt, fee, maxWords: body.maxWords ?? DEFAULT_MAX_WORDS })
         return await reply.code(201).send(result)
       })
       app.get('/v1/datanets/:id/inferences/:cid', async (request) => {

@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { formatEther } from 'ethers'
 import { parseAmount } from '../amount.ts'
 import { ApiClient } from '../client.ts'
+import { chatCompletionText } from '../openai-endpoint.ts'
 import { resolveApiUrl, resolveToken, usageError, withGlobalOptions, type GlobalOptions } from '../context.ts'
 import { print, table } from '../output.ts'
 import type { ModelEntry } from '../../../src/storage/state-db.ts'
@@ -16,6 +17,8 @@ interface Opts extends GlobalOptions {
   artifact?: string
   maxWords?: string
   contributor?: string
+  endpoint?: string
+  apiKey?: string
 }
 
 interface Attribution {
@@ -60,6 +63,19 @@ async function datanetOfModel (client: ApiClient, model: string): Promise<string
     if (models.some(m => m.id === model)) return d.id
   }
   throw usageError(`model ${model} is not known to this node (datanet model list --datanet ID)`)
+}
+
+/**
+ * The datanet an external model's event goes to: --datanet, else the one the model name
+ * names (a datanet model's id, or `datanet/model`), else the node's only datanet.
+ */
+async function datanetForExternal (client: ApiClient, model: string): Promise<string> {
+  const followed = await client.get<Array<{ id: string }>>('/v1/datanets')
+  const slash = model.indexOf('/')
+  if (slash > 0 && followed.some(d => d.id === model.slice(0, slash))) return model.slice(0, slash)
+  try { return await datanetOfModel(client, model) } catch {}
+  if (followed.length === 1) return (followed[0] as { id: string }).id
+  throw usageError(`which datanet attributes model ${model}'s output? --datanet ID (the node follows ${followed.length})`)
 }
 
 export function registerAttributionCommands (program: Command): void {
@@ -113,22 +129,39 @@ export function registerAttributionCommands (program: Command): void {
 
   withGlobalOptions(program.command('infer'))
     .description('runs a model, escrows the fee, posts the inference event; prints the output and its attribution')
-    .requiredOption('--model <id>', 'model id')
+    .requiredOption('--model <id>', 'model id (with --endpoint: the model name that server knows)')
     .option('--datanet <id>', 'the model\'s datanet (default: looked up)')
+    .option('--endpoint <url>', 'an OpenAI-compatible server (base URL, e.g. http://host:8000/v1) generates the output; the node attributes it, escrows the fee and posts the event')
+    .option('--api-key <key>', 'the --endpoint server\'s API key (default: $OPENAI_API_KEY)')
     .option('--fee <wei>', 'the fee in wei (or with a unit: 0.01eth); default 0.01 ETH')
     .option('--max-words <n>', 'output length in words (default 40)')
     .argument('<prompt>', 'the prompt')
     .action(async (prompt: string, opts: Opts) => {
-      const body: Record<string, unknown> = { model: opts.model, prompt }
-      if (opts.fee !== undefined) body.fee = parseAmount(opts.fee, '--fee', 'wei').toString()
+      const fee = opts.fee === undefined ? undefined : parseAmount(opts.fee, '--fee', 'wei').toString()
+      let maxWords: number | undefined
       if (opts.maxWords !== undefined) {
         if (!/^[1-9][0-9]{0,2}$/.test(opts.maxWords)) throw usageError(`--max-words: expected 1..999, got "${opts.maxWords}"`)
-        body.maxWords = Number(opts.maxWords)
+        maxWords = Number(opts.maxWords)
       }
       const client = new ApiClient({ url: resolveApiUrl(opts), token: resolveToken(opts) })
-      const datanet = opts.datanet ?? await datanetOfModel(client, opts.model ?? '')
-      const r = await client.post<{ cid: string, eventId: string, output: string, escrow: { txHash: string }, attribution: Attribution }>(`/v1/datanets/${enc(datanet)}/inferences`, body)
-      print(opts.json, r, () => [`${prompt} ${r.output}`, '', `event ${r.cid} (fee escrowed in ${r.escrow.txHash})`, describeAttribution(r.attribution)].join('\n'))
+      const model = opts.model ?? ''
+      let body: Record<string, unknown>
+      let datanet: string
+      if (opts.endpoint !== undefined) {
+        if (!/^https?:\/\//.test(opts.endpoint)) throw usageError(`--endpoint: expected an http(s) URL, got "${opts.endpoint}"`)
+        datanet = opts.datanet ?? await datanetForExternal(client, model)
+        // words → tokens: the inverse of the node's own max_tokens → maxWords (a token is about 3/4 of a word)
+        const output = await chatCompletionText({ endpoint: opts.endpoint, model, prompt, apiKey: opts.apiKey ?? process.env.OPENAI_API_KEY, maxTokens: maxWords === undefined ? undefined : Math.ceil(4 * maxWords / 3) })
+        body = { external: { endpoint: opts.endpoint, model }, prompt, output }
+      } else {
+        datanet = opts.datanet ?? await datanetOfModel(client, model)
+        body = { model, prompt }
+        if (maxWords !== undefined) body.maxWords = maxWords
+      }
+      if (fee !== undefined) body.fee = fee
+      const r = await client.post<{ cid: string, eventId: string, model: string, output: string, escrow: { txHash: string }, attribution: Attribution }>(`/v1/datanets/${enc(datanet)}/inferences`, body)
+      const source = opts.endpoint === undefined ? '' : ` (${model} at ${opts.endpoint}, external model ${r.model})`
+      print(opts.json, r, () => [`${prompt} ${r.output}`, '', `event ${r.cid}${source} (fee escrowed in ${r.escrow.txHash})`, describeAttribution(r.attribution)].join('\n'))
     })
 
   withGlobalOptions(program.command('tallies'))
