@@ -16,9 +16,11 @@ export function pieces (text, result) {
   for (const span of [...result.spans].sort((a, b) => a.start - b.start)) {
     const i = norm.indexOf(span.text, at)
     if (i < 0 || span.text === '') continue
-    if (i > at) out.push({ text: norm.slice(at, i) })
+    // a token often starts with a space: leave it outside the highlight
+    const lead = span.text.length - span.text.trimStart().length
+    if (i + lead > at) out.push({ text: norm.slice(at, i + lead) })
     const contributors = [...new Set(span.records.map(r => contributorOf.get(r)).filter(c => c !== undefined))]
-    out.push({ text: span.text, span, contributors })
+    out.push({ text: span.text.slice(lead), span, contributors })
     at = i + span.text.length
   }
   if (at < norm.length) out.push({ text: norm.slice(at) })

@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks'
 import { announce, html, Loaded, useResource } from './ui.js'
 import { api } from './api.js'
 import { onEvent } from './live.js'
-import { ago, colourOf, eth, short, time } from './format.js'
+import { ago, colourOf, eth, knowContributors, short, time } from './format.js'
 import { TallyChart } from './chart.js'
 import { AttributionView } from './attribution.js'
 
@@ -88,16 +88,16 @@ function Versions ({ versions }) {
         <li class="version" data-height=${v.height} data-cid=${v.cid}>
           <h3>Version ${v.height}</h3>
           <dl class="facts">
-            <div><dt>CID</dt><dd><code class="cid">${v.cid}</code></dd></div>
+            <div class="wide"><dt>CID</dt><dd><code class="cid">${v.cid}</code></dd></div>
+            <div class="wide"><dt>Anchor</dt><dd>${v.anchor === null
+              ? html`<span class="badge pending">not anchored</span>`
+              : html`<span class="badge accepted">anchored</span> tx <code class="anchor-tx" title=${v.anchor.txHash}>${v.anchor.txHash}</code>, block <span class="anchor-block">${v.anchor.block}</span>`}</dd></div>
             <div><dt>Records</dt><dd>${v.recordCount}</dd></div>
             <div><dt>Contributions</dt><dd>${v.contributions.length}</dd></div>
             <div><dt>Final</dt><dd>${time(v.decidedAt)} (round ${v.round}, ${v.certificate.length} precommits)</dd></div>
             <div><dt>Dataset root</dt><dd><${Hash} value=${v.datasetRoot} /></dd></div>
             <div><dt>Attribution root</dt><dd><${Hash} value=${v.attributionRoot} /></dd></div>
             <div><dt>Attributed</dt><dd>${eth(v.totalAttributed)}</dd></div>
-            <div><dt>Anchor</dt><dd>${v.anchor === null
-              ? html`<span class="badge pending">not anchored</span>`
-              : html`<span class="badge accepted">anchored</span> tx <code class="anchor-tx" title=${v.anchor.txHash}>${v.anchor.txHash}</code>, block <span class="anchor-block">${v.anchor.block}</span>`}</dd></div>
           </dl>
         </li>`)}
     </ol>`
@@ -249,6 +249,9 @@ export function DatanetPage ({ id, tab }) {
   const models = useResource(() => api.models(id), [id, ticks.versions])
   const inferences = useResource(() => api.inferences(id), [id, ticks.inferences, ticks.versions])
   const tallies = useResource(() => api.tallies(id), [id, ticks.tallies])
+  // contributors get their colours from the whole set, before anything is drawn with them
+  if (tallies.data !== undefined) knowContributors(tallies.data.tallies.map(t => t.address))
+  if (contributions.data !== undefined) knowContributors(contributions.data.map(c => c.contributor))
   const base = `#/d/${encodeURIComponent(id)}`
   const name = datanet.data?.name ?? id
   return html`

@@ -33,15 +33,34 @@ export function ago (ms, now = Date.now()) {
   return `${Math.round(s / 3600)} h ago`
 }
 
-/** A stable hue per address (its first bytes), so a contributor has one colour everywhere. */
-export function hueOf (address) {
-  const hex = String(address).toLowerCase().replace(/^0x/, '')
-  return parseInt(hex.slice(0, 6) || '0', 16) % 360
+/** Twelve hues far enough apart to tell contributors apart side by side. */
+const HUES = [210, 30, 130, 300, 0, 175, 55, 260, 90, 330, 150, 235]
+const slots = new Map()
+
+function hashOf (address) {
+  let h = 0x811c9dc5 // FNV-1a over the lower-case address
+  for (const ch of String(address).toLowerCase()) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0
+  return h
 }
 
-/** A light background (dark text on it keeps a contrast above 7:1) and a stronger edge colour. */
+/**
+ * Gives the known contributors distinct colours: in address order, each takes its hashed
+ * slot or the next free one. Call with every address a page shows (tallies, contributions).
+ */
+export function knowContributors (addresses) {
+  for (const a of [...new Set(addresses.map(x => String(x).toLowerCase()))].sort()) {
+    if (slots.has(a)) continue
+    const taken = new Set(slots.values())
+    let slot = hashOf(a) % HUES.length
+    for (let i = 0; i < HUES.length && taken.has(slot); i++) slot = (slot + 1) % HUES.length
+    slots.set(a, slot)
+  }
+}
+
+/** A light background (dark text on it keeps a contrast above 7:1) and a stronger edge colour, the same on every page. */
 export function colourOf (address) {
-  const h = hueOf(address)
+  const a = String(address).toLowerCase()
+  const h = HUES[slots.get(a) ?? hashOf(a) % HUES.length]
   return { background: `hsl(${h} 85% 86%)`, edge: `hsl(${h} 70% 32%)` }
 }
 

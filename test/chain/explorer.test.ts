@@ -95,6 +95,7 @@ test('serves the app, the vendored preact and htm with their content types, and 
     assert.is(res.status, 200, path)
     assert.ok(res.headers.get('content-type')?.startsWith(type), `${path}: ${res.headers.get('content-type')}`)
     assert.ok((await res.text()).length > 0, path)
+    if (path === '/') assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self' 'sha256-/)
   }
   for (const path of ['/web/../package.json', '/web/%2e%2e/package.json', '/vendor/..%2fpackage.json', '/web/index.html/..', '/node_modules/preact/package.json', '/web/']) {
     const res = await fetch(`${viewed.apiUrl}${path}`)
@@ -141,6 +142,7 @@ test('the validators page shows the set with stakes and statuses', async () => {
   // this node is connected to every validator: all show as online
   await waitFor(async () => (await page.$$eval('tr.validator', els => els.filter(e => e.textContent?.includes('online')).length)) === 3,
     { timeoutMs: 30_000, what: 'every validator to show as online' })
+  await screenshot('desktop-validators')
 })
 
 test('the models page shows the demo\'s model and its inferences', async () => {
@@ -187,6 +189,8 @@ test('a new contribution appears on the page without a reload (server-sent event
   assert.is(view.status, 'accepted')
   const verdicts = await page.$$eval(`li.contribution[data-cid="${cid}"] .verdicts li`, els => els.map(e => e.getAttribute('data-validator')))
   assert.ok(verdicts.length > 0 && verdicts.every(v => view.verdicts.some(x => x.validator === v)), 'the verdicts shown are the API\'s')
+  await page.$eval(`li.contribution[data-cid="${cid}"] details`, e => { e.setAttribute('open', '') })
+  await screenshot('desktop-contributions')
 })
 
 test('the attribution view highlights a passage copied from a contributed record in its contributor\'s colour', async () => {
@@ -211,6 +215,7 @@ test('the attribution view highlights a passage copied from a contributed record
   const api = await res.json() as { contributors: Array<{ address: string, amount: string }> }
   const legend = await page.$$eval('.legend li', els => els.map(e => ({ address: e.getAttribute('data-contributor'), amount: e.getAttribute('data-amount') })))
   assert.equal(legend, api.contributors)
+  await page.$eval('.result', e => { e.scrollIntoView() })
   await screenshot('desktop-attribution')
 })
 
@@ -221,7 +226,7 @@ test('on a phone-width screen nothing overflows sideways', async () => {
       await open(`#/d/${datanet}/${tab}`, selector)
       const { scroll, width } = await page.evaluate(() => { const g = globalThis as unknown as PageGlobals; return { scroll: g.document.documentElement.scrollWidth, width: g.innerWidth } })
       assert.ok(scroll <= width + 1, `${tab}: the page is ${scroll} px wide on a ${width} px screen`)
-      if (tab !== 'contributions') await screenshot(`phone-${tab}`)
+      await screenshot(`phone-${tab}`)
     }
   } finally {
     await page.setViewport(DESKTOP)

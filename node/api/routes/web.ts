@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { DatanetError } from '../../../src/errors.ts'
@@ -33,6 +34,19 @@ export function explorerFiles (): ReadonlyMap<string, { file: string, type: stri
   ])
 }
 
+/**
+ * The page's content security policy: scripts from this origin only, plus the inline import
+ * map by its hash; style attributes allowed (the contributors' colours are set inline).
+ */
+export function explorerCsp (html: string): string {
+  const map = /<script type="importmap">([\s\S]*?)<\/script>/.exec(html)?.[1]
+  const scripts = ["'self'", ...(map === undefined ? [] : [`'sha256-${createHash('sha256').update(map).digest('base64')}'`])]
+  return [
+    "default-src 'self'", `script-src ${scripts.join(' ')}`, "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"
+  ].join('; ')
+}
+
 /** `GET /`: the explorer (DESIGN §6), a read-only web app over the open GET routes. */
 export function webRoutes (): ApiRoutes {
   return {
@@ -50,6 +64,7 @@ export function webRoutes (): ApiRoutes {
             }
             cache.set(file, body)
           }
+          if (type === HTML) void reply.header('content-security-policy', explorerCsp(body.toString('utf8')))
           return await reply
             .type(type)
             .header('x-content-type-options', 'nosniff')
