@@ -2,9 +2,10 @@
 import { html } from './ui.js'
 import { colourOf, eth, ratio, short } from './format.js'
 
-const ROW = 34
-const LABEL = 120
-const WIDTH = 600
+// in viewBox units: the chart is at most 36rem wide, so its text stays legible from a phone up
+const ROW = 32
+const LABEL = 128
+const WIDTH = 480
 
 export function TallyChart ({ rows }) {
   const max = rows.reduce((m, r) => (BigInt(r.amount) > m ? BigInt(r.amount) : m), 1n).toString()

@@ -208,7 +208,9 @@ test('the attribution view highlights a passage copied from a contributed record
   const mine = marks.filter(m => m.who?.toLowerCase() === viewed.address.toLowerCase())
   assert.ok(mine.length > 0, `a span is credited to ${viewed.address}: ${JSON.stringify(marks)}`)
   assert.ok(mine.every(m => record.includes(m.text.trim())), 'the highlighted text is from the record')
-  assert.ok(mine.every(m => m.background !== 'rgba(0, 0, 0, 0)'), 'highlighted in a colour')
+  // in the contributor's colour: the one of its swatch in the legend
+  const swatch = await page.$eval(`.legend li[data-contributor="${mine[0]?.who ?? ''}"] .swatch`, e => (globalThis as unknown as PageGlobals).getComputedStyle(e).backgroundColor)
+  assert.ok(mine.every(m => m.background === swatch && m.background !== 'rgba(0, 0, 0, 0)'), `highlighted in ${swatch}: ${JSON.stringify(mine)}`)
   // the legend's amounts are the API's
   const res = await fetch(`${viewed.apiUrl}/v1/datanets/${datanet}/attribution`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
   assert.is(res.status, 200, 'the preview needs no token')
