@@ -33,6 +33,7 @@ import { AttributionService } from '../services/attribution.ts'
 import { TallyService } from '../services/tallies.ts'
 import { NodeEvents } from '../events.ts'
 import { eventRoutes } from '../api/routes/events.ts'
+import { webRoutes } from '../api/routes/web.ts'
 import { InferenceService } from '../services/inferences.ts'
 import { ModelService } from '../services/models.ts'
 import { datanetRoutes } from '../api/routes/datanets.ts'
@@ -481,7 +482,8 @@ export class DatanetNode implements NodeView {
         attributionRoutes({ datanets, tallies: this.need(this.tallies), attribution, inferences: this.need(this.inferences), models: this.need(this.models), chain }),
         openAiRoutes({ datanets, inferences: this.need(this.inferences), models: this.need(this.models) }),
         evidenceRoutes({ db, datanets }),
-        eventRoutes({ events })
+        eventRoutes({ events }),
+        webRoutes()
       ]
     })
     this.api = api

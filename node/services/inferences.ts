@@ -433,6 +433,13 @@ export class InferenceService {
     }
   }
 
+  /** A datanet's verified inference events, newest first (the explorer's list; a scan, as contributions' is). */
+  async list (d: FollowedDatanet, limit = 100): Promise<InferenceEntry[]> {
+    const out: InferenceEntry[] = []
+    for await (const [, e] of this.opts.db.inferences.entries()) if (e.datanet === d.id) out.push(e)
+    return out.sort((a, b) => b.receivedAt - a.receivedAt).slice(0, limit)
+  }
+
   async view (d: FollowedDatanet, cid: string): Promise<Record<string, unknown>> {
     const e = await this.opts.db.inferences.get(cid)
     if (e === undefined || e.datanet !== d.id) throw fail(InferenceErrorCode.NOT_FOUND, `inference event ${cid} is not known to this node`, 'not_found')

@@ -15,6 +15,8 @@ const routes: ApiRoutes = {
       posts++
       return { ok: 'post', body: request.body ?? null }
     })
+    app.post('/v1/datanets/:id/attribution', async () => ({ ok: 'preview' }))
+    app.post('/v1/datanets/:id/claim', async () => ({ ok: 'claim' }))
     app.get('/v1/fail/:kind', async (request) => {
       const { kind } = request.params as { kind: ErrorKind }
       throw new DatanetError({ code: `TEST_ERROR_${kind.toUpperCase()}` }, `failed as ${kind}`, kind)
@@ -77,6 +79,17 @@ test('POST with Authorization: Bearer <token> is 200', async () => {
   assert.is(posts, before + 1)
   const lower = await server.app.inject({ method: 'POST', url: '/v1/x', headers: { authorization: `bearer ${TOKEN}` } })
   assert.is(lower.statusCode, 200, 'the scheme is case-insensitive')
+})
+
+test('the attribution preview is open to POST without a token; its neighbours are not', async () => {
+  const preview = await server.app.inject({ method: 'POST', url: '/v1/datanets/d1/attribution', payload: { text: 'x' } })
+  assert.is(preview.statusCode, 200)
+  assert.equal(preview.json(), { ok: 'preview' })
+  const claim = await server.app.inject({ method: 'POST', url: '/v1/datanets/d1/claim' })
+  assert.is(claim.statusCode, 401)
+  // a path that only looks like the preview's is matched by its own route, or none
+  const lookalike = await server.app.inject({ method: 'POST', url: '/v1/datanets/d1/attribution/../claim' })
+  assert.is.not(lookalike.statusCode, 200)
 })
 
 test('other write methods need the token too', async () => {

@@ -93,6 +93,10 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
         const result = await inferences.infer(d, { model: body.model, prompt: body.prompt, fee, maxWords: body.maxWords ?? DEFAULT_MAX_WORDS })
         return await reply.code(201).send(result)
       })
+      app.get('/v1/datanets/:id/inferences', async (request) => {
+        const { id } = request.params as { id: string }
+        return await inferences.list(datanets.require(id))
+      })
       app.get('/v1/datanets/:id/inferences/:cid', async (request) => {
         const { id, cid } = request.params as { id: string, cid: string }
         return await inferences.view(datanets.require(id), cid)

@@ -131,7 +131,7 @@ export function registerDevnetCommand (program: Command): void {
       print(opts.json, file, () => table(
         ['role', 'address', 'peer id', 'api', 'log'],
         file.nodes.map(n => [n.role, n.address, n.peerId, n.apiUrl, n.logFile])
-      ) + `\n\nwrote ${devnet.file}${file.chain === null ? '' : `\nchain ${file.chain.rpcUrl} (id ${file.chain.chainId}), registry ${file.chain.registry}, datanet ${file.datanet}\njoin as a validator: datanet init --data-dir D; datanet node start --data-dir D --config ${devnet.connectFile}; datanet validator join --datanet ${file.datanet} --stake 10`}\nfault drills: datanet devnet status | stop NAME | kill NAME | start NAME --dir ${opts.dir}\nCtrl-C stops every node`)
+      ) + `\n\nwrote ${devnet.file}${file.chain === null ? '' : `\nchain ${file.chain.rpcUrl} (id ${file.chain.chainId}), registry ${file.chain.registry}, datanet ${file.datanet}\njoin as a validator: datanet init --data-dir D; datanet node start --data-dir D --config ${devnet.connectFile}; datanet validator join --datanet ${file.datanet} --stake 10`}\nexplorer: ${file.nodes[0]?.apiUrl ?? '-'}/ (every node serves one at its api url)\nfault drills: datanet devnet status | stop NAME | kill NAME | start NAME --dir ${opts.dir}\nCtrl-C stops every node`)
       const live = new AbortController()
       void watchVersions(file, say, live.signal)
       devnet.monitor((name, code, requested) => {
