@@ -438,7 +438,11 @@ export class DatanetNode implements NodeView {
     const datanets = this.need(this.datanets)
     const attribution = this.need(this.attribution)
     const poke = ({ datanet }: { datanet: string }): void => { consensus.poke(datanet) }
-    events.on('chain', poke)
+    events.on('chain', e => {
+      poke(e)
+      const d = datanets.get(e.datanet)
+      if (d !== undefined) void this.verdicts?.onSetsChanged(d).catch((err: unknown) => { logger.warn({ err, datanet: e.datanet }, 'cannot judge the contributions that waited for the validator set') })
+    })
     events.on('work', poke)
     events.on('decided', e => {
       poke(e)

@@ -238,7 +238,7 @@ test('finality over the 100 ms round trips: contribution to final on every host,
     assert.is(new Set(heights).size, 1, `sample ${i} final at heights ${heights.join(', ')}`)
   }
   const sorted = [...samples].sort((a, b) => a - b)
-  const line = `finality over ${2 * LINK_DELAY_MS} ms round trips (5 hosts, versions every 500 ms): p50 ${percentile(sorted, 50).toFixed(0)} ms, p99 ${percentile(sorted, 99).toFixed(0)} ms, n=${sorted.length}`
+  const line = `finality over ${2 * LINK_DELAY_MS} ms round trips (5 hosts, versions every 500 ms): p50 ${percentile(sorted, 50).toFixed(0)} ms, p99 ${percentile(sorted, 99).toFixed(0)} ms, n=${sorted.length} (${samples.map(t => t.toFixed(0)).join(' ')})`
   console.log(line)
   if (transcript !== undefined) appendFileSync(transcript, `# ${line}\n`)
 })

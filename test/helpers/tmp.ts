@@ -2,10 +2,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
-/** A fresh temporary directory, and a function that removes it. */
+/** A fresh temporary directory, and a function that removes it (unless KEEP_TEST_DIRS=1: logs to read after a run). */
 export function tempDir (prefix = 'datanet-test-'): { dir: string, remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix))
-  return { dir, remove: () => { rmSync(dir, { recursive: true, force: true }) } }
+  return {
+    dir,
+    remove: () => {
+      if (process.env.KEEP_TEST_DIRS === '1') { process.stderr.write(`kept ${dir}\n`); return }
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
 }
 
 /** A temporary source tree of `files` (path → text), for checks that read a project (purity, writers). */

@@ -118,4 +118,40 @@ test('a validator of the deciding set judges; one only in the newest set does no
   })
 })
 
+test('a contribution stored while the deciding set is not fixed yet is judged as soon as the chain fixes it, not at the next re-gossip', async () => {
+  const tmp = tempDir()
+  const db = new StateDatabase(join(tmp.dir, 'state'))
+  await db.open()
+  try {
+    const manifest = parseManifest({ name: 'sets', license: 'CC0-1.0', recordSchema: { type: 'object' }, validators: [A, B, C, D].map(w => ({ address: w.address, stake: '100' })) })
+    const e = await encodeManifest(manifest)
+    const d: FollowedDatanet = { id: e.id, digest: e.digest, manifest, validators: OLD, validateRecord: () => undefined as never }
+    // version 2 is final, its anchor not seen yet: the set of height 3 is unknown
+    let anchored = false
+    const sets = new ValidatorSets({ validatorSet: (_d, h) => (h <= 2 || anchored ? OLD : undefined), latestSet: () => OLD })
+    sets.finalized(d.id, 2)
+    const published: Uint8Array[] = []
+    const router = { register: () => {}, publish: async (_t: string, bytes: Uint8Array) => { published.push(bytes); return 1 } } as unknown as GossipRouter
+    const service = new VerdictService({ db, router, signer: A, binding, rules: [], logger: pino({ level: 'silent' }), sets, regossipMs: 3_600_000 } as ConstructorParameters<typeof VerdictService>[0])
+    service.follow(d)
+    const contribution = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode('waits'))).toString()
+    const facts = { recordCount: 1, byteSize: 10, invalidRecords: 0, duplicateRecords: 0, flagged: {} }
+    const entry = { cid: contribution, datanet: d.id, contribution: {}, status: 'pending' as const, score: null, receivedAt: 1, decidedAt: null, origin: 'gossip' as const, version: null, facts }
+    await db.contributions.put(contribution, entry)
+    await service.onContribution(d, entry, { ...facts, flagged: new Map() })
+    assert.is(published.length, 0, 'no set to judge under yet')
+    // the chain service reports the anchor: the set of height 3 is fixed
+    anchored = true
+    await service.onSetsChanged(d)
+    assert.is(published.length, 1, 'judged when the set was fixed')
+    assert.is(await db.verdicts.has(contribution, A.address), true)
+    // and only once
+    await service.onSetsChanged(d)
+    assert.is(published.length, 1)
+  } finally {
+    await db.close()
+    tmp.remove()
+  }
+})
+
 test.run()
