@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { tokenize } from '../../src/attribution/tokenizer.ts'
 import type { AttributionResult } from '../../src/attribution/index.ts'
 import type { ModelEntry } from '../../src/storage/state-db.ts'
+import type { InferenceResult } from '../services/inferences.ts'
 
 const wei = z.string().regex(/^(0|[1-9][0-9]{0,76})$/, 'expected wei as a decimal string')
 const MAX_TEXT = 64 * 1024
@@ -69,18 +70,8 @@ export function maxWordsOf (maxTokens: number | null | undefined, fallback: numb
   return Math.min(MAX_WORDS, Math.max(1, Math.floor(3 * maxTokens / 4)))
 }
 
-/** What the node's inference returns (InferenceService.infer), as far as the wire needs it. */
-export interface InferenceAnswer {
-  cid: string
-  eventId: string
-  model: string
-  version: number
-  output: string
-  fee: string
-  escrow: { txHash: string, block: number }
-  attribution: AttributionResult
-  shares: Array<{ address: string, amount: string }>
-}
+/** What the node's inference returns (InferenceService.infer). */
+type InferenceAnswer = InferenceResult
 
 /** The extra `attribution` field of a completion: this node's attribution, its event and escrow. */
 export type WireAttribution = AttributionResult & {
