@@ -12,6 +12,7 @@ import { getBlock } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
+import { TokenMemo } from './token-memo.ts'
 
 export interface AttributionServiceOptions {
   db: StateDatabase
@@ -73,6 +74,7 @@ interface DatanetIndexes {
 export class AttributionService {
   private readonly opts: AttributionServiceOptions
   private readonly datanets = new Map<string, DatanetIndexes>()
+  private readonly tokenized = new TokenMemo()
 
   constructor (opts: AttributionServiceOptions) {
     this.opts = opts
@@ -89,9 +91,16 @@ export class AttributionService {
     await state.building
     const index = state.byHeight[state.byHeight.length - 1]
     if (index === undefined || index.segments.length === 0) return records.map(() => false)
-    const { recordCoverageBps } = await attributionLib()
+    const { recordCoverageBps, normalizeText, tokenize } = await attributionLib()
     const threshold = d.manifest.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS
-    return records.map(bytes => recordCoverageBps(index, recordText(bytes), state.params) >= threshold)
+    return records.map(bytes => {
+      const text = recordText(bytes)
+      const normalized = normalizeText(text)
+      const tokens = tokenize(normalized)
+      // kept for the index extension when a version makes the record final
+      this.tokenized.put(normalized, tokens)
+      return recordCoverageBps(index, text, state.params, tokens) >= threshold
+    })
   }
 
   private dirOf (d: FollowedDatanet): string {
@@ -136,7 +145,7 @@ export class AttributionService {
         index = previous
       } else {
         const t0 = performance.now()
-        const built = previous.appendRecords(records)
+        const built = previous.appendRecords(records, normalized => this.tokenized.take(normalized))
         index = built.index
         mkdirSync(this.dirOf(d), { recursive: true })
         writeFileSync(`${file}.tmp`, encodeSegment(built.segment))

@@ -307,17 +307,21 @@ export function buildSegmentFromTokens (records: readonly TokenizedRecord[], bas
   return new IndexSegment({ tokens, sa, docStart, recordIndexes, recordContributor, contributors, headBefore: base.head, headAfter: head })
 }
 
-/** N, then T, of each record: the tokenized records buildSegmentFromTokens takes. */
-export function tokenizeRecords (records: readonly IndexRecord[]): TokenizedRecord[] {
+/** T of normalised texts already tokenized elsewhere (the node's near-duplicate check), or undefined. */
+export type KnownTokens = (normalizedText: string) => ArrayLike<number> | undefined
+
+/** N, then T, of each record: the tokenized records buildSegmentFromTokens takes (T taken from `known` where it has it). */
+export function tokenizeRecords (records: readonly IndexRecord[], known?: KnownTokens): TokenizedRecord[] {
   return records.map(r => {
     if (typeof r.text !== 'string') throw badRecord(`record ${String(r.recordIndex)}: text must be a string`)
-    return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: tokenizeToArray(normalizeText(r.text)) }
+    const normalized = normalizeText(r.text)
+    return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: known?.(normalized) ?? tokenizeToArray(normalized) }
   })
 }
 
 /** Builds a segment from records (normalising and tokenizing their text). */
-export function buildSegment (records: readonly IndexRecord[], base: SegmentBase = GENESIS): IndexSegment {
-  return buildSegmentFromTokens(tokenizeRecords(records), base)
+export function buildSegment (records: readonly IndexRecord[], base: SegmentBase = GENESIS, known?: KnownTokens): IndexSegment {
+  return buildSegmentFromTokens(tokenizeRecords(records, known), base)
 }
 
 /**
@@ -388,8 +392,8 @@ export class CorpusIndex {
   }
 
   /** Builds the segment for `records` after this index, and the index extended by it. */
-  appendRecords (records: readonly IndexRecord[]): { index: CorpusIndex, segment: IndexSegment } {
-    const segment = buildSegment(records, this.base)
+  appendRecords (records: readonly IndexRecord[], known?: KnownTokens): { index: CorpusIndex, segment: IndexSegment } {
+    const segment = buildSegment(records, this.base, known)
     return { index: this.extend(segment), segment }
   }
 

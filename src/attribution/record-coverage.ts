@@ -12,9 +12,10 @@ import type { AttributionParams } from './params.ts'
 import { findSpans } from './spans.ts'
 import { tokenize, wordStartFlags } from './tokenizer.ts'
 
-export function recordCoverageBps (index: CorpusIndex, text: string, params: AttributionParams): number {
+/** `tokenized`: T(N(text)) when the caller has it already. */
+export function recordCoverageBps (index: CorpusIndex, text: string, params: AttributionParams, tokenized?: Uint32Array): number {
   if (index.segments.length === 0) return 0
-  const tokens = tokenize(normalizeText(text))
+  const tokens = tokenized ?? tokenize(normalizeText(text))
   if (tokens.length === 0) return 0
   const spans = findSpans(index, tokens, wordStartFlags(tokens), params)
   if (spans.length === 0) return 0
