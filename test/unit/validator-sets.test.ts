@@ -21,7 +21,7 @@ import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
 import { GossipValidationError, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { VerdictService } from '../../node/services/verdicts.ts'
-import { ValidatorSets } from '../../node/services/validator-sets.ts'
+import { ValidatorSets, type ChainSets } from '../../node/services/validator-sets.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 
@@ -40,7 +40,11 @@ interface Scene {
   contribution: string
 }
 
-async function withScene (fn: (s: Scene) => Promise<void>): Promise<void> {
+/** The facts every scene's contribution was stored with (what a late judgement reads). */
+const FACTS = { recordCount: 1, byteSize: 10, invalidRecords: 0, duplicateRecords: 0, flagged: {} }
+
+/** `chain`: what the chain service answers (default: anchor 4 moved the set, see above). */
+async function withScene (fn: (s: Scene) => Promise<void>, chain: ChainSets = { validatorSet: (_d, h) => (h <= 4 ? OLD : NEW), latestSet: () => NEW }): Promise<void> {
   const tmp = tempDir()
   const db = new StateDatabase(join(tmp.dir, 'state'))
   await db.open()
@@ -49,10 +53,10 @@ async function withScene (fn: (s: Scene) => Promise<void>): Promise<void> {
     const e = await encodeManifest(manifest)
     // what the chain service left in the datanet on main: the newest set
     const d: FollowedDatanet = { id: e.id, digest: e.digest, manifest, validators: NEW, validateRecord: () => undefined as never }
-    const sets = new ValidatorSets({ validatorSet: (_d, h) => (h <= 4 ? OLD : NEW), latestSet: () => NEW })
+    const sets = new ValidatorSets(chain)
     sets.finalized(d.id, 2)
     const contribution = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode('c'))).toString()
-    await db.contributions.put(contribution, { cid: contribution, datanet: d.id, contribution: {}, status: 'pending', score: null, receivedAt: 1, decidedAt: null, origin: 'gossip', version: null, facts: null })
+    await db.contributions.put(contribution, { cid: contribution, datanet: d.id, contribution: {}, status: 'pending', score: null, receivedAt: 1, decidedAt: null, origin: 'gossip', version: null, facts: FACTS })
     let handler: TopicHandler<unknown> | undefined
     const published: Uint8Array[] = []
     const router = {
@@ -119,39 +123,23 @@ test('a validator of the deciding set judges; one only in the newest set does no
 })
 
 test('a contribution stored while the deciding set is not fixed yet is judged as soon as the chain fixes it, not at the next re-gossip', async () => {
-  const tmp = tempDir()
-  const db = new StateDatabase(join(tmp.dir, 'state'))
-  await db.open()
-  try {
-    const manifest = parseManifest({ name: 'sets', license: 'CC0-1.0', recordSchema: { type: 'object' }, validators: [A, B, C, D].map(w => ({ address: w.address, stake: '100' })) })
-    const e = await encodeManifest(manifest)
-    const d: FollowedDatanet = { id: e.id, digest: e.digest, manifest, validators: OLD, validateRecord: () => undefined as never }
-    // version 2 is final, its anchor not seen yet: the set of height 3 is unknown
-    let anchored = false
-    const sets = new ValidatorSets({ validatorSet: (_d, h) => (h <= 2 || anchored ? OLD : undefined), latestSet: () => OLD })
-    sets.finalized(d.id, 2)
-    const published: Uint8Array[] = []
-    const router = { register: () => {}, publish: async (_t: string, bytes: Uint8Array) => { published.push(bytes); return 1 } } as unknown as GossipRouter
-    const service = new VerdictService({ db, router, signer: A, binding, rules: [], logger: pino({ level: 'silent' }), sets, regossipMs: 3_600_000 } as ConstructorParameters<typeof VerdictService>[0])
-    service.follow(d)
-    const contribution = CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode('waits'))).toString()
-    const facts = { recordCount: 1, byteSize: 10, invalidRecords: 0, duplicateRecords: 0, flagged: {} }
-    const entry = { cid: contribution, datanet: d.id, contribution: {}, status: 'pending' as const, score: null, receivedAt: 1, decidedAt: null, origin: 'gossip' as const, version: null, facts }
-    await db.contributions.put(contribution, entry)
-    await service.onContribution(d, entry, { ...facts, flagged: new Map() })
-    assert.is(published.length, 0, 'no set to judge under yet')
-    // the chain service reports the anchor: the set of height 3 is fixed
+  // version 2 is final, its anchor not seen yet: the set of height 3 is unknown
+  let anchored = false
+  await withScene(async s => {
+    const service = s.service(A)
+    const entry = await s.db.contributions.get(s.contribution)
+    assert.ok(entry !== undefined)
+    await service.onContribution(s.d, entry, { ...FACTS, flagged: new Map() })
+    assert.is(s.published.length, 0, 'no set to judge under yet')
+    // the chain service reports the anchor: the set of height 3 is fixed (re-gossip, 20 s away, never runs here)
     anchored = true
-    await service.onSetsChanged(d)
-    assert.is(published.length, 1, 'judged when the set was fixed')
-    assert.is(await db.verdicts.has(contribution, A.address), true)
+    await service.onSetsChanged?.(s.d)
+    assert.is(s.published.length, 1, 'judged when the set was fixed')
+    assert.is(await s.db.verdicts.has(s.contribution, A.address), true)
     // and only once
-    await service.onSetsChanged(d)
-    assert.is(published.length, 1)
-  } finally {
-    await db.close()
-    tmp.remove()
-  }
+    await service.onSetsChanged?.(s.d)
+    assert.is(s.published.length, 1)
+  }, { validatorSet: (_d, h) => (h <= 2 || anchored ? OLD : undefined), latestSet: () => OLD })
 })
 
 test.run()
