@@ -9,6 +9,7 @@
  *   bash scripts/run.sh node scripts/bench/wide-area.ts [D=50] [J=5] [N=30] [B=50] [V=500]
  */
 import { startWideAreaNetwork, DEVNET_CONSENSUS, type WideAreaNetwork } from '../../test/helpers/wide-area.ts'
+import { percentile } from '../../test/helpers/stats.ts'
 
 const delayMs = Number(process.argv[2] ?? 50)
 const jitterMs = Number(process.argv[3] ?? 5)
@@ -18,10 +19,6 @@ const burst = Number(process.argv[5] ?? 50)
 const CONSENSUS = { ...DEVNET_CONSENSUS, versionIntervalMs: Number(process.argv[6] ?? 500) }
 
 interface Figures { p50: number, p99: number, max: number, burstRate: number }
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] as number
-}
 
 async function post (net: WideAreaNetwork, text: string): Promise<string> {
   const node = net.members[4] as WideAreaNetwork['members'][number]

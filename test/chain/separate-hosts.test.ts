@@ -23,6 +23,7 @@ import { createHosts, startHostRelay, type HostRelay, type Hosts } from '../help
 import { tempDir } from '../helpers/tmp.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
 import { ANVIL_MNEMONIC, startAnvil, type Anvil } from './anvil.ts'
+import { percentile } from '../helpers/stats.ts'
 
 const PASSWORD = 'separate-hosts'
 const P2P_PORT = 7400
@@ -210,11 +211,6 @@ test('the walk goes on: a model on version 1, an inference paid on chain, the co
   assert.is(claimed.code, 0, claimed.stderr)
   assert.is(claimed.json.paid, tally.claimable)
 })
-
-/** The p-th percentile of sorted values (nearest rank). */
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] as number
-}
 
 test('finality over the 100 ms round trips: contribution to final on every host, p50 and p99 printed', async () => {
   const plain = nodes[4] as HostNode
