@@ -46,7 +46,9 @@ export class ApiServer {
         ? httpStatusOf(err)
         : (typeof (err as { statusCode?: number }).statusCode === 'number' ? (err as { statusCode: number }).statusCode : 500)
       const code = isDatanetError(err) ? err.code : status < 500 ? ApiErrorCode.BAD_REQUEST : 'API_ERROR_INTERNAL'
-      if (status >= 500) request.log.error({ err, url: request.url }, 'request failed')
+      // a node that is busy says so and when to come back; that is not a failure of this node
+      if (status === 503 && isDatanetError(err)) void reply.header('retry-after', '2')
+      else if (status >= 500) request.log.error({ err, url: request.url }, 'request failed')
       void reply.code(status).send({ error: { code, message: describeError(err) } })
     })
     this.app.setNotFoundHandler((request, reply) => {

@@ -31,7 +31,9 @@ export const nodeConfigSchema = z.strictObject({
   api: z.strictObject({
     host,
     port,
-    bodyLimitBytes: z.number().int().min(1024)
+    bodyLimitBytes: z.number().int().min(1024),
+    /** Uploads to a datanet are refused (503, retry) while it has this many contributions open: backpressure. */
+    maxOpenContributions: z.number().int().min(1)
   }),
   chain: z.strictObject({
     rpcUrl: rpcUrl.nullable(),

@@ -405,6 +405,7 @@ export class DatanetNode implements NodeView {
       binding,
       rules: this.rules,
       maxMessageBytes: config.p2p.maxMessageBytes,
+      maxOpen: config.api.maxOpenContributions,
       onStored: entry => {
         events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
       },

@@ -27,8 +27,12 @@ export const ContributionErrorCode = {
   NOT_FOUND: 'CONTRIBUTION_ERROR_NOT_FOUND',
   BAD_CID: 'CONTRIBUTION_ERROR_BAD_CID',
   NO_DRAFT: 'CONTRIBUTION_ERROR_NO_DRAFT',
-  BAD_SIGNATURE: 'CONTRIBUTION_ERROR_BAD_SIGNATURE'
+  BAD_SIGNATURE: 'CONTRIBUTION_ERROR_BAD_SIGNATURE',
+  BUSY: 'CONTRIBUTION_ERROR_BUSY'
 } as const
+
+/** How long a count of a datanet's open contributions is trusted (uploads in between are added to it). */
+const OPEN_COUNT_MS = 1000
 
 /** How often the node re-sends contributions it took that are still undecided, and how many per pass. */
 const REGOSSIP_MS = 30_000
@@ -46,6 +50,14 @@ export interface ContributionServiceOptions {
   binding: Omit<DomainBinding, 'datanet'>
   rules: readonly ContributionRule[]
   maxMessageBytes: number
+  /**
+   * Contributions a datanet may have open (received, not rejected, in no version yet)
+   * before uploads to it are refused (config api.maxOpenContributions; 256 = four full
+   * versions). Without a bound, uploads faster than the quorum could judge and include
+   * them filled every validator's event loop with receipt work and starved consensus: no
+   * version was final for ten minutes (scripts/bench/catch-up.ts with six uploaders).
+   */
+  maxOpen: number
   /** How gossiped contributions' shards are fetched (defaults: defaultShardFetchOptions). */
   shardFetch?: Partial<ShardFetchOptions>
   logger: Logger
@@ -121,6 +133,8 @@ export class ContributionService {
   private readonly opts: ContributionServiceOptions
   private readonly rules: readonly ContributionRule[]
   private readonly drafts = new Map<string, Draft>()
+  /** Per datanet: its open contributions when last counted, plus uploads admitted since. */
+  private readonly open = new Map<string, { at: number, count: number }>()
   private readonly receiver: ContributionReceiver
 
   constructor (opts: ContributionServiceOptions) {
@@ -200,6 +214,7 @@ export class ContributionService {
    */
   async contribute (datanetId: string, body: AsyncIterable<Uint8Array>, options: ContributeOptions): Promise<ContributeResult | DraftResult> {
     const datanet = this.opts.datanets.require(datanetId)
+    await this.admit(datanet)
     const contributor = options.contributor ?? this.opts.signer.address
     const { upload, result } = await this.ingest(datanet, body, options)
     const unsigned: UnsignedContribution = {
@@ -233,6 +248,7 @@ export class ContributionService {
     if (contributionSigner(contribution, this.opts.binding) !== draft.unsigned.contributor) {
       throw new DatanetError({ code: ContributionErrorCode.BAD_SIGNATURE }, `the signature is not ${draft.unsigned.contributor}'s over this draft`, 'usage')
     }
+    await this.admit(draft.datanet)
     clearTimeout(draft.timer)
     this.drafts.delete(draftId)
     return await this.publish(draft.datanet, draft.upload, draft.result, contribution)
@@ -273,6 +289,22 @@ export class ContributionService {
       await this.forgetUpload(upload)
       throw err
     }
+  }
+
+  /** Refuses an upload while the datanet has `maxOpen` contributions open (backpressure: the client retries). */
+  private async admit (datanet: FollowedDatanet): Promise<void> {
+    let open = this.open.get(datanet.id)
+    if (open === undefined || Date.now() - open.at > OPEN_COUNT_MS) {
+      let count = 0
+      for await (const e of this.opts.db.contributions.unincluded(datanet.id)) if (e.status !== 'rejected') count++
+      open = { at: Date.now(), count }
+      this.open.set(datanet.id, open)
+    }
+    if (open.count >= this.opts.maxOpen) {
+      throw new DatanetError({ code: ContributionErrorCode.BUSY }, `datanet ${datanet.id} has ${open.count} contributions waiting for a version (at most ${this.opts.maxOpen}): try again in a few seconds`, 'unavailable')
+    }
+    // counted now, so a burst within one count's lifetime cannot overshoot
+    open.count++
   }
 
   private async publish (datanet: FollowedDatanet, upload: UploadEntry, result: IngestResult, contribution: Contribution): Promise<ContributeResult> {

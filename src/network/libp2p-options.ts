@@ -68,6 +68,11 @@ export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
         msgIdFn: contentMessageId,
         maxInboundDataLength: opts.maxMessageBytes,
         allowPublishToZeroTopicPeers: true,
+        // Re-gossip (every 20–30 s) repairs deliveries a node missed while down; with the
+        // default 2 min a re-sent message was refused as a duplicate of itself and a
+        // contribution made while half the validators were down waited minutes after their
+        // return. A message crosses the network in seconds: 15 s still dedups every copy.
+        seenTTL: 15_000,
         emitSelf: false,
         scoreParams: createPeerScoreParams({
           // Rejected messages weigh on a topic's score (P4); see gossip topic registration.

@@ -12,6 +12,7 @@ let validators: TestNode[] = []
 let observer: TestNode
 let datanetId = ''
 let counter = 0
+const OPEN_LIMIT = 4
 
 interface DatanetStatus { consensus: { height: number, round: number | null, step: string | null, lastFinal: number } }
 interface VersionJson { height: number, cid: string, datasetRoot: string, recordCount: number }
@@ -54,6 +55,8 @@ test.before(hook(async () => {
   const nodes = await cluster.create(5)
   validators = nodes.slice(0, 4)
   observer = nodes[4] as TestNode
+  // a small backpressure bound on the observer (config api.maxOpenContributions), reached below while nothing can be final
+  observer.daemon.spec.env = { ...observer.daemon.spec.env, DATANET_API_MAX_OPEN_CONTRIBUTIONS: String(OPEN_LIMIT) }
   const manifest = parseManifest({
     name: 'consensus', license: 'CC0-1.0',
     recordSchema: { type: 'object', required: ['text'] },
@@ -130,10 +133,35 @@ test('with 2 of 4 validators stopped nothing is final; after they restart progre
   }, { timeoutMs: 60_000, what: 'the live validators to open the height and prevote' })
   assert.is(stuck.lastFinal, before, 'half the stake decides nothing')
   assert.is(await lastFinal(b), before)
+  // Backpressure: nothing leaves the open set now, so uploads to the observer are taken
+  // up to its bound and then refused with a clear, retryable error, not queued without end.
+  await waitFor(async () => (await api<ContributionView>(observer, `/v1/datanets/${datanetId}/contributions/${cid}`)).status === 200 ? true : undefined,
+    { timeoutMs: 30_000, what: 'the observer to hold the open contribution' })
+  const taken: string[] = []
+  let refused: Response | undefined
+  for (let i = 0; i < OPEN_LIMIT + 2 && refused === undefined; i++) {
+    const res = await fetch(`${observer.daemon.apiUrl}/v1/datanets/${datanetId}/contributions?format=jsonl`, {
+      method: 'POST', headers: { authorization: `Bearer ${cluster.token(observer)}`, 'content-type': 'application/x-ndjson' }, body: JSON.stringify({ text: `consensus record ${counter++}` }) + '\n'
+    })
+    if (res.status === 201) taken.push((await res.json() as { cid: string }).cid)
+    else refused = res
+  }
+  assert.ok(refused !== undefined, `the observer took ${taken.length} uploads beyond its bound of ${OPEN_LIMIT} open contributions`)
+  assert.is(refused.status, 503)
+  assert.is(refused.headers.get('retry-after'), '2')
+  const error = (await refused.json() as { error: { code: string, message: string } }).error
+  assert.is(error.code, 'CONTRIBUTION_ERROR_BUSY')
+  assert.match(error.message, /contributions waiting for a version \(at most 4\)/)
+  assert.ok(taken.length >= 1 && taken.length < OPEN_LIMIT, `${taken.length} taken: the one already open counts`)
   c.daemon.start()
   d.daemon.start()
   await Promise.all([c.daemon.waitReady(), d.daemon.waitReady()])
   assertSame(await waitFinal(cluster.nodes, before + 1, 90_000))
+  // nothing taken is lost: every upload the observer acknowledged becomes final
+  for (const t of taken) {
+    await waitFor(async () => typeof (await api<ContributionView>(observer, `/v1/datanets/${datanetId}/contributions/${t}`)).body.version === 'number' ? true : undefined,
+      { timeoutMs: 90_000, what: `contribution ${t} to be in a final version` })
+  }
 })
 
 test('a node started after 50 versions catches up and verifies them all', async () => {

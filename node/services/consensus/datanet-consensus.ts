@@ -205,8 +205,10 @@ export class DatanetConsensus {
         case 'request-value': await this.buildValue(e.height, e.round); break
         case 'validate': {
           const set = this.o.setFor(e.height)
+          const t0 = performance.now()
           const why = set === undefined ? 'validator set not known yet' : await this.o.versions.problem(e.value, set)
           if (why !== undefined) this.log.warn({ height: e.height, version: e.value.cid.toString(), why }, 'invalid proposal')
+          else this.log.debug({ height: e.height, contributions: e.value.version.contributions.length, ms: Math.round(performance.now() - t0) }, 'proposal valid')
           await this.exec(this.driver.validated(e.value, why === undefined))
           break
         }
@@ -252,7 +254,9 @@ export class DatanetConsensus {
   /** This node proposes: builds its value, or retries shortly when it has nothing yet. */
   private async buildValue (height: number, round: number): Promise<void> {
     const set = this.o.setFor(height)
+    const t0 = performance.now()
     const value = set === undefined ? undefined : await this.o.versions.build(height, set, this.o.wallet.address, Date.now())
+    this.log.debug({ height, round, contributions: value?.version.contributions.length ?? 0, ms: Math.round(performance.now() - t0) }, 'proposal built')
     if (value === undefined) {
       // others started this height for a contribution our verdicts have not caught up with yet
       const retry = setTimeout(() => {

@@ -1,0 +1,79 @@
+/**
+ * Catch-up of a node that was away while a datanet made many small versions: 4 validators
+ * and 1 plain node as daemons on loopback; the plain node is stopped, the validators make
+ * `V` versions of one small contribution each, then the node starts
+ * again and fetches, verifies (certificates, verdicts, roots) and applies them.
+ *
+ * Baseline from the same run: the rate at which the quorum made those versions (a node
+ * must catch up faster than the network moves on), printed as a ratio.
+ * Usage: scripts/run.sh node scripts/bench/catch-up.ts [versions=300]
+ */
+import { startClusterNetwork } from '../../test/helpers/soak.ts'
+
+const target = Number(process.argv[2] ?? 300)
+
+async function height (apiUrl: string, datanet: string): Promise<number> {
+  const vs = await (await fetch(`${apiUrl}/v1/datanets/${datanet}/versions`, { signal: AbortSignal.timeout(10_000) })).json() as Array<{ height: number }>
+  return vs[0]?.height ?? 0
+}
+
+const net = await startClusterNetwork({
+  validators: 4,
+  nodes: 1,
+  consensus: { versionIntervalMs: 50, proposeTimeoutMs: 1000, prevoteTimeoutMs: 500, precommitTimeoutMs: 500, timeoutDeltaMs: 250 },
+  extraArgs: ['--log-level', process.env.BENCH_LOG_LEVEL ?? 'info']
+})
+try {
+  const validators = net.members.slice(0, 4)
+  const late = net.members[4] as (typeof net.members)[number]
+  await late.daemon.stop()
+  const t0 = performance.now()
+  let n = 0
+  let refused = 0
+  // one contribution per version: upload, wait for the height to move, again
+  for (let h = 0; h < target;) {
+    const v = validators[n % validators.length] as (typeof validators)[number]
+    const res = await fetch(`${v.daemon.apiUrl}/v1/datanets/${net.datanet}/contributions?format=jsonl`, {
+      method: 'POST', headers: { authorization: `Bearer ${v.token}`, 'content-type': 'application/x-ndjson' },
+      body: JSON.stringify({ text: `catch-up bench record ${n} at ${Date.now()}` }) + '\n'
+    })
+    // the node's backpressure (MAX_OPEN_CONTRIBUTIONS): come back as it says
+    if (res.status === 503) { refused++; await res.text(); await new Promise(resolve => setTimeout(resolve, 1000 * Number(res.headers.get('retry-after') ?? 1))); continue }
+    if (res.status !== 201) throw new Error(`upload refused: ${res.status} ${await res.text()}`)
+    n++
+    const before = h
+    const deadline = Date.now() + 60_000
+    while (h === before) {
+      if (Date.now() > deadline) throw new Error(`no version after ${before} within 60 s`)
+      await new Promise(resolve => setTimeout(resolve, 10))
+      h = await height(v.daemon.apiUrl, net.datanet)
+    }
+  }
+  const madeS = (performance.now() - t0) / 1000
+  const h = await height((validators[0] as (typeof validators)[number]).daemon.apiUrl, net.datanet)
+  const made0 = h / madeS
+
+  const t1 = performance.now()
+  late.daemon.start()
+  await late.daemon.waitReady(60_000)
+  const readyS = (performance.now() - t1) / 1000
+  let firstAt: number | undefined
+  const deadline = Date.now() + 900_000
+  for (;;) {
+    const got = await height(late.daemon.apiUrl, net.datanet)
+    if (got > 0 && firstAt === undefined) firstAt = performance.now()
+    if (got >= h) break
+    if (Date.now() > deadline) throw new Error(`the late node has ${got} of ${h} versions after 900 s`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  const doneAt = performance.now()
+  const totalS = (doneAt - t1) / 1000
+  const steadyS = (doneAt - (firstAt as number)) / 1000
+  const rate = h / steadyS
+  console.log(`node ${process.version}; 4 validators + 1 node on loopback; ${h} versions of small contributions (${n} uploads, ${refused} refused as busy)`)
+  console.log(`baseline  the quorum made them:          ${made0.toFixed(1).padStart(8)} versions/s (${madeS.toFixed(1)} s)`)
+  console.log(`catch-up  first version → last applied:  ${rate.toFixed(1).padStart(8)} versions/s (${steadyS.toFixed(1)} s; ratio ${(rate / made0).toFixed(2)})`)
+  console.log(`          start → all applied:           ${(h / totalS).toFixed(1).padStart(8)} versions/s (${totalS.toFixed(1)} s, of which ${readyS.toFixed(1)} s until the API answered)`)
+} finally {
+  await net.stop(process.env.KEEP_TEST_DIRS === '1')
+}
