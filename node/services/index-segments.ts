@@ -277,11 +277,14 @@ export class IndexSegments {
     const worker = new Worker(new URL('./index-merge-worker.ts', import.meta.url))
     worker.unref()
     worker.on('message', (reply: MergeReply) => { this.onMerged(reply) })
-    worker.on('error', err => {
-      this.opts.logger.error({ err }, 'index merge worker failed')
-      if (this.running !== undefined) this.failed.add(key(this.running.range))
-      this.running = undefined
+    worker.on('error', err => { this.opts.logger.error({ err }, 'index merge worker failed') })
+    // died with a merge in hand (an error, out of memory): that merge waits for the next start
+    worker.on('exit', () => {
+      if (this.worker !== worker) return
       this.worker = undefined
+      if (this.running === undefined) return
+      this.failed.add(key(this.running.range))
+      this.running = undefined
       this.scheduleMerges()
     })
     this.worker = worker
