@@ -171,7 +171,10 @@ export class IndexSegments {
       // a merged file was unusable: it is out of `merged` now, so the next cover goes around it
       if (segments.length < cover.length) continue
       const index = this.lib.CorpusIndex.fromSegments(segments)
-      this.indexes.set(height, { index, keys: cover.map(key) })
+      const keys = cover.map(key)
+      // kept built only while its segments are loaded: it must not hold evicted ones
+      if (keys.some(k => !this.cache.has(k))) return index
+      this.indexes.set(height, { index, keys })
       while (this.indexes.size > INDEX_CACHE) {
         const oldest = this.indexes.keys().next().value as number
         this.indexes.delete(oldest)

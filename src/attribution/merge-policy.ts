@@ -18,11 +18,13 @@ export interface HeightRange {
 }
 
 /**
- * F = 4: at most 3 segments per level, 15 for any h < 1,024, each token re-sorted 5
- * times by then. F = 2 halves the segments per level (at most log₂ h) but re-sorts and
- * stores every token twice as often; F = 8 the other way round (scripts/bench/attribution-versions.ts).
+ * F = 2: at most log₂ h segments (10 below 1,024 versions) — lookups cost about the same
+ * per segment whatever its size, so fewer segments is what keeps them flat; each token is
+ * re-sorted and stored once per level (log₂ h times), in the background and on disk.
+ * F = 4 stores and re-sorts half as often but keeps up to 3 segments per level (15 below
+ * 1,024), measured ~1.2–1.9× slower per lookup (scripts/bench/attribution-versions.ts).
  */
-export const DEFAULT_MERGE_FANOUT = 4
+export const DEFAULT_MERGE_FANOUT = 2
 
 function checkFanout (fanout: number): void {
   if (!Number.isSafeInteger(fanout) || fanout < 2) throw new RangeError(`merge fanout must be an integer ≥ 2, got ${String(fanout)}`)

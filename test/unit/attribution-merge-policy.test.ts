@@ -5,6 +5,8 @@ import { type HeightRange, coverOf, coverRange, dueMerges, isMergeRange, mergePa
 const key = (r: HeightRange): string => `${r.from}-${r.to}`
 const all = (): boolean => true
 const none = (): boolean => false
+/** The examples below are in fanout 4 (the default is 2). */
+const F = 4
 
 /** Every merge due up to `final`, as a set the cover functions can ask. */
 function mergedUpTo (final: number, fanout: number): (r: HeightRange) => boolean {
@@ -23,24 +25,25 @@ function assertTiles (cover: HeightRange[], from: number, to: number): void {
 }
 
 test('aligned ranges: size a power of the fanout (> 1), starting on its grid', () => {
-  assert.ok(isMergeRange({ from: 1, to: 4 }))
-  assert.ok(isMergeRange({ from: 17, to: 32 }))
-  assert.ok(isMergeRange({ from: 65, to: 128 }))
-  assert.not.ok(isMergeRange({ from: 3, to: 3 }))
-  assert.not.ok(isMergeRange({ from: 2, to: 5 }))
-  assert.not.ok(isMergeRange({ from: 1, to: 8 }))
+  assert.ok(isMergeRange({ from: 1, to: 4 }, F))
+  assert.ok(isMergeRange({ from: 17, to: 32 }, F))
+  assert.ok(isMergeRange({ from: 65, to: 128 }, F))
+  assert.not.ok(isMergeRange({ from: 3, to: 3 }, F))
+  assert.not.ok(isMergeRange({ from: 2, to: 5 }, F))
+  assert.not.ok(isMergeRange({ from: 1, to: 8 }, F))
   assert.ok(isMergeRange({ from: 1, to: 8 }, 8))
-  assert.not.ok(isMergeRange({ from: 0, to: 3 }))
+  assert.ok(isMergeRange({ from: 3, to: 4 }))
+  assert.not.ok(isMergeRange({ from: 0, to: 3 }, F))
   assert.throws(() => isMergeRange({ from: 1, to: 4 }, 1))
 })
 
 test('the cover of version h with every due merge done: the base-F digits of h', () => {
   const has = mergedUpTo(1000, 4)
   // 1000 = 3·256 + 3·64 + 2·16 + 2·4
-  assert.equal(coverOf(1000, has).map(key), ['1-256', '257-512', '513-768', '769-832', '833-896', '897-960', '961-976', '977-992', '993-996', '997-1000'])
-  assert.equal(coverOf(7, has).map(key), ['1-4', '5-5', '6-6', '7-7'])
-  assert.equal(coverOf(1, has).map(key), ['1-1'])
-  assert.equal(coverOf(0, has), [])
+  assert.equal(coverOf(1000, has, F).map(key), ['1-256', '257-512', '513-768', '769-832', '833-896', '897-960', '961-976', '977-992', '993-996', '997-1000'])
+  assert.equal(coverOf(7, has, F).map(key), ['1-4', '5-5', '6-6', '7-7'])
+  assert.equal(coverOf(1, has, F).map(key), ['1-1'])
+  assert.equal(coverOf(0, has, F), [])
   for (const fanout of [2, 4, 8]) {
     const done = mergedUpTo(1100, fanout)
     const levels = Math.ceil(Math.log(1100) / Math.log(fanout))
@@ -57,28 +60,28 @@ test('the cover of version h with every due merge done: the base-F digits of h',
 })
 
 test('a cover uses only ranges at hand: single versions without merges, smaller ranges when a larger is missing', () => {
-  assert.equal(coverOf(5, none).map(key), ['1-1', '2-2', '3-3', '4-4', '5-5'])
-  const has = (r: HeightRange): boolean => key(r) !== '1-16' && isMergeRange(r)
-  assert.equal(coverOf(17, has).map(key), ['1-4', '5-8', '9-12', '13-16', '17-17'])
+  assert.equal(coverOf(5, none, F).map(key), ['1-1', '2-2', '3-3', '4-4', '5-5'])
+  const has = (r: HeightRange): boolean => key(r) !== '1-16' && isMergeRange(r, F)
+  assert.equal(coverOf(17, has, F).map(key), ['1-4', '5-8', '9-12', '13-16', '17-17'])
   // a larger range at hand is taken even if a smaller one at the same start is missing
   const onlyBig = (r: HeightRange): boolean => key(r) === '1-16'
-  assert.equal(coverOf(18, onlyBig).map(key), ['1-16', '17-17', '18-18'])
-  assertTiles(coverRange(5, 40, all), 5, 40)
-  assert.equal(coverRange(5, 40, all).map(key), ['5-8', '9-12', '13-16', '17-32', '33-36', '37-40'])
+  assert.equal(coverOf(18, onlyBig, F).map(key), ['1-16', '17-17', '18-18'])
+  assertTiles(coverRange(5, 40, all, F), 5, 40)
+  assert.equal(coverRange(5, 40, all, F).map(key), ['5-8', '9-12', '13-16', '17-32', '33-36', '37-40'])
 })
 
 test('merges due: every aligned range that ended, smallest first; none twice; parts from the level below', () => {
-  assert.equal(dueMerges(3, none), [])
-  assert.equal(dueMerges(4, none).map(key), ['1-4'])
-  assert.equal(dueMerges(17, none).map(key), ['1-4', '5-8', '9-12', '13-16', '1-16'])
+  assert.equal(dueMerges(3, none, F), [])
+  assert.equal(dueMerges(4, none, F).map(key), ['1-4'])
+  assert.equal(dueMerges(17, none, F).map(key), ['1-4', '5-8', '9-12', '13-16', '1-16'])
   const done = new Set<string>()
   for (let h = 1; h <= 300; h++) {
-    const due = dueMerges(h, r => done.has(key(r)))
+    const due = dueMerges(h, r => done.has(key(r)), F)
     for (const r of due) {
-      assert.ok(isMergeRange(r))
+      assert.ok(isMergeRange(r, F))
       assert.ok(r.to <= h)
       assert.not.ok(done.has(key(r)))
-      const parts = mergeParts(r, x => done.has(key(x)))
+      const parts = mergeParts(r, x => done.has(key(x)), F)
       assertTiles(parts, r.from, r.to)
       // built as they come due, each merge has the level below at hand: F parts
       assert.is(parts.length, 4)
@@ -87,8 +90,8 @@ test('merges due: every aligned range that ended, smallest first; none twice; pa
     // merges become due as soon as their last version is final
     assert.is(due.length > 0, h % 4 === 0, `h=${h}`)
   }
-  assert.equal(mergeParts({ from: 1, to: 16 }, none).length, 16)
-  assert.equal(mergeParts({ from: 1, to: 16 }, all).map(key), ['1-4', '5-8', '9-12', '13-16'])
+  assert.equal(mergeParts({ from: 1, to: 16 }, none, F).length, 16)
+  assert.equal(mergeParts({ from: 1, to: 16 }, all, F).map(key), ['1-4', '5-8', '9-12', '13-16'])
 })
 
 test.run()
