@@ -304,6 +304,7 @@ export class DatanetNode implements NodeView {
     const wallet = this.need(this.wallet)
     const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
     this.attribution = attribution
+    this.stopSteps.push(['attribution', async () => { await attribution.stop() }])
     const models = new ModelService({ db, helia: content.helia, router: gossip, wallet, binding, logger: logger.child({ component: 'models' }) })
     this.models = models
     const inferences = new InferenceService({

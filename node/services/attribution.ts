@@ -1,8 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { attributionParamsFromManifest, type AttributionParams } from '../../src/attribution/params.ts'
-import type { AttributionResult, CorpusIndex, IndexRecord } from '../../src/attribution/index.ts'
+import type { AttributionResult, CorpusIndex, IndexRecord, IndexSegment } from '../../src/attribution/index.ts'
 import { fromHex } from '../../src/codec/hash.ts'
 import { recordText } from '../../src/datanet/record-text.ts'
 import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
@@ -12,14 +11,17 @@ import { getBlock } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
+import { IndexSegments, type IndexSegmentsOptions } from './index-segments.ts'
 import { TokenMemo } from './token-memo.ts'
 
 export interface AttributionServiceOptions {
   db: StateDatabase
   helia: Helia
-  /** Where index segments are kept (one file per version); rebuilt from the dataset when missing. */
+  /** Where index segments are kept (one file per version, and merged ones); rebuilt from the dataset when missing. */
   dir: string
   logger: Logger
+  /** Merge fanout, cache budget, merges off (index-segments.ts). */
+  segments?: Pick<IndexSegmentsOptions, 'fanout' | 'cacheBytes' | 'merge'>
 }
 
 /** The records a final version added, in dataset order (recordIndex = position in the dataset). */
@@ -60,16 +62,17 @@ async function attributionLib (): Promise<AttributionLib> {
 
 interface DatanetIndexes {
   params: AttributionParams
-  /** Index after each final version, by height (index 0: empty; undefined until the library is loaded). */
-  byHeight: Array<CorpusIndex | undefined>
+  /** Segments of every final version and the merged ones (undefined until the library is loaded). */
+  segments: IndexSegments | undefined
   building: Promise<void>
 }
 
 /**
  * The attribution index of every followed datanet (DESIGN §4 flow 5): one delta segment
- * per final version, kept on disk, so the index of any version is its segments 1..h.
- * Results do not depend on the segmentation (src/attribution), so a node that rebuilt
- * its segments differently attributes identically.
+ * per final version, kept on disk, merged in the background into aligned ranges
+ * (index-segments.ts), so the index of any version is a few segments however many
+ * versions there are. Results do not depend on the segmentation (src/attribution), so a
+ * node that merged its segments differently attributes identically.
  */
 export class AttributionService {
   private readonly opts: AttributionServiceOptions
@@ -89,8 +92,10 @@ export class AttributionService {
     const state = this.datanets.get(d.id)
     if (state === undefined) return records.map(() => false)
     await state.building
-    const index = state.byHeight[state.byHeight.length - 1]
-    if (index === undefined || index.segments.length === 0) return records.map(() => false)
+    const segments = state.segments
+    if (segments === undefined || segments.height === 0) return records.map(() => false)
+    const index = await segments.indexAt(segments.height)
+    if (index.segments.length === 0) return records.map(() => false)
     const { recordCoverageBps, normalizeText, tokenize } = await attributionLib()
     const threshold = d.manifest.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS
     return records.map(bytes => {
@@ -109,7 +114,7 @@ export class AttributionService {
 
   async follow (d: FollowedDatanet): Promise<void> {
     const params = attributionParamsFromManifest(d.manifest)
-    const state: DatanetIndexes = { params, byHeight: [undefined], building: Promise.resolve() }
+    const state: DatanetIndexes = { params, segments: undefined, building: Promise.resolve() }
     this.datanets.set(d.id, state)
     state.building = this.catchUp(d, state)
     await state.building
@@ -119,41 +124,37 @@ export class AttributionService {
   private async catchUp (d: FollowedDatanet, state: DatanetIndexes): Promise<void> {
     const versions = await this.opts.db.versions.of(d.id)
     for (const entry of versions) {
-      if (entry.height < state.byHeight.length) continue
-      if (entry.height !== state.byHeight.length) break
+      const height = state.segments?.height ?? 0
+      if (entry.height <= height) continue
+      if (entry.height !== height + 1) break
       await this.extend(d, state, entry)
     }
   }
 
   private async extend (d: FollowedDatanet, state: DatanetIndexes, entry: VersionEntry): Promise<void> {
-    const { CorpusIndex, decodeSegment, encodeSegment } = await attributionLib()
-    state.byHeight[0] ??= CorpusIndex.empty()
-    const previous = state.byHeight[entry.height - 1] as CorpusIndex
-    const file = join(this.dirOf(d), `${entry.height.toString().padStart(10, '0')}.seg`)
-    let index: CorpusIndex | undefined
-    if (existsSync(file)) {
-      try {
-        index = previous.extend(decodeSegment(readFileSync(file)))
-      } catch (err) {
-        this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment unusable: rebuilding it from the dataset')
+    const lib = await attributionLib()
+    state.segments ??= new IndexSegments({ dir: this.dirOf(d), logger: this.opts.logger, ...this.opts.segments }, lib)
+    const segments = state.segments
+    let segment: IndexSegment | undefined
+    try {
+      segment = segments.readVersion(entry.height)
+      if (segment !== undefined) {
+        segments.add(segment, false)
+        return
       }
+    } catch (err) {
+      this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment unusable: rebuilding it from the dataset')
     }
-    if (index === undefined) {
-      const prevCount = (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
-      const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
-      if (records.length === 0) {
-        index = previous
-      } else {
-        const t0 = performance.now()
-        const built = previous.appendRecords(records, normalized => this.tokenized.take(normalized))
-        index = built.index
-        mkdirSync(this.dirOf(d), { recursive: true })
-        writeFileSync(`${file}.tmp`, encodeSegment(built.segment))
-        renameSync(`${file}.tmp`, file)
-        this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: built.segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
-      }
+    const prevCount = (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
+    const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
+    if (records.length === 0) {
+      segments.add(undefined, false)
+      return
     }
-    state.byHeight[entry.height] = index
+    const t0 = performance.now()
+    segment = lib.buildSegment(records, segments.base, normalized => this.tokenized.take(normalized))
+    segments.add(segment, true)
+    this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 
   /** Called for each final version, in height order. */
@@ -177,12 +178,24 @@ export class AttributionService {
     const state = this.datanets.get(d.id)
     if (state === undefined) return undefined
     await state.building
-    if (height === 0) return state.byHeight[0] ?? (await attributionLib()).CorpusIndex.empty()
-    return state.byHeight[height]
+    const segments = state.segments
+    if (height === 0 && segments === undefined) return (await attributionLib()).CorpusIndex.empty()
+    if (segments === undefined || !Number.isSafeInteger(height) || height < 0 || height > segments.height) return undefined
+    return await segments.indexAt(height)
   }
 
   latestHeight (d: FollowedDatanet): number {
-    return (this.datanets.get(d.id)?.byHeight.length ?? 1) - 1
+    return this.datanets.get(d.id)?.segments?.height ?? 0
+  }
+
+  /** Resolves once no segment merge is running or due for `d` (tests, benchmarks). */
+  async mergesIdle (d: FollowedDatanet): Promise<void> {
+    await this.datanets.get(d.id)?.segments?.mergesIdle()
+  }
+
+  /** Stops background merges (a merge cut short leaves only a .tmp file, removed at the next start). */
+  async stop (): Promise<void> {
+    for (const state of this.datanets.values()) await state.segments?.stop()
   }
 
   /** Attributes `output` against version `height` as if it were an event paying `fee`. */
@@ -197,14 +210,19 @@ export class AttributionService {
   async weightsByContributor (d: FollowedDatanet, height: number): Promise<Map<string, bigint>> {
     const index = await this.indexAt(d, height)
     if (index === undefined) return new Map()
-    // a version's index never changes: count its tokens once, not once per inference event
-    let weights = this.weights.get(index)
+    // a version's index never changes: count its tokens once per version, not once per inference event
+    const cacheKey = `${d.id} ${height}`
+    let weights = this.weights.get(cacheKey)
     if (weights === undefined) {
       weights = (await attributionLib()).contentWeights(index.segments, this.params(d).maxRecordTokens)
-      this.weights.set(index, weights)
+      this.weights.set(cacheKey, weights)
+      if (this.weights.size > WEIGHTS_CACHE) this.weights.delete(this.weights.keys().next().value as string)
     }
     return weights
   }
 
-  private readonly weights = new WeakMap<CorpusIndex, Map<string, bigint>>()
+  private readonly weights = new Map<string, Map<string, bigint>>()
 }
+
+/** Versions whose content weights are kept (a map of contributors each). */
+const WEIGHTS_CACHE = 64

@@ -44,8 +44,10 @@ export const MAX_RECORD_INDEX = 0xffff_ffff
  * second symbol (0.125 bytes per token), which together replace the two widest binary
  * searches of a match with a table lookup and a search in a small, cache-resident array.
  * Both are derived from the suffix array; answers are the same with or without them.
+ * From 64 K tokens on: a merged index (node/services/index-segments.ts) has segments of
+ * every size, and one whose segments were under 1 M tokens was ~2× slower to query without them.
  */
-const QUERY_AIDS_MIN_TOKENS = 1 << 20
+const QUERY_AIDS_MIN_TOKENS = 1 << 16
 const SAMPLE_SHIFT = 5
 const SAMPLE_STRIDE = 1 << SAMPLE_SHIFT
 

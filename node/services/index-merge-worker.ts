@@ -1,0 +1,38 @@
+/**
+ * Merges index segments off the main thread (a merge of millions of tokens is seconds of
+ * SA-IS): reads the parts' files, merges them, writes the result atomically (tmp +
+ * rename) and hands its bytes back (transferred, not copied).
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { parentPort } from 'node:worker_threads'
+import { mergeSegments, recomputeHead } from '../../src/attribution/corpus-index.ts'
+import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
+
+export interface MergeJob {
+  id: number
+  /** Segment files, oldest first, each continuing the one before. */
+  parts: string[]
+  out: string
+}
+
+export type MergeReply = { id: number, bytes: Uint8Array } | { id: number, error: string }
+
+function run (job: MergeJob): Uint8Array {
+  // Structure only: the chain check below catches altered tokens, and SA-IS rebuilds the suffix array.
+  const merged = mergeSegments(job.parts.map(file => decodeSegment(readFileSync(file), { verify: 'structure' })))
+  if (Buffer.compare(recomputeHead(merged), merged.headAfter) !== 0) throw new Error('the parts\' records do not hash to their chain head')
+  const bytes = encodeSegment(merged)
+  writeFileSync(`${job.out}.tmp`, bytes)
+  renameSync(`${job.out}.tmp`, job.out)
+  return bytes
+}
+
+parentPort?.on('message', (job: MergeJob) => {
+  let reply: MergeReply
+  try {
+    reply = { id: job.id, bytes: run(job) }
+  } catch (err) {
+    reply = { id: job.id, error: (err as Error).message }
+  }
+  parentPort?.postMessage(reply, 'bytes' in reply ? [reply.bytes.buffer as ArrayBuffer] : [])
+})

@@ -1,0 +1,340 @@
+/**
+ * The index segments of one datanet on disk and in memory (issue 14 item 5): one delta
+ * segment per final version (`<height>.seg`, the source of truth), and merged segments
+ * (`m-<from>-<to>.seg`) built in the background by a worker thread as the aligned-tier
+ * policy asks (src/attribution/merge-policy.ts). The index of version h is its cover:
+ * a few merged segments, then single versions — so lookups stay flat as versions pile up.
+ * Answers never depend on the segmentation, so a merged file that is missing or corrupt
+ * only costs speed: it is ignored and rebuilt from the per-version files.
+ *
+ * Memory: the segments of the newest version's cover stay loaded; any other segment
+ * (older versions' covers, single versions already merged) is loaded on demand into a
+ * cache bounded by bytes, least recently used out first.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
+import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts } from '../../src/attribution/merge-policy.ts'
+import type { Logger } from '../logger.ts'
+import type { MergeJob, MergeReply } from './index-merge-worker.ts'
+
+type Lib = Pick<typeof import('../../src/attribution/index.ts'), 'CorpusIndex' | 'EMPTY_HEAD' | 'decodeSegment' | 'encodeSegment'>
+
+export interface IndexSegmentsOptions {
+  /** This datanet's directory. */
+  dir: string
+  logger: Logger
+  fanout?: number
+  /** Bytes of segments kept loaded beyond the newest version's cover (default 128 MB). */
+  cacheBytes?: number
+  /** false: no background merges (the per-version layout of before). */
+  merge?: boolean
+}
+
+interface VersionMeta {
+  /** Chain head and last recordIndex after this version. */
+  head: Uint8Array
+  lastRecordIndex: number
+  /** Versions ≤ this one that added records. */
+  withRecords: number
+}
+
+const key = (r: HeightRange): string => `${r.from}-${r.to}`
+const MERGED_FILE = /^m-(\d{10})-(\d{10})\.seg$/
+const sizeOf = (s: IndexSegment): number => s.tokens.byteLength + s.sa.byteLength + 12 * s.recordCount
+/** Old indexes kept built (their unigram counts are a pass over every token). */
+const INDEX_CACHE = 8
+
+export class IndexSegments {
+  private readonly opts: IndexSegmentsOptions
+  private readonly lib: Lib
+  private readonly fanout: number
+  private readonly cacheBytes: number
+  /** By height; [0] is the empty index. */
+  private readonly versions: VersionMeta[]
+  /** Merged ranges with a file, not yet found unusable. */
+  private readonly merged = new Set<string>()
+  /** Files read and fully verified (or written) by this process: later loads check structure only. */
+  private readonly verified = new Set<string>()
+  /** Merges that failed in this process: not retried until restart. */
+  private readonly failed = new Set<string>()
+  /** Loaded segments by range, least recently used first. */
+  private readonly cache = new Map<string, IndexSegment>()
+  private cachedBytes = 0
+  private pinned = new Set<string>()
+  private readonly indexes = new Map<number, { index: CorpusIndex, keys: string[] }>()
+  private worker: Worker | undefined
+  private running: { id: number, range: HeightRange } | undefined
+  private nextJob = 1
+  private idleWaiters: Array<() => void> = []
+  private stopped = false
+
+  constructor (opts: IndexSegmentsOptions, lib: Lib) {
+    this.opts = opts
+    this.lib = lib
+    this.fanout = opts.fanout ?? DEFAULT_MERGE_FANOUT
+    this.cacheBytes = opts.cacheBytes ?? 128 * 1024 * 1024
+    this.versions = [{ head: lib.EMPTY_HEAD, lastRecordIndex: -1, withRecords: 0 }]
+    if (!existsSync(opts.dir)) return
+    for (const name of readdirSync(opts.dir)) {
+      if (name.endsWith('.tmp')) { rmSync(join(opts.dir, name), { force: true }); continue }
+      const m = MERGED_FILE.exec(name)
+      if (m !== null) this.merged.add(key({ from: Number(m[1]), to: Number(m[2]) }))
+    }
+  }
+
+  /** The newest version held. */
+  get height (): number {
+    return this.versions.length - 1
+  }
+
+  /** Where the next version's segment continues from. */
+  get base (): { head: Uint8Array, lastRecordIndex: number } {
+    const v = this.versions[this.height] as VersionMeta
+    return { head: v.head, lastRecordIndex: v.lastRecordIndex }
+  }
+
+  versionFile (height: number): string {
+    return join(this.opts.dir, `${height.toString().padStart(10, '0')}.seg`)
+  }
+
+  private mergedFile (r: HeightRange): string {
+    return join(this.opts.dir, `m-${r.from.toString().padStart(10, '0')}-${r.to.toString().padStart(10, '0')}.seg`)
+  }
+
+  private fileOf (r: HeightRange): string {
+    return r.from === r.to ? this.versionFile(r.from) : this.mergedFile(r)
+  }
+
+  /** Ranges whose versions added no records have no segment. */
+  private hasRecords (r: HeightRange): boolean {
+    return (this.versions[r.to] as VersionMeta).withRecords > (this.versions[r.from - 1] as VersionMeta).withRecords
+  }
+
+  private readonly has = (r: HeightRange): boolean => this.merged.has(key(r)) || !this.hasRecords(r)
+
+  /** The per-version segment file of `height` as it is on disk (fully verified), or undefined when it is absent. */
+  readVersion (height: number): IndexSegment | undefined {
+    const file = this.versionFile(height)
+    if (!existsSync(file)) return undefined
+    const segment = this.lib.decodeSegment(readFileSync(file))
+    this.verified.add(file)
+    return segment
+  }
+
+  /**
+   * Adds version height + 1: its segment (undefined when it added no records), which must
+   * continue the index; `write` persists it (tmp + rename) when it was built, not read.
+   */
+  add (segment: IndexSegment | undefined, write: boolean): void {
+    const previous = this.versions[this.height] as VersionMeta
+    const height = this.height + 1
+    if (segment === undefined) {
+      this.versions.push({ ...previous })
+    } else {
+      if (Buffer.compare(segment.headBefore, previous.head) !== 0 || segment.firstRecordIndex <= previous.lastRecordIndex) {
+        throw new Error(`segment of version ${height} does not continue version ${height - 1}`)
+      }
+      if (write) {
+        const file = this.versionFile(height)
+        mkdirSync(this.opts.dir, { recursive: true })
+        writeFileSync(`${file}.tmp`, this.lib.encodeSegment(segment))
+        renameSync(`${file}.tmp`, file)
+        this.verified.add(file)
+      }
+      this.versions.push({ head: segment.headAfter, lastRecordIndex: segment.lastRecordIndex, withRecords: previous.withRecords + 1 })
+      this.remember(key({ from: height, to: height }), segment)
+    }
+    this.repin()
+    this.scheduleMerges()
+  }
+
+  /** The index of version `height` (0 ≤ height ≤ this.height): its cover's segments, loaded as needed. */
+  async indexAt (height: number): Promise<CorpusIndex> {
+    if (height < 0 || height > this.height) throw new RangeError(`no version ${height} here (newest ${this.height})`)
+    const cached = this.indexes.get(height)
+    if (cached !== undefined) {
+      this.indexes.delete(height)
+      this.indexes.set(height, cached)
+      return cached.index
+    }
+    for (;;) {
+      const cover = coverOf(height, this.has, this.fanout).filter(r => this.hasRecords(r))
+      const segments: IndexSegment[] = []
+      for (const r of cover) {
+        const segment = await this.load(r)
+        if (segment === undefined) break
+        segments.push(segment)
+      }
+      // a merged file was unusable: it is out of `merged` now, so the next cover goes around it
+      if (segments.length < cover.length) continue
+      const index = this.lib.CorpusIndex.fromSegments(segments)
+      const keys = cover.map(key)
+      // kept built only while its segments are loaded: it must not hold evicted ones
+      if (keys.some(k => !this.cache.has(k))) return index
+      this.indexes.set(height, { index, keys })
+      while (this.indexes.size > INDEX_CACHE) {
+        const oldest = this.indexes.keys().next().value as number
+        this.indexes.delete(oldest)
+      }
+      return index
+    }
+  }
+
+  /** A range's segment: from memory, else from its file (undefined when a merged file is unusable). */
+  private async load (r: HeightRange): Promise<IndexSegment | undefined> {
+    const k = key(r)
+    const hit = this.cache.get(k)
+    if (hit !== undefined) {
+      this.cache.delete(k)
+      this.cache.set(k, hit)
+      return hit
+    }
+    const file = this.fileOf(r)
+    try {
+      const segment = this.lib.decodeSegment(await readFile(file), { verify: this.verified.has(file) ? 'structure' : 'full' })
+      this.checkEnds(r, segment)
+      this.verified.add(file)
+      this.remember(k, segment)
+      return segment
+    } catch (err) {
+      // the per-version files are the source: without one the index cannot be answered
+      if (r.from === r.to) throw err
+      this.opts.logger.warn({ file, err: (err as Error).message }, 'merged index segment unusable: ignored, rebuilt from the versions')
+      this.merged.delete(k)
+      rmSync(file, { force: true })
+      this.scheduleMerges()
+      return undefined
+    }
+  }
+
+  /** A segment for range r starts at the chain head before r's first version and ends at the head after its last. */
+  private checkEnds (r: HeightRange, segment: IndexSegment): void {
+    const before = this.versions[r.from - 1] as VersionMeta
+    const after = this.versions[r.to] as VersionMeta
+    if (Buffer.compare(segment.headBefore, before.head) !== 0 || Buffer.compare(segment.headAfter, after.head) !== 0) {
+      throw new Error(`segment does not hold versions ${r.from}–${r.to}`)
+    }
+  }
+
+  private remember (k: string, segment: IndexSegment): void {
+    const old = this.cache.get(k)
+    if (old !== undefined) this.cachedBytes -= sizeOf(old)
+    this.cache.delete(k)
+    this.cache.set(k, segment)
+    this.cachedBytes += sizeOf(segment)
+    this.evict()
+  }
+
+  /** Drops least recently used segments outside the newest cover while over the budget (and built indexes that use them). */
+  private evict (): void {
+    let unpinned = 0
+    for (const [k, s] of this.cache) if (!this.pinned.has(k)) unpinned += sizeOf(s)
+    for (const [k, s] of this.cache) {
+      if (unpinned <= this.cacheBytes) break
+      if (this.pinned.has(k)) continue
+      this.cache.delete(k)
+      this.cachedBytes -= sizeOf(s)
+      unpinned -= sizeOf(s)
+      for (const [h, entry] of this.indexes) if (entry.keys.includes(k)) this.indexes.delete(h)
+    }
+  }
+
+  /** The newest version's cover is what most queries and the near-duplicate check use: kept loaded. */
+  private repin (): void {
+    this.pinned = new Set(coverOf(this.height, this.has, this.fanout).map(key))
+    this.evict()
+  }
+
+  /** Bytes of segments in memory (tests, metrics). */
+  get loadedBytes (): number {
+    return this.cachedBytes
+  }
+
+  /** The ranges making up version `height`'s index now. */
+  coverAt (height: number): HeightRange[] {
+    return coverOf(height, this.has, this.fanout).filter(r => this.hasRecords(r))
+  }
+
+  /** Starts the next due merge in the worker, unless one runs; one at a time, smallest first. */
+  private scheduleMerges (): void {
+    if (this.running !== undefined || this.stopped || this.opts.merge === false) return
+    const range = dueMerges(this.height, r => this.has(r) || this.failed.has(key(r)), this.fanout)[0]
+    if (range === undefined) {
+      // nothing due: the worker (~130 MB with the tokenizer tables it imports) goes until the next merge
+      void this.worker?.terminate()
+      this.worker = undefined
+      for (const wake of this.idleWaiters.splice(0)) wake()
+      return
+    }
+    const parts = mergeParts(range, this.has, this.fanout).filter(r => this.hasRecords(r))
+    const job: MergeJob = { id: this.nextJob++, parts: parts.map(r => this.fileOf(r)), out: this.mergedFile(range) }
+    const worker = this.worker ?? this.startWorker()
+    this.running = { id: job.id, range }
+    worker.postMessage(job)
+  }
+
+  private startWorker (): Worker {
+    const worker = new Worker(new URL('./index-merge-worker.ts', import.meta.url))
+    worker.unref()
+    worker.on('message', (reply: MergeReply) => { this.onMerged(reply) })
+    worker.on('error', err => { this.opts.logger.error({ err }, 'index merge worker failed') })
+    // died with a merge in hand (an error, out of memory): that merge waits for the next start
+    worker.on('exit', () => {
+      if (this.worker !== worker) return
+      this.worker = undefined
+      if (this.running === undefined) return
+      this.failed.add(key(this.running.range))
+      this.running = undefined
+      this.scheduleMerges()
+    })
+    this.worker = worker
+    return worker
+  }
+
+  private onMerged (reply: MergeReply): void {
+    const running = this.running
+    if (running === undefined || running.id !== reply.id) return
+    this.running = undefined
+    const k = key(running.range)
+    if ('error' in reply) {
+      this.opts.logger.warn({ range: k, err: reply.error }, 'index segment merge failed')
+      this.failed.add(k)
+    } else {
+      try {
+        // built here from parts whose chain it checked: the structure is enough
+        const segment = this.lib.decodeSegment(reply.bytes, { verify: 'structure' })
+        this.checkEnds(running.range, segment)
+        this.merged.add(k)
+        this.verified.add(this.mergedFile(running.range))
+        this.remember(k, segment)
+        // covers change: indexes built before drop their smaller segments as they go
+        this.indexes.clear()
+        this.repin()
+        this.opts.logger.debug({ range: k, tokens: segment.tokenCount }, 'index segments merged')
+      } catch (err) {
+        this.opts.logger.warn({ range: k, err: (err as Error).message }, 'merged index segment rejected')
+        this.failed.add(k)
+        rmSync(this.mergedFile(running.range), { force: true })
+      }
+    }
+    this.scheduleMerges()
+  }
+
+  /** Resolves once no merge is running or due (tests, benchmarks). */
+  async mergesIdle (): Promise<void> {
+    if (this.running === undefined) return
+    await new Promise<void>(resolve => { this.idleWaiters.push(resolve) })
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    const worker = this.worker
+    this.worker = undefined
+    this.running = undefined
+    if (worker !== undefined) await worker.terminate()
+    for (const wake of this.idleWaiters.splice(0)) wake()
+  }
+}
