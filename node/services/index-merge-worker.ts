@@ -17,7 +17,8 @@ export interface MergeJob {
 
 export type MergeReply = { id: number, bytes: Uint8Array } | { id: number, error: string }
 
-function run (job: MergeJob): Uint8Array {
+/** Merges a job's part files into its output file; returns the merged segment's bytes. */
+export function mergeFiles (job: MergeJob): Uint8Array {
   // Structure only: the chain check below catches altered tokens, and SA-IS rebuilds the suffix array.
   const merged = mergeSegments(job.parts.map(file => decodeSegment(readFileSync(file), { verify: 'structure' })))
   if (Buffer.compare(recomputeHead(merged), merged.headAfter) !== 0) throw new Error('the parts\' records do not hash to their chain head')
@@ -30,7 +31,7 @@ function run (job: MergeJob): Uint8Array {
 parentPort?.on('message', (job: MergeJob) => {
   let reply: MergeReply
   try {
-    reply = { id: job.id, bytes: run(job) }
+    reply = { id: job.id, bytes: mergeFiles(job) }
   } catch (err) {
     reply = { id: job.id, error: (err as Error).message }
   }

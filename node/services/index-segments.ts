@@ -11,7 +11,7 @@
  * (older versions' covers, single versions already merged) is loaded on demand into a
  * cache bounded by bytes, least recently used out first.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -31,6 +31,8 @@ export interface IndexSegmentsOptions {
   cacheBytes?: number
   /** false: no background merges (the per-version layout of before). */
   merge?: boolean
+  /** Merges of at most this many bytes of parts run on the main thread (default INLINE_MERGE_BYTES; 0: all in the worker). */
+  inlineMergeBytes?: number
 }
 
 interface VersionMeta {
@@ -46,6 +48,12 @@ const MERGED_FILE = /^m-(\d{10})-(\d{10})\.seg$/
 const sizeOf = (s: IndexSegment): number => s.tokens.byteLength + s.sa.byteLength + 12 * s.recordCount
 /** Old indexes kept built (their unigram counts are a pass over every token). */
 const INDEX_CACHE = 8
+/**
+ * Merges whose parts take at most this many bytes on disk (~100 K tokens, a few ms of
+ * SA-IS) run on the main thread: cheaper than a worker's start (~130 MB and its modules),
+ * which a datanet of small versions would otherwise pay every other version.
+ */
+const INLINE_MERGE_BYTES = 1 << 20
 
 export class IndexSegments {
   private readonly opts: IndexSegmentsOptions
@@ -271,9 +279,24 @@ export class IndexSegments {
     }
     const parts = mergeParts(range, this.has, this.fanout).filter(r => this.hasRecords(r))
     const job: MergeJob = { id: this.nextJob++, parts: parts.map(r => this.fileOf(r)), out: this.mergedFile(range) }
-    const worker = this.worker ?? this.startWorker()
     this.running = { id: job.id, range }
+    if (job.parts.reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0) <= (this.opts.inlineMergeBytes ?? INLINE_MERGE_BYTES)) {
+      void this.mergeHere(job)
+      return
+    }
+    const worker = this.worker ?? this.startWorker()
     worker.postMessage(job)
+  }
+
+  private async mergeHere (job: MergeJob): Promise<void> {
+    const { mergeFiles } = await import('./index-merge-worker.ts')
+    let reply: MergeReply
+    try {
+      reply = { id: job.id, bytes: mergeFiles(job) }
+    } catch (err) {
+      reply = { id: job.id, error: (err as Error).message }
+    }
+    if (!this.stopped) this.onMerged(reply)
   }
 
   private startWorker (): Worker {

@@ -65,8 +65,8 @@ function answers (index: CorpusIndex): string {
 
 const EXPECTED = Array.from({ length: HEIGHTS + 1 }, (_, h) => answers(reference(h)))
 
-function open (dir: string, cacheBytes = 1 << 30): IndexSegments {
-  const store = new IndexSegments({ dir, logger, fanout: 2, cacheBytes }, lib)
+function open (dir: string, cacheBytes = 1 << 30, inlineMergeBytes?: number): IndexSegments {
+  const store = new IndexSegments({ dir, logger, fanout: 2, cacheBytes, inlineMergeBytes }, lib)
   for (let h = 1; h <= HEIGHTS; h++) {
     const onDisk = store.readVersion(h)
     const segment = SEGMENTS[h - 1]
@@ -79,11 +79,11 @@ async function assertAllHeights (store: IndexSegments, note: string): Promise<vo
   for (let h = 0; h <= HEIGHTS; h++) assert.is(answers(await store.indexAt(h)), EXPECTED[h], `${note}: version ${h}`)
 }
 
-test('merged in the background, every version answers as before, from a few segments; the same after a restart', async () => {
+test('merged in the background (in the worker), every version answers as before, from a few segments; the same after a restart', async () => {
   const tmp = tempDir()
   try {
     assert.ok(EXPECTED.slice(1).every(e => (JSON.parse(e) as { results: Array<{ contributors: unknown[] }> }).results.some(x => x.contributors.length > 0)))
-    const store = open(tmp.dir)
+    const store = open(tmp.dir, undefined, 0)
     await assertAllHeights(store, 'while merging')
     await store.mergesIdle()
     const merged = readdirSync(tmp.dir).filter(f => f.startsWith('m-'))
@@ -98,7 +98,7 @@ test('merged in the background, every version answers as before, from a few segm
     await assertAllHeights(store, 'merged')
     await store.stop()
 
-    const again = open(tmp.dir)
+    const again = open(tmp.dir, undefined, 0)
     // the merged files are used as they are: nothing is due
     assert.equal(again.coverAt(HEIGHTS).map(r => `${r.from}-${r.to}`), ['1-32', '33-36', '37-37'])
     await again.mergesIdle()

@@ -44,7 +44,7 @@ function fakeDb (final: { height: number }): StateDatabase {
   return {
     versions: {
       of: async () => Array.from({ length: final.height }, (_, i) => entry(i + 1)),
-      at: async () => undefined
+      at: async (_id: string, h: number) => h >= 1 && h <= final.height ? entry(h) : undefined
     }
   } as unknown as StateDatabase
 }
