@@ -25,8 +25,8 @@ import { encodeSegment } from '../../src/attribution/segment-codec.ts'
 import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, isMergeRange } from '../../src/attribution/merge-policy.ts'
 import { validateAttributionParams } from '../../src/attribution/params.ts'
 import { type PromptWindows, promptWindows } from '../../src/attribution/prompt-echo.ts'
-import { VOCAB_SIZE, decodeTokens, isWordStartToken, tokenize } from '../../src/attribution/tokenizer.ts'
 import { prng, randomInt } from '../../test/fixtures/attribution/prng.ts'
+import { syntheticCorpus, timed } from './synthetic-corpus.ts'
 
 const versions = Number(process.argv[2] ?? 1000)
 const perVersion = Number(process.argv[3] ?? 10_000)
@@ -40,39 +40,8 @@ const fmt = (x: number, digits = 2): string => x.toFixed(digits)
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
 const load = (): string => loadavg().map(x => fmt(x, 2)).join(' ')
 const mb = (bytes: number): string => fmt(bytes / 1048576, 0)
-function timed<T> (fn: () => T): { value: T, wall: number, cpu: number } {
-  const c0 = process.cpuUsage()
-  const t0 = performance.now()
-  const value = fn()
-  const wall = (performance.now() - t0) / 1000
-  const c = process.cpuUsage(c0)
-  return { value, wall, cpu: (c.user + c.system) / 1e6 }
-}
-
-// ── The corpus: Zipf word salad over ~20k cl100k word tokens, with phrases repeated across records.
-const words: number[] = []
-for (let id = 0; id < VOCAB_SIZE && words.length < 20_000; id++) {
-  if (isWordStartToken(id) && /^ [a-z]{2,}$/.test(decodeTokens([id]))) words.push(id)
-}
-const punctuation = ['.', ',', ';'].map(p => tokenize(p)[0] as number)
-const zipf = new Float64Array(words.length)
-let acc = 0
-for (let i = 0; i < words.length; i++) { acc += 1 / (i + 1); zipf[i] = acc }
-function word (): number {
-  if (randomInt(r, 12) === 0) return punctuation[randomInt(r, punctuation.length)] as number
-  const x = r() * acc
-  let lo = 0
-  let hi = words.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if ((zipf[mid] as number) < x) lo = mid + 1
-    else hi = mid
-  }
-  return words[lo] as number
-}
-const salad = (n: number): number[] => Array.from({ length: n }, word)
-const phrases = Array.from({ length: 300 }, () => salad(20 + randomInt(r, 21)))
-const contributors = Array.from({ length: 1000 }, (_, i) => '0x' + (i + 1).toString(16).padStart(40, '0'))
+// ── The corpus (scripts/bench/synthetic-corpus.ts): Zipf word salad, phrases repeated across records.
+const { salad, phrases, contributors } = syntheticCorpus(r)
 
 console.log(`node ${process.version}; ${versions} versions of ~${perVersion} tokens; load average ${load()}`)
 const records: TokenizedRecord[] = []

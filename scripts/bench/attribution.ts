@@ -22,55 +22,20 @@ import { validateAttributionParams } from '../../src/attribution/params.ts'
 import { type PromptWindows, promptWindows } from '../../src/attribution/prompt-echo.ts'
 import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
 import { buildSuffixArray } from '../../src/attribution/suffix-array.ts'
-import { VOCAB_SIZE, decodeTokens, isWordStartToken, tokenize } from '../../src/attribution/tokenizer.ts'
+import { decodeTokens, isWordStartToken, tokenize } from '../../src/attribution/tokenizer.ts'
 import { prng, randomInt } from '../../test/fixtures/attribution/prng.ts'
+import { syntheticCorpus, timed } from './synthetic-corpus.ts'
 
 const targetTokens = Number(process.argv[2] ?? 10_000_000)
 const queries = Number(process.argv[3] ?? 200)
 const naiveQueries = 2
 const r = prng(20250101)
 
-function timed<T> (fn: () => T): { value: T, wall: number, cpu: number } {
-  const c0 = process.cpuUsage()
-  const t0 = performance.now()
-  const value = fn()
-  const wall = (performance.now() - t0) / 1000
-  const c = process.cpuUsage(c0)
-  return { value, wall, cpu: (c.user + c.system) / 1e6 }
-}
-
 const fmt = (x: number, digits = 2): string => x.toFixed(digits)
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
 
-// ── Vocabulary: cl100k tokens that are " " + lowercase letters, Zipf-distributed; some punctuation.
-const words: number[] = []
-for (let id = 0; id < VOCAB_SIZE && words.length < 20_000; id++) {
-  if (isWordStartToken(id) && /^ [a-z]{2,}$/.test(decodeTokens([id]))) words.push(id)
-}
-const punctuation = ['.', ',', ';'].map(p => tokenize(p)[0] as number)
-const zipf = new Float64Array(words.length)
-let acc = 0
-for (let i = 0; i < words.length; i++) {
-  acc += 1 / (i + 1)
-  zipf[i] = acc
-}
-function word (): number {
-  if (randomInt(r, 12) === 0) return punctuation[randomInt(r, punctuation.length)] as number
-  const x = r() * acc
-  let lo = 0
-  let hi = words.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if ((zipf[mid] as number) < x) lo = mid + 1
-    else hi = mid
-  }
-  return words[lo] as number
-}
-const salad = (n: number): number[] => Array.from({ length: n }, word)
-
-// ── Corpus.
-const phrases = Array.from({ length: 300 }, () => salad(20 + randomInt(r, 21)))
-const contributors = Array.from({ length: 1000 }, (_, i) => '0x' + (i + 1).toString(16).padStart(40, '0'))
+// ── Vocabulary and corpus (scripts/bench/synthetic-corpus.ts).
+const { vocabulary, salad, phrases, contributors } = syntheticCorpus(r)
 const records: TokenizedRecord[] = []
 let generated = 0
 const gen = timed(() => {
@@ -85,7 +50,7 @@ const gen = timed(() => {
     generated += tokens.length
   }
 })
-console.log(`node ${process.version}; corpus: ${records.length} records, ${generated} tokens, vocabulary ${words.length} words (generated in ${fmt(gen.wall, 1)} s)`)
+console.log(`node ${process.version}; corpus: ${records.length} records, ${generated} tokens, vocabulary ${vocabulary} words (generated in ${fmt(gen.wall, 1)} s)`)
 
 // ── Index build.
 const build = timed(() => buildSegmentFromTokens(records))
