@@ -41,6 +41,8 @@ const recover = (digest: string, signature: string, claimed: string): string | u
 /** Blocks fetched at once ahead of the versions being applied (contributions, then their shards). */
 const PREFETCH_CONCURRENCY = 16
 const PREFETCH_TIMEOUT_MS = 30_000
+/** Ranges asked for ahead of the one being applied. */
+const PIPELINE_DEPTH = 2
 
 /** A served version decoded, with its certificate checked when its set was known. */
 interface Prepared {
@@ -76,37 +78,44 @@ export class CatchUp {
   }
 
   /**
-   * Ranges from one peer after the other, pipelined: the next range is asked for, checked
-   * and its blocks fetched while this one is applied, so no version waits for a round
-   * trip of its own.
+   * Ranges from one peer after the other, pipelined: the next PIPELINE_DEPTH ranges are
+   * asked for, checked and their blocks fetched while this one is applied, so no version
+   * waits for a round trip of its own.
    */
   private async fromPeers (): Promise<void> {
     for (const peer of this.o.peers()) {
-      let from = this.o.versions.nextHeight
-      let next = this.range(peer, from)
+      const inflight: Array<{ from: number, prepared: Promise<Prepared[]> }> = []
+      let asked = this.o.versions.nextHeight
+      const fill = (): void => {
+        while (inflight.length < PIPELINE_DEPTH) {
+          inflight.push({ from: asked, prepared: this.range(peer, asked) })
+          asked += MAX_VERSIONS_PER_REQUEST
+        }
+      }
+      fill()
       for (;;) {
+        const head = inflight.shift() as { from: number, prepared: Promise<Prepared[]> }
         let prepared: Prepared[]
         try {
-          prepared = await next
+          prepared = await head.prepared
         } catch (err) {
           this.o.logger.debug({ peer, err: (err as Error).message }, 'version sync request failed')
           break
         }
         if (prepared.length === 0) break
-        const following = from + prepared.length
-        next = this.range(peer, following)
+        fill()
         let applied = 0
         for (const p of prepared) {
           if (!await this.o.onQueue(async () => await this.applySynced(p))) break
           applied++
         }
         if (applied === 0) break
-        this.o.logger.info({ peer, from, applied, height: this.o.versions.nextHeight - 1 }, 'caught up')
-        if (this.o.versions.nextHeight !== following) {
-          from = this.o.versions.nextHeight
-          next = this.range(peer, from)
-        } else {
-          from = following
+        this.o.logger.info({ peer, from: head.from, applied, height: this.o.versions.nextHeight - 1 }, 'caught up')
+        // a short range (the peer's end, or its answer cut) or a version not applied: ask again from where we are
+        if (prepared.length < MAX_VERSIONS_PER_REQUEST || this.o.versions.nextHeight !== head.from + prepared.length) {
+          inflight.length = 0
+          asked = this.o.versions.nextHeight
+          fill()
         }
       }
     }
