@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import pino, { type Logger } from 'pino'
-import pretty from 'pino-pretty'
+import type pinoPretty from 'pino-pretty'
 
 export type { Logger }
 
@@ -16,6 +17,8 @@ export function createLogger (opts: LoggerOptions): Logger {
   const usePretty = opts.format === 'pretty' || (opts.format === 'auto' && (destination as NodeJS.WriteStream).isTTY === true)
   const base = { level: opts.level, base: { pid: process.pid }, serializers: { err: pino.stdSerializers.err } }
   if (usePretty) {
+    // loaded only here: a daemon logging JSON to a file never needs its ~60 modules
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof pinoPretty
     return pino(base, pretty({ colorize: (destination as NodeJS.WriteStream).isTTY === true, destination, sync: true, ignore: 'pid,hostname' }))
   }
   return pino(base, destination as pino.DestinationStream)

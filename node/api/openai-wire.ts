@@ -4,7 +4,6 @@
  * result to completion objects and stream chunks. No I/O: values in, values out.
  */
 import { z } from 'zod'
-import { tokenize } from '../../src/attribution/tokenizer.ts'
 import type { AttributionResult } from '../../src/attribution/index.ts'
 import type { ModelEntry } from '../../src/storage/state-db.ts'
 import type { InferenceResult } from '../services/inferences.ts'
@@ -86,8 +85,8 @@ export type WireAttribution = AttributionResult & {
 
 export interface Usage { prompt_tokens: number, completion_tokens: number, total_tokens: number }
 
-/** Token counts in cl100k_base, the attribution's own tokenizer. */
-export function usageOf (prompt: string, output: string): Usage {
+/** Token counts in cl100k_base, the attribution's own tokenizer (passed in: it loads lazily, services/attribution.ts). */
+export function usageOf (prompt: string, output: string, tokenize: (text: string) => ArrayLike<number>): Usage {
   const p = prompt.length === 0 ? 0 : tokenize(prompt).length
   const c = output.length === 0 ? 0 : tokenize(output).length
   return { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }
@@ -111,6 +110,7 @@ export interface Answer {
   /** Seconds since the epoch. */
   created: number
   result: InferenceAnswer
+  usage: Usage
 }
 
 /** The completion's id: the event's, so a client can find the event from it. */
@@ -123,7 +123,7 @@ export function chatCompletion (a: Answer): Record<string, unknown> {
     created: a.created,
     model: a.model,
     choices: [{ index: 0, message: { role: 'assistant', content: a.result.output, refusal: null }, logprobs: null, finish_reason: finishReason(a.result.output, a.maxWords) }],
-    usage: usageOf(a.prompt, a.result.output),
+    usage: a.usage,
     attribution: wireAttribution(a.datanet, a.result)
   }
 }
@@ -135,7 +135,7 @@ export function textCompletion (a: Answer): Record<string, unknown> {
     created: a.created,
     model: a.model,
     choices: [{ index: 0, text: a.result.output, logprobs: null, finish_reason: finishReason(a.result.output, a.maxWords) }],
-    usage: usageOf(a.prompt, a.result.output),
+    usage: a.usage,
     attribution: wireAttribution(a.datanet, a.result)
   }
 }
@@ -158,7 +158,7 @@ export function chatCompletionFrames (a: Answer): string[] {
   return [
     frame(chunk({ role: 'assistant', content: '' }, null)),
     ...pieces(a.result.output).map(p => frame(chunk({ content: p }, null))),
-    frame({ ...chunk({}, finishReason(a.result.output, a.maxWords)), usage: usageOf(a.prompt, a.result.output), attribution: wireAttribution(a.datanet, a.result) }),
+    frame({ ...chunk({}, finishReason(a.result.output, a.maxWords)), usage: a.usage, attribution: wireAttribution(a.datanet, a.result) }),
     DONE_FRAME
   ]
 }
@@ -168,7 +168,7 @@ export function textCompletionFrames (a: Answer): string[] {
   const chunk = (text: string, finish: string | null): Record<string, unknown> => ({ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: finish }] })
   return [
     ...pieces(a.result.output).map(p => frame(chunk(p, null))),
-    frame({ ...chunk('', finishReason(a.result.output, a.maxWords)), usage: usageOf(a.prompt, a.result.output), attribution: wireAttribution(a.datanet, a.result) }),
+    frame({ ...chunk('', finishReason(a.result.output, a.maxWords)), usage: a.usage, attribution: wireAttribution(a.datanet, a.result) }),
     DONE_FRAME
   ]
 }

@@ -51,6 +51,8 @@ export interface DatanetNodeOptions {
   rules?: ContributionRule[]
   /** Byzantine behaviour to inject (tests and drills only; none by default). */
   faults?: FaultOptions
+  /** The keystore already being decrypted with `password` (run.ts starts it early); else start() decrypts it. */
+  wallet?: Promise<Wallet>
 }
 
 const NodeErrorCode = {
@@ -103,6 +105,7 @@ export class DatanetNode implements NodeView {
     this.rules = opts.rules ?? []
     this.paths = dataDirPaths(opts.config.dataDir)
     this.lock = new DataDirLock(opts.config.dataDir)
+    this.walletPromise = opts.wallet
   }
 
   get apiUrl (): string | undefined {
@@ -169,7 +172,7 @@ export class DatanetNode implements NodeView {
     }
     this.lock.acquire()
     this.stopSteps.push(['lock', () => { this.lock.release() }])
-    this.walletPromise = loadWallet(this.config.dataDir, this.password)
+    this.walletPromise ??= loadWallet(this.config.dataDir, this.password)
     this.walletPromise.catch(() => {})
     this.token = readApiToken(this.paths.apiToken)
   }

@@ -1,7 +1,7 @@
 import { describeError, exitCodeOf } from '../../src/errors.ts'
 import { loadConfig, type ConfigSources } from '../config/load.ts'
 import { createLogger } from '../logger.ts'
-import { DatanetNode } from './datanet-node.ts'
+import { loadWallet } from '../../src/storage/data-dir.ts'
 import type { FaultOptions } from '../services/faults.ts'
 
 export interface RunDaemonOptions {
@@ -17,7 +17,12 @@ export interface RunDaemonOptions {
 export async function runDaemon (opts: RunDaemonOptions): Promise<number> {
   const config = loadConfig(opts.config)
   const logger = createLogger({ level: config.log.level, format: config.log.format })
-  const node = new DatanetNode({ config, password: opts.password, logger, faults: opts.faults ?? {} })
+  // scrypt (hundreds of ms, on the thread pool) runs while the node's modules load; the
+  // node awaits it after its own checks, so their errors still come first
+  const wallet = loadWallet(config.dataDir, opts.password)
+  wallet.catch(() => {})
+  const { DatanetNode } = await import('./datanet-node.ts')
+  const node = new DatanetNode({ config, password: opts.password, logger, faults: opts.faults ?? {}, wallet })
 
   let stopping: Promise<void> | undefined
   let resolveDone: (code: number) => void = () => {}

@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { DatanetError } from '../../src/errors.ts'
 
-export const CLI_MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url))
+export const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 
 /** A free TCP port on loopback (the OS picks; closed again before use). */
 export async function freePort (host = '127.0.0.1'): Promise<number> {

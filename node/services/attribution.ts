@@ -55,7 +55,7 @@ let lib: Promise<AttributionLib> | undefined
  * and ~100 MB to load, which a node that never attributes should not pay at start.
  * The vocabulary's hash is checked once, as it loads: every validator must tokenize alike.
  */
-async function attributionLib (): Promise<AttributionLib> {
+export async function attributionLib (): Promise<AttributionLib> {
   lib ??= import('../../src/attribution/index.ts').then(m => { m.verifyTokenizer(); return m })
   return await lib
 }

@@ -5,7 +5,9 @@
  *   scripts/run.sh node scripts/bench/devnet.ts [validators] [nodes]     (default 8 and 2)
  *
  * Prints the start-up phases, the RSS of every node and of anvil, and, as the baseline of
- * the same run, the RSS of a bare Node process.
+ * the same run, the RSS of a bare Node process. The nodes' summed RSS counts the pages they
+ * share (the node binary, ~50 MB, and libraries) once per process; their summed PSS
+ * (proportional set size) counts each page once, which is what the machine gives them.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -20,6 +22,13 @@ const nodes = Number(process.argv[3] ?? 2)
 function rssMb (pid: number | undefined): number {
   if (pid === undefined) return NaN
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find(l => l.startsWith('VmRSS:'))
+  return Math.round(Number(line?.split(/\s+/)[1] ?? 0) / 1024)
+}
+
+/** Proportional set size: each page shared by k processes counts 1/k (/proc/PID/smaps_rollup). */
+function pssMb (pid: number | undefined): number {
+  if (pid === undefined) return NaN
+  const line = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n').find(l => l.startsWith('Pss:'))
   return Math.round(Number(line?.split(/\s+/)[1] ?? 0) / 1024)
 }
 
@@ -44,7 +53,7 @@ try {
     await new Promise(resolve => setTimeout(resolve, 200))
   }
   const anchored = performance.now() - t0
-  const rss = file.nodes.map(n => ({ role: n.role, mb: rssMb(n.pid) }))
+  const rss = file.nodes.map(n => ({ role: n.role, mb: rssMb(n.pid), pss: pssMb(n.pid) }))
   const bare = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 2000)'])
   await new Promise(resolve => setTimeout(resolve, 500))
   const bareMb = rssMb(bare.pid)
@@ -57,7 +66,7 @@ try {
     `  start → first anchored version (after one contribution): ${(anchored / 1000).toFixed(1)} s`,
     `  RSS per validator: mean ${mean(of('validator'))} MB (${of('validator').join(', ')})`,
     `  RSS per plain node: mean ${mean(of('node'))} MB (${of('node').join(', ')})`,
-    `  anvil RSS: ${rssMb(file.chain?.pid ?? undefined)} MB; all nodes: ${rss.reduce((a, r) => a + r.mb, 0)} MB`,
+    `  anvil RSS: ${rssMb(file.chain?.pid ?? undefined)} MB; all nodes: ${rss.reduce((a, r) => a + r.mb, 0)} MB RSS, ${rss.reduce((a, r) => a + r.pss, 0)} MB PSS`,
     `  baseline, a bare Node process: ${bareMb} MB (a node is ${(mean(of('validator')) / bareMb).toFixed(1)}×)`
   ].join('\n') + '\n')
 } finally {

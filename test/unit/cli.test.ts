@@ -11,7 +11,7 @@ import { withDeadline } from '../helpers/wait.ts'
  * node (~1 s), so independent commands run concurrently: every test starts its command
  * when the file loads (or once what it depends on is done) and awaits the result.
  */
-const CLI = join(import.meta.dirname, '..', '..', 'node', 'cli', 'main.ts')
+const CLI = join(import.meta.dirname, '..', '..', 'node', 'cli', 'main.js')
 const tmp = tempDir('datanet-cli-')
 const home = join(tmp.dir, 'home')
 mkdirSync(home)

@@ -2,14 +2,16 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
   DONE_FRAME, chatCompletion, chatCompletionBody, chatCompletionFrames, completionBody, finishReason, maxWordsOf, openAiError, pieces, promptOfMessages,
-  textCompletionFrames, type Answer
+  textCompletionFrames, usageOf, type Answer
 } from '../../node/api/openai-wire.ts'
+import { tokenize } from '../../src/attribution/tokenizer.ts'
 import type { AttributionResult } from '../../src/attribution/index.ts'
 
 const attribution = { eventId: '0x' + '11'.repeat(32), fee: '100', spans: [], contributors: [], resultHash: '0x' + '22'.repeat(32) } as unknown as AttributionResult
 const answer = (output: string, maxWords = 40): Answer => ({
   datanet: 'bafyd', model: 'bafym', prompt: 'the prompt', maxWords, created: 1_700_000_000,
-  result: { cid: 'bafye', eventId: attribution.eventId, model: 'bafym', version: 3, output, fee: '100', escrow: { txHash: '0xabc', block: 7 }, attribution, shares: [{ address: '0x01', amount: '5' }] }
+  result: { cid: 'bafye', eventId: attribution.eventId, model: 'bafym', version: 3, output, fee: '100', escrow: { txHash: '0xabc', block: 7 }, attribution, shares: [{ address: '0x01', amount: '5' }] },
+  usage: usageOf('the prompt', output, tokenize)
 })
 
 test('max_tokens → maxWords: 3/4 of the tokens, at least 1, at most 1000; none → the default', () => {

@@ -4,8 +4,9 @@ import { NGRAM_MODEL_KIND } from '../../../src/inference/model-record.ts'
 import { parseRequest } from '../errors.ts'
 import {
   chatCompletion, chatCompletionBody, chatCompletionFrames, completionBody, maxWordsOf, modelList, openAiError, promptOfCompletion, promptOfMessages,
-  textCompletion, textCompletionFrames, type Answer
+  textCompletion, textCompletionFrames, usageOf, type Answer
 } from '../openai-wire.ts'
+import { attributionLib } from '../../services/attribution.ts'
 import { DEFAULT_INFERENCE_FEE, DEFAULT_MAX_WORDS } from './attribution.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
 import type { InferenceService } from '../../services/inferences.ts'
@@ -47,7 +48,8 @@ export function openAiRoutes ({ datanets, inferences, models }: OpenAiRoutesDeps
   async function answer (reply: FastifyReply, body: { model: string, stream?: boolean, fee?: string }, prompt: string, maxWords: number, chat: boolean): Promise<FastifyReply> {
     const { d, entry } = await resolve(body.model)
     const result = await inferences.infer(d, { model: entry.id, prompt, fee: body.fee === undefined ? DEFAULT_INFERENCE_FEE : BigInt(body.fee), maxWords })
-    const a: Answer = { datanet: d.id, model: body.model, prompt, maxWords, created: Math.floor(Date.now() / 1000), result }
+    const { tokenize } = await attributionLib()
+    const a: Answer = { datanet: d.id, model: body.model, prompt, maxWords, created: Math.floor(Date.now() / 1000), result, usage: usageOf(prompt, result.output, tokenize) }
     if (body.stream !== true) return await reply.send(chat ? chatCompletion(a) : textCompletion(a))
     // the whole output exists before the first byte: an error is still a JSON error, and
     // the stream only paces the words out as a streaming client expects
