@@ -13,11 +13,21 @@ import { tempDir } from '../helpers/tmp.ts'
 
 const CID = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 
-/** A node whose contribution goes through `states` one GET at a time (the last one stays). */
-async function fakeNode (states: Array<{ status: string, version: number | null, reasons?: string[] }>): Promise<{ url: string, gets: () => number, close: () => Promise<void> }> {
+/**
+ * A node whose contribution goes through `states` one GET at a time (the last one stays);
+ * the first `busy` uploads are refused as a busy node refuses them: 503 at once, the body unread.
+ */
+async function fakeNode (states: Array<{ status: string, version: number | null, reasons?: string[] }>, busy = 0): Promise<{ url: string, gets: () => number, posts: () => number, close: () => Promise<void> }> {
   let gets = 0
+  let posts = 0
   const server: Server = createServer((req, res) => {
     res.setHeader('content-type', 'application/json')
+    if (req.method === 'POST' && posts++ < busy) {
+      res.statusCode = 503
+      res.setHeader('retry-after', '1')
+      res.end(JSON.stringify({ error: { code: 'CONTRIBUTION_ERROR_BUSY', message: 'datanet d has 256 contributions waiting for a version (at most 256): try again in a few seconds' } }))
+      return
+    }
     if (req.method === 'POST') {
       req.resume()
       req.on('end', () => {
@@ -34,7 +44,7 @@ async function fakeNode (states: Array<{ status: string, version: number | null,
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', () => { resolve() }))
   const address = server.address() as { port: number }
-  return { url: `http://127.0.0.1:${address.port}`, gets: () => gets, close: async () => { await new Promise(resolve => server.close(resolve)) } }
+  return { url: `http://127.0.0.1:${address.port}`, gets: () => gets, posts: () => posts, close: async () => { await new Promise(resolve => server.close(resolve)) } }
 }
 
 const tmp = tempDir('datanet-wait-')
@@ -62,6 +72,22 @@ test('--wait on a rejected contribution exits 1 with the reasons', async () => {
     const r = await runCli(['contribute', '--datanet', 'd', file, '--wait', '--api', node.url, '--token-file', token])
     assert.is(r.code, 1, r.stdout + r.stderr)
     assert.match(r.stderr, /rejected: NEAR_DUPLICATE_RECORDS/)
+  } finally {
+    await node.close()
+  }
+})
+
+test('a busy node (503 CONTRIBUTION_ERROR_BUSY) is asked again after its Retry-After, with a line saying so', async () => {
+  const node = await fakeNode([{ status: 'accepted', version: 3 }], 2)
+  // large enough that the node answers before it could have read the body
+  const big = join(tmp.dir, 'big.txt')
+  writeFileSync(big, 'a record of some words\n'.repeat(100_000))
+  try {
+    const r = await runCli(['contribute', '--datanet', 'd', big, '--json', '--api', node.url, '--token-file', token])
+    assert.is(r.code, 0, r.stderr)
+    assert.is(JSON.parse(r.stdout).cid, CID)
+    assert.is(node.posts(), 3, 'two refusals, then the upload')
+    assert.is(r.stderr.match(/waiting for a version \(at most 256\)[^\n]*; retrying in 1 s/g)?.length, 2, r.stderr)
   } finally {
     await node.close()
   }

@@ -30,15 +30,12 @@ interface Refusal {
   error: { code: string, message: string, invalid?: Array<{ line: number, error: string }>, invalidCount?: number }
 }
 
-async function upload (api: string, token: string, datanet: string, file: string, opts: ContributeOptions, signer: Wallet | undefined): Promise<ContributeResult> {
-  const format = opts.format ?? formatOfFileName(file)
-  if (format === undefined) throw usageError(`${file}: cannot tell the format from the name; pass --format ${UPLOAD_FORMATS.join('|')}`)
-  let size: number
-  try {
-    size = statSync(file).size
-  } catch (err) {
-    throw usageError(`${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
-  }
+/** How long `contribute` retries an upload a busy node refuses (503 CONTRIBUTION_ERROR_BUSY). */
+const BUSY_RETRY_MS = 5 * 60_000
+const BUSY = 'CONTRIBUTION_ERROR_BUSY'
+
+/** One POST of the file, streamed (with a progress bar on a TTY for large files). */
+async function send (api: string, token: string, datanet: string, file: string, size: number, format: UploadFormat, query: URLSearchParams, opts: ContributeOptions): Promise<Response> {
   const bar = process.stderr.isTTY === true && opts.json !== true && size >= PROGRESS_MIN_BYTES
     ? new cliProgress.SingleBar({ format: `${basename(file)} [{bar}] {percentage}% {value}/{total} MiB`, stream: process.stderr }, cliProgress.Presets.shades_classic)
     : undefined
@@ -51,22 +48,52 @@ async function upload (api: string, token: string, datanet: string, file: string
       done(null, chunk)
     }
   }))
-  const query = new URLSearchParams({ format, filename: basename(file) })
-  if (opts.skipInvalid === true) query.set('skipInvalid', 'true')
-  if (signer !== undefined) query.set('contributor', signer.address)
-  let res: Response
   try {
-    res = await fetch(`${api}/v1/datanets/${encodeURIComponent(datanet)}/contributions?${query.toString()}`, {
+    return await fetch(`${api}/v1/datanets/${encodeURIComponent(datanet)}/contributions?${query.toString()}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': CONTENT_TYPE[format] },
       body: Readable.toWeb(counted) as unknown as ReadableStream,
       duplex: 'half'
     } as RequestInit)
   } catch (err) {
-    bar?.stop()
     throw new DatanetError({ code: CliErrorCode.API_UNREACHABLE }, `cannot reach the node's API at ${api}`, 'failure', { cause: err })
+  } finally {
+    bar?.stop()
   }
-  bar?.stop()
+}
+
+/** The node's refusal as one error (and, before it, file:line: error for each invalid record it listed). */
+function refusalError (file: string, res: Response, { error }: Refusal): never {
+  for (const bad of error.invalid ?? []) process.stderr.write(`${file}:${bad.line}: ${bad.error}\n`)
+  const listed = error.invalid?.length ?? 0
+  if ((error.invalidCount ?? 0) > listed) process.stderr.write(`${file}: … and ${(error.invalidCount ?? 0) - listed} more invalid records\n`)
+  throw new DatanetError({ code: error.code }, `${file}: ${error.message}${error.invalid !== undefined ? ' (refused whole; --skip-invalid drops invalid records)' : ''}`, res.status === 422 || res.status === 400 ? 'usage' : 'failure')
+}
+
+async function upload (api: string, token: string, datanet: string, file: string, opts: ContributeOptions, signer: Wallet | undefined): Promise<ContributeResult> {
+  const format = opts.format ?? formatOfFileName(file)
+  if (format === undefined) throw usageError(`${file}: cannot tell the format from the name; pass --format ${UPLOAD_FORMATS.join('|')}`)
+  let size: number
+  try {
+    size = statSync(file).size
+  } catch (err) {
+    throw usageError(`${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  const query = new URLSearchParams({ format, filename: basename(file) })
+  if (opts.skipInvalid === true) query.set('skipInvalid', 'true')
+  if (signer !== undefined) query.set('contributor', signer.address)
+  // a node whose datanet has too many contributions waiting answers 503 BUSY: come back as it says, for a while
+  const deadline = Date.now() + BUSY_RETRY_MS
+  let res: Response
+  for (;;) {
+    res = await send(api, token, datanet, file, size, format, query, opts)
+    if (res.status !== 503 || Date.now() > deadline) break
+    const refusal = await res.json().catch(() => undefined) as Refusal | undefined
+    if (refusal?.error.code !== BUSY) return refusalError(file, res, refusal ?? { error: { code: 'API_ERROR_UNAVAILABLE', message: `the node answered ${res.status}` } })
+    const waitS = Math.min(30, Math.max(0.1, Number(res.headers.get('retry-after') ?? 2) || 2))
+    process.stderr.write(`datanet: ${refusal.error.message}; retrying in ${waitS} s\n`)
+    await new Promise(resolve => setTimeout(resolve, waitS * 1000))
+  }
   const json = await res.json() as ContributeResult | Refusal | DraftResult
   if (res.status === 202 && signer !== undefined) {
     // The node built the contribution; the contributor's key signs it here, never leaving this machine.
@@ -77,12 +104,7 @@ async function upload (api: string, token: string, datanet: string, file: string
     return await client.post<ContributeResult>(`/v1/datanets/${encodeURIComponent(datanet)}/contributions/drafts/${draft.draft}`, { signature })
   }
   if (res.ok) return json as ContributeResult
-  const { error } = json as Refusal
-  // file:line: error, for each invalid record the node listed
-  for (const bad of error.invalid ?? []) process.stderr.write(`${file}:${bad.line}: ${bad.error}\n`)
-  const listed = error.invalid?.length ?? 0
-  if ((error.invalidCount ?? 0) > listed) process.stderr.write(`${file}: … and ${(error.invalidCount ?? 0) - listed} more invalid records\n`)
-  throw new DatanetError({ code: error.code }, `${file}: ${error.message}${error.invalid !== undefined ? ' (refused whole; --skip-invalid drops invalid records)' : ''}`, res.status === 422 || res.status === 400 ? 'usage' : 'failure')
+  return refusalError(file, res, json as Refusal)
 }
 
 /**
