@@ -13,11 +13,14 @@ export const html = htm.bind(h)
 export function useResource (load, deps) {
   const [state, setState] = useState({ data: undefined, error: undefined, loading: true })
   const seq = useRef(0)
+  const shown = useRef(0)
   useEffect(() => {
     const mine = ++seq.current
     setState(s => ({ ...s, loading: true }))
+    // any answer newer than the one shown is shown: with "the latest request only", a busy
+    // datanet whose events outpaced the answers left the page loading for ever
     load().then(
-      data => { if (mine === seq.current) setState({ data, error: undefined, loading: false }) },
+      data => { if (mine > shown.current) { shown.current = mine; setState({ data, error: undefined, loading: mine !== seq.current }) } },
       error => { if (mine === seq.current) setState(s => ({ data: s.data, error, loading: false })) }
     )
   }, deps)
