@@ -38,7 +38,7 @@ const pageErrors: string[] = []
 interface PageGlobals {
   stillHere?: boolean
   innerWidth: number
-  document: { documentElement: { scrollWidth: number } }
+  document: { documentElement: { scrollWidth: number }, body: { innerText: string } }
   getComputedStyle: (e: unknown) => { backgroundColor: string }
 }
 
@@ -51,7 +51,13 @@ async function getJson<T> (path: string): Promise<T> {
 /** Opens a page of the explorer and waits until `selector` is in it. */
 async function open (hash: string, selector: string): Promise<void> {
   await page.goto(`${viewed.apiUrl}/${hash}`, { waitUntil: 'domcontentloaded', timeout: 30_000 })
-  await page.waitForSelector(selector, { timeout: 30_000 })
+  try {
+    await page.waitForSelector(selector, { timeout: 30_000 })
+  } catch (err) {
+    // say what the page showed instead (a loading line, an error), for the post-mortem
+    const text = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.body.innerText).catch(() => '(unreadable)')
+    throw new Error(`${selector} not shown at /${hash} within 30 s; the page shows: ${text.replace(/\s+/g, ' ').slice(0, 400)}`, { cause: err })
+  }
 }
 
 async function screenshot (name: string): Promise<void> {
@@ -222,6 +228,12 @@ test('the attribution view highlights a passage copied from a contributed record
 })
 
 test('on a phone-width screen nothing overflows sideways', async () => {
+  // a page of its own, phone-sized before it loads: switching a loaded page to a mobile
+  // viewport makes Chromium reload it, which raced the next hash navigation in loaded runs
+  const desktop = page
+  page = await (browser as Browser).newPage()
+  page.on('pageerror', err => { pageErrors.push(String(err)) })
+  page.on('console', msg => { if (msg.type() === 'error') pageErrors.push(msg.text()) })
   await page.setViewport(PHONE)
   try {
     for (const [tab, selector] of [['versions', 'li.version'], ['contributions', 'li.contribution'], ['tallies', 'tr.tally']] as const) {
@@ -231,7 +243,8 @@ test('on a phone-width screen nothing overflows sideways', async () => {
       await screenshot(`phone-${tab}`)
     }
   } finally {
-    await page.setViewport(DESKTOP)
+    await page.close()
+    page = desktop
   }
 })
 
