@@ -33,7 +33,9 @@ export const nodeConfigSchema = z.strictObject({
     port,
     bodyLimitBytes: z.number().int().min(1024),
     /** Uploads to a datanet are refused (503, retry) while it has this many contributions open: backpressure. */
-    maxOpenContributions: z.number().int().min(1)
+    maxOpenContributions: z.number().int().min(1),
+    /** Large uploads whose per-record stage (parse, hash, text keys) may run on a worker thread at once; 0: on the main thread; null: the cores beyond two, at most 2. */
+    ingestWorkers: z.number().int().min(0).max(64).nullable()
   }),
   chain: z.strictObject({
     rpcUrl: rpcUrl.nullable(),

@@ -19,6 +19,7 @@ import { nodeRoutes, type NodeInfo, type NodeView, type PeerInfo } from '../api/
 import { NodeMetrics } from './metrics.ts'
 import { DatanetService } from '../services/datanets.ts'
 import { ContributionService } from '../services/contributions.ts'
+import { defaultIngestWorkers } from '../services/ingest-thread.ts'
 import { VerdictService } from '../services/verdicts.ts'
 import { ConsensusService } from '../services/consensus/index.ts'
 import type { FaultOptions } from '../services/faults.ts'
@@ -410,6 +411,7 @@ export class DatanetNode implements NodeView {
       rules: this.rules,
       maxMessageBytes: config.p2p.maxMessageBytes,
       maxOpen: config.api.maxOpenContributions,
+      ingestWorkers: config.api.ingestWorkers ?? defaultIngestWorkers(),
       onStored: entry => {
         events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
       },

@@ -6,8 +6,8 @@ import {
   contributionCid, contributionJson, contributionSigner, contributionTypedData, encodeContribution, signContribution,
   type Contribution, type UnsignedContribution
 } from '../../src/contribution/contribution.ts'
-import { ingestRecords, type IngestResult } from '../../src/contribution/ingest.ts'
-import { parseRecords, type UploadFormat } from '../../src/contribution/parse.ts'
+import { ingestPrepared, type IngestResult } from '../../src/contribution/ingest.ts'
+import type { UploadFormat } from '../../src/contribution/parse.ts'
 import { builtinRules, type ContributionFacts, type ContributionRule } from '../../src/contribution/rules/index.ts'
 import { recordKeys } from '../../src/contribution/near-duplicates.ts'
 import { splitShard, shardCid } from '../../src/datanet/shard.ts'
@@ -16,6 +16,7 @@ import type { GossipRouter } from '../../src/network/gossip.ts'
 import { topics } from '../../src/network/topics.ts'
 import { getBlock, pinContribution } from './blocks.ts'
 import { ContributionReceiver, type ShardFetchOptions } from './contribution-receiver.ts'
+import { preparedBatches } from './ingest-thread.ts'
 import type { DomainBinding, TypedDataSigner } from '../../src/codec/eip712.ts'
 import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
 import type { DatanetService, FollowedDatanet } from './datanets.ts'
@@ -58,6 +59,8 @@ export interface ContributionServiceOptions {
    * version was final for ten minutes (scripts/bench/catch-up.ts with six uploaders).
    */
   maxOpen: number
+  /** Large uploads whose per-record stage may run on a worker thread at once (config api.ingestWorkers; 0: none). */
+  ingestWorkers: number
   /** How gossiped contributions' shards are fetched (defaults: defaultShardFetchOptions). */
   shardFetch?: Partial<ShardFetchOptions>
   logger: Logger
@@ -269,9 +272,10 @@ export class ContributionService {
     const digest = fromHex(datanet.digest, 32)
     await db.uploads.put(upload.id, upload)
     try {
-      const result = await ingestRecords(
-        parseRecords(body, { format: options.format, textMode: datanet.manifest.textMode, maxRecordBytes: datanet.manifest.limits.maxRecordBytes * 4 }),
-        { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress },
+      const opts = { manifest: datanet.manifest, validateRecord: datanet.validateRecord, rules: this.rules, skipInvalid: options.skipInvalid, onProgress: options.onProgress }
+      const result = await ingestPrepared(
+        preparedBatches(body, { format: options.format, textMode: datanet.manifest.textMode, maxRecordBytes: datanet.manifest.limits.maxRecordBytes * 4 }, opts, { maxWorkers: this.opts.ingestWorkers }),
+        opts,
         {
           owners: async hashes => await db.records.owners(digest, hashes),
           claim: async hashes => { await db.records.claim(digest, hashes, owner) },

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
 import { initDataDir, dataDirPaths } from '../../src/storage/data-dir.ts'
@@ -27,6 +27,12 @@ function memory (pid: number): Memory {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8')
   const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0) / 1024
   return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), hwm: field('VmHWM') }
+}
+
+/** CPU seconds (user + system, all threads) the process has used: /proc/<pid>/stat utime + stime, in clock ticks of 1/100 s. */
+function cpuSeconds (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 /** Resident MB of the node's memory-mapped LevelDB table files (deleted ones too, while still mapped). */
@@ -115,6 +121,7 @@ try {
       console.log(`rss ${pick('process_resident_memory_bytes')} heap ${pick('nodejs_heap_size_used_bytes')}/${pick('nodejs_heap_size_total_bytes')} external ${pick('nodejs_external_memory_bytes')}`)
     }).catch(() => {})
   }, 2000)
+  const cpu0 = cpuSeconds(pid)
   const t0 = performance.now()
   const res = await fetch(`${daemon.apiUrl}/v1/datanets/${created.id}/contributions?format=jsonl`, {
     method: 'POST',
@@ -124,6 +131,7 @@ try {
   } as RequestInit)
   const result = await res.json() as { recordCount: number, shards: number }
   const seconds = (performance.now() - t0) / 1000
+  const cpu = cpuSeconds(pid) - cpu0
   clearInterval(sampler)
   clearInterval(memSampler)
   if (!res.ok) throw new Error(`contribution failed: ${JSON.stringify(result)}`)
@@ -134,10 +142,12 @@ try {
   const baseMbs = bytes / 1048576 / base
   console.log(`node ${process.version}; ${(bytes / 1048576).toFixed(0)} MB, ${result.recordCount} records in ${result.shards} shards`)
   console.log(`ingest (parse + canonicalise + validate + hash + dedupe + shard + store): ${seconds.toFixed(1)} s, ${(result.recordCount / seconds).toFixed(0)} records/s, ${mbs.toFixed(1)} MB/s`)
+  // CPU time is what the node spent whatever else ran on the machine: the figure to compare across loaded runs
+  console.log(`  node CPU during the upload: ${cpu.toFixed(1)} s (${(cpu / seconds).toFixed(2)} cores), ${(result.recordCount / cpu).toFixed(0)} records per CPU second; load average ${(loadavg()[0] ?? 0).toFixed(1)}`)
   console.log(`  baseline read + sha256 of the file: ${baseMbs.toFixed(0)} MB/s  ratio ${(mbs / baseMbs).toFixed(3)} of the floor`)
   console.log(`node RSS: ${before.rss.toFixed(0)} MB before the upload (startup peak ${before.hwm.toFixed(0)} MB); peak during the upload ${peak.toFixed(0)} MB (VmHWM${reset ? '' : ', not reset: includes the startup'}); lifetime peak ${Math.max(peak, before.hwm).toFixed(0)} MB  target < 300 MB`)
   console.log(`  highest sample (every 100 ms) ${top.rss.toFixed(0)} MB: anonymous ${top.anon.toFixed(0)} MB, file-backed ${top.file.toFixed(0)} MB (LevelDB tables ${top.tables.toFixed(0)} MB, the rest mostly the node binary); at most anonymous ${peaks.anon.toFixed(0)} MB, file-backed ${peaks.file.toFixed(0)} MB`)
 } finally {
-  await daemon?.stop()
+  await daemon?.stop(60_000) // a profiled node (--cpu-prof) writes its profile as it exits
   rmSync(root, { recursive: true, force: true })
 }

@@ -6,7 +6,7 @@
  * (a record is a canonical JSON line, which never starts with a NUL byte).
  */
 import { sha256 } from '../codec/hash.ts'
-import { recordText } from '../datanet/record-text.ts'
+import { recordText, recordTextOf } from '../datanet/record-text.ts'
 import { normalizeText } from '../attribution/normalize.ts'
 
 const TAG = new TextEncoder().encode('\u0000datanet-text-key-v1\u0000')
@@ -17,9 +17,28 @@ export function foldText (text: string): string {
   return normalizeText(text).normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim()
 }
 
+let scratch = new Uint8Array(4096)
+scratch.set(TAG)
+
+/** sha256(TAG ‖ UTF-8 of the folded text), encoded after the tag in place: one allocation, one hash call. */
+function keyOfText (text: string): Uint8Array {
+  const folded = foldText(text)
+  if (TAG.length + folded.length * 3 > scratch.length) {
+    scratch = new Uint8Array(TAG.length + folded.length * 3)
+    scratch.set(TAG)
+  }
+  const { written } = encoder.encodeInto(folded, scratch.subarray(TAG.length))
+  return sha256(scratch.subarray(0, TAG.length + written))
+}
+
 /** The key two records share when one is a near-duplicate of the other. */
 export function textKey (recordBytes: Uint8Array): Uint8Array {
-  return sha256(TAG, encoder.encode(foldText(recordText(recordBytes))))
+  return keyOfText(recordText(recordBytes))
+}
+
+/** `textKey` of a record at ingest, which has its parsed value as well as its canonical bytes (no second parse). */
+export function textKeyOf (value: unknown, recordBytes: Uint8Array): Uint8Array {
+  return keyOfText(recordTextOf(value, recordBytes))
 }
 
 /** Every key a shard's records hold in the record index: their hashes, then their text keys. */

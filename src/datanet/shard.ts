@@ -17,10 +17,15 @@ export function shardCid (bytes: Uint8Array): CID {
   return CID.createV1(raw.code, createDigest(SHA2_256, sha256(bytes)))
 }
 
-/** Packs canonical record bytes into shards of at most `shardSize` bytes, in order. */
+/**
+ * Packs canonical record bytes into shards of at most `shardSize` bytes, in order. Records
+ * are copied in as they come: holding a view of each until its shard closed kept
+ * thousands of small objects alive per shard, which the garbage collector copied again
+ * and again on the ingest path.
+ */
 export class ShardPacker {
   private readonly shardSize: number
-  private parts: Uint8Array[] = []
+  private buf: Uint8Array | undefined
   private bytes = 0
 
   constructor (shardSize: number) {
@@ -33,22 +38,20 @@ export class ShardPacker {
     if (size > this.shardSize) throw new RangeError(`a record of ${record.length} bytes does not fit a shard of ${this.shardSize}`)
     let closed: Uint8Array | undefined
     if (this.bytes + size > this.shardSize) closed = this.flush()
-    this.parts.push(record)
+    const buf = (this.buf ??= new Uint8Array(this.shardSize))
+    buf.set(record, this.bytes)
+    buf[this.bytes + record.length] = NEWLINE
     this.bytes += size
     return closed
   }
 
   /** The last, partial shard (undefined when empty). */
   flush (): Uint8Array | undefined {
-    if (this.parts.length === 0) return undefined
-    const out = new Uint8Array(this.bytes)
-    let at = 0
-    for (const part of this.parts) {
-      out.set(part, at)
-      at += part.length
-      out[at++] = NEWLINE
-    }
-    this.parts = []
+    const buf = this.buf
+    if (buf === undefined || this.bytes === 0) return undefined
+    // a nearly full shard keeps its buffer; a small one is copied out of it
+    const out = this.bytes * 2 > buf.length ? buf.subarray(0, this.bytes) : buf.slice(0, this.bytes)
+    this.buf = undefined
     this.bytes = 0
     return out
   }

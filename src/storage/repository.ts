@@ -118,7 +118,7 @@ const INDEX_RANGE = 2 ** 21
  * cheaper than sorting with Buffer.compare. Keys equal on those bytes keep their input
  * order, which costs only locality, never correctness (values go back by index).
  */
-function keyOrder (keys: readonly Bytes[]): number[] {
+export function keyOrder (keys: readonly Bytes[]): number[] {
   const n = keys.length
   if (n < 2 || n > INDEX_RANGE) return keys.map((_, i) => i)
   const first = keys[0] as Bytes

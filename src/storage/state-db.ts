@@ -1,7 +1,7 @@
 import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
 import { concatBytes } from '../codec/hash.ts'
-import { Repository, jsonCodec, type BatchOp, type Bytes, type StateDb } from './repository.ts'
+import { Repository, jsonCodec, keyOrder, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 import { ContributionRepository } from './repositories/contributions.ts'
 import { DatasetRepository } from './repositories/dataset.ts'
 import { EvidenceRepository } from './repositories/evidence.ts'
@@ -157,24 +157,64 @@ export interface ConsensusEntry {
  * another datanet holds it; claims of a rejected contribution are released.
  */
 export class RecordIndex extends Repository<Uint8Array, string> {
+  private readonly root: StateDb
+  /** The sublevel's prefix: uploads read and write their keys through the root database. */
+  private readonly prefix: Uint8Array
+
   constructor (db: StateDb) {
     super(db, 'records', {
       ...bytesKeyCodec,
       encodeValue: (owner: string) => textEncoder.encode(owner),
       decodeValue: (bytes: Uint8Array) => textDecoder.decode(bytes)
     })
+    this.root = db
+    this.prefix = textEncoder.encode(this.store.prefix)
+  }
+
+  /**
+   * The stored keys (sublevel prefix ‖ datanet ‖ hash) of many hashes, built in one buffer.
+   * An upload looks up and claims two keys per record: through the sublevel each key was
+   * three objects and two buffers, alive across the database call, and the garbage
+   * collector's copying of them was the largest cost of a large upload's main thread.
+   */
+  private storedKeys (datanet: Uint8Array, hashes: readonly Uint8Array[]): Uint8Array[] {
+    const width = this.prefix.length + datanet.length + 32
+    const all = new Uint8Array(width * hashes.length)
+    const keys = new Array<Uint8Array>(hashes.length)
+    for (let i = 0; i < hashes.length; i++) {
+      const h = hashes[i] as Uint8Array
+      if (h.length !== 32) throw new RangeError(`record index keys are 32 bytes, got ${h.length}`)
+      const at = width * i
+      all.set(this.prefix, at)
+      all.set(datanet, at + this.prefix.length)
+      all.set(h, at + this.prefix.length + datanet.length)
+      keys[i] = all.subarray(at, at + width)
+    }
+    return keys
   }
 
   /** The owners of many hashes of one datanet in one read (undefined where unknown). */
   async owners (datanet: Uint8Array, hashes: readonly Uint8Array[]): Promise<Array<string | undefined>> {
-    return await this.getMany(hashes.map(h => concatBytes(datanet, h)))
+    if (hashes.length === 0) return []
+    const keys = this.storedKeys(datanet, hashes)
+    const order = keyOrder(keys)
+    const values = await this.root.getMany(order.map(i => keys[i] as Uint8Array))
+    const out = new Array<string | undefined>(keys.length)
+    for (let j = 0; j < order.length; j++) {
+      const v = values[j]
+      out[order[j] as number] = v === undefined ? undefined : this.codec.decodeValue(v)
+    }
+    return out
   }
 
   /** Marks hashes as owned by `owner`, in one batch (the owner encoded once, not per record). */
   async claim (datanet: Uint8Array, hashes: readonly Uint8Array[], owner: string): Promise<void> {
     if (hashes.length === 0) return
     const value = this.codec.encodeValue(owner)
-    await this.store.batch(hashes.map(h => ({ type: 'put' as const, key: this.codec.encodeKey(concatBytes(datanet, h)), value })))
+    // a chained batch hands each key to LevelDB as it is added: no operation objects kept
+    const batch = this.root.batch()
+    for (const key of this.storedKeys(datanet, hashes)) batch.put(key, value)
+    await batch.write()
   }
 
   /** Drops the claims among `hashes` that `owners` hold (another owner's claim stays). */
