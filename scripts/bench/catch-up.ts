@@ -5,10 +5,15 @@
  * again and fetches, verifies (certificates, verdicts, roots) and applies them.
  *
  * Baseline from the same run: the rate at which the quorum made those versions (a node
- * must catch up faster than the network moves on), printed as a ratio.
+ * must catch up faster than the network moves on), printed as a ratio. Beside it, the
+ * floor the precommit signatures alone set (3 per version, known keys, in this process):
+ * checked one by one, and in batches of a range (what catch-up does).
  * Usage: scripts/run.sh node scripts/bench/catch-up.ts [versions=300]
  */
+import { randomBytes } from 'node:crypto'
+import { Wallet, hexlify } from 'ethers'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
+import { forgetSigners, recoverSigner, verifyBatch } from '../../src/codec/signer.ts'
 
 const target = Number(process.argv[2] ?? 300)
 
@@ -71,10 +76,24 @@ try {
   const totalS = (doneAt - t1) / 1000
   const steadyS = (doneAt - (firstAt as number)) / 1000
   const rate = h / steadyS
+  // the signature floor, measured after the run (not beside it)
+  const signers = Array.from({ length: 3 }, () => new Wallet(hexlify(randomBytes(32))))
+  const sample = Array.from({ length: 3 * 200 }, (_, i) => { const w = signers[i % 3] as Wallet; const digest = hexlify(randomBytes(32)); return { digest, signature: w.signingKey.sign(digest).serialized, signer: w.address } })
+  forgetSigners()
+  for (const w of signers) { const d = hexlify(randomBytes(32)); recoverSigner(d, w.signingKey.sign(d).serialized, w.address) }
+  let t = performance.now()
+  for (const x of sample) recoverSigner(x.digest, x.signature, x.signer)
+  const oneByOne = 200 / ((performance.now() - t) / 1000)
+  forgetSigners()
+  for (const w of signers) { const d = hexlify(randomBytes(32)); recoverSigner(d, w.signingKey.sign(d).serialized, w.address) }
+  t = performance.now()
+  for (let i = 0; i < sample.length; i += 96) if (!verifyBatch(sample.slice(i, i + 96), () => BigInt(hexlify(randomBytes(16))))) throw new Error('a good batch refused')
+  const batched = 200 / ((performance.now() - t) / 1000)
   console.log(`node ${process.version}; 4 validators + 1 node on loopback; ${h} versions of small contributions (${n} uploads, ${refused} refused as busy)`)
   console.log(`baseline  the quorum made them:          ${made0.toFixed(1).padStart(8)} versions/s (${madeS.toFixed(1)} s)`)
   console.log(`catch-up  first version → last applied:  ${rate.toFixed(1).padStart(8)} versions/s (${steadyS.toFixed(1)} s; ratio ${(rate / made0).toFixed(2)})`)
   console.log(`          start → all applied:           ${(h / totalS).toFixed(1).padStart(8)} versions/s (${totalS.toFixed(1)} s, of which ${readyS.toFixed(1)} s until the API answered)`)
+  console.log(`floor     3 precommits/version, one by one: ${oneByOne.toFixed(0).padStart(6)} versions/s; in batches of 32 versions: ${batched.toFixed(0)} versions/s (catch-up at ${(rate / batched).toFixed(2)} of it)`)
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
 }

@@ -1,4 +1,5 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { pippenger } from '@noble/curves/abstract/curve.js'
 import { Signature, SigningKey, computeAddress, getAddress, type SignatureLike } from 'ethers'
 
 const Point = secp256k1.Point
@@ -71,6 +72,84 @@ function recover (digest: string, sig: Signature, claimed: string | undefined): 
   const address = computeAddress(publicKey)
   remember(address, Point.fromHex(publicKey.slice(2)))
   return address
+}
+
+/** One signature to check: over `digest`, by `signer` (an address). */
+export interface SignedDigest { digest: string, signature: string, signer: string }
+
+/** Signatures checked in one multi-scalar multiplication, at most (bounds the work a bad batch wastes). */
+const MAX_BATCH = 1024
+
+/**
+ * Whether every signature is its signer's, with the answer `recoverSigner(digest,
+ * signature, signer) === getAddress(signer)` would give for each — true only if all are.
+ *
+ * Batch ECDSA verification, sound because each signature carries its R (x = r and the
+ * recovery bit's y parity) and secp256k1's group has prime order: signature i holds iff
+ * s_i·R_i = e_i·G + r_i·Q_i. With secret random weights z_i (`weight`: the caller's
+ * randomness, drawn after the signatures are fixed; this pure core draws none),
+ * Σ z_i·R_i − (Σ z_i·e_i/s_i)·G − Σ_Q (Σ z_i·r_i/s_i)·Q is the point at infinity when
+ * every signature holds, and otherwise with probability about 2⁻¹²⁸. One Pippenger
+ * multiplication over n points (plus one per distinct key) costs a fraction of n
+ * verifications (~1/5 for 96 signatures of 4 keys). A signer whose key is not known yet is
+ * recovered once, one by one (which learns its key).
+ */
+export function verifyBatch (items: readonly SignedDigest[], weight: () => bigint): boolean {
+  const { Fn } = Point
+  const points: Key[] = []
+  const scalars: bigint[] = []
+  let g = 0n
+  const perKey = new Map<string, { key: Key, scalar: bigint }>()
+  const flush = (): boolean => {
+    if (points.length === 0) return true
+    points.push(Point.BASE)
+    scalars.push(Fn.neg(g))
+    for (const { key, scalar } of perKey.values()) { points.push(key); scalars.push(Fn.neg(scalar)) }
+    const ok = pippenger(Point, points, scalars).is0()
+    points.length = 0
+    scalars.length = 0
+    g = 0n
+    perKey.clear()
+    return ok
+  }
+  for (const item of items) {
+    let sig: Signature
+    let id: string
+    let e: bigint
+    let r: bigint
+    let s: bigint
+    try {
+      sig = Signature.from(item.signature)
+      id = getAddress(item.signer).toLowerCase()
+      e = Fn.create(BigInt(item.digest))
+      // ethers refuses a high s here, as recoverSigner does
+      r = BigInt(sig.r)
+      s = BigInt(sig.s)
+    } catch {
+      return false
+    }
+    const memo = found.get(item.digest + item.signature)
+    if (memo !== undefined) { if (memo.toLowerCase() !== id) return false; continue }
+    const key = keys.get(id)
+    if (key === undefined) {
+      try { if (recoverSigner(item.digest, item.signature, item.signer).toLowerCase() !== id) return false } catch { return false }
+      continue
+    }
+    if (r === 0n || r >= Fn.ORDER || s === 0n || s >= Fn.ORDER) return false
+    let R: Key
+    try { R = Point.fromHex((sig.yParity === 1 ? '03' : '02') + sig.r.slice(2)) } catch { return false }
+    // never 0 (odd): a zero weight would drop its signature from the check
+    const z = (weight() & ((1n << 128n) - 1n)) | 1n
+    const w = Fn.inv(s)
+    points.push(R)
+    scalars.push(z)
+    g = Fn.add(g, Fn.mul(z, Fn.mul(e, w)))
+    const k = perKey.get(id) ?? { key, scalar: 0n }
+    k.scalar = Fn.add(k.scalar, Fn.mul(z, Fn.mul(r, w)))
+    perKey.set(id, k)
+    if (points.length >= MAX_BATCH && !flush()) return false
+  }
+  return flush()
 }
 
 /** Forgets every key and signer found (tests and benchmarks measure the cold path with it). */

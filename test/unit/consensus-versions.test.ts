@@ -24,6 +24,7 @@ import { shardCid } from '../../src/datanet/shard.ts'
 import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { DatanetVersions } from '../../node/services/consensus/versions.ts'
+import { versionValue, type VersionValue } from '../../src/consensus/version.ts'
 import { createLogger } from '../../node/logger.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
@@ -257,5 +258,107 @@ test('CID grinding: a record two contributions share goes to the one accepted fi
     }
   })
 })
+
+/** Versions 1..3 made final one by one on a store of their own (a validator's), for another store to catch up with. */
+async function madeElsewhere (dir: string, d: FollowedDatanet, helia: Helia, lines: string[][]): Promise<Array<{ round: number, value: VersionValue, certificate: [] }>> {
+  const db = new StateDatabase(dir)
+  await db.open()
+  try {
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const out: Array<{ round: number, value: VersionValue, certificate: [] }> = []
+    for (const [i, l] of lines.entries()) {
+      await contribution(db, helia, d, l, wallets.slice(0, 3))
+      const value = await versions.build(i + 1, d.validators, wallets[0]!.address, i + 1)
+      assert.ok(value !== undefined)
+      await versions.finalize(0, value, [], i + 1)
+      out.push({ round: 0, value, certificate: [] })
+    }
+    return out
+  } finally {
+    await db.close()
+  }
+}
+
+// the second shares a record with the first: within one range, records of versions not written yet count as in the dataset
+const RANGE = [['one', 'two'], ['two', 'three', 'four'], ['five']]
+
+test('catch-up makes a range final in one batch: the same versions, records and inclusions as one by one', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const items = await madeElsewhere(dir + '-validator', d, helia, RANGE)
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      // what gossip would have brought: the contributions, with no verdicts (the versions carry them)
+      for (const l of RANGE) await contribution(db, helia, d, l, [])
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const { applied, problem } = await versions.finalizeRange(items, () => d.validators, 1)
+      assert.is(problem, undefined)
+      assert.equal(applied.map(e => e.height), [1, 2, 3])
+      assert.is(versions.last?.cid, items[2]!.value.cid.toString())
+      assert.is(versions.last?.recordCount, 5)
+      assert.is(versions.last?.datasetRoot, toHex(items[2]!.value.version.datasetRoot))
+      for (const [i, item] of items.entries()) {
+        assert.is((await db.versions.at(d.id, i + 1))?.cid, item.value.cid.toString())
+        assert.is((await db.contributions.get(item.value.version.contributions[0]!.cid.toString()))?.version, i + 1)
+      }
+      assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, 5, 'each record once')
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+test('catch-up: a version of a range that does not verify here ends it; the versions before it are final', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const items = await madeElsewhere(dir + '-validator', d, helia, RANGE)
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      for (const l of RANGE) await contribution(db, helia, d, l, [])
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      // version 3 claims one record more than it has
+      const bad = await versionValue({ ...items[2]!.value.version, recordCount: 6 })
+      const { applied, problem } = await versions.finalizeRange([items[0]!, items[1]!, { ...items[2]!, value: bad }], () => d.validators, 1)
+      assert.equal(applied.map(e => e.height), [1, 2])
+      assert.equal(problem, { height: 3, why: 'dataset root' })
+      assert.is(versions.nextHeight, 3)
+      assert.is((await db.contributions.get(items[2]!.value.version.contributions[0]!.cid.toString()))?.version, null)
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+for (const step of ['range-before-batch', 'range-after-batch'] as const) {
+  test(`catch-up: a crash at "${step}" leaves the store at a range boundary, and the range applies after restart`, async () => {
+    await withStore(async ({ dir, d, helia }) => {
+      const items = await madeElsewhere(dir + '-validator', d, helia, RANGE)
+      let db = new StateDatabase(dir)
+      await db.open()
+      for (const l of RANGE) await contribution(db, helia, d, l, [])
+      let versions = new DatanetVersions({ db, helia, binding, logger, crashPoint: s => { if (s === step) throw new Error(`crash at ${s}`) } }, d, logger)
+      await versions.load()
+      await versions.finalizeRange(items, () => d.validators, 1).then(() => assert.unreachable('no crash'), err => assert.match((err as Error).message, /crash at/))
+      await db.close()
+      db = new StateDatabase(dir)
+      await db.open()
+      versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const written = step === 'range-after-batch'
+      assert.is(versions.nextHeight, written ? 4 : 1, 'all of the range or none')
+      for (const item of items) assert.is((await db.contributions.get(item.value.version.contributions[0]!.cid.toString()))?.version, written ? item.value.version.height : null)
+      assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, written ? 5 : 0)
+      if (!written) {
+        const { applied } = await versions.finalizeRange(items, () => d.validators, 1)
+        assert.is(applied.length, 3)
+      }
+      assert.is(versions.last?.datasetRoot, toHex(items[2]!.value.version.datasetRoot))
+      await db.close()
+    })
+  })
+}
 
 test.run()

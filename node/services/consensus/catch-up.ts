@@ -1,23 +1,34 @@
 /**
- * Catch-up (DESIGN §4 flow 8): final versions asked of peers by height range, each checked
- * (height, parent link, certificate against the height's set, every root) before it is
- * applied; and serving ours to others.
+ * Catch-up (DESIGN §4 flow 8): final versions asked of peers by height range. A range is
+ * checked as a whole before any of it is used (src/consensus/range.ts: one chain, each
+ * version under its height's set, every certificate's signatures in one batch), then its
+ * vouched-for blocks fetched, then each version checked against the one before (roots
+ * recomputed; verdicts not re-checked: the version's certificate vouches for them) and
+ * the range made final in one synced batch. A peer that serves a range no quorum signed is
+ * penalised and nothing of that range is applied. And serving ours to others.
  */
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { TypedDataDomain } from 'ethers'
 import type { Helia } from '@helia/interface'
-import { certificateProblem } from '../../../src/consensus/certificate.ts'
-import { decodeVersion, headerOf, validatorSetHash, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
-import { recoverSigner } from '../../../src/codec/signer.ts'
-import { toHex } from '../../../src/codec/hash.ts'
+import { checkRange } from '../../../src/consensus/range.ts'
+import { decodeVersion, versionValue, type VersionValue } from '../../../src/consensus/version.ts'
+import { verifyBatch } from '../../../src/codec/signer.ts'
 import { decodeContribution } from '../../../src/contribution/contribution.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { MAX_VERSIONS_PER_REQUEST, type SyncRequest, type SyncedVersion, type VersionSync } from '../../../src/network/version-sync.ts'
 import { getBlock } from '../blocks.ts'
 import type { DatanetVersions } from './versions.ts'
 import type { Logger } from '../../logger.ts'
+
+/** A version of a checked range, ready to apply. */
+export interface RangeItem {
+  round: number
+  value: VersionValue
+  certificate: SyncedVersion['certificate']
+}
 
 export interface CatchUpOptions {
   sync: VersionSync
@@ -28,29 +39,22 @@ export interface CatchUpOptions {
   logger: Logger
   setFor: (height: number) => ValidatorSet | undefined
   peers: () => string[]
-  /** Runs a task on the consensus queue; the result says whether to go on. */
-  onQueue: (task: () => Promise<boolean>) => Promise<boolean>
-  /** Applies a checked version (finalizes it and moves consensus on). */
-  apply: (round: number, value: VersionValue, certificate: SyncedVersion['certificate']) => Promise<void>
+  /** Runs a task on the consensus queue; the result is the task's. */
+  onQueue: <T>(task: () => Promise<T>) => Promise<T>
+  /** Applies checked versions that follow our last (finalizes them and moves consensus on); how many were applied. */
+  applyRange: (items: readonly RangeItem[]) => Promise<number>
+  /** A peer served a range that does not verify (a forgery, or junk). */
+  penalise?: (peer: string, why: string) => void
 }
 
-const recover = (digest: string, signature: string, claimed: string): string | undefined => {
-  try { return recoverSigner(digest, signature, claimed) } catch { return undefined }
-}
+/** The weights of a batch signature check: secret, drawn once the signatures are in hand. */
+const weight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
 
 /** Blocks fetched at once ahead of the versions being applied (contributions, then their shards). */
 const PREFETCH_CONCURRENCY = 16
 const PREFETCH_TIMEOUT_MS = 30_000
 /** Ranges asked for ahead of the one being applied. */
 const PIPELINE_DEPTH = 2
-
-/** A served version decoded, with its certificate checked when its set was known. */
-interface Prepared {
-  synced: SyncedVersion
-  value: VersionValue
-  /** The hash of the set its certificate was checked against; undefined: check it when applied. */
-  checkedSet?: string
-}
 
 export class CatchUp {
   private readonly o: CatchUpOptions
@@ -70,9 +74,9 @@ export class CatchUp {
   }
 
   /** One range from a peer, decoded, checked and its blocks fetched (prepare). */
-  private range (peer: string, from: number): Promise<Prepared[]> {
+  private range (peer: string, from: number): Promise<RangeItem[] | undefined> {
     const p = this.o.sync.request(peerIdFromString(peer), { datanet: this.o.datanet, from, to: from + MAX_VERSIONS_PER_REQUEST - 1 })
-      .then(async versions => await this.prepare(versions))
+      .then(async versions => await this.prepare(peer, versions))
     p.catch(() => {})
     return p
   }
@@ -80,11 +84,11 @@ export class CatchUp {
   /**
    * Ranges from one peer after the other, pipelined: the next PIPELINE_DEPTH ranges are
    * asked for, checked and their blocks fetched while this one is applied, so no version
-   * waits for a round trip of its own.
+   * waits for a round trip of its own. A range that does not verify ends this peer's turn.
    */
   private async fromPeers (): Promise<void> {
     for (const peer of this.o.peers()) {
-      const inflight: Array<{ from: number, prepared: Promise<Prepared[]> }> = []
+      const inflight: Array<{ from: number, prepared: Promise<RangeItem[] | undefined> }> = []
       let asked = this.o.versions.nextHeight
       const fill = (): void => {
         while (inflight.length < PIPELINE_DEPTH) {
@@ -94,21 +98,17 @@ export class CatchUp {
       }
       fill()
       for (;;) {
-        const head = inflight.shift() as { from: number, prepared: Promise<Prepared[]> }
-        let prepared: Prepared[]
+        const head = inflight.shift() as { from: number, prepared: Promise<RangeItem[] | undefined> }
+        let prepared: RangeItem[] | undefined
         try {
           prepared = await head.prepared
         } catch (err) {
           this.o.logger.debug({ peer, err: (err as Error).message }, 'version sync request failed')
           break
         }
-        if (prepared.length === 0) break
+        if (prepared === undefined || prepared.length === 0) break
         fill()
-        let applied = 0
-        for (const p of prepared) {
-          if (!await this.o.onQueue(async () => await this.applySynced(p))) break
-          applied++
-        }
+        const applied = await this.o.onQueue(async () => await this.applyChecked(prepared))
         if (applied === 0) break
         this.o.logger.info({ peer, from: head.from, applied, height: this.o.versions.nextHeight - 1 }, 'caught up')
         // a short range (the peer's end, or its answer cut) or a version not applied: ask again from where we are
@@ -122,32 +122,30 @@ export class CatchUp {
   }
 
   /**
-   * Decodes a served range and checks each certificate whose set is known now (all of
-   * them, unless the range crosses a set change), then fetches the blocks of every
-   * version so vouched for: its contributions and their shards. A version that does not
-   * decode ends the range; nothing is fetched for one no quorum signed.
+   * Decodes a served range and checks it as a whole (src/consensus/range.ts), then fetches
+   * the blocks of the versions it vouches for: their contributions and shards. Undefined
+   * when the range is refused (the peer is penalised): nothing of it is used. The versions
+   * whose set is not known here yet are left for later.
    */
-  private async prepare (versions: readonly SyncedVersion[]): Promise<Prepared[]> {
-    const out: Prepared[] = []
-    const vouched: CID[] = []
-    for (const synced of versions) {
-      let value: VersionValue
-      try {
-        value = await versionValue(decodeVersion(synced.version))
-      } catch {
-        break
-      }
-      const p: Prepared = { synced, value }
-      const set = this.o.setFor(value.version.height)
-      if (set !== undefined && Number.isSafeInteger(synced.round) && synced.round >= 0 && Array.isArray(synced.certificate) &&
-        certificateProblem(set, voteDigest(this.o.domain, 'precommit', synced.round, headerOf(value)), synced.certificate, recover) === undefined) {
-        p.checkedSet = toHex(validatorSetHash(set.validators))
-        for (const c of value.version.contributions) vouched.push(c.cid)
-      }
-      out.push(p)
+  private async prepare (peer: string, versions: readonly SyncedVersion[]): Promise<RangeItem[] | undefined> {
+    const refuse = (why: string, height?: number): undefined => {
+      this.o.logger.warn({ peer, height, why }, 'a served range of versions does not verify: refused')
+      this.o.penalise?.(peer, why)
+      return undefined
     }
-    await this.prefetch(vouched)
-    return out
+    const decoded: Array<{ value: VersionValue, round: unknown, certificate: unknown }> = []
+    for (const synced of versions) {
+      try {
+        decoded.push({ value: await versionValue(decodeVersion(synced.version)), round: synced.round, certificate: synced.certificate })
+      } catch {
+        return refuse('a version does not decode')
+      }
+    }
+    const checked = checkRange(decoded, { datanet: this.o.datanet, domain: this.o.domain, setFor: this.o.setFor, verify: s => verifyBatch(s, weight) })
+    if (checked.problem !== undefined) return refuse(checked.problem, checked.height)
+    const items = decoded.slice(0, checked.usable) as RangeItem[]
+    await this.prefetch(items.flatMap(i => i.value.version.contributions.map(c => c.cid)))
+    return items
   }
 
   /** Brings the contributions' blocks and their shards here, PREFETCH_CONCURRENCY at a time; misses are left to the check. */
@@ -173,25 +171,21 @@ export class CatchUp {
     await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, queue.length) }, worker))
   }
 
-  /** Verifies a served version and applies it; false when it does not verify here (or is not the next). */
-  private async applySynced ({ synced, value, checkedSet }: Prepared): Promise<boolean> {
-    const log = this.o.logger
-    const v = value.version
+  /**
+   * Applies a checked range from where this node is (consensus may have made some of it
+   * final meanwhile); 0 when it does not follow our last version.
+   */
+  private async applyChecked (items: readonly RangeItem[]): Promise<number> {
     const versions = this.o.versions
-    if (v.height !== versions.nextHeight || v.datanet !== this.o.datanet) return false
-    if ((v.parent?.toString() ?? null) !== (versions.last?.cid ?? null)) { log.warn({ height: v.height }, 'synced version does not link to our last'); return false }
-    if (!Number.isSafeInteger(synced.round) || synced.round < 0 || !Array.isArray(synced.certificate)) return false
-    const set = this.o.setFor(v.height)
-    if (set === undefined) return false
-    // checked in prepare() against this very set, unless the set of this height changed since
-    if (checkedSet !== toHex(validatorSetHash(set.validators))) {
-      const why = certificateProblem(set, voteDigest(this.o.domain, 'precommit', synced.round, headerOf(value)), synced.certificate, recover)
-      if (why !== undefined) { log.warn({ height: v.height, why }, 'synced version\'s certificate does not verify'); return false }
+    const rest = items.filter(i => i.value.version.height >= versions.nextHeight)
+    const first = rest[0]
+    if (first === undefined || first.value.version.height !== versions.nextHeight) return 0
+    if ((first.value.version.parent?.toString() ?? null) !== (versions.last?.cid ?? null)) {
+      // both chains carry quorum certificates: a fork of final versions, not a peer's forgery
+      this.o.logger.error({ height: first.value.version.height }, 'a certified version does not link to our last final version')
+      return 0
     }
-    const problem = await versions.problem(value, set)
-    if (problem !== undefined) { log.error({ height: v.height, why: problem }, 'synced version does not verify'); return false }
-    await this.o.apply(synced.round, value, synced.certificate)
-    return true
+    return await this.o.applyRange(rest)
   }
 
   /** Serves final versions for catch-up. */

@@ -52,6 +52,9 @@ export interface ConsensusServiceOptions {
   crashPoint?: (step: string) => void
 }
 
+/** A served range no quorum signed: as much as an invalid contribution costs its publisher. */
+const PENALTY_FORGED_RANGE = 10
+
 interface PerDatanet { consensus: DatanetConsensus, versions: DatanetVersions, catchUp: CatchUp, timers: NodeJS.Timeout[] }
 
 export class ConsensusService {
@@ -83,12 +86,25 @@ export class ConsensusService {
     const catchUp = new CatchUp({
       sync: o.sync, helia: o.helia, versions, domain, datanet: d.id, logger: log, setFor,
       peers: () => o.router.subscribers(topics.consensus(d.id)),
-      onQueue: async task => {
-        let result = false
+      onQueue: async <T>(task: () => Promise<T>): Promise<T> => {
+        let result: T | undefined
         await consensus.enqueue(async () => { result = await task() })
-        return result
+        return result as T
       },
-      apply
+      applyRange: async items => {
+        const { applied, problem } = await versions.finalizeRange(items, setFor, Date.now())
+        if (problem !== undefined) log.error({ height: problem.height, why: problem.why }, 'synced version does not verify')
+        const last = applied[applied.length - 1]
+        if (last === undefined) return 0
+        log.info({ from: applied[0]?.height, to: last.height, records: last.recordCount, datasetRoot: last.datasetRoot }, 'versions final (caught up)')
+        for (const entry of applied) {
+          sets.finalized(d.id, entry.height)
+          o.onFinal?.(entry)
+        }
+        consensus.advanced()
+        return applied.length
+      },
+      penalise: peer => { o.router.penalise(peer, 'version-sync', 'FORGED_RANGE', PENALTY_FORGED_RANGE) }
     })
     consensus = new DatanetConsensus({
       db: o.db, router: o.router, wallet: o.wallet, logger: log, versions, domain, setFor,

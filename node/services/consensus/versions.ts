@@ -50,6 +50,27 @@ export interface VersionsOptions {
   crashPoint?: (step: string) => void
 }
 
+/** The head `check` extends: the last final version, then each version of a range not written yet. */
+interface Tip {
+  cid: string | null
+  height: number
+  recordCount: number
+  tree: MerkleFrontier
+  tallies: Tallies
+  /** Record hashes (latin1), contributions and inference event ids that versions of the range not written yet add. */
+  added: Set<string>
+  contributions: Set<string>
+  events: Set<string>
+}
+
+/** A version checked: its records appended, its events and tallies. */
+interface Checked {
+  built: { tree: MerkleFrontier, added: Uint8Array[] }
+  events: InferenceEntry[]
+  tallies: Tallies
+  adopted: Array<{ verdict: Verdict, bytes: Uint8Array }>
+}
+
 /** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
 const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
 
@@ -67,7 +88,12 @@ export class DatanetVersions {
     this.d = d
     this.log = log
     this.digest = fromHex(d.digest, 32)
-    this.ports = {
+    this.ports = this.portsAfter(new Set())
+  }
+
+  /** The proposal ports, with `added` (record hashes, latin1) counted as in the dataset: versions of a range not written yet. */
+  private portsAfter (added: ReadonlySet<string>): ProposalPorts {
+    return {
       recordHashes: async cid => {
         const entry = await this.opts.db.contributions.get(cid.toString())
         if (entry === undefined) throw new Error(`contribution ${cid.toString()} unknown`)
@@ -77,7 +103,10 @@ export class DatanetVersions {
         }
         return out
       },
-      inDataset: async hashes => (await this.opts.db.dataset.positionsOf(this.digest, hashes)).map(x => x !== undefined)
+      inDataset: async hashes => {
+        const known = await this.opts.db.dataset.positionsOf(this.digest, hashes)
+        return known.map((x, i) => x !== undefined || added.has(Buffer.from(hashes[i] as Uint8Array).toString('latin1')))
+      }
     }
   }
 
@@ -149,32 +178,69 @@ export class DatanetVersions {
 
   /** Why a proposed version is invalid at `height` under `set`, or undefined when it is valid. */
   async problem (value: VersionValue, set: ValidatorSet): Promise<string | undefined> {
+    const checked = await this.check(value, set, await this.tip(), false, true)
+    return typeof checked === 'string' ? checked : undefined
+  }
+
+  /** The last final version as `check` extends it. */
+  private async tip (): Promise<Tip> {
+    const last = this.last
+    return {
+      cid: last?.cid ?? null,
+      height: last?.height ?? 0,
+      recordCount: last?.recordCount ?? 0,
+      tree: this.parentTree(),
+      tallies: await this.talliesAt(last?.height ?? 0),
+      added: new Set(),
+      contributions: new Set(),
+      events: new Set()
+    }
+  }
+
+  /**
+   * Checks `value` as the version after `tip` under `set`: shape, events, every
+   * contribution's accept certificate (its verdicts' signatures too, unless `vouched`: the
+   * version's own checked precommit certificate vouches for its content, src/consensus/
+   * range.ts), contributions fetched, roots recomputed. `adoptNow`: the verdicts are
+   * adopted once the certificates hold, whatever the roots. `onNode` sees the tree nodes
+   * the new leaves complete. Returns what finalizing needs, or why the version is invalid.
+   */
+  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: (level: number, index: number, node: Uint8Array) => void): Promise<Checked | string> {
     const v = value.version
-    const shape = versionShapeProblem(v, { datanet: this.d.id, height: this.nextHeight, parent: this.last?.cid ?? null, set })
+    const shape = versionShapeProblem(v, { datanet: this.d.id, height: tip.height + 1, parent: tip.cid, set })
     if (shape !== undefined) return shape
     const events = await this.includedEvents(v)
     if (typeof events === 'string') return events
+    for (const e of events) if (tip.events.has(e.eventId)) return `inference event ${e.cid} already included`
+    const signerOf = vouched ? (verdict: Verdict) => verdict.validator : (verdict: Verdict) => verdictSigner(verdict, this.opts.binding)
     const adopted: Array<{ verdict: Verdict, bytes: Uint8Array }> = []
     for (const c of v.contributions) {
       const cid = c.cid.toString()
       const entry = await this.opts.db.contributions.get(cid)
       if (entry !== undefined && entry.datanet !== this.d.id) return `contribution ${cid} is another datanet's`
-      if (entry !== undefined && entry.version !== null) return `contribution ${cid} already included`
-      const verdicts = checkAcceptCertificate(set, this.d.id, cid, c.verdicts, verdict => verdictSigner(verdict, this.opts.binding))
+      if ((entry !== undefined && entry.version !== null) || tip.contributions.has(cid)) return `contribution ${cid} already included`
+      const verdicts = checkAcceptCertificate(set, this.d.id, cid, c.verdicts, signerOf)
       if (typeof verdicts === 'string') return verdicts
       verdicts.forEach((verdict, i) => adopted.push({ verdict, bytes: c.verdicts[i] as Uint8Array }))
       // vouched for by the quorum: a node that missed its gossip fetches it now
       if (entry === undefined && !await this.ensureContribution(c.cid)) return `contribution ${cid} cannot be fetched`
     }
-    // the certificate's verdicts are valid: a node that missed them (down, partitioned) now has them too
-    if (adopted.length > 0) await this.opts.verdicts?.adopt(this.d, adopted)
+    if (adoptNow) await this.adopt(adopted)
     let built
     try {
-      built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports)
+      built = await appendRecords(tip.tree, v.contributions.map(c => c.cid), tip.added.size === 0 ? this.ports : this.portsAfter(tip.added), onNode)
     } catch (err) {
       return `records: ${(err as Error).message}`
     }
-    return rootsProblem(v, built, talliesAfter(await this.talliesAt(this.last?.height ?? 0), events))
+    const tallies = talliesAfter(tip.tallies, events)
+    const why = rootsProblem(v, built, tallies)
+    if (why !== undefined) return why
+    return { built, events, tallies, adopted }
+  }
+
+  /** The certificate's verdicts are valid: a node that missed them (down, partitioned) now has them too. */
+  private async adopt (adopted: ReadonlyArray<{ verdict: Verdict, bytes: Uint8Array }>): Promise<void> {
+    if (adopted.length > 0) await this.opts.verdicts?.adopt(this.d, adopted)
   }
 
   /** The events a version includes, each verified here and not in an earlier version; or why not. */
@@ -277,6 +343,81 @@ export class DatanetVersions {
     return entry
   }
 
+
+  /**
+   * Makes a range of versions final (catch-up), each checked against the one before it as
+   * `problem` does, but with their verdicts vouched for (`vouched`: each version's
+   * precommit certificate was checked, src/consensus/range.ts), and all of them written in
+   * one synced batch: a crash leaves the store at the last range applied, a version
+   * boundary. A version that does not verify here ends the range: the versions before it
+   * are applied, and its problem returned.
+   */
+  async finalizeRange (items: ReadonlyArray<{ round: number, value: VersionValue, certificate: VersionEntry['certificate'] }>, setFor: (height: number) => ValidatorSet | undefined, now: number): Promise<{ applied: VersionEntry[], problem?: { height: number, why: string } }> {
+    const { db, helia } = this.opts
+    const crash = this.opts.crashPoint ?? (() => {})
+    const tip = await this.tip()
+    const ops: BatchOp[] = []
+    const included: Array<{ cids: string[], height: number }> = []
+    const events: Array<{ cids: string[], height: number }> = []
+    const adopted: Array<{ verdict: Verdict, bytes: Uint8Array }> = []
+    const applied: VersionEntry[] = []
+    let problem: { height: number, why: string } | undefined
+    for (const { round, value, certificate } of items) {
+      const v = value.version
+      const set = setFor(v.height)
+      if (set === undefined) break
+      const nodes: Array<[number, number, Uint8Array]> = []
+      const checked = await this.check(value, set, tip, true, false, (level, index, node) => { nodes.push([level, index, node]) })
+      if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
+      // the block alone first (harmless without its entry), as finalize does
+      await helia.blockstore.put(value.cid, value.bytes)
+      await pin(helia, value.cid, undefined, 0)
+      const entry: VersionEntry = {
+        datanet: this.d.id,
+        height: v.height,
+        cid: value.cid.toString(),
+        parent: v.parent?.toString() ?? null,
+        round,
+        datasetRoot: toHex(v.datasetRoot),
+        recordCount: v.recordCount,
+        attributionRoot: toHex(v.attributionRoot),
+        totalAttributed: v.totalAttributed,
+        validatorSetHash: toHex(v.validatorSetHash),
+        contributions: v.contributions.map(c => c.cid.toString()),
+        certificate,
+        frontier: checked.built.tree.toJSON(),
+        decidedAt: now,
+        anchor: null
+      }
+      ops.push(...db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
+      ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
+      ops.push(db.versions.putOp(entry))
+      const eventCids = v.inferences.map(c => c.toString())
+      if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
+      else events.push({ cids: eventCids, height: v.height })
+      included.push({ cids: entry.contributions, height: v.height })
+      adopted.push(...checked.adopted)
+      applied.push(entry)
+      // the next version is checked against this one, before anything is written
+      tip.cid = entry.cid
+      tip.height = v.height
+      tip.recordCount = v.recordCount
+      tip.tree = checked.built.tree
+      tip.tallies = checked.tallies
+      for (const h of checked.built.added) tip.added.add(Buffer.from(h).toString('latin1'))
+      for (const c of entry.contributions) tip.contributions.add(c)
+      for (const e of checked.events) tip.events.add(e.eventId)
+    }
+    if (applied.length === 0) return { applied, problem }
+    await this.adopt(adopted)
+    ops.push(db.consensus.delOp(this.d.id))
+    crash('range-before-batch')
+    await db.contributions.includeAll(included, ops, { sync: true })
+    crash('range-after-batch')
+    for (const e of events) if (e.cids.length > 0) await this.opts.inferences?.markIncluded(e.cids, e.height)
+    this.last = applied[applied.length - 1]
+    return { applied, problem }
+  }
 
   async versionAt (height: number): Promise<VersionEntry | undefined> {
     return await this.opts.db.versions.at(this.d.id, height)

@@ -39,7 +39,17 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
    * version's finalization), holding their locks (in CID order) from read to write.
    */
   async include (cids: readonly string[], height: number, ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
-    const sorted = [...new Set(cids)].sort()
+    await this.includeAll([{ cids, height }], ops, opts)
+  }
+
+  /**
+   * `include` for several versions at once (catch-up writes a range in one batch): each
+   * group's held contributions marked included at its height, with `ops`, in one batch.
+   */
+  async includeAll (groups: ReadonlyArray<{ cids: readonly string[], height: number }>, ops: readonly BatchOp[], opts: { sync?: boolean } = {}): Promise<void> {
+    const heightOf = new Map<string, number>()
+    for (const g of groups) for (const cid of g.cids) if (!heightOf.has(cid)) heightOf.set(cid, g.height)
+    const sorted = [...heightOf.keys()].sort()
     const hold = async (i: number): Promise<void> => {
       if (i < sorted.length) {
         await this.locks.run(sorted[i] as string, async () => { await hold(i + 1) })
@@ -47,7 +57,7 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
       }
       const all = [...ops]
       const entries = await this.getMany(sorted)
-      entries.forEach((e, j) => { if (e !== undefined) all.push(...this.putOps(sorted[j] as string, { ...e, version: height })) })
+      entries.forEach((e, j) => { if (e !== undefined) all.push(...this.putOps(sorted[j] as string, { ...e, version: heightOf.get(sorted[j] as string) as number })) })
       await this.batch(all, opts)
     }
     await hold(0)
