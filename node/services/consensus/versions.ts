@@ -312,23 +312,7 @@ export class DatanetVersions {
     await pin(helia, value.cid, undefined, 0)
     crash('after-block')
     const start = this.last?.recordCount ?? 0
-    const entry: VersionEntry = {
-      datanet: this.d.id,
-      height: v.height,
-      cid: value.cid.toString(),
-      parent: v.parent?.toString() ?? null,
-      round,
-      datasetRoot: toHex(v.datasetRoot),
-      recordCount: v.recordCount,
-      attributionRoot: toHex(v.attributionRoot),
-      totalAttributed: v.totalAttributed,
-      validatorSetHash: toHex(v.validatorSetHash),
-      contributions: v.contributions.map(c => c.cid.toString()),
-      certificate,
-      frontier: built.tree.toJSON(),
-      decidedAt: now,
-      anchor: null
-    }
+    const entry = this.entryOf(value, round, certificate, built.tree, now)
     const ops: BatchOp[] = db.dataset.appendOps(this.digest, start, built.added, nodes)
     ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(tallies)))
     ops.push(db.versions.putOp(entry))
@@ -372,23 +356,7 @@ export class DatanetVersions {
       // the block alone first (harmless without its entry), as finalize does
       await helia.blockstore.put(value.cid, value.bytes)
       await pin(helia, value.cid, undefined, 0)
-      const entry: VersionEntry = {
-        datanet: this.d.id,
-        height: v.height,
-        cid: value.cid.toString(),
-        parent: v.parent?.toString() ?? null,
-        round,
-        datasetRoot: toHex(v.datasetRoot),
-        recordCount: v.recordCount,
-        attributionRoot: toHex(v.attributionRoot),
-        totalAttributed: v.totalAttributed,
-        validatorSetHash: toHex(v.validatorSetHash),
-        contributions: v.contributions.map(c => c.cid.toString()),
-        certificate,
-        frontier: checked.built.tree.toJSON(),
-        decidedAt: now,
-        anchor: null
-      }
+      const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
       ops.push(...db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
       ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
       ops.push(db.versions.putOp(entry))
@@ -417,6 +385,28 @@ export class DatanetVersions {
     for (const e of events) if (e.cids.length > 0) await this.opts.inferences?.markIncluded(e.cids, e.height)
     this.last = applied[applied.length - 1]
     return { applied, problem }
+  }
+
+  /** The stored entry of a final version. */
+  private entryOf (value: VersionValue, round: number, certificate: VersionEntry['certificate'], tree: MerkleFrontier, now: number): VersionEntry {
+    const v = value.version
+    return {
+      datanet: this.d.id,
+      height: v.height,
+      cid: value.cid.toString(),
+      parent: v.parent?.toString() ?? null,
+      round,
+      datasetRoot: toHex(v.datasetRoot),
+      recordCount: v.recordCount,
+      attributionRoot: toHex(v.attributionRoot),
+      totalAttributed: v.totalAttributed,
+      validatorSetHash: toHex(v.validatorSetHash),
+      contributions: v.contributions.map(c => c.cid.toString()),
+      certificate,
+      frontier: tree.toJSON(),
+      decidedAt: now,
+      anchor: null
+    }
   }
 
   async versionAt (height: number): Promise<VersionEntry | undefined> {
