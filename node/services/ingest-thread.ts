@@ -30,8 +30,9 @@ export interface PrepareThreadOptions {
 
 /**
  * Workers when the config leaves it open: the cores beyond two, at most two. On two cores
- * the second is already LevelDB's (its writes and compactions of the record index take
- * ~0.6 core during a large upload), and a worker measured no faster (scripts/bench/ingest.ts).
+ * LevelDB's writes and compactions of the record index take much of the second core during
+ * a large upload: a worker measured 1.4× faster for ~120 B records but 0.9× for ~1 KB ones
+ * (scripts/bench/ingest.ts), so two cores stay without one.
  */
 export function defaultIngestWorkers (): number {
   return Math.max(0, Math.min(2, availableParallelism() - 2))

@@ -9,11 +9,11 @@ import { prepareRecords, type PrepareOptions, type PreparedBatch } from '../../s
 import { parseRecords, type ParseOptions } from '../../src/contribution/parse.ts'
 import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
 import { isDatanetError } from '../../src/errors.ts'
-import type { Manifest } from '../../src/datanet/manifest.ts'
 
 export interface IngestWorkerData {
   parse: ParseOptions
-  prepare: Omit<PrepareOptions, 'validateRecord' | 'rules'> & { manifest: Manifest }
+  /** Without the validator and rules, which are code: the worker compiles the manifest's schema, and runs only where no rule checks records. */
+  prepare: Omit<PrepareOptions, 'validateRecord' | 'rules'>
 }
 
 /** main → worker: a job's start (the worker takes one upload at a time, and job after job), a chunk of it (its buffer transferred), or its end. */
@@ -56,7 +56,7 @@ async function run (port: NonNullable<typeof parentPort>, data: IngestWorkerData
   try {
     const opts: PrepareOptions = { ...data.prepare, validateRecord: compileRecordSchema(data.prepare.manifest.recordSchema), rules: [] }
     for await (const batch of prepareRecords(parseRecords(input.chunks(), data.parse), opts)) {
-      // the columns are buffers of their own (BatchBuilder.finish copies them out): moved, not copied
+      // each batch's columns are views of buffers of its own (a builder per batch): moved, not copied
       port.postMessage({ batch } satisfies FromWorker, [batch.bytes.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer, batch.hashes.buffer as ArrayBuffer, batch.texts.buffer as ArrayBuffer])
     }
     port.postMessage({ done: true } satisfies FromWorker)

@@ -114,7 +114,7 @@ class BatchBuilder {
     return this.count >= this.size
   }
 
-  /** Encodes a record's canonical JSON into the bytes column; returns its bytes (a view) or undefined when over `max`. */
+  /** Encodes a record's canonical JSON into the bytes column; returns its bytes (a view), or its length when over `max` (not kept). */
   encode (json: string, max: number): Uint8Array | number {
     const need = this.at + json.length * 3
     if (need > this.bytes.length) {
@@ -136,15 +136,16 @@ class BatchBuilder {
     if (flags !== undefined) this.flags.push([i, flags])
   }
 
+  /** The batch, as views of the builder's own buffers (a builder per batch: they are the batch's alone, and can be transferred). */
   finish (seen: number): PreparedBatch {
     const n = this.count
     this.offsets[n] = this.at
     return {
       count: n,
-      bytes: this.bytes.slice(0, this.at),
-      offsets: this.offsets.slice(0, n + 1),
-      hashes: this.hashes.slice(0, 32 * n),
-      texts: this.texts.slice(0, 32 * n),
+      bytes: this.bytes.subarray(0, this.at),
+      offsets: this.offsets.subarray(0, n + 1),
+      hashes: this.hashes.subarray(0, 32 * n),
+      texts: this.texts.subarray(0, 32 * n),
       flags: this.flags,
       invalid: this.invalid,
       invalidCount: this.invalidCount,

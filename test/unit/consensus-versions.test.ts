@@ -283,52 +283,48 @@ async function madeElsewhere (dir: string, d: FollowedDatanet, helia: Helia, lin
 // the second shares a record with the first: within one range, records of versions not written yet count as in the dataset
 const RANGE = [['one', 'two'], ['two', 'three', 'four'], ['five']]
 
-test('catch-up makes a range final in one batch: the same versions, records and inclusions as one by one', async () => {
+/** A store that has RANGE's contributions as gossip would have brought them (no verdicts: the versions carry them), and RANGE's versions made elsewhere. */
+async function withRange (fn: (ctx: { d: FollowedDatanet, items: Awaited<ReturnType<typeof madeElsewhere>>, db: StateDatabase, versions: DatanetVersions }) => Promise<void>): Promise<void> {
   await withStore(async ({ dir, d, helia }) => {
     const items = await madeElsewhere(dir + '-validator', d, helia, RANGE)
     const db = new StateDatabase(dir)
     await db.open()
     try {
-      // what gossip would have brought: the contributions, with no verdicts (the versions carry them)
       for (const l of RANGE) await contribution(db, helia, d, l, [])
       const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
       await versions.load()
-      const { applied, problem } = await versions.finalizeRange(items, () => d.validators, 1)
-      assert.is(problem, undefined)
-      assert.equal(applied.map(e => e.height), [1, 2, 3])
-      assert.is(versions.last?.cid, items[2]!.value.cid.toString())
-      assert.is(versions.last?.recordCount, 5)
-      assert.is(versions.last?.datasetRoot, toHex(items[2]!.value.version.datasetRoot))
-      for (const [i, item] of items.entries()) {
-        assert.is((await db.versions.at(d.id, i + 1))?.cid, item.value.cid.toString())
-        assert.is((await db.contributions.get(item.value.version.contributions[0]!.cid.toString()))?.version, i + 1)
-      }
-      assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, 5, 'each record once')
+      await fn({ d, items, db, versions })
     } finally {
       await db.close()
     }
   })
+}
+
+test('catch-up makes a range final in one batch: the same versions, records and inclusions as one by one', async () => {
+  await withRange(async ({ d, items, db, versions }) => {
+    const { applied, problem } = await versions.finalizeRange(items, () => d.validators, 1)
+    assert.is(problem, undefined)
+    assert.equal(applied.map(e => e.height), [1, 2, 3])
+    assert.is(versions.last?.cid, items[2]!.value.cid.toString())
+    assert.is(versions.last?.recordCount, 5)
+    assert.is(versions.last?.datasetRoot, toHex(items[2]!.value.version.datasetRoot))
+    for (const [i, item] of items.entries()) {
+      assert.is((await db.versions.at(d.id, i + 1))?.cid, item.value.cid.toString())
+      assert.is((await db.contributions.get(item.value.version.contributions[0]!.cid.toString()))?.version, i + 1)
+    }
+    assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, 5, 'each record once')
+  })
 })
 
 test('catch-up: a version of a range that does not verify here ends it; the versions before it are final', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const items = await madeElsewhere(dir + '-validator', d, helia, RANGE)
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      for (const l of RANGE) await contribution(db, helia, d, l, [])
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      // version 3 claims one record more than it has
-      const bad = await versionValue({ ...items[2]!.value.version, recordCount: 6 })
-      const { applied, problem } = await versions.finalizeRange([items[0]!, items[1]!, { ...items[2]!, value: bad }], () => d.validators, 1)
-      assert.equal(applied.map(e => e.height), [1, 2])
-      assert.equal(problem, { height: 3, why: 'dataset root' })
-      assert.is(versions.nextHeight, 3)
-      assert.is((await db.contributions.get(items[2]!.value.version.contributions[0]!.cid.toString()))?.version, null)
-    } finally {
-      await db.close()
-    }
+  await withRange(async ({ d, items, db, versions }) => {
+    // version 3 claims one record more than it has
+    const bad = await versionValue({ ...items[2]!.value.version, recordCount: 6 })
+    const { applied, problem } = await versions.finalizeRange([items[0]!, items[1]!, { ...items[2]!, value: bad }], () => d.validators, 1)
+    assert.equal(applied.map(e => e.height), [1, 2])
+    assert.equal(problem, { height: 3, why: 'dataset root' })
+    assert.is(versions.nextHeight, 3)
+    assert.is((await db.contributions.get(items[2]!.value.version.contributions[0]!.cid.toString()))?.version, null)
   })
 })
 
