@@ -3,11 +3,42 @@ import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import type { GraphNode, GraphWalkerFactory, Helia, WalkOptions } from '@helia/interface'
 
+/**
+ * The limit of each attempt of a fetch, growing: a want bitswap lost is sent again. Helia
+ * sends a want to each peer once, so a want sent over a connection being replaced (a
+ * restarted peer), or dropped under a concurrent want of the same block (a want cancelled
+ * on the block's arrival is reused by a want added before the cancel is flushed), waits
+ * for the whole deadline though the block is a round trip away; the soak's restarted
+ * validators waited 30 s for one contribution in catch-up.
+ */
+const ATTEMPT_MS = [2_000, 4_000, 8_000, 16_000]
+/** Longer than Helia's debounce of wantlist changes (10 ms), so a cancelled want is gone before it is sent again. */
+const WANT_FLUSH_MS = 50
+
 /** A whole block's bytes (Helia 7's blockstore yields chunks). */
-export async function getBlock (helia: Helia, cid: CID, options: { signal?: AbortSignal, offline?: boolean } = {}): Promise<Uint8Array> {
+async function readBlock (helia: Helia, cid: CID, options: { signal?: AbortSignal, offline?: boolean }): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   for await (const chunk of helia.blockstore.get(cid, options)) chunks.push(chunk)
   return chunks.length === 1 ? chunks[0] as Uint8Array : Buffer.concat(chunks)
+}
+
+/**
+ * A whole block's bytes, from here or from peers until `signal` ends; a fetch from peers
+ * is tried again when an attempt exceeds its limit (`attemptMs`, then doubling to 16 s).
+ */
+export async function getBlock (helia: Helia, cid: CID, options: { signal?: AbortSignal, offline?: boolean, attemptMs?: number } = {}): Promise<Uint8Array> {
+  const { signal, offline } = options
+  if (offline === true) return await readBlock(helia, cid, { signal, offline })
+  const limits = options.attemptMs === undefined ? ATTEMPT_MS : ATTEMPT_MS.map((_, i) => (options.attemptMs as number) * 2 ** i)
+  for (let attempt = 0; ; attempt++) {
+    const limit = AbortSignal.timeout(limits[Math.min(attempt, limits.length - 1)] as number)
+    try {
+      return await readBlock(helia, cid, { signal: signal === undefined ? limit : AbortSignal.any([signal, limit]) })
+    } catch (err) {
+      if (signal?.aborted === true || !limit.aborted) throw err
+    }
+    await new Promise(resolve => setTimeout(resolve, WANT_FLUSH_MS))
+  }
 }
 
 /**

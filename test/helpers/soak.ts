@@ -106,7 +106,7 @@ export interface SoakSummary {
   /** Per restart, ms from spawning the process to its API answering. */
   restartMs: { median: number, max: number }
   violations: string[]
-  /** On failure: the nodes' log lines about invalid proposals and evidence. */
+  /** On failure: the nodes' log lines about invalid proposals, evidence, failed steps and catch-up. */
   logLines: string[]
 }
 
@@ -512,10 +512,14 @@ export class Soak {
     return parts.join(' ')
   }
 
-  /** What the nodes logged about invalid proposals and evidence: the count and a few lines per node and kind. */
+  /** What the nodes logged about invalid proposals, evidence, failed steps and catch-up: the count and a few lines per node and kind. */
   grepLogs (perKind = 3): string[] {
     const out: string[] = []
-    const kinds: Array<[string, RegExp]> = [['invalid proposal', /"msg":"invalid proposal"/], ['evidence', /evidence/]]
+    const kinds: Array<[string, RegExp]> = [
+      ['invalid proposal', /"msg":"invalid proposal"/], ['evidence', /evidence/],
+      // why a node stayed behind: a step that threw, a range refused or not applied
+      ['consensus step failed', /"msg":"consensus step failed"/], ['catch-up', /"msg":"(synced version does not verify|a served range of versions does not verify: refused|a certified version does not link to our last final version)"/]
+    ]
     for (const m of this.net.members) {
       let lines: string[]
       try { lines = readFileSync(m.daemon.spec.logFile, 'utf8').split('\n') } catch { continue }

@@ -37,6 +37,7 @@ export interface DatanetConsensusOptions {
   setFor: (height: number) => ValidatorSet | undefined
   onFinal: (round: number, value: VersionValue, certificate: Array<{ validator: string, signature: string }>) => Promise<void>
   onEvidence?: () => void
+  /** Versions may be final elsewhere that this node lacks (catch-up; throttled by the caller). */
   onBehind: () => void
   fault?: ConsensusFault
   /** Junk proposals per proposal under `proposal-flood` (default 200). */
@@ -201,7 +202,12 @@ export class DatanetConsensus {
           await this.publish({ kind: 'vote', type: e.vote.vote.type, round: e.vote.vote.round, header: e.vote.header, signature: fromHex(e.vote.signature, 65), sentAt: Date.now() })
           if (this.o.fault !== undefined) await misbehave(this.faultContext(), e.vote)
           break
-        case 'schedule-timeout': this.setTimer(e.height, e.step, e.round, e.ms); break
+        case 'schedule-timeout':
+          this.setTimer(e.height, e.step, e.round, e.ms)
+          // a height not decided in its first round may be final elsewhere already (this node
+          // missed its precommits, restarting): ask peers now rather than at the next periodic sync
+          if (e.step === 'propose' && e.round > 0) this.o.onBehind()
+          break
         case 'request-value': await this.buildValue(e.height, e.round); break
         case 'validate': {
           const set = this.o.setFor(e.height)
