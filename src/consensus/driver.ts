@@ -228,10 +228,15 @@ export class ConsensusDriver {
     return this.onProposal(msg.proposal)
   }
 
-  /** The answer to a `validate` effect. */
-  validated (value: VersionValue, ok: boolean): DriverEffect[] {
+  /**
+   * The answer to a `validate` effect. `lasting: false` (not valid *yet*: what the value
+   * vouches for is not here) refuses it in the rounds waiting for it but keeps no verdict,
+   * so a later proposal of it is judged again: a fetch that failed once must not make this
+   * node refuse, for the rest of the height, the value the others are locked on.
+   */
+  validated (value: VersionValue, ok: boolean, lasting = true): DriverEffect[] {
     const id = valueIdOf(value)
-    this.validity.set(id, ok)
+    if (ok || lasting) this.validity.set(id, ok)
     const waiting = this.awaiting.get(id) ?? []
     this.awaiting.delete(id)
     const out: DriverEffect[] = []

@@ -75,6 +75,29 @@ test('a vote whose header differs from its value\'s header never counts for it n
   assert.equal(new Set([evidence.first.header.recordCount, evidence.second.header.recordCount]), new Set([h.recordCount, h.recordCount + 1]))
 })
 
+test('a value refused as not valid yet (its contributions not fetched) is judged again when proposed again; a lasting refusal is not', async () => {
+  for (const lasting of [false, true]) {
+    const d = new ConsensusDriver({ signer: signer(A) })
+    const all: DriverEffect[] = []
+    drive(d, d.open(setup()), all)
+    const V = await value(1, 9)
+    const propose = (round: number): DriverEffect[] => d.receive({ kind: 'proposal', proposal: { height: 1, round, validRound: -1, value: V, proposer: setup().proposer(round) }, signature: `p${round}`, bytes: 1000 })
+    const first = propose(0)
+    assert.ok(first.some(e => e.kind === 'validate'), 'judged when first proposed')
+    const refused = d.validated(V, false, lasting)
+    const prevote = refused.find(e => e.kind === 'send-vote')
+    assert.ok(prevote !== undefined && prevote.kind === 'send-vote' && prevote.vote.vote.valueId === null, 'prevotes nil in the round waiting for it')
+    // round 1, the same value proposed again
+    for (const who of [B, C, D]) d.receive(vote(who, 'prevote', 0, nilHeader(1)))
+    drive(d, d.timeout(1, 'prevote', 0), all)
+    for (const who of [B, C, D]) d.receive(vote(who, 'precommit', 0, nilHeader(1)))
+    drive(d, d.timeout(1, 'precommit', 0), all)
+    assert.is(d.round, 1)
+    const again = propose(1)
+    assert.is(again.some(e => e.kind === 'validate'), !lasting, lasting ? 'a lasting refusal is kept for the height' : 'judged again: on 0fbec52 the first refusal was kept for the height')
+  }
+})
+
 test('every signed message leaves after the persisted state that records it', async () => {
   const proposerOf0 = setup().proposer(0)
   const d = new ConsensusDriver({ signer: signer(proposerOf0) })

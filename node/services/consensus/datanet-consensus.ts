@@ -15,7 +15,7 @@ import type { GossipRouter } from '../../../src/network/gossip.ts'
 import { topics } from '../../../src/network/topics.ts'
 import type { HeightState } from '../../../src/consensus/types.ts'
 import type { StateDatabase } from '../../../src/storage/state-db.ts'
-import type { DatanetVersions } from './versions.ts'
+import { NOT_HERE_YET, type DatanetVersions } from './versions.ts'
 import { flood, misbehave, type FaultContext } from './faults.ts'
 import { consensusTopicHandler } from './inbound.ts'
 import type { FollowedDatanet } from '../datanets.ts'
@@ -209,15 +209,11 @@ export class DatanetConsensus {
           if (e.step === 'propose' && e.round > 0) this.o.onBehind()
           break
         case 'request-value': await this.buildValue(e.height, e.round); break
-        case 'validate': {
-          const set = this.o.setFor(e.height)
-          const t0 = performance.now()
-          const why = set === undefined ? 'validator set not known yet' : await this.o.versions.problem(e.value, set)
-          if (why !== undefined) this.log.warn({ height: e.height, version: e.value.cid.toString(), why }, 'invalid proposal')
-          else this.log.debug({ height: e.height, contributions: e.value.version.contributions.length, ms: Math.round(performance.now() - t0) }, 'proposal valid')
-          await this.exec(this.driver.validated(e.value, why === undefined))
+        case 'validate':
+          // judged once what it vouches for is here, fetched off the queue: a slow fetch (a
+          // restarted node's missed contributions) must not hold votes, timeouts and catch-up
+          void this.validate(e.height, e.value)
           break
-        }
         case 'decide':
           await this.o.onFinal(e.round, e.value, e.certificate)
           return
@@ -234,6 +230,23 @@ export class DatanetConsensus {
           break
       }
     }
+  }
+
+  /** Fetches what a proposed value vouches for and this node lacks, then judges it on the queue. */
+  private async validate (height: number, value: VersionValue): Promise<void> {
+    const set = this.o.setFor(height)
+    const t0 = performance.now()
+    if (set !== undefined) await this.o.versions.fetchVouched(value, set).catch(() => {})
+    await this.enqueue(async () => {
+      // final meanwhile (decided, or caught up): nothing to judge (moving on cleared what waited)
+      if (this.driver.height !== height) return
+      const why = set === undefined ? 'validator set not known yet' : await this.o.versions.problem(value, set, { fetch: false })
+      // what it vouches for not fetched (yet): refused in this round only, judged again if proposed again
+      const lasting = why === undefined || !why.startsWith(NOT_HERE_YET)
+      if (why !== undefined) this.log[lasting ? 'warn' : 'info']({ height, version: value.cid.toString(), why }, lasting ? 'invalid proposal' : 'proposal not judged: what it vouches for is not here yet')
+      else this.log.debug({ height, contributions: value.version.contributions.length, ms: Math.round(performance.now() - t0) }, 'proposal valid')
+      await this.exec(this.driver.validated(value, why === undefined, lasting))
+    })
   }
 
   private setTimer (height: number, step: 'propose' | 'prevote' | 'precommit', round: number, ms: number): void {

@@ -71,6 +71,9 @@ interface Checked {
   adopted: Array<{ verdict: Verdict, bytes: Uint8Array }>
 }
 
+/** How `problem` begins when a contribution the version vouches for is not here (yet): a refusal for now, not for good. */
+export const NOT_HERE_YET = 'not here yet'
+
 /** Contributions a version vouches for fetched at once by a node that missed their gossip. */
 const ENSURE_CONCURRENCY = 8
 /** Shards of one such contribution fetched at once. */
@@ -181,10 +184,31 @@ export class DatanetVersions {
     return await versionValue(version)
   }
 
-  /** Why a proposed version is invalid at `height` under `set`, or undefined when it is valid. */
-  async problem (value: VersionValue, set: ValidatorSet): Promise<string | undefined> {
-    const checked = await this.check(value, set, await this.tip(), false, true)
+  /**
+   * Why a proposed version is invalid at `height` under `set`, or undefined when it is valid.
+   * `fetch: false`: a contribution it vouches for that is not here makes it invalid here
+   * (fetched beforehand by `fetchVouched`, off the consensus queue).
+   */
+  async problem (value: VersionValue, set: ValidatorSet, opts: { fetch?: boolean } = {}): Promise<string | undefined> {
+    const checked = await this.check(value, set, await this.tip(), false, true, undefined, opts.fetch ?? true)
     return typeof checked === 'string' ? checked : undefined
+  }
+
+  /**
+   * Fetches the contributions a proposed version vouches for that this node lacks (missed
+   * gossip: a restarted or partitioned node), each only once its accept certificate under
+   * `set` checks, so a proposer cannot make this node fetch junk. Errors are the later
+   * check's to report.
+   */
+  async fetchVouched (value: VersionValue, set: ValidatorSet): Promise<void> {
+    const missing: CID[] = []
+    for (const c of value.version.contributions) {
+      const cid = c.cid.toString()
+      if (await this.opts.db.contributions.has(cid)) continue
+      if (typeof checkAcceptCertificate(set, this.d.id, cid, c.verdicts, verdict => verdictSigner(verdict, this.opts.binding)) === 'string') return
+      missing.push(c.cid)
+    }
+    await this.ensureContributions(missing)
   }
 
   /** The last final version as `check` extends it. */
@@ -206,11 +230,11 @@ export class DatanetVersions {
    * Checks `value` as the version after `tip` under `set`: shape, events, every
    * contribution's accept certificate (its verdicts' signatures too, unless `vouched`: the
    * version's own checked precommit certificate vouches for its content, src/consensus/
-   * range.ts), contributions fetched, roots recomputed. `adoptNow`: the verdicts are
+   * range.ts), contributions fetched (unless not `fetch`), roots recomputed. `adoptNow`: the verdicts are
    * adopted once the certificates hold, whatever the roots. `onNode` sees the tree nodes
    * the new leaves complete. Returns what finalizing needs, or why the version is invalid.
    */
-  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: (level: number, index: number, node: Uint8Array) => void): Promise<Checked | string> {
+  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: (level: number, index: number, node: Uint8Array) => void, fetch = true): Promise<Checked | string> {
     const v = value.version
     const shape = versionShapeProblem(v, { datanet: this.d.id, height: tip.height + 1, parent: tip.cid, set })
     if (shape !== undefined) return shape
@@ -232,6 +256,7 @@ export class DatanetVersions {
     }
     // vouched for by the quorum: a node that missed their gossip fetches them now, several at
     // once (one after the other, a restarted validator took 23 s over a proposal of 16)
+    if (!fetch && missing.length > 0) return `${NOT_HERE_YET}: contribution ${missing[0]?.toString() ?? ''}`
     const unfetched = await this.ensureContributions(missing)
     if (unfetched !== undefined) return `contribution ${unfetched.toString()} cannot be fetched`
     if (adoptNow) await this.adopt(adopted)

@@ -1,0 +1,102 @@
+/**
+ * A proposal vouching for a contribution this node lacks (a restarted node missed its
+ * gossip) is judged once the contribution is fetched, and the fetch runs off the consensus
+ * queue: however slow it is, the node's timeouts, votes and catch-up go on. On `0fbec52`
+ * the fetch ran on the queue: a restarted validator's queue was held up to 120 s by one
+ * contribution, and it voted nothing meanwhile.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Wallet } from 'ethers'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { encodeCbor, decodeCbor } from '../../src/codec/cbor.ts'
+import { signingDomain } from '../../src/codec/eip712.ts'
+import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
+import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
+import { proposerSchedule } from '../../src/consensus/machine.ts'
+import { proposalDigest, validatorSetHash, versionValue, type Version } from '../../src/consensus/version.ts'
+import { topics } from '../../src/network/topics.ts'
+import { StateDatabase } from '../../src/storage/state-db.ts'
+import { ConsensusService } from '../../node/services/consensus/index.ts'
+import { createLogger } from '../../node/logger.ts'
+import { tempDir } from '../helpers/tmp.ts'
+import { waitFor } from '../helpers/wait.ts'
+import type { FollowedDatanet } from '../../node/services/datanets.ts'
+import type { GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
+import type { Helia } from '@helia/interface'
+
+const binding = { chainId: 31337, registry: null }
+
+/** Peers that never deliver a block: each fetch waits for its caller's deadline. */
+function silentPeers (): Helia {
+  return {
+    blockstore: {
+      has: async () => false,
+      get: async function * (_cid: CID, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+        await new Promise((_resolve, reject) => { options.signal?.addEventListener('abort', () => { reject(options.signal?.reason as Error) }, { once: true }) })
+        yield new Uint8Array()
+      }
+    },
+    pins: { isPinned: async () => false, add: async function * () {} }
+  } as unknown as Helia
+}
+
+test('a proposal whose contribution cannot be fetched yet does not hold the queue: the node prevotes at its propose timeout', async () => {
+  const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 1).toString(16).padStart(64, '0')))
+  const manifest = parseManifest({
+    name: 'fetch', license: 'CC0-1.0', recordSchema: { type: 'object' },
+    consensus: { versionIntervalMs: 10, proposeTimeoutMs: 300, prevoteTimeoutMs: 300, precommitTimeoutMs: 300, timeoutDeltaMs: 0 },
+    validators: wallets.map(w => ({ address: w.address, stake: '100' }))
+  })
+  const encoded = await encodeManifest(manifest)
+  const d: FollowedDatanet = { id: encoded.id, digest: encoded.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: () => undefined as never }
+  const schedule = proposerSchedule(d.validators.validators.map(v => ({ address: v.address, power: v.stake })))
+  const proposer = wallets.find(w => w.address === schedule(1, 0)) as Wallet
+  const self = wallets.find(w => w.address !== proposer.address) as Wallet
+  const domain = signingDomain(binding, d.id)
+
+  // a contribution this node never saw, accepted by three validators
+  const contribution = CID.create(1, 0x71, await sha256.digest(new TextEncoder().encode('missed while down')))
+  const verdicts = await Promise.all(wallets.slice(0, 3).map(async w => encodeVerdict(await signVerdict(w, binding, {
+    datanet: d.id, contribution, validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1
+  }))))
+  const version: Version = {
+    datanet: d.id, height: 1, parent: null, contributions: [{ cid: contribution, verdicts }], rejected: [], inferences: [],
+    datasetRoot: new Uint8Array(32), recordCount: 1, attributionRoot: new Uint8Array(32), totalAttributed: '0',
+    validatorSetHash: validatorSetHash(d.validators.validators), proposer: proposer.address, timestamp: 1
+  }
+  const value = await versionValue(version)
+  const signature = proposer.signingKey.sign(proposalDigest(domain, 1, 0, -1, value.id)).serialized
+  const wire = encodeCbor({ kind: 'proposal', height: 1, round: 0, validRound: -1, version: value.bytes, signature: Buffer.from(signature.slice(2), 'hex'), sentAt: 1 })
+
+  const sent: Array<Record<string, unknown>> = []
+  const router = {
+    register: (h: TopicHandler<unknown>) => {
+      if (h.topic !== topics.consensus(d.id)) return
+      void (async () => { const msg = h.decode(wire); await h.validate(msg, {} as never); await h.handle(msg, {} as never) })()
+    },
+    publish: async (_topic: string, data: Uint8Array) => { sent.push(decodeCbor<Record<string, unknown>>(data)); return 1 },
+    subscribers: () => []
+  } as unknown as GossipRouter
+
+  const tmp = tempDir()
+  const db = new StateDatabase(join(tmp.dir, 'state'))
+  await db.open()
+  const service = new ConsensusService({ db, helia: silentPeers(), router, sync: {} as never, wallet: self, binding, logger: createLogger({ level: 'silent', format: 'json' }) })
+  try {
+    await service.follow(d)
+    service.poke(d.id)
+    await waitFor(() => sent.some(m => m.kind === 'vote' && m.type === 'prevote' && m.round === 0) ? true : undefined, {
+      timeoutMs: 4_000, what: 'a round-0 prevote while the proposal\'s contribution is being fetched (the queue held by the fetch)'
+    })
+    assert.is(service.status(d.id)?.lastFinal, 0, 'nothing final without the contribution')
+  } finally {
+    service.stop()
+    await db.close()
+    tmp.remove()
+  }
+})
+
+test.run()
