@@ -1,9 +1,10 @@
 /**
  * A proposal vouching for a contribution this node lacks (a restarted node missed its
  * gossip) is judged once the contribution is fetched, and the fetch runs off the consensus
- * queue: however slow it is, the node's timeouts, votes and catch-up go on. On `0fbec52`
- * the fetch ran on the queue: a restarted validator's queue was held up to 120 s by one
- * contribution, and it voted nothing meanwhile.
+ * queue: however slow it is, the node's votes, timeouts and catch-up go on (its propose
+ * timeout alone waits for the fetch, at most 10 s). On `0fbec52` the fetch ran on the
+ * queue: a restarted validator's queue was held up to 120 s by one contribution, and it
+ * handled no vote meanwhile.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -16,7 +17,7 @@ import { signingDomain } from '../../src/codec/eip712.ts'
 import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
 import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
 import { proposerSchedule } from '../../src/consensus/machine.ts'
-import { proposalDigest, validatorSetHash, versionValue, type Version } from '../../src/consensus/version.ts'
+import { nilHeader, proposalDigest, validatorSetHash, versionValue, voteDigest, type Version } from '../../src/consensus/version.ts'
 import { topics } from '../../src/network/topics.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { ConsensusService } from '../../node/services/consensus/index.ts'
@@ -43,7 +44,7 @@ function silentPeers (): Helia {
   } as unknown as Helia
 }
 
-test('a proposal whose contribution cannot be fetched yet does not hold the queue: the node prevotes at its propose timeout', async () => {
+test('a proposal whose contribution cannot be fetched yet does not hold the queue: the others\' nil precommits move the node to round 1', async () => {
   const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 1).toString(16).padStart(64, '0')))
   const manifest = parseManifest({
     name: 'fetch', license: 'CC0-1.0', recordSchema: { type: 'object' },
@@ -70,12 +71,20 @@ test('a proposal whose contribution cannot be fetched yet does not hold the queu
   const value = await versionValue(version)
   const signature = proposer.signingKey.sign(proposalDigest(domain, 1, 0, -1, value.id)).serialized
   const wire = encodeCbor({ kind: 'proposal', height: 1, round: 0, validRound: -1, version: value.bytes, signature: Buffer.from(signature.slice(2), 'hex'), sentAt: 1 })
+  // the three others gave up on round 0: their precommits for nil
+  const others = wallets.filter(w => w.address !== self.address)
+  const precommits = others.map(w => encodeCbor({
+    kind: 'vote', type: 'precommit', round: 0, header: nilHeader(1),
+    signature: Buffer.from(w.signingKey.sign(voteDigest(domain, 'precommit', 0, nilHeader(1))).serialized.slice(2), 'hex'), sentAt: 1
+  }))
 
   const sent: Array<Record<string, unknown>> = []
   const router = {
     register: (h: TopicHandler<unknown>) => {
       if (h.topic !== topics.consensus(d.id)) return
-      void (async () => { const msg = h.decode(wire); await h.validate(msg, {} as never); await h.handle(msg, {} as never) })()
+      void (async () => {
+        for (const bytes of [wire, ...precommits]) { const msg = h.decode(bytes); await h.validate(msg, {} as never); await h.handle(msg, {} as never) }
+      })()
     },
     publish: async (_topic: string, data: Uint8Array) => { sent.push(decodeCbor<Record<string, unknown>>(data)); return 1 },
     subscribers: () => []
@@ -88,8 +97,8 @@ test('a proposal whose contribution cannot be fetched yet does not hold the queu
   try {
     await service.follow(d)
     service.poke(d.id)
-    await waitFor(() => sent.some(m => m.kind === 'vote' && m.type === 'prevote' && m.round === 0) ? true : undefined, {
-      timeoutMs: 4_000, what: 'a round-0 prevote while the proposal\'s contribution is being fetched (the queue held by the fetch)'
+    await waitFor(() => (service.status(d.id)?.round ?? 0) >= 1 ? true : undefined, {
+      timeoutMs: 4_000, what: 'round 1 while the proposal\'s contribution is being fetched (the queue held by the fetch)'
     })
     assert.is(service.status(d.id)?.lastFinal, 0, 'nothing final without the contribution')
   } finally {

@@ -23,6 +23,8 @@ import type { Logger } from '../../logger.ts'
 import type { Fault } from '../faults.ts'
 
 const TICK_MS = 2000
+/** How long a propose timeout waits at most for proposals whose contributions are being fetched. */
+const FETCH_GRACE_MS = 10_000
 
 /** Consensus ignores the faults of other services (`twin-inference`). */
 export type ConsensusFault = Fault
@@ -81,6 +83,8 @@ export class DatanetConsensus {
   private queue: Promise<void> = Promise.resolve()
   private running = false
   private nextAt = 0
+  /** Proposals being fetched and judged (off the queue). */
+  private readonly judging = new Set<Promise<void>>()
 
   constructor (o: DatanetConsensusOptions, d: FollowedDatanet) {
     this.o = o
@@ -209,11 +213,14 @@ export class DatanetConsensus {
           if (e.step === 'propose' && e.round > 0) this.o.onBehind()
           break
         case 'request-value': await this.buildValue(e.height, e.round); break
-        case 'validate':
+        case 'validate': {
           // judged once what it vouches for is here, fetched off the queue: a slow fetch (a
           // restarted node's missed contributions) must not hold votes, timeouts and catch-up
-          void this.validate(e.height, e.value)
+          const judging = this.validate(e.height, e.value)
+          this.judging.add(judging)
+          void judging.finally(() => this.judging.delete(judging))
           break
+        }
         case 'decide':
           await this.o.onFinal(e.round, e.value, e.certificate)
           return
@@ -252,7 +259,13 @@ export class DatanetConsensus {
   private setTimer (height: number, step: 'propose' | 'prevote' | 'precommit', round: number, ms: number): void {
     const t = setTimeout(() => {
       this.timers.delete(t)
-      void this.enqueue(async () => { await this.exec(this.driver.timeout(height, step, round)) })
+      // a propose timeout waits (a while) for proposals whose contributions are being fetched,
+      // as it did when the fetch held the queue: a validator that lacked a contribution for a
+      // moment prevotes the value rather than nil, and the round is not lost
+      const fetching = step === 'propose' && this.judging.size > 0
+        ? Promise.race([Promise.all([...this.judging]), new Promise(resolve => { const g = setTimeout(resolve, FETCH_GRACE_MS); g.unref() })])
+        : Promise.resolve()
+      void fetching.then(async () => { await this.enqueue(async () => { await this.exec(this.driver.timeout(height, step, round)) }) })
     }, ms)
     t.unref()
     this.timers.add(t)
