@@ -11,7 +11,8 @@ import type { GraphNode, GraphWalkerFactory, Helia, WalkOptions } from '@helia/i
  * for the whole deadline though the block is a round trip away; the soak's restarted
  * validators waited 30 s for one contribution in catch-up.
  */
-const ATTEMPT_MS = [2_000, 4_000, 8_000, 16_000]
+// not shorter: a 1 MiB shard under load can take seconds, and a cancelled want wastes what was in flight
+const ATTEMPT_MS = [5_000, 10_000, 20_000]
 /** Longer than Helia's debounce of wantlist changes (10 ms), so a cancelled want is gone before it is sent again. */
 const WANT_FLUSH_MS = 50
 
@@ -24,7 +25,7 @@ async function readBlock (helia: Helia, cid: CID, options: { signal?: AbortSigna
 
 /**
  * A whole block's bytes, from here or from peers until `signal` ends; a fetch from peers
- * is tried again when an attempt exceeds its limit (`attemptMs`, then doubling to 16 s).
+ * is tried again when an attempt exceeds its limit (`attemptMs`, default 5 s, then doubling to 20 s).
  */
 export async function getBlock (helia: Helia, cid: CID, options: { signal?: AbortSignal, offline?: boolean, attemptMs?: number } = {}): Promise<Uint8Array> {
   const { signal, offline } = options
