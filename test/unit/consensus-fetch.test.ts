@@ -15,8 +15,6 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { encodeCbor, decodeCbor } from '../../src/codec/cbor.ts'
 import { signingDomain } from '../../src/codec/eip712.ts'
 import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
-import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
-import { proposerSchedule } from '../../src/consensus/machine.ts'
 import { nilHeader, proposalDigest, validatorSetHash, versionValue, voteDigest, type Version } from '../../src/consensus/version.ts'
 import { topics } from '../../src/network/topics.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
@@ -24,7 +22,7 @@ import { ConsensusService } from '../../node/services/consensus/index.ts'
 import { createLogger } from '../../node/logger.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
-import type { FollowedDatanet } from '../../node/services/datanets.ts'
+import { fourValidators } from '../helpers/validators.ts'
 import type { GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
 import type { Helia } from '@helia/interface'
 
@@ -45,16 +43,8 @@ function silentPeers (): Helia {
 }
 
 test('a proposal whose contribution cannot be fetched yet does not hold the queue: the others\' nil precommits move the node to round 1', async () => {
-  const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 1).toString(16).padStart(64, '0')))
-  const manifest = parseManifest({
-    name: 'fetch', license: 'CC0-1.0', recordSchema: { type: 'object' },
-    consensus: { versionIntervalMs: 10, proposeTimeoutMs: 300, prevoteTimeoutMs: 300, precommitTimeoutMs: 300, timeoutDeltaMs: 0 },
-    validators: wallets.map(w => ({ address: w.address, stake: '100' }))
-  })
-  const encoded = await encodeManifest(manifest)
-  const d: FollowedDatanet = { id: encoded.id, digest: encoded.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: () => undefined as never }
-  const schedule = proposerSchedule(d.validators.validators.map(v => ({ address: v.address, power: v.stake })))
-  const proposer = wallets.find(w => w.address === schedule(1, 0)) as Wallet
+  const { d, wallets, proposer: proposerOf } = await fourValidators('fetch', { propose: 300, vote: 300 })
+  const proposer = wallets.find(w => w.address === proposerOf(1, 0)) as Wallet
   const self = wallets.find(w => w.address !== proposer.address) as Wallet
   const domain = signingDomain(binding, d.id)
 

@@ -11,7 +11,7 @@ import { Wallet } from 'ethers'
 import { join } from 'node:path'
 import { encodeCbor, decodeCbor } from '../../src/codec/cbor.ts'
 import { signingDomain } from '../../src/codec/eip712.ts'
-import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
+import { fourValidators } from '../helpers/validators.ts'
 import { proposerSchedule } from '../../src/consensus/machine.ts'
 import { proposalDigest, validatorSetHash, versionValue, type Version } from '../../src/consensus/version.ts'
 import { topics } from '../../src/network/topics.ts'
@@ -26,17 +26,9 @@ import type { GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
 const binding = { chainId: 31337, registry: null }
 
 async function setup (): Promise<{ d: FollowedDatanet, wallets: Wallet[], self: Wallet }> {
-  const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 1).toString(16).padStart(64, '0')))
-  const manifest = parseManifest({
-    name: 'restart', license: 'CC0-1.0', recordSchema: { type: 'object' },
-    consensus: { versionIntervalMs: 10, proposeTimeoutMs: 60_000, prevoteTimeoutMs: 60_000, precommitTimeoutMs: 60_000, timeoutDeltaMs: 0 },
-    validators: wallets.map(w => ({ address: w.address, stake: '100' }))
-  })
-  const encoded = await encodeManifest(manifest)
-  const d: FollowedDatanet = { id: encoded.id, digest: encoded.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: () => undefined as never }
-  const schedule = proposerSchedule(d.validators.validators.map(v => ({ address: v.address, power: v.stake })))
+  const { d, wallets, proposer } = await fourValidators('restart', { propose: 60_000, vote: 60_000 })
   // this node is not the proposer of (1, 0): the proposal comes from another validator
-  const self = wallets.find(w => w.address !== schedule(1, 0)) as Wallet
+  const self = wallets.find(w => w.address !== proposer(1, 0)) as Wallet
   return { d, wallets, self }
 }
 
