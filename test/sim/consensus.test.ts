@@ -98,6 +98,13 @@ test(`${RANDOM_SEEDS.length} seeds of random faults (loss <= 30%, duplication, r
   }
 })
 
+test('300 seeds of random faults with values found "not here yet" before the good period (half of valid values\' first judgements, as a failed fetch answers): refused for their round only, every invariant holds', () => {
+  const results = Array.from({ length: 300 }, (_, seed) => run(randomScenario(seed, { heights: RANDOM_HEIGHTS }), { trace: 'off', executor: { notHereYet: 0.5 } }))
+  assert.ok(results.reduce((n, r) => n + r.stats.notHereYet, 0) > 300, 'the fault is drawn')
+  const bad = results.filter(r => !r.ok)
+  assert.equal(bad.map(r => `${r.seed} ${r.violation?.invariant ?? ''}`), [])
+})
+
 test('after a restart a validator relays the signed prevotes behind its valid value, persisted with them, so peers can re-justify it (seed 12562: with a bogus-header and an equivocating validator, every honest node sat at round 30 of height 3)', () => {
   const r = run(randomScenario(12562), { trace: 'off' })
   assert.ok(r.ok, explain(r, ''))

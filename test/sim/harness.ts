@@ -53,7 +53,7 @@ export interface DriverLike {
   moveTo: (height: number) => void
   open: (setup: HeightSetup, persisted?: HeightState<VersionValue>) => DriverEffect[]
   receive: (msg: DriverInbound) => DriverEffect[]
-  validated: (value: VersionValue, ok: boolean) => DriverEffect[]
+  validated: (value: VersionValue, ok: boolean, lasting?: boolean) => DriverEffect[]
   value: (round: number, value: VersionValue) => DriverEffect[]
   timeout: (height: number, step: 'propose' | 'prevote' | 'precommit', round: number) => DriverEffect[]
   tick: () => DriverEffect[]
@@ -74,7 +74,7 @@ class Delegate implements DriverLike {
   moveTo (height: number): void { this.d.moveTo(height) }
   open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { return this.d.open(setup, persisted) }
   receive (msg: DriverInbound): DriverEffect[] { return this.d.receive(msg) }
-  validated (value: VersionValue, ok: boolean): DriverEffect[] { return this.d.validated(value, ok) }
+  validated (value: VersionValue, ok: boolean, lasting = true): DriverEffect[] { return this.d.validated(value, ok, lasting) }
   value (round: number, value: VersionValue): DriverEffect[] { return this.d.value(round, value) }
   timeout (height: number, step: 'propose' | 'prevote' | 'precommit', round: number): DriverEffect[] { return this.d.timeout(height, step, round) }
   tick (): DriverEffect[] { return this.d.tick() }
@@ -96,7 +96,7 @@ class LockForgetting extends Delegate {
   private readonly opts: DriverOptions
   private setup: HeightSetup | undefined
   private received: DriverInbound[] = []
-  private answers: Array<[VersionValue, boolean]> = []
+  private answers: Array<[VersionValue, boolean, boolean]> = []
 
   constructor (base: DriverFactory, opts: DriverOptions) {
     super(base(opts))
@@ -106,7 +106,7 @@ class LockForgetting extends Delegate {
 
   override moveTo (height: number): void { this.received = []; this.answers = []; this.setup = undefined; super.moveTo(height) }
   override open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { this.setup = setup; return super.open(setup, persisted) }
-  override validated (value: VersionValue, ok: boolean): DriverEffect[] { this.answers.push([value, ok]); return super.validated(value, ok) }
+  override validated (value: VersionValue, ok: boolean, lasting = true): DriverEffect[] { this.answers.push([value, ok, lasting]); return super.validated(value, ok, lasting) }
 
   override receive (msg: DriverInbound): DriverEffect[] {
     const out: DriverEffect[] = []
@@ -116,7 +116,7 @@ class LockForgetting extends Delegate {
       const d = this.base(this.opts)
       d.moveTo(this.d.height)
       out.push(...d.open(this.setup, { ...s, lockedRound: -1, lockedValue: null }))
-      for (const [v, ok] of this.answers) out.push(...d.validated(v, ok))
+      for (const [v, ok, lasting] of this.answers) out.push(...d.validated(v, ok, lasting))
       for (const m of this.received) out.push(...d.receive(m))
       this.d = d
     }
@@ -192,7 +192,7 @@ class Rewriting extends Delegate {
   private r (effects: DriverEffect[]): DriverEffect[] { return this.rewrite(effects, this.d.height) }
   override open (setup: HeightSetup, persisted?: HeightState<VersionValue>): DriverEffect[] { return this.r(super.open(setup, persisted)) }
   override receive (msg: DriverInbound): DriverEffect[] { return this.r(super.receive(msg)) }
-  override validated (value: VersionValue, ok: boolean): DriverEffect[] { return this.r(super.validated(value, ok)) }
+  override validated (value: VersionValue, ok: boolean, lasting = true): DriverEffect[] { return this.r(super.validated(value, ok, lasting)) }
   override value (round: number, value: VersionValue): DriverEffect[] { return this.r(super.value(round, value)) }
   override timeout (height: number, step: 'propose' | 'prevote' | 'precommit', round: number): DriverEffect[] { return this.r(super.timeout(height, step, round)) }
   override tick (): DriverEffect[] { return this.r(super.tick()) }
@@ -766,6 +766,8 @@ export interface SimResult {
     refused: number
     simulatedMs: number
     goodFromMs: number
+    /** Valid values a node found not here yet (the `notHereYet` fault). */
+    notHereYet: number
     maxRound: number
     evidence: number
     crashes: number
@@ -785,6 +787,14 @@ export interface ExecutorFaults {
   acceptAll?: boolean
   /** Restarts without what the disk holds. */
   amnesia?: boolean
+  /**
+   * Before the good period, this share of a valid value's first judgements by a node find
+   * what it vouches for not here yet (a failed fetch): refused for its round only, as the
+   * node answers (`validated(…, lasting: false)`).
+   */
+  notHereYet?: number
+  /** With `notHereYet`: the refusal kept for the height, as before 2026-12-06 (broken). */
+  notHereYetLasting?: boolean
 }
 
 export interface RunOptions {
@@ -910,6 +920,7 @@ export class Simulation {
   readonly scenario: Scenario
   private readonly factory: DriverFactory
   private readonly faults: ExecutorFaults
+  private readonly notHere: Rng
   private readonly traceMode: 'full' | 'tail' | 'off'
   private readonly tailLines: number
   private readonly filter: ((env: Envelope, now: number) => boolean) | undefined
@@ -940,7 +951,7 @@ export class Simulation {
   private readonly decisions: Decision[] = []
   private violation: Violation | undefined
   private readonly stats: SimResult['stats'] = {
-    events: 0, handled: 0, sent: 0, dropped: 0, refused: 0, simulatedMs: 0, goodFromMs: 0, maxRound: 0, evidence: 0, crashes: 0,
+    events: 0, handled: 0, sent: 0, dropped: 0, refused: 0, simulatedMs: 0, goodFromMs: 0, notHereYet: 0, maxRound: 0, evidence: 0, crashes: 0,
     torn: { beforePersist: 0, afterPersist: 0, later: 0 }, synced: 0, maxBook: 0
   }
 
@@ -959,6 +970,8 @@ export class Simulation {
     this.filter = opts.filter
     this.maxEvents = opts.maxEvents ?? 3_000_000
     this.rng = new Rng(scenario.seed)
+    // its own stream: the scenario's events are the same with the fault off
+    this.notHere = new Rng(scenario.seed ^ 0x6e6f7448)
     this.world = new World(scenario.powers)
     this.addresses = this.world.addresses
     this.schedule = proposerSchedule(this.world.validators)
@@ -1259,6 +1272,11 @@ export class Simulation {
         }
         case 'validate': {
           const ok = this.faults.acceptAll === true || this.world.problem(e.value, e.height) === undefined
+          if (ok && this.notHere.chance(this.faults.notHereYet ?? 0) && this.now < this.stats.goodFromMs) {
+            this.stats.notHereYet++
+            this.exec(n, this.call(n, d => d.validated(e.value, false, this.faults.notHereYetLasting === true)))
+            break
+          }
           this.exec(n, this.call(n, d => d.validated(e.value, ok)))
           break
         }
