@@ -241,7 +241,10 @@ export class ConsensusDriver {
     this.awaiting.delete(id)
     const out: DriverEffect[] = []
     if (this.machine === undefined) return out
+    // the machine caches its verdicts too: one it made while the value was refused for now is dropped
+    this.machine.forget(id)
     for (const p of waiting) if (p.height === this.h) out.push(...this.run(this.machine.handle({ kind: 'proposal', proposal: p })))
+    if (!ok && !lasting) this.machine.forget(id)
     return out
   }
 

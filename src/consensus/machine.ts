@@ -311,6 +311,11 @@ export class HeightMachine<V> {
     return sum
   }
 
+  /** Drops a cached verdict on a value: it is asked of `isValid` again (a refusal that was for now only). */
+  forget (valueId: string): void {
+    this.validity.delete(valueId)
+  }
+
   private valid (value: V): boolean {
     const id = this.cfg.idOf(value)
     let ok = this.validity.get(id)

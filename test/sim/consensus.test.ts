@@ -178,7 +178,8 @@ const EXPECTED: Record<TargetedName, { invariant: string, message: RegExp, seeds
   'bogus-header': { invariant: 'validity', message: /certificate: signature does not recover to its validator/, seeds: 10 },
   invalid: { invariant: 'validity', message: /invalid value/, seeds: 10 },
   flood: { invariant: 'bounded', message: /over the bound/, seeds: 5 },
-  torn: { invariant: 'double-vote', message: /signed two|proposed two/, seeds: 12 }
+  torn: { invariant: 'double-vote', message: /signed two|proposed two/, seeds: 12 },
+  'not-here-yet': { invariant: 'liveness', message: /deadline/, seeds: 6 }
 }
 
 for (const name of Object.keys(EXPECTED) as TargetedName[]) {

@@ -805,6 +805,8 @@ export interface RunOptions {
   tailLines?: number
   /** Drops messages the adversary wants dropped (true = let through); applied after the network's own faults. */
   filter?: (env: Envelope, now: number) => boolean
+  /** Which node finds a valid value "not here yet" when (a fetch failing; before the good period only). */
+  notHereYetFor?: (node: number, now: number) => boolean
   /** Agents replacing the scenario's built-in Byzantine behaviours, by validator index. */
   agents?: Record<number, ByzantineAgent>
   maxEvents?: number
@@ -921,6 +923,7 @@ export class Simulation {
   private readonly factory: DriverFactory
   private readonly faults: ExecutorFaults
   private readonly notHere: Rng
+  private readonly notHereYetFor: ((node: number, now: number) => boolean) | undefined
   private readonly traceMode: 'full' | 'tail' | 'off'
   private readonly tailLines: number
   private readonly filter: ((env: Envelope, now: number) => boolean) | undefined
@@ -968,6 +971,7 @@ export class Simulation {
     this.traceMode = opts.trace ?? 'tail'
     this.tailLines = opts.tailLines ?? 300
     this.filter = opts.filter
+    this.notHereYetFor = opts.notHereYetFor
     this.maxEvents = opts.maxEvents ?? 3_000_000
     this.rng = new Rng(scenario.seed)
     // its own stream: the scenario's events are the same with the fault off
@@ -1272,7 +1276,8 @@ export class Simulation {
         }
         case 'validate': {
           const ok = this.faults.acceptAll === true || this.world.problem(e.value, e.height) === undefined
-          if (ok && this.notHere.chance(this.faults.notHereYet ?? 0) && this.now < this.stats.goodFromMs) {
+          const notHere = this.notHereYetFor?.(n.index, this.now) ?? this.notHere.chance(this.faults.notHereYet ?? 0)
+          if (ok && notHere && this.now < this.stats.goodFromMs) {
             this.stats.notHereYet++
             this.exec(n, this.call(n, d => d.validated(e.value, false, this.faults.notHereYetLasting === true)))
             break
@@ -1602,6 +1607,30 @@ export function runScenario (scenario: Scenario, opts: RunOptions = {}): SimResu
  * one that takes validRound at its word unlocks and decides D's value.
  * The seed picks the roles (among those that fit the proposer schedule) and the delays.
  */
+/**
+ * A value one validator cannot fetch in time (a restarted node's missed contribution) while
+ * the others lock on it: A proposes V at (1, 0); A, B and D prevote it and A, B lock; C finds
+ * V "not here yet" until the heal and prevotes nil; D is gone after its round-0 prevote
+ * (f = 1). A, B and C decide only if C judges V again once it is here: a refusal kept for
+ * the height (`not-here-lasting`, as before 2026-12-06) leaves them with no quorum for good.
+ */
+export function notHereYet (seed: number, healMs = 20_000): { scenario: Scenario, options: RunOptions } {
+  const rng = new Rng(seed ^ 0x6e68791a)
+  const addresses = [0, 1, 2, 3].map(i => simAddress(i))
+  const schedule = proposerSchedule(addresses.map(address => ({ address, power: 10n })))
+  const a = addresses.indexOf(schedule(1, 0))
+  const [b, c, d] = rng.shuffle([0, 1, 2, 3].filter(i => i !== a)) as [number, number, number]
+  const scenario: Scenario = {
+    ...calmScenario(seed, [10, 10, 10, 10], 1),
+    name: `not-here-yet (A=n${a} B=n${b} C=n${c} D=n${d})`,
+    network: { loss: 0, duplicate: 0, minDelayMs: rng.int(1, 10), maxDelayMs: rng.int(20, 120), spike: 0, spikeMs: 0, relay: false },
+    quietFromMs: healMs
+  }
+  // D's round-0 prevote reaches the others, then nothing of D ever does
+  const filter = (env: Envelope): boolean => env.from !== d || (!env.help && env.msg.t === 'vote' && env.msg.type === 'prevote' && env.msg.round === 0)
+  return { scenario, options: { filter, notHereYetFor: (node, now) => node === c && now < healMs } }
+}
+
 export function lockAttack (seed: number, healMs = 60_000, forge = false): { scenario: Scenario, options: RunOptions, roles: { a: number, b: number, c: number, d: number } } {
   const rng = new Rng(seed ^ 0x10c4a77a)
   const d = 3
@@ -1704,10 +1733,10 @@ class LockAttacker implements ByzantineAgent {
 
 // -- targeted scenarios and the broken variants they catch ------------------------------
 
-export type TargetedName = 'lock-attack' | 'forged-valid-round' | 'bogus-header' | 'invalid' | 'flood' | 'torn'
-export const TARGETED: readonly TargetedName[] = ['lock-attack', 'forged-valid-round', 'bogus-header', 'invalid', 'flood', 'torn']
+export type TargetedName = 'lock-attack' | 'forged-valid-round' | 'bogus-header' | 'invalid' | 'flood' | 'torn' | 'not-here-yet'
+export const TARGETED: readonly TargetedName[] = ['lock-attack', 'forged-valid-round', 'bogus-header', 'invalid', 'flood', 'torn', 'not-here-yet']
 
-export type BrokenName = 'lock-forgetting' | 'trust-valid-round' | 'by-version-id' | 'accept-all' | 'unbounded' | 'send-before-persist' | 'amnesia'
+export type BrokenName = 'lock-forgetting' | 'trust-valid-round' | 'by-version-id' | 'accept-all' | 'unbounded' | 'send-before-persist' | 'amnesia' | 'not-here-lasting'
 
 /** Each broken variant: the one defence it takes away. */
 export const BROKEN: Record<BrokenName, RunOptions> = {
@@ -1717,7 +1746,8 @@ export const BROKEN: Record<BrokenName, RunOptions> = {
   'accept-all': { executor: { acceptAll: true } },
   unbounded: { driver: unbounded },
   'send-before-persist': { executor: { sendBeforePersist: true } },
-  amnesia: { executor: { amnesia: true } }
+  amnesia: { executor: { amnesia: true } },
+  'not-here-lasting': { executor: { notHereYetLasting: true } }
 }
 
 /** The broken variant each targeted scenario is built to catch. */
@@ -1727,7 +1757,8 @@ export const CATCHES: Record<TargetedName, BrokenName> = {
   'bogus-header': 'by-version-id',
   invalid: 'accept-all',
   flood: 'unbounded',
-  torn: 'send-before-persist'
+  torn: 'send-before-persist',
+  'not-here-yet': 'not-here-lasting'
 }
 
 /** A scenario built for one attack, from a seed. */
@@ -1738,6 +1769,7 @@ export function targetedScenario (name: TargetedName, seed: number): { scenario:
     return { loss: rng.float() * maxLoss, duplicate: rng.float() * 0.1, minDelayMs, maxDelayMs: minDelayMs + rng.int(10, 300), spike: rng.float() * 0.02, spikeMs: 1000, relay: true }
   }
   switch (name) {
+    case 'not-here-yet': return notHereYet(seed)
     case 'lock-attack': return lockAttack(seed)
     case 'forged-valid-round': return lockAttack(seed, 60_000, true)
     case 'bogus-header':

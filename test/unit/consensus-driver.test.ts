@@ -95,6 +95,11 @@ test('a value refused as not valid yet (its contributions not fetched) is judged
     assert.is(d.round, 1)
     const again = propose(1)
     assert.is(again.some(e => e.kind === 'validate'), !lasting, lasting ? 'a lasting refusal is kept for the height' : 'judged again: on 0fbec52 the first refusal was kept for the height')
+    if (!lasting) {
+      // here now: the node prevotes it (the machine's own cached refusal is gone too)
+      const vote = d.validated(V, true).find(e => e.kind === 'send-vote')
+      assert.ok(vote !== undefined && vote.kind === 'send-vote' && vote.vote.vote.round === 1 && vote.vote.vote.valueId !== null, 'prevotes the value once it is here')
+    }
   }
 })
 
