@@ -96,7 +96,7 @@ export class AttributionService {
     if (segments === undefined || segments.height === 0) return records.map(() => false)
     const index = await segments.indexAt(segments.height)
     if (index.segments.length === 0) return records.map(() => false)
-    const { recordCoverageBps, normalizeText, tokenize } = await attributionLib()
+    const { recordCoverageAtLeast, normalizeText, tokenize } = await attributionLib()
     const threshold = d.manifest.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS
     return records.map(bytes => {
       const text = recordText(bytes)
@@ -104,7 +104,7 @@ export class AttributionService {
       const tokens = tokenize(normalized)
       // kept for the index extension when a version makes the record final
       this.tokenized.put(normalized, tokens)
-      return recordCoverageBps(index, text, state.params, tokens) >= threshold
+      return recordCoverageAtLeast(index, text, state.params, threshold, tokens)
     })
   }
 

@@ -9,7 +9,7 @@
 import type { CorpusIndex } from './corpus-index.ts'
 import { normalizeText } from './normalize.ts'
 import type { AttributionParams } from './params.ts'
-import { findSpans } from './spans.ts'
+import { findSpans, occursIn, occursScratch, toSymbols } from './spans.ts'
 import { tokenize, wordStartFlags } from './tokenizer.ts'
 
 /** `tokenized`: T(N(text)) when the caller has it already. */
@@ -42,4 +42,48 @@ export function recordCoverageBps (index: CorpusIndex, text: string, params: Att
   let best = common.tokens
   for (const c of covered.values()) best = Math.max(best, c.tokens)
   return Math.floor((best * 10_000) / tokens.length)
+}
+
+/**
+ * recordCoverageBps(…) ≥ thresholdBps, answered without the span search for nearly every
+ * record that is not a near-duplicate. A bound first: with w = ⌊minSpan / 2⌋, every span
+ * (≥ minSpan tokens, occurring whole in the index) contains a window [p, p + w) at a
+ * multiple p of w, which then occurs too, and each of its tokens lies in [p − w, p + 2w)
+ * of such a window. So the tokens any span covers lie in the union U of those ranges over
+ * the windows that occur; when U cannot reach the threshold, neither can the coverage.
+ * Windows are probed left to right and the walk stops as soon as the tokens left outside
+ * U rule the threshold out (a fresh record: after a few windows). Otherwise the exact
+ * answer, which this always equals (test/unit/record-coverage-bound.test.ts).
+ */
+export function recordCoverageAtLeast (index: CorpusIndex, text: string, params: AttributionParams, thresholdBps: number, tokenized?: Uint32Array): boolean {
+  if (thresholdBps <= 0) return true
+  if (index.segments.length === 0) return false
+  const tokens = tokenized ?? tokenize(normalizeText(text))
+  if (tokens.length === 0) return false
+  const w = Math.floor(params.minSpan / 2)
+  if (w >= 1 && !mayReach(index, tokens, w, thresholdBps)) return false
+  return recordCoverageBps(index, text, params, tokens) >= thresholdBps
+}
+
+/** Can the union U (above) hold thresholdBps of the tokens? False as soon as it cannot. */
+function mayReach (index: CorpusIndex, tokens: Uint32Array, w: number, thresholdBps: number): boolean {
+  const L = tokens.length
+  const q = toSymbols(tokens)
+  const scratch = occursScratch(w)
+  // U can reach the threshold while (L − outside) · 10⁴ ≥ threshold · L
+  const maxOutside = L - Math.ceil((thresholdBps * L) / 10_000)
+  let inside = 0 // |U| so far
+  let coveredTo = 0 // U's end so far
+  for (let p = 0; p + w <= L; p += w) {
+    if (occursIn(index, q, p, w, scratch)) {
+      const from = Math.max(p - w, coveredTo)
+      const to = Math.min(L, p + 2 * w)
+      if (to > from) { inside += to - from; coveredTo = to }
+    }
+    // later windows' ranges start at p or after: U ∩ [0, p) is final. The last range
+    // reaching past p began before it, so U holds all of [p, coveredTo).
+    const outside = p - (inside - Math.max(0, coveredTo - p))
+    if (outside > maxOutside) return false
+  }
+  return L - inside <= maxOutside
 }

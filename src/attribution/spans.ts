@@ -71,6 +71,31 @@ function longestMatch (segment: IndexSegment, q: Int32Array, l: number, cap: num
 }
 
 /**
+ * Does q[start, start + length) occur in some segment of the index (inside one record)?
+ * What a span-free bound needs (record-coverage.ts): every window of a span occurs.
+ */
+export function occursIn (index: CorpusIndex, q: Int32Array, start: number, length: number, scratch: OccursScratch): boolean {
+  for (const segment of index.segments) {
+    if (longestMatch(segment, q, start, length, scratch.los, scratch.his, 0, scratch.range) >= length) return true
+  }
+  return false
+}
+
+/** Working arrays of occursIn for windows up to `maxLength` tokens, reused across calls. */
+export interface OccursScratch { los: Int32Array, his: Int32Array, range: Int32Array }
+
+export function occursScratch (maxLength: number): OccursScratch {
+  return { los: new Int32Array(maxLength + 1), his: new Int32Array(maxLength + 1), range: new Int32Array(2) }
+}
+
+/** Output ids as the symbols of the index's text (what longestMatch compares). */
+export function toSymbols (output: ArrayLike<number>): Int32Array {
+  const q = new Int32Array(output.length)
+  for (let i = 0; i < q.length; i++) q[i] = (output[i] as number) + SYMBOL_OFFSET
+  return q
+}
+
+/**
  * The maximal spans of an output (cl100k ids, with its word-start flags) in the index,
  * in ascending start order.
  */
@@ -79,8 +104,7 @@ export function findSpans (index: CorpusIndex, output: ArrayLike<number>, wordSt
   const segments = index.segments
   const spans: Span[] = []
   if (L === 0 || segments.length === 0) return spans
-  const q = new Int32Array(L)
-  for (let i = 0; i < L; i++) q[i] = (output[i] as number) + SYMBOL_OFFSET
+  const q = toSymbols(output)
   const { minSpan, maxSpan, cScan, dMax } = params
   const stride = maxSpan + 1
   const los = new Int32Array(segments.length * stride)

@@ -7,48 +7,9 @@ import { validateAttributionParams } from '../../src/attribution/params.ts'
 import { recordCoverageBps } from '../../src/attribution/record-coverage.ts'
 import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
 import { prng, randomInt } from '../fixtures/attribution/prng.ts'
+import { corpus, segmentsOf } from '../fixtures/attribution/corpus.ts'
 
 const params = validateAttributionParams()
-const VOCAB = ['river', 'stone', 'market', 'winter', 'garden', 'engine', 'silver', 'harbor', 'lantern', 'orchard', 'signal', 'meadow',
-  'copper', 'thunder', 'village', 'canvas', 'marble', 'falcon', 'ribbon', 'compass', 'velvet', 'glacier', 'pepper', 'saddle']
-
-/**
- * A seeded corpus: word salad, where some records copy a passage of an earlier one (so
- * spans hit several records, some become common) and some are near-duplicates of one.
- */
-function corpus (seed: number, count: number): { records: IndexRecord[], r: () => number } {
-  const r = prng(seed)
-  const contributors = Array.from({ length: 6 }, (_, i) => '0x' + (i + 1).toString(16).repeat(40).slice(0, 40))
-  const texts: string[] = []
-  const salad = (n: number): string[] => Array.from({ length: n }, () => VOCAB[randomInt(r, VOCAB.length)] as string)
-  for (let i = 0; i < count; i++) {
-    let words = salad(8 + randomInt(r, 40))
-    if (texts.length > 0 && randomInt(r, 3) === 0) {
-      const source = (texts[randomInt(r, texts.length)] as string).split(' ')
-      words = randomInt(r, 2) === 0
-        ? [...words.slice(0, 4), ...source.slice(randomInt(r, Math.max(1, source.length - 12)), undefined), ...words.slice(4)]
-        : source.map(w => randomInt(r, 15) === 0 ? 'changed' : w)
-    }
-    texts.push(words.join(' ') + (randomInt(r, 4) === 0 ? '.' : ''))
-  }
-  return { records: texts.map((text, i) => ({ recordIndex: 3 * i + randomInt(r, 3), contributor: contributors[randomInt(r, contributors.length)] as string, text })), r }
-}
-
-/** Random cut points: the records in 1 + cuts consecutive segments. */
-function segmentsOf (records: readonly IndexRecord[], r: () => number, pieces: number): IndexSegment[] {
-  const cuts = new Set<number>()
-  while (cuts.size < Math.min(pieces - 1, records.length - 1)) cuts.add(1 + randomInt(r, records.length - 1))
-  const bounds = [0, ...[...cuts].sort((a, b) => a - b), records.length]
-  const out: IndexSegment[] = []
-  let index = CorpusIndex.empty()
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const built = index.appendRecords(records.slice(bounds[i], bounds[i + 1]))
-    out.push(built.segment)
-    index = built.index
-  }
-  return out
-}
-
 /** Merges random runs of consecutive segments (through bytes half of the time). */
 function mergeRuns (segments: readonly IndexSegment[], r: () => number): IndexSegment[] {
   const out: IndexSegment[] = []

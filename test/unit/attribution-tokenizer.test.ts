@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { TOKENIZER, VOCAB_SIZE, decodeTokens, isWordStartToken, ranksSha256, tokenize, verifyTokenizer, wordStartFlags } from '../../src/attribution/tokenizer.ts'
+import { TOKENIZER, VOCAB_SIZE, decodeTokens, isWordStartToken, ranksSha256, tokenize, tokenizeReference, tokenizeToArray, verifyTokenizer, wordStartFlags } from '../../src/attribution/tokenizer.ts'
+import { prng, randomInt } from '../fixtures/attribution/prng.ts'
 
 const root = join(import.meta.dirname, '../..')
 
@@ -22,6 +23,31 @@ test('cl100k ids of a known sentence', () => {
   assert.equal(Array.from(tokenize('The quick brown fox')), [791, 4062, 14198, 39935])
   assert.equal(Array.from(tokenize('hello world')), [15339, 1917])
   assert.equal(Array.from(tokenize('')), [])
+})
+
+// tokenize splits text with the encoder's pattern and encodes each piece once (a memo of
+// pieces): it must equal the encoder on the whole text, whatever the text.
+const PARTS = ['the', ' The', 'ka', 'lo', 'mi', "'s", "'S", "'ll", "'LL", "'ve", "'re", "'d", "'m", "'t", "'x", "'", 'don', "n't",
+  ' ', '  ', '   ', '\t', '\n', '\r\n', '\r', '\n\n', ' \n', '\u00a0', '1', '12', '123', '1234', '3.14', ',', '.', '...', '!?', '--', '"', '(', ')',
+  'é', 'über', 'Straße', 'naïve', '日本語', '中文', 'кот', 'ελληνικά', 'مرحبا', '😀', '👍🏽', '\u200b', '<|endoftext|>', '#', '@x', 'https://a.b/c?d=1', '\u0301']
+
+function * texts (seed: number, count: number): Generator<string> {
+  const r = prng(seed)
+  for (let i = 0; i < count; i++) {
+    let text = ''
+    const n = 1 + randomInt(r, 40)
+    for (let j = 0; j < n; j++) text += PARTS[randomInt(r, PARTS.length)] as string
+    yield text
+  }
+}
+
+test('tokenize equals the encoder on the whole text: 3,000 seeded texts of words, digits, punctuation, contractions, whitespace runs and scripts', () => {
+  for (const text of texts(14, 3000)) {
+    assert.equal(Array.from(tokenize(text)), tokenizeReference(text), JSON.stringify(text))
+    assert.equal(tokenizeToArray(text), tokenizeReference(text))
+  }
+  // and again, now that every piece is memoized
+  for (const text of texts(14, 300)) assert.equal(Array.from(tokenize(text)), tokenizeReference(text), JSON.stringify(text))
 })
 
 test('special tokens are plain text: "<|endoftext|>" never becomes the special token 100257', () => {

@@ -10,7 +10,7 @@ import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
 import { builtinRules, judge, Reason, type ContributionFacts, type Judgement } from '../../src/contribution/rules/index.ts'
 import { textKey } from '../../src/contribution/near-duplicates.ts'
 import { CorpusIndex, buildSegment } from '../../src/attribution/corpus-index.ts'
-import { recordCoverageBps } from '../../src/attribution/record-coverage.ts'
+import { recordCoverageAtLeast, recordCoverageBps } from '../../src/attribution/record-coverage.ts'
 import { attributionParamsFromManifest } from '../../src/attribution/params.ts'
 import { recordText } from '../../src/datanet/record-text.ts'
 import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
@@ -156,7 +156,7 @@ function withIndexedVictim (): ReturnType<typeof world> {
   const w = world()
   const index = CorpusIndex.empty().extend(buildSegment([{ recordIndex: 0, contributor: '0x' + '33'.repeat(20), text: LONG }]))
   const params = attributionParamsFromManifest(MANIFEST)
-  w.deps.covered = async records => records.map(b => recordCoverageBps(index, recordText(b), params) >= (MANIFEST.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS))
+  w.deps.covered = async records => records.map(b => recordCoverageAtLeast(index, recordText(b), params, MANIFEST.limits.nearDuplicateCoverageBps ?? NEAR_DUPLICATE_COVERAGE_BPS))
   return w
 }
 
