@@ -56,14 +56,15 @@ export async function pin (helia: Helia, cid: CID, signal?: AbortSignal, depth?:
 /**
  * Fetches blocks ahead of the reader: up to `concurrency` in flight, read back in order.
  * Bitswap asks every connected peer, so a contribution's shards come from whoever has them.
+ * `fetch` gets one block (default: getBlock; the receiver's goes through its publisher's permits).
  */
-export function prefetcher (helia: Helia, cids: readonly CID[], concurrency: number, signal: AbortSignal): (cid: CID) => Promise<Uint8Array> {
+export function prefetcher (helia: Helia, cids: readonly CID[], concurrency: number, signal: AbortSignal, fetch: (cid: CID) => Promise<Uint8Array> = async cid => await getBlock(helia, cid, { signal })): (cid: CID) => Promise<Uint8Array> {
   const inflight = new Map<string, Promise<Uint8Array>>()
   let next = 0
   const fill = (): void => {
     while (next < cids.length && inflight.size < concurrency) {
       const cid = cids[next++] as CID
-      const p = getBlock(helia, cid, { signal })
+      const p = fetch(cid)
       p.catch(() => {})
       inflight.set(cid.toString(), p)
     }
@@ -71,7 +72,7 @@ export function prefetcher (helia: Helia, cids: readonly CID[], concurrency: num
   return async (cid: CID): Promise<Uint8Array> => {
     fill()
     const key = cid.toString()
-    const p = inflight.get(key) ?? getBlock(helia, cid, { signal })
+    const p = inflight.get(key) ?? fetch(cid)
     try {
       return await p
     } finally {

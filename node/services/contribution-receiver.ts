@@ -10,6 +10,7 @@ import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { ContributionEntry, StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pinContribution, prefetcher } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
+import { FetchWatch, Permits } from './shard-fetch-watch.ts'
 import type { VerdictService } from './verdicts.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
@@ -32,10 +33,12 @@ export const ShardCheckCode = {
  * One source of defaults: the daemon passes overrides only.
  */
 export interface ShardFetchOptions {
-  /** An attempt fails when no shard arrives for this long. */
+  /** An attempt fails when its shard requests are out and none arrives for this long. */
   stallMs: number
-  /** Cap on a whole attempt, per MiB claimed (at least stallMs). */
+  /** Cap on an attempt's time with requests out, per MiB claimed (at least stallMs). */
   msPerMiB: number
+  /** Shard requests in flight per publisher, over all its contributions (shard-fetch-watch.ts). */
+  shardsPerPublisher: number
   /** Attempts before the contribution is dropped; each failed one costs its publisher score. */
   attempts: number
   /** Wait before attempt n+1: n times this. */
@@ -53,6 +56,7 @@ export interface ShardFetchOptions {
 export const defaultShardFetchOptions: Readonly<ShardFetchOptions> = Object.freeze({
   stallMs: 10_000,
   msPerMiB: 2000,
+  shardsPerPublisher: 8,
   attempts: 3,
   retryMs: 5000,
   // an honest node re-gossiping a backlog (hundreds of small contributions) must not wait
@@ -110,6 +114,8 @@ export class ContributionReceiver {
   /** Contributions (CIDs) queued, being fetched, or waiting for a retry. */
   private readonly fetching = new Set<string>()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
+  /** Shard requests in flight per publisher. */
+  private readonly permits = new Map<string, Permits>()
 
   constructor (opts: ContributionReceiverOptions) {
     this.opts = opts
@@ -236,16 +242,27 @@ export class ContributionReceiver {
         done = true
         return
       }
-      const watch = new StallWatch(this.fetch.stallMs, Math.max(this.fetch.stallMs, Math.ceil(c.byteSize / (1024 * 1024)) * this.fetch.msPerMiB), stopped)
+      const { helia } = this.opts
+      const permits = this.permits.get(publisher) ?? new Permits(this.fetch.shardsPerPublisher)
+      this.permits.set(publisher, permits)
+      const watch = new FetchWatch(this.fetch.stallMs, Math.max(this.fetch.stallMs, Math.ceil(c.byteSize / (1024 * 1024)) * this.fetch.msPerMiB), stopped)
+      const fetchShard = async (shard: CID): Promise<Uint8Array> => {
+        await permits.acquire(watch.signal)
+        watch.started()
+        let arrived = false
+        try {
+          const bytes = await getBlock(helia, shard, { signal: watch.signal })
+          arrived = true
+          return bytes
+        } finally {
+          watch.ended(arrived)
+          permits.release()
+        }
+      }
       let result
       try {
-        const getShard = prefetcher(this.opts.helia, c.shards, 8, watch.signal)
         result = await scanContribution(c, datanet.manifest, datanet.validateRecord, this.opts.rules, {
-          getShard: async shard => {
-            const bytes = await getShard(shard)
-            watch.progress()
-            return bytes
-          }
+          getShard: prefetcher(helia, c.shards, 8, watch.signal, fetchShard)
         })
       } catch (err) {
         if (stopped.aborted) {
@@ -268,6 +285,7 @@ export class ContributionReceiver {
         return
       } finally {
         watch.clear()
+        if (permits.idle) this.permits.delete(publisher)
       }
       done = true
       if (!result.ok) {
@@ -305,41 +323,5 @@ export class ContributionReceiver {
     if (!created) return
     this.opts.logger.info({ cid, datanet: datanet.id, contributor: g.contribution.contributor, records: g.contribution.recordCount, duplicates: counts.duplicateRecords, nearDuplicates: counts.nearDuplicateRecords }, 'contribution received')
     await this.opts.verdicts.onContribution(datanet, entry, withDuplicates)
-  }
-}
-
-/**
- * Aborts a fetch when no progress was made for `stallMs`, after `totalMs` in all, or
- * when `parent` aborts.
- */
-class StallWatch {
-  private readonly controller = new AbortController()
-  private stall: NodeJS.Timeout
-  private readonly total: NodeJS.Timeout
-  private readonly stallMs: number
-  private readonly parent: AbortSignal
-  private readonly onParent = (): void => { this.controller.abort(this.parent.reason) }
-
-  constructor (stallMs: number, totalMs: number, parent: AbortSignal) {
-    this.stallMs = stallMs
-    this.parent = parent
-    this.stall = setTimeout(() => { this.controller.abort(new Error(`no shard arrived for ${stallMs} ms`)) }, stallMs)
-    this.total = setTimeout(() => { this.controller.abort(new Error(`the shards took over ${totalMs} ms`)) }, totalMs)
-    parent.addEventListener('abort', this.onParent, { once: true })
-  }
-
-  get signal (): AbortSignal {
-    return this.controller.signal
-  }
-
-  progress (): void {
-    clearTimeout(this.stall)
-    this.stall = setTimeout(() => { this.controller.abort(new Error(`no shard arrived for ${this.stallMs} ms`)) }, this.stallMs)
-  }
-
-  clear (): void {
-    clearTimeout(this.stall)
-    clearTimeout(this.total)
-    this.parent.removeEventListener('abort', this.onParent)
   }
 }

@@ -47,7 +47,7 @@ function body (u: number, c: number): string {
   return out
 }
 
-const net = await startClusterNetwork({ validators: 4, nodes: 1 })
+const net = await startClusterNetwork({ validators: 4, nodes: 1, extraArgs: ['--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'] })
 try {
   const node = net.members[4] as (typeof net.members)[number]
   const bodies = Array.from({ length: uploaders }, (_, u) => Array.from({ length: perUploader }, (_, c) => body(u, c)))

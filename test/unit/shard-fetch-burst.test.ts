@@ -1,0 +1,192 @@
+/**
+ * A burst of honest contributions from one uploader (scripts/bench/finality.ts: 16 of
+ * 2 MB at once): every one asked for its shards at once, each got a sliver of the link,
+ * and the per-contribution stall clock ran while it waited behind the others, so honest
+ * contributions were timed out, retried seconds later and their publisher penalised
+ * (CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE, ~10 per validator per run). The link here is
+ * simulated: one block at a time, in request order, at a fixed pace. A publisher whose
+ * shards nobody has is still penalised after the stall time.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { join } from 'node:path'
+import { Wallet } from 'ethers'
+import type { CID } from 'multiformats/cid'
+import type { Helia } from '@helia/interface'
+import { ContributionReceiver, type ShardFetchOptions } from '../../node/services/contribution-receiver.ts'
+import type { FollowedDatanet } from '../../node/services/datanets.ts'
+import { createLogger } from '../../node/logger.ts'
+import { canonicalJson } from '../../src/codec/jcs.ts'
+import { contributionCid, encodeContribution, signContribution } from '../../src/contribution/contribution.ts'
+import { builtinRules } from '../../src/contribution/rules/index.ts'
+import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
+import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
+import { ShardPacker, shardCid, splitShard } from '../../src/datanet/shard.ts'
+import { merkleRoot } from '../../src/merkle/tree.ts'
+import type { GossipContext, GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
+import type { ContributionEntry } from '../../src/storage/state-db.ts'
+import { StateDatabase } from '../../src/storage/state-db.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { tempDir } from '../helpers/tmp.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const binding = { chainId: 31337, registry: null }
+const logger = createLogger({ level: 'silent', format: 'json' })
+const SCHEMA = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } }
+const PUBLISHER = '12D3KooWKRyV141rBuqHCBHsvV17BnYt7w7jHbZygxC5wKfgtzs5'
+
+/**
+ * Blocks held by "the network": served one at a time, oldest request first, `paceMs`
+ * each; a request whose signal aborts leaves the line (a cancelled want).
+ */
+function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Array> } {
+  const local = new Map<string, Uint8Array>()
+  const remote = new Map<string, Uint8Array>()
+  const line: Array<{ cid: string, done: (b: Uint8Array) => void }> = []
+  let busy = false
+  const serve = (): void => {
+    if (busy) return
+    const head = line.shift()
+    if (head === undefined) return
+    busy = true
+    setTimeout(() => {
+      busy = false
+      head.done(remote.get(head.cid) as Uint8Array)
+      serve()
+    }, paceMs)
+  }
+  const fetchRemote = async (cid: string, signal?: AbortSignal): Promise<Uint8Array> => await new Promise((resolve, reject) => {
+    if (!remote.has(cid)) {
+      // nobody has it: only the caller's signal ends the wait
+      signal?.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      return
+    }
+    const entry = { cid, done: (b: Uint8Array) => { signal?.removeEventListener('abort', onAbort); resolve(b) } }
+    const onAbort = (): void => {
+      const at = line.indexOf(entry)
+      if (at >= 0) line.splice(at, 1)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    line.push(entry)
+    serve()
+  })
+  const helia = {
+    blockstore: {
+      put: async (cid: CID, bytes: Uint8Array) => { local.set(cid.toString(), bytes); return cid },
+      has: async (cid: CID) => local.has(cid.toString()),
+      get: async function * (cid: CID, options: { signal?: AbortSignal, offline?: boolean } = {}) {
+        const key = cid.toString()
+        let bytes = local.get(key)
+        if (bytes === undefined) {
+          if (options.offline === true) throw new Error(`not here: ${key}`)
+          bytes = await fetchRemote(key, options.signal)
+          local.set(key, bytes)
+        }
+        yield bytes
+      }
+    },
+    pins: { isPinned: async () => false, add: async function * () {} }
+  } as unknown as Helia
+  return { helia, remote }
+}
+
+interface World {
+  receiver: ContributionReceiver
+  handler: TopicHandler<unknown>
+  stored: Set<string>
+  penalties: string[]
+  remote: Map<string, Uint8Array>
+  datanet: FollowedDatanet
+  close: () => Promise<void>
+}
+
+async function world (paceMs: number, fetch: Partial<ShardFetchOptions>): Promise<World> {
+  const tmp = tempDir()
+  const db = new StateDatabase(join(tmp.dir, 'state'))
+  await db.open()
+  const manifest = parseManifest({ name: 'burst', license: 'CC0-1.0', recordSchema: SCHEMA, shardSize: 65536, validators: [{ address: Wallet.createRandom().address, stake: '1' }] })
+  const e = await encodeManifest(manifest)
+  const datanet: FollowedDatanet = { id: e.id, digest: e.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: compileRecordSchema(SCHEMA) }
+  const { helia, remote } = slowLink(paceMs)
+  const stored = new Set<string>()
+  const penalties: string[] = []
+  let handler: TopicHandler<unknown> | undefined
+  const router = {
+    register: (h: TopicHandler<unknown>) => { handler = h },
+    penalise: (_peer: string, _kind: string, code: string) => { penalties.push(code) },
+    forgive: () => {}
+  } as unknown as GossipRouter
+  const receiver = new ContributionReceiver({
+    db, helia, router, binding, logger, rules: builtinRules, shardFetch: fetch,
+    verdicts: { onContribution: async () => {} } as never,
+    store: async (_d, _c, cid) => {
+      stored.add(cid.toString())
+      return { entry: {} as ContributionEntry, created: true }
+    }
+  })
+  receiver.follow(datanet)
+  return {
+    receiver, handler: handler as TopicHandler<unknown>, stored, penalties, remote, datanet,
+    close: async () => { receiver.stop(); await db.close(); tmp.remove() }
+  }
+}
+
+/** A signed contribution of `shards` full shards of ~1 KB records; its shards held by the link. */
+async function contribution (w: World, tag: string, shards: number, held = true): Promise<Uint8Array> {
+  const packer = new ShardPacker(w.datanet.manifest.shardSize)
+  const packed: Uint8Array[] = []
+  for (let i = 0; packed.length < shards; i++) {
+    const closed = packer.add(new TextEncoder().encode(canonicalJson({ text: `${tag} record ${i} ` + 'word '.repeat(200) })))
+    if (closed !== undefined) packed.push(closed.slice())
+  }
+  const records = packed.flatMap(s => splitShard(s))
+  if (held) for (const s of packed) w.remote.set(shardCid(s).toString(), s)
+  const key = Wallet.createRandom()
+  const c = await signContribution(key, binding, {
+    datanet: w.datanet.id, contributor: key.address, nonce: 1, timestamp: Date.now(),
+    shards: packed.map(s => shardCid(s)), recordCount: records.length, byteSize: packed.reduce((a, s) => a + s.length, 0),
+    recordsRoot: merkleRoot(records.map(r => r.hash))
+  })
+  return encodeContribution(c)
+}
+
+async function gossip (w: World, bytes: Uint8Array): Promise<string> {
+  const ctx: GossipContext = { publisher: peerIdFromString(PUBLISHER), propagationSource: peerIdFromString(PUBLISHER), msgId: Math.random().toString() }
+  const g = w.handler.decode(bytes)
+  await w.handler.validate(g, ctx)
+  w.handler.handle(g, ctx)
+  return (await contributionCid(bytes)).toString()
+}
+
+// stall 1 s; the link serves one 64 KB shard per 100 ms: 12 contributions of 3 shards
+// take 3.6 s to arrive in all, so the last ones wait ~3 s behind the others
+const FETCH = { stallMs: 1000, retryMs: 100, attempts: 2 }
+
+test('a burst of 12 honest contributions over a slow link: all stored, none timed out, the publisher not penalised', async () => {
+  const w = await world(100, FETCH)
+  try {
+    const cids: string[] = []
+    for (let i = 0; i < 12; i++) cids.push(await gossip(w, await contribution(w, `c${i}`, 3)))
+    await waitFor(() => cids.every(c => w.stored.has(c)) || w.receiver.pendingFetches === 0, { timeoutMs: 30_000, what: 'the burst to be fetched or given up' })
+    assert.equal(w.penalties, [], 'no honest contribution of the burst is timed out')
+    assert.is(cids.filter(c => w.stored.has(c)).length, 12)
+  } finally {
+    await w.close()
+  }
+})
+
+test('a contribution whose shards nobody has still costs its publisher after the stall time, beside honest ones', async () => {
+  const w = await world(100, FETCH)
+  try {
+    const missing = await gossip(w, await contribution(w, 'nobody', 2, false))
+    const honest = await gossip(w, await contribution(w, 'honest', 2))
+    await waitFor(() => w.stored.has(honest) && w.penalties.length >= 2, { timeoutMs: 10_000, what: 'the honest one stored and the missing one penalised on each attempt' })
+    assert.ok(w.penalties.every(p => p === 'CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE'))
+    assert.not.ok(w.stored.has(missing))
+  } finally {
+    await w.close()
+  }
+})
+
+test.run()
