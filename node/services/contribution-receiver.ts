@@ -270,12 +270,14 @@ export class ContributionReceiver {
           return
         }
         router.penalise(publisher, 'contributions', ShardCheckCode.UNAVAILABLE, PENALTY_UNAVAILABLE)
+        // Helia reports its own error for an aborted fetch: say which clock ran out
+        const why = watch.signal.aborted ? (watch.signal.reason as Error).message : (err as Error).message
         if (attempt >= this.fetch.attempts) {
           done = true
-          logger.warn({ cid, publisher, attempts: attempt, err: (err as Error).message }, 'contribution dropped: its shards could not be fetched')
+          logger.warn({ cid, publisher, attempts: attempt, err: why }, 'contribution dropped: its shards could not be fetched')
           return
         }
-        logger.info({ cid, publisher, attempt, err: (err as Error).message }, 'contribution\'s shards not fetched: trying again later')
+        logger.info({ cid, publisher, attempt, err: why }, 'contribution\'s shards not fetched: trying again later')
         const timer = setTimeout(() => {
           this.retryTimers.delete(timer)
           this.enqueue(datanet, g, publisher, attempt + 1)
