@@ -13,6 +13,7 @@ import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
 import { IndexSegments, type IndexSegmentsOptions } from './index-segments.ts'
 import { TokenMemo } from './token-memo.ts'
+import { IndexBuilder, type IndexBuilderOptions } from './index-builder.ts'
 
 export interface AttributionServiceOptions {
   db: StateDatabase
@@ -22,6 +23,8 @@ export interface AttributionServiceOptions {
   logger: Logger
   /** Merge fanout, cache budget, merges off (index-segments.ts). */
   segments?: Pick<IndexSegmentsOptions, 'fanout' | 'cacheBytes' | 'merge'>
+  /** Which builds go to the worker thread (index-builder.ts). */
+  builder?: IndexBuilderOptions
 }
 
 /** The records a final version added, in dataset order (recordIndex = position in the dataset). */
@@ -78,9 +81,12 @@ export class AttributionService {
   private readonly opts: AttributionServiceOptions
   private readonly datanets = new Map<string, DatanetIndexes>()
   private readonly tokenized = new TokenMemo()
+  private readonly builder: IndexBuilder
+  private stopped = false
 
   constructor (opts: AttributionServiceOptions) {
     this.opts = opts
+    this.builder = new IndexBuilder(opts.builder)
   }
 
   /**
@@ -151,8 +157,23 @@ export class AttributionService {
       return
     }
     const t0 = performance.now()
-    segment = lib.buildSegment(records, segments.base, normalized => this.tokenized.take(normalized))
-    segments.add(segment, true)
+    // the near-duplicate check's tokens, where it kept them; the rest is tokenized with the build
+    const memo = this.tokenized.size > 0
+    const job = records.map(r => {
+      const tokens = memo ? this.tokenized.take(lib.normalizeText(r.text)) : undefined
+      return tokens === undefined ? { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text } : { recordIndex: r.recordIndex, contributor: r.contributor, tokens }
+    })
+    try {
+      // off the main thread when large: votes and gossip go on meanwhile
+      const built = await this.builder.build(job, segments.base, segments.versionFile(entry.height))
+      segment = lib.decodeSegment(built.bytes, { verify: 'structure' })
+      segments.adopt(segment)
+    } catch (err) {
+      if (this.stopped) throw err
+      this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment build failed in the worker: building it here')
+      segment = lib.buildSegmentFromTokens(job.map(r => ({ recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? lib.tokenizeToArray(lib.normalizeText(r.text ?? '')) })), segments.base)
+      segments.add(segment, true)
+    }
     this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 
@@ -194,6 +215,8 @@ export class AttributionService {
 
   /** Stops background merges (a merge cut short leaves only a .tmp file, removed at the next start). */
   async stop (): Promise<void> {
+    this.stopped = true
+    await this.builder.stop()
     for (const state of this.datanets.values()) await state.segments?.stop()
   }
 

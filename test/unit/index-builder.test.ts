@@ -1,0 +1,114 @@
+/**
+ * A final version's index segment is built on a worker thread when large (index-builder.ts):
+ * on the main thread, SA-IS over a 22,000-record version held votes and gossip for 8 s.
+ * The worker's segment must be the one the main thread builds, byte for byte, and the
+ * attribution service must answer from it as from one built inline.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { CID } from 'multiformats/cid'
+import * as lib from '../../src/attribution/index.ts'
+import { IndexBuilder } from '../../node/services/index-builder.ts'
+import { AttributionService } from '../../node/services/attribution.ts'
+import type { FollowedDatanet } from '../../node/services/datanets.ts'
+import { canonicalJson } from '../../src/codec/jcs.ts'
+import { ShardPacker, shardCid, splitShard } from '../../src/datanet/shard.ts'
+import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
+import type { Helia } from '@helia/interface'
+import { corpus } from '../fixtures/attribution/corpus.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const GENESIS = { head: lib.EMPTY_HEAD, lastRecordIndex: -1 }
+
+test('IndexBuilder: a segment built on the worker is the one built here, byte for byte, with tokens given or not; its file is written', async () => {
+  const tmp = tempDir()
+  const inWorker = new IndexBuilder({ inlineTokens: 0 })
+  const here = new IndexBuilder({ inlineTokens: Number.MAX_SAFE_INTEGER })
+  try {
+    const { records } = corpus(5, 300)
+    const withTokens = records.map((r, i) => i % 2 === 0
+      ? { recordIndex: r.recordIndex, contributor: r.contributor, tokens: lib.tokenize(lib.normalizeText(r.text)) }
+      : { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text })
+    const expected = lib.encodeSegment(lib.buildSegment(records, GENESIS))
+    const a = await inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'a.seg'))
+    const b = await here.build(withTokens, GENESIS, join(tmp.dir, 'h', 'b.seg'))
+    assert.ok(Buffer.from(a.bytes).equals(Buffer.from(expected)), 'worker build = lib.buildSegment')
+    assert.ok(Buffer.from(b.bytes).equals(Buffer.from(expected)), 'inline build = lib.buildSegment')
+    assert.ok(readFileSync(join(tmp.dir, 'w', 'a.seg')).equals(Buffer.from(expected)))
+    assert.not.ok(existsSync(join(tmp.dir, 'w', 'a.seg.tmp')))
+    // stopped: builds in hand and later ones fail (the service then builds on its own thread)
+    const failure = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'built', (err: Error) => err.message)
+    const pending = failure(inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'c.seg')))
+    await inWorker.stop()
+    assert.match(await pending, /exited/)
+    assert.match(await failure(inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'd.seg'))), /stopped/)
+  } finally {
+    await inWorker.stop()
+    await here.stop()
+    tmp.remove()
+  }
+})
+
+/** Versions of real shards in memory, as the attribution service reads them (versionRecords). */
+function world (heights: number, perVersion: number): { db: StateDatabase, helia: Helia, d: FollowedDatanet, texts: string[] } {
+  const blocks = new Map<string, Uint8Array>()
+  const contributions = new Map<string, { contribution: { contributor: string, shards: string[] } }>()
+  const positions = new Map<string, number>()
+  const versions: VersionEntry[] = []
+  const { records } = corpus(11, heights * perVersion)
+  const texts = records.map(r => r.text)
+  for (let h = 1; h <= heights; h++) {
+    const packer = new ShardPacker(1 << 20)
+    const slice = records.slice((h - 1) * perVersion, h * perVersion)
+    for (const r of slice) packer.add(new TextEncoder().encode(canonicalJson({ text: r.text })))
+    const shard = packer.flush() as Uint8Array
+    const cid = shardCid(shard)
+    blocks.set(cid.toString(), shard)
+    splitShard(shard).forEach((r, i) => positions.set(Buffer.from(r.hash).toString('hex'), (h - 1) * perVersion + i))
+    const contribution = `contribution-${h}`
+    contributions.set(contribution, { contribution: { contributor: (slice[0] as { contributor: string }).contributor, shards: [cid.toString()] } })
+    versions.push({ height: h, recordCount: h * perVersion, contributions: [contribution] } as unknown as VersionEntry)
+  }
+  const db = {
+    versions: { at: async (_id: string, h: number) => versions[h - 1] },
+    contributions: { get: async (cid: string) => contributions.get(cid) },
+    dataset: { positionsOf: async (_digest: Uint8Array, hashes: Uint8Array[]) => hashes.map(x => positions.get(Buffer.from(x).toString('hex'))) }
+  } as unknown as StateDatabase
+  const helia = { blockstore: { get: async function * (cid: CID) { yield blocks.get(cid.toString()) as Uint8Array } } } as unknown as Helia
+  const d = { id: 'datanet-b', digest: '0x' + 'cd'.repeat(32), manifest: { attribution: {} } } as unknown as FollowedDatanet
+  return { db, helia, d, texts }
+}
+
+test('AttributionService: versions indexed on the worker attribute as versions indexed inline', async () => {
+  const tmp = tempDir()
+  const { db, helia, d, texts } = world(6, 40)
+  const warnings: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(line) } })
+  const make = (sub: string, inlineTokens: number): AttributionService => new AttributionService({ db, helia, dir: join(tmp.dir, sub), logger, segments: { merge: false }, builder: { inlineTokens } })
+  const worker = make('w', 0)
+  const inline = make('i', Number.MAX_SAFE_INTEGER)
+  try {
+    await worker.follow(d)
+    await inline.follow(d)
+    assert.is(worker.latestHeight(d), 6)
+    const output = `Well, ${texts[7] as string} and ${texts[200] as string}`
+    for (const h of [1, 3, 6]) {
+      const a = await worker.attribute(d, h, output, null, 10n ** 18n)
+      const b = await inline.attribute(d, h, output, null, 10n ** 18n)
+      assert.equal(a, b, `version ${h}`)
+    }
+    assert.ok(((await worker.attribute(d, 6, output, null, 10n ** 18n))?.contributors.length ?? 0) > 0, 'the output credits someone')
+    assert.ok(existsSync(join(tmp.dir, 'w', d.digest.slice(2), `${'6'.padStart(10, '0')}.seg`)), 'the worker wrote version 6\'s segment file')
+    // the worker's segments were used, not rebuilt here after a failure
+    assert.equal(warnings, [])
+  } finally {
+    await worker.stop()
+    await inline.stop()
+    tmp.remove()
+  }
+})
+
+test.run()
