@@ -114,8 +114,8 @@ export class ContributionReceiver {
   /** Contributions (CIDs) queued, being fetched, or waiting for a retry. */
   private readonly fetching = new Set<string>()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
-  /** Shard requests in flight per publisher. */
-  private readonly permits = new Map<string, Permits>()
+  /** Shard requests in flight per publisher, and the fetches sharing them. */
+  private readonly permits = new Map<string, { permits: Permits, fetches: number }>()
 
   constructor (opts: ContributionReceiverOptions) {
     this.opts = opts
@@ -243,8 +243,10 @@ export class ContributionReceiver {
         return
       }
       const { helia } = this.opts
-      const permits = this.permits.get(publisher) ?? new Permits(this.fetch.shardsPerPublisher)
-      this.permits.set(publisher, permits)
+      const shared = this.permits.get(publisher) ?? { permits: new Permits(this.fetch.shardsPerPublisher), fetches: 0 }
+      shared.fetches++
+      this.permits.set(publisher, shared)
+      const permits = shared.permits
       const watch = new FetchWatch(this.fetch.stallMs, Math.max(this.fetch.stallMs, Math.ceil(c.byteSize / (1024 * 1024)) * this.fetch.msPerMiB), stopped)
       const fetchShard = async (shard: CID): Promise<Uint8Array> => {
         await permits.acquire(watch.signal)
@@ -287,7 +289,7 @@ export class ContributionReceiver {
         return
       } finally {
         watch.clear()
-        if (permits.idle) this.permits.delete(publisher)
+        if (--shared.fetches === 0) this.permits.delete(publisher)
       }
       done = true
       if (!result.ok) {

@@ -132,16 +132,16 @@ export class IndexSegments {
     return segment
   }
 
-  /**
-   * Adds version height + 1: its segment (undefined when it added no records), which must
-   * continue the index; `write` persists it (tmp + rename) when it was built, not read.
-   */
   /** A segment built and written for the next version elsewhere (index-builder.ts): added, its file counted as verified. */
   adopt (segment: IndexSegment): void {
     this.add(segment, false)
     this.verified.add(this.versionFile(this.height))
   }
 
+  /**
+   * Adds version height + 1: its segment (undefined when it added no records), which must
+   * continue the index; `write` persists it (tmp + rename) when it was built, not read.
+   */
   add (segment: IndexSegment | undefined, write: boolean): void {
     const previous = this.versions[this.height] as VersionMeta
     const height = this.height + 1

@@ -11,17 +11,10 @@
 /** A FIFO semaphore whose waits end when their signal aborts. */
 export class Permits {
   private free: number
-  private readonly size: number
   private readonly waiting: Array<{ grant: () => void, signal: AbortSignal, onAbort: () => void }> = []
 
   constructor (size: number) {
-    this.size = size
     this.free = size
-  }
-
-  /** Nothing held and nobody waiting: the holder may forget this one. */
-  get idle (): boolean {
-    return this.free === this.size && this.waiting.length === 0
   }
 
   async acquire (signal: AbortSignal): Promise<void> {

@@ -31,7 +31,7 @@ import { tempDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const binding = { chainId: 31337, registry: null }
-const logger = createLogger({ level: 'silent', format: 'json' })
+const logger = createLogger({ level: process.env.TEST_LOG ?? 'silent', format: 'json' })
 const SCHEMA = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } }
 const PUBLISHER = '12D3KooWKRyV141rBuqHCBHsvV17BnYt7w7jHbZygxC5wKfgtzs5'
 
@@ -159,25 +159,29 @@ async function gossip (w: World, bytes: Uint8Array): Promise<string> {
   return (await contributionCid(bytes)).toString()
 }
 
-// stall 1 s; the link serves one 64 KB shard per 100 ms: 12 contributions of 3 shards
-// take 3.6 s to arrive in all, so the last ones wait ~3 s behind the others
-const FETCH = { stallMs: 1000, retryMs: 100, attempts: 2 }
+// stall 2 s; the link serves one 64 KB shard per 50 ms: 16 contributions of 4 shards
+// take 3.2 s to arrive in all, so the last ones wait ~3 s behind the others (with 8
+// requests out per publisher, a block arrives within 400 ms: 5× below the stall)
+const FETCH = { stallMs: 2000, retryMs: 100, attempts: 2 }
 
-test('a burst of 12 honest contributions over a slow link: all stored, none timed out, the publisher not penalised', async () => {
-  const w = await world(100, FETCH)
+test('a burst of 16 honest contributions over a slow link: all stored, none timed out, the publisher not penalised', async () => {
+  const w = await world(50, FETCH)
   try {
     const cids: string[] = []
-    for (let i = 0; i < 12; i++) cids.push(await gossip(w, await contribution(w, `c${i}`, 3)))
+    const messages = []
+    for (let i = 0; i < 16; i++) messages.push(await contribution(w, `c${i}`, 4))
+    // all at once, as a burst arrives
+    for (const m of messages) cids.push(await gossip(w, m))
     await waitFor(() => cids.every(c => w.stored.has(c)) || w.receiver.pendingFetches === 0, { timeoutMs: 30_000, what: 'the burst to be fetched or given up' })
     assert.equal(w.penalties, [], 'no honest contribution of the burst is timed out')
-    assert.is(cids.filter(c => w.stored.has(c)).length, 12)
+    assert.is(cids.filter(c => w.stored.has(c)).length, 16)
   } finally {
     await w.close()
   }
 })
 
 test('a contribution whose shards nobody has still costs its publisher after the stall time, beside honest ones', async () => {
-  const w = await world(100, FETCH)
+  const w = await world(50, FETCH)
   try {
     const missing = await gossip(w, await contribution(w, 'nobody', 2, false))
     const honest = await gossip(w, await contribution(w, 'honest', 2))
