@@ -59,6 +59,7 @@ export class FetchWatch {
   private readonly parent: AbortSignal
   private readonly onParent = (): void => { this.controller.abort(this.parent.reason) }
   private readonly stallMs: number
+  private readonly activeMs: number
   private budgetMs: number
   private out = 0
   private since = 0
@@ -67,6 +68,7 @@ export class FetchWatch {
 
   constructor (stallMs: number, activeMs: number, parent: AbortSignal) {
     this.stallMs = stallMs
+    this.activeMs = activeMs
     this.budgetMs = activeMs
     this.parent = parent
     if (parent.aborted) this.controller.abort(parent.reason)
@@ -82,7 +84,7 @@ export class FetchWatch {
     if (this.out++ > 0) return
     this.since = performance.now()
     this.armStall()
-    this.cap = setTimeout(() => { this.controller.abort(new Error(`the shards took over ${Math.round(this.budgetMs)} ms of fetching`)) }, Math.max(0, this.budgetMs))
+    this.cap = setTimeout(() => { this.controller.abort(new Error(`the shards took over ${this.activeMs} ms of fetching`)) }, Math.max(0, this.budgetMs))
   }
 
   /** A request ended: `arrived` when its block came. */
