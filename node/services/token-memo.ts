@@ -10,7 +10,10 @@ export class TokenMemo {
   private held = 0
   private readonly maxTokens: number
 
-  constructor (maxTokens = 4_000_000) {
+  // 16 M tokens (64 MB at most, held only while a burst waits for its versions): 4 M
+  // held a third of scripts/bench/finality.ts's 32,000 records, and the index build
+  // tokenized the rest again (9–13 s of samples in each validator's build worker)
+  constructor (maxTokens = 16_000_000) {
     this.maxTokens = maxTokens
   }
 
