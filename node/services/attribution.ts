@@ -163,17 +163,18 @@ export class AttributionService {
       const tokens = memo ? this.tokenized.take(lib.normalizeText(r.text)) : undefined
       return tokens === undefined ? { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text } : { recordIndex: r.recordIndex, contributor: r.contributor, tokens }
     })
+    const file = segments.versionFile(entry.height)
+    let built
     try {
       // off the main thread when large: votes and gossip go on meanwhile
-      const built = await this.builder.build(job, segments.base, segments.versionFile(entry.height))
-      segment = lib.decodeSegment(built.bytes, { verify: 'structure' })
-      segments.adopt(segment)
+      built = await this.builder.build(job, segments.base, file)
     } catch (err) {
       if (this.stopped) throw err
       this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment build failed in the worker: building it here')
-      segment = lib.buildSegmentFromTokens(job.map(r => ({ recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? lib.tokenizeToArray(lib.normalizeText(r.text ?? '')) })), segments.base)
-      segments.add(segment, true)
+      built = await this.builder.build(job, segments.base, file, { here: true })
     }
+    segment = lib.decodeSegment(built.bytes, { verify: 'structure' })
+    segments.adopt(segment)
     this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 

@@ -3,7 +3,10 @@
  * order, so the main thread keeps handling votes and gossip while a large version is
  * indexed. Small builds run here: a worker's start (~1 s, ~100 MB with the tokenizer
  * tables) costs more than they do. The worker stays for a while after its last build (a
- * busy datanet makes a version every few seconds) and then goes.
+ * busy datanet makes a version every few seconds) and then goes. A thread of its own,
+ * not the merge worker's (index-segments.ts), whose one-merge-at-a-time scheduling and
+ * failure bookkeeping belong to the segments; both load the tokenizer tables, so while both
+ * run they cost ~2 × 100 MB — one thread for both jobs is the next step.
  */
 import { Worker } from 'node:worker_threads'
 import type { BuildJob, BuildRecord, BuildReply } from './index-build-worker.ts'
@@ -31,11 +34,11 @@ export class IndexBuilder {
     this.inlineTokens = opts.inlineTokens ?? INLINE_TOKENS
   }
 
-  /** Builds the segment of `records` after `base` into `out`; its bytes and token count. */
-  async build (records: BuildRecord[], base: SegmentBase, out: string): Promise<{ bytes: Uint8Array, tokens: number }> {
+  /** Builds the segment of `records` after `base` into `out`; its bytes and token count. `here`: on this thread whatever its size. */
+  async build (records: BuildRecord[], base: SegmentBase, out: string, options: { here?: boolean } = {}): Promise<{ bytes: Uint8Array, tokens: number }> {
     if (this.stopped) throw new Error('the index builder is stopped')
     const job: BuildJob = { id: this.nextId++, records, base, out }
-    if (estimatedTokens(records) <= this.inlineTokens) {
+    if (options.here === true || estimatedTokens(records) <= this.inlineTokens) {
       const { buildFile } = await import('./index-build-worker.ts')
       return buildFile(job)
     }

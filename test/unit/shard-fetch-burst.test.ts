@@ -31,7 +31,7 @@ import { tempDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const binding = { chainId: 31337, registry: null }
-const logger = createLogger({ level: process.env.TEST_LOG ?? 'silent', format: 'json' })
+const logger = createLogger({ level: 'silent', format: 'json' })
 const SCHEMA = { type: 'object', required: ['text'], properties: { text: { type: 'string', minLength: 1 } } }
 const PUBLISHER = '12D3KooWKRyV141rBuqHCBHsvV17BnYt7w7jHbZygxC5wKfgtzs5'
 
