@@ -465,7 +465,7 @@ export class DatanetNode implements NodeView {
       events.emit('version', { datanet: entry.datanet, height: entry.height, cid: entry.cid, recordCount: entry.recordCount, datasetRoot: entry.datasetRoot, attributionRoot: entry.attributionRoot, contributions: entry.contributions.length })
       const d = datanets.get(entry.datanet)
       if (d === undefined) return
-      void attribution.onFinal(d)
+      void attribution.onFinal(d, entry)
       this.chain?.onFinal(d, entry)
     })
   }

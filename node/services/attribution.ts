@@ -68,6 +68,8 @@ interface DatanetIndexes {
   /** Segments of every final version and the merged ones (undefined until the library is loaded). */
   segments: IndexSegments | undefined
   building: Promise<void>
+  /** The record count of the last version indexed. */
+  recordCount?: { height: number, count: number }
 }
 
 /**
@@ -126,13 +128,20 @@ export class AttributionService {
     await state.building
   }
 
-  /** Extends the index with every final version it lacks (after a restart, or a version just final). */
-  private async catchUp (d: FollowedDatanet, state: DatanetIndexes): Promise<void> {
+  /**
+   * Extends the index with every final version it lacks (after a restart, or a version just
+   * final: `known`, which needs no read when it is the next).
+   */
+  private async catchUp (d: FollowedDatanet, state: DatanetIndexes, known?: VersionEntry): Promise<void> {
     // from the next height on: reading every version at each one made a catch-up of n versions O(n²)
     for (;;) {
-      const entry = await this.opts.db.versions.at(d.id, (state.segments?.height ?? 0) + 1)
+      const height = (state.segments?.height ?? 0) + 1
+      // a version already indexed (a range made final at once: the first call did them all)
+      if (known !== undefined && known.height < height) return
+      const entry = known?.height === height ? known : await this.opts.db.versions.at(d.id, height)
       if (entry === undefined) break
       await this.extend(d, state, entry)
+      state.recordCount = { height: entry.height, count: entry.recordCount }
     }
   }
 
@@ -150,7 +159,7 @@ export class AttributionService {
     } catch (err) {
       this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment unusable: rebuilding it from the dataset')
     }
-    const prevCount = (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
+    const prevCount = state.recordCount?.height === entry.height - 1 ? state.recordCount.count : (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
     const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
     if (records.length === 0) {
       segments.add(undefined, false)
@@ -178,11 +187,11 @@ export class AttributionService {
     this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 
-  /** Called for each final version, in height order. */
-  async onFinal (d: FollowedDatanet): Promise<void> {
+  /** Called for each final version, in height order (`entry`: that version). */
+  async onFinal (d: FollowedDatanet, entry?: VersionEntry): Promise<void> {
     const state = this.datanets.get(d.id)
     if (state === undefined) return
-    state.building = state.building.then(async () => { await this.catchUp(d, state) }).catch(err => {
+    state.building = state.building.then(async () => { await this.catchUp(d, state, entry) }).catch(err => {
       this.opts.logger.error({ datanet: d.id, err }, 'cannot extend the attribution index')
     })
     await state.building

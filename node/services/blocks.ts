@@ -114,7 +114,7 @@ const localShardsUnread: GraphWalkerFactory = ({ blockstore, getCodec }) => ({
 })
 
 /** Pins a contribution and its shards (see localShardsUnread); as blocks.ts pin otherwise. */
-export async function pinContribution (helia: Helia, cid: CID): Promise<void> {
-  if (await helia.pins.isPinned(cid)) return
-  for await (const _ of helia.pins.add(cid, { walker: localShardsUnread })) { /* drain */ }
+export async function pinContribution (helia: Helia, cid: CID, signal?: AbortSignal): Promise<void> {
+  if (await helia.pins.isPinned(cid, { signal })) return
+  for await (const _ of helia.pins.add(cid, { walker: localShardsUnread, signal })) { /* drain */ }
 }

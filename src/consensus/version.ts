@@ -1,9 +1,10 @@
-import { TypedDataEncoder, type TypedDataDomain } from 'ethers'
+import type { TypedDataDomain } from 'ethers'
 import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import type { VoteType, Vote } from './types.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 /**
  * A dataset version (DESIGN §3): what one height of consensus decides. Linked to its
@@ -94,6 +95,9 @@ export const VOTE_TYPES = {
   ]
 }
 
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const voteHash = typedHasher(VOTE_TYPES)
+
 export interface VersionHeader {
   height: number
   parent: string
@@ -128,7 +132,7 @@ export function nilHeader (height: number): VersionHeader {
 const VOTE_TYPE_CODE: Record<VoteType, number> = { prevote: 1, precommit: 2 }
 
 export function voteDigest (domain: TypedDataDomain, type: VoteType, round: number, header: VersionHeader): string {
-  return TypedDataEncoder.hash(domain, VOTE_TYPES, { voteType: VOTE_TYPE_CODE[type], round, header })
+  return voteHash(domain, { voteType: VOTE_TYPE_CODE[type], round, header })
 }
 
 /** A vote as it travels: the machine's vote, its header and the validator's signature. */
@@ -155,8 +159,11 @@ export const PROPOSAL_TYPES = {
   ]
 }
 
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const proposalHash = typedHasher(PROPOSAL_TYPES)
+
 export function proposalDigest (domain: TypedDataDomain, height: number, round: number, validRound: number, versionId: string): string {
-  return TypedDataEncoder.hash(domain, PROPOSAL_TYPES, { height, round, validRound, version: versionId })
+  return proposalHash(domain, { height, round, validRound, version: versionId })
 }
 
 /** The header a stored final version was signed over (what the contract recomputes). */

@@ -1,4 +1,4 @@
-import { TypedDataEncoder, getAddress } from 'ethers'
+import { getAddress } from 'ethers'
 import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -6,6 +6,7 @@ import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import { datanetDigest } from '../datanet/manifest.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 /** A signed contribution (DESIGN §3): what a contributor adds to a datanet. */
 export interface Contribution {
@@ -37,6 +38,9 @@ export const CONTRIBUTION_TYPES = {
     { name: 'timestamp', type: 'uint64' }
   ]
 }
+
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const contributionHash = typedHasher(CONTRIBUTION_TYPES)
 
 
 /** One digest over the shard list, so the signed struct stays fixed-size whatever the contribution's size. */
@@ -71,7 +75,7 @@ export async function signContribution (signer: TypedDataSigner, binding: Omit<D
 /** The address that signed the contribution, under the given domain; undefined for an unusable signature. */
 export function contributionSigner (c: Contribution, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverSigner(TypedDataEncoder.hash(signingDomain(binding, c.datanet), CONTRIBUTION_TYPES, typedValue(c)), toHex(c.signature), c.contributor)
+    return recoverSigner(contributionHash(signingDomain(binding, c.datanet), typedValue(c)), toHex(c.signature), c.contributor)
   } catch {
     return undefined
   }

@@ -1,10 +1,10 @@
-import { TypedDataEncoder } from 'ethers'
 import { recoverSigner } from '../codec/signer.ts'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { toHex } from '../codec/hash.ts'
 import { isChecksummedAddress } from './contribution.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 /** A validator's signed judgement of one contribution (DESIGN §3). */
 export interface Verdict {
@@ -33,6 +33,9 @@ export const VERDICT_TYPES = {
   ]
 }
 
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const verdictHash = typedHasher(VERDICT_TYPES)
+
 function typedValue (v: UnsignedVerdict): Record<string, unknown> {
   return {
     contribution: toHex(v.contribution.multihash.digest),
@@ -51,7 +54,7 @@ export async function signVerdict (signer: TypedDataSigner, binding: Omit<Domain
 
 export function verdictSigner (v: Verdict, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverSigner(TypedDataEncoder.hash(signingDomain(binding, v.datanet), VERDICT_TYPES, typedValue(v)), toHex(v.signature), v.validator)
+    return recoverSigner(verdictHash(signingDomain(binding, v.datanet), typedValue(v)), toHex(v.signature), v.validator)
   } catch {
     return undefined
   }

@@ -1,9 +1,10 @@
-import { TypedDataEncoder, getAddress, recoverAddress } from 'ethers'
+import { getAddress, recoverAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 /**
  * An inference event (DESIGN §3): a model's output for a prompt, with the fee its operator
@@ -46,6 +47,9 @@ export const INFERENCE_TYPES = {
   ]
 }
 
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const inferenceHash = typedHasher(INFERENCE_TYPES)
+
 export const InferenceErrorCode = {
   MALFORMED: 'INFERENCE_ERROR_MALFORMED'
 } as const
@@ -68,7 +72,7 @@ function typedValue (e: UnsignedInferenceEvent): Record<string, unknown> {
 
 /** The event's id: the digest its operator signs and escrows the fee for. */
 export function inferenceEventId (binding: Omit<DomainBinding, 'datanet'>, e: UnsignedInferenceEvent): string {
-  return TypedDataEncoder.hash(signingDomain(binding, e.datanet), INFERENCE_TYPES, typedValue(e))
+  return inferenceHash(signingDomain(binding, e.datanet), typedValue(e))
 }
 
 export async function signInferenceEvent (signer: TypedDataSigner, binding: Omit<DomainBinding, 'datanet'>, e: UnsignedInferenceEvent): Promise<InferenceEvent> {

@@ -1,9 +1,10 @@
-import { getAddress, recoverAddress, TypedDataEncoder } from 'ethers'
+import { getAddress, recoverAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 /**
  * A model record (DESIGN §6 `model train|register`): which dataset version a model was
@@ -53,6 +54,9 @@ export const MODEL_TYPES = {
   ]
 }
 
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const modelHash = typedHasher(MODEL_TYPES)
+
 function typedValue (m: UnsignedModelRecord): Record<string, unknown> {
   return {
     datanet: toHex(CID.parse(m.datanet).multihash.digest),
@@ -71,7 +75,7 @@ export async function signModelRecord (signer: TypedDataSigner, binding: Omit<Do
 
 export function modelSigner (m: ModelRecord, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverAddress(TypedDataEncoder.hash(signingDomain(binding, m.datanet), MODEL_TYPES, typedValue(m)), toHex(m.signature))
+    return recoverAddress(modelHash(signingDomain(binding, m.datanet), typedValue(m)), toHex(m.signature))
   } catch {
     return undefined
   }

@@ -1,4 +1,4 @@
-import { TypedDataEncoder, type Wallet } from 'ethers'
+import type { Wallet } from 'ethers'
 import { recoverSigner } from '../codec/signer.ts'
 import { decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { datanetDomain, type DomainBinding } from '../codec/eip712.ts'
@@ -6,6 +6,7 @@ import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandle
 import type { PeerRecord, StateDatabase } from '../storage/state-db.ts'
 import type { Logger } from 'pino'
 import { topics } from './topics.ts'
+import { typedHasher } from '../codec/typed-hash.ts'
 
 
 /** A node's signed statement of who it is: binds its libp2p peer id to its Ethereum address. */
@@ -19,7 +20,7 @@ export interface NodeAnnouncement {
   signature: string
 }
 
-const ANNOUNCEMENT_TYPES = {
+export const ANNOUNCEMENT_TYPES = {
   NodeAnnouncement: [
     { name: 'peerId', type: 'string' },
     { name: 'account', type: 'address' },
@@ -29,6 +30,9 @@ const ANNOUNCEMENT_TYPES = {
     { name: 'timestamp', type: 'uint64' }
   ]
 }
+
+/** Its EIP-712 digest, compiled once (src/codec/typed-hash.ts). */
+const announcementHash = typedHasher(ANNOUNCEMENT_TYPES)
 
 const MAX_LIST = 32
 const MAX_STRING = 512
@@ -140,7 +144,7 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
     // [REJECT] the signature recovers to the announced address
     let signer: string
     try {
-      signer = recoverSigner(TypedDataEncoder.hash(datanetDomain({ ...this.opts.binding, datanet: null }), ANNOUNCEMENT_TYPES, typedValue(a)), a.signature, a.address)
+      signer = recoverSigner(announcementHash(datanetDomain({ ...this.opts.binding, datanet: null }), typedValue(a)), a.signature, a.address)
     } catch {
       throw reject('ANNOUNCE_ERROR_BAD_SIGNATURE', 'announcement signature is malformed')
     }

@@ -1,6 +1,5 @@
 import { withBitswap } from '@helia/bitswap'
 import * as dagCbor from '@ipld/dag-cbor'
-import { FsBlockstore } from 'blockstore-fs'
 import { LevelDatastore } from 'datastore-level'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import * as raw from 'multiformats/codecs/raw'
@@ -8,6 +7,7 @@ import type { Helia } from '@helia/interface'
 import type { HeliaInit } from 'helia'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { Libp2p, ServiceMap } from '@libp2p/interface'
+import { CachedBlockstore } from './cached-blockstore.ts'
 
 /**
  * Helia's class, loaded from its own module. The `helia` package index statically imports
@@ -45,7 +45,8 @@ export interface ContentStore<S extends ServiceMap> {
 export async function createContentStore<S extends ServiceMap> (opts: ContentStoreOptions<S>): Promise<ContentStore<S>> {
   // Blocks (shards up to a few MiB) are flat files: LevelDB would rewrite them in every
   // compaction and keep its table files memory-mapped, which a large upload pays in RSS.
-  const blockstore = new FsBlockstore(opts.blocksPath)
+  // The blocks last used stay in memory: each is read several times soon after it arrives.
+  const blockstore = new CachedBlockstore(opts.blocksPath)
   const datastore = new LevelDatastore(opts.datastorePath, LEVEL_OPTIONS)
   await blockstore.open()
   await datastore.open()

@@ -18,7 +18,8 @@ import { decodeVersion, versionValue, type VersionValue } from '../../../src/con
 import { verifyBatch } from '../../../src/codec/signer.ts'
 import { decodeContribution } from '../../../src/contribution/contribution.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
-import { MAX_VERSIONS_PER_REQUEST, type SyncRequest, type SyncedVersion, type VersionSync } from '../../../src/network/version-sync.ts'
+import { MAX_BLOCK_BYTES_PER_RESPONSE, MAX_SYNC_MESSAGE_BYTES, MAX_VERSIONS_PER_REQUEST, type SyncRequest, type SyncResponse, type SyncedVersion, type VersionSync } from '../../../src/network/version-sync.ts'
+import { sha256, toHex } from '../../../src/codec/hash.ts'
 import { getBlock } from '../blocks.ts'
 import type { DatanetVersions } from './versions.ts'
 import type { Logger } from '../../logger.ts'
@@ -50,6 +51,9 @@ export interface CatchUpOptions {
 /** The weights of a batch signature check: secret, drawn once the signatures are in hand. */
 const weight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
 
+/** The multihash code of sha2-256 (what every block here is named by). */
+const SHA2_256 = 0x12
+
 /** Blocks fetched at once ahead of the versions being applied (contributions, then their shards). */
 const PREFETCH_CONCURRENCY = 16
 const PREFETCH_TIMEOUT_MS = 30_000
@@ -75,8 +79,8 @@ export class CatchUp {
 
   /** One range from a peer, decoded, checked and its blocks fetched (prepare). */
   private range (peer: string, from: number): Promise<RangeItem[] | undefined> {
-    const p = this.o.sync.request(peerIdFromString(peer), { datanet: this.o.datanet, from, to: from + MAX_VERSIONS_PER_REQUEST - 1 })
-      .then(async versions => await this.prepare(peer, versions))
+    const p = this.o.sync.request(peerIdFromString(peer), { datanet: this.o.datanet, from, to: from + MAX_VERSIONS_PER_REQUEST - 1, blocks: true })
+      .then(async served => await this.prepare(peer, served))
     p.catch(() => {})
     return p
   }
@@ -122,12 +126,12 @@ export class CatchUp {
   }
 
   /**
-   * Decodes a served range and checks it as a whole (src/consensus/range.ts), then fetches
-   * the blocks of the versions it vouches for: their contributions and shards. Undefined
-   * when the range is refused (the peer is penalised): nothing of it is used. The versions
-   * whose set is not known here yet are left for later.
+   * Decodes a served range and checks it as a whole (src/consensus/range.ts), then stores
+   * the blocks served with it that its versions vouch for and fetches the rest: their
+   * contributions and shards. Undefined when the range is refused (the peer is penalised):
+   * nothing of it is used. The versions whose set is not known here yet are left for later.
    */
-  private async prepare (peer: string, versions: readonly SyncedVersion[]): Promise<RangeItem[] | undefined> {
+  private async prepare (peer: string, { versions, blocks }: SyncResponse): Promise<RangeItem[] | undefined> {
     const refuse = (why: string, height?: number): undefined => {
       this.o.logger.warn({ peer, height, why }, 'a served range of versions does not verify: refused')
       this.o.penalise?.(peer, why)
@@ -144,8 +148,55 @@ export class CatchUp {
     const checked = checkRange(decoded, { datanet: this.o.datanet, domain: this.o.domain, setFor: this.o.setFor, verify: s => verifyBatch(s, weight) })
     if (checked.problem !== undefined) return refuse(checked.problem, checked.height)
     const items = decoded.slice(0, checked.usable) as RangeItem[]
+    if (!await this.storeServed(items, decoded.slice(checked.usable).map(d => d.value), blocks)) {
+      // the range itself is certified: it is used; the junk is not stored
+      this.o.logger.warn({ peer }, 'a peer served blocks with a range that the range does not vouch for: dropped')
+      this.o.penalise?.(peer, 'blocks the range does not vouch for')
+    }
     await this.prefetch(items.flatMap(i => i.value.version.contributions.map(c => c.cid)))
     return items
+  }
+
+  /**
+   * Stores the blocks a peer served with a checked range that the range vouches for: the
+   * contributions its versions name, and the shards those contributions name. A block's
+   * name is its hash, so each is checked by hashing it (one sha256: no bitswap round trip,
+   * and one copy instead of one from every peer asked). Blocks of the served versions not
+   * checked yet (`unchecked`: their height's set is not known here) are not stored. False
+   * when the peer sent a block no served version names: junk, not stored.
+   */
+  private async storeServed (items: readonly RangeItem[], unchecked: readonly VersionValue[], blocks: readonly Uint8Array[]): Promise<boolean> {
+    if (blocks.length === 0) return true
+    const { helia } = this.o
+    const byDigest = new Map<string, Uint8Array>()
+    for (const b of blocks) byDigest.set(toHex(sha256(b)), b)
+    const named = new Set<string>()
+    /** The served bytes of `cid`, stored when `store`. */
+    const take = async (cid: CID, store: boolean): Promise<Uint8Array | undefined> => {
+      if (cid.multihash.code !== SHA2_256) return undefined
+      const key = toHex(cid.multihash.digest)
+      const bytes = byDigest.get(key)
+      if (bytes === undefined) return undefined
+      named.add(key)
+      if (store && !await helia.blockstore.has(cid)) await helia.blockstore.put(cid, bytes)
+      return bytes
+    }
+    const versions = [...items.map(i => ({ value: i.value, store: true })), ...unchecked.map(value => ({ value, store: false }))]
+    for (const { value, store } of versions) {
+      for (const c of value.version.contributions) {
+        let bytes = await take(c.cid, store)
+        if (bytes === undefined && await helia.blockstore.has(c.cid)) bytes = await getBlock(helia, c.cid, { offline: true })
+        if (bytes === undefined) continue
+        let shards: CID[]
+        try {
+          shards = decodeContribution(bytes, 100_000).shards
+        } catch {
+          continue
+        }
+        for (const shard of shards) await take(shard, store)
+      }
+    }
+    return named.size === byDigest.size
   }
 
   /** Brings the contributions' blocks and their shards here, PREFETCH_CONCURRENCY at a time; misses are left to the check. */
@@ -188,14 +239,43 @@ export class CatchUp {
     return await this.o.applyRange(rest)
   }
 
-  /** Serves final versions for catch-up. */
-  async serve (request: SyncRequest): Promise<SyncedVersion[]> {
-    const out: SyncedVersion[] = []
+  /**
+   * Serves final versions for catch-up, and when asked the blocks they vouch for — each
+   * version's contributions, then their shards — while they fit MAX_BLOCK_BYTES_PER_RESPONSE
+   * and the message's room left by the versions.
+   */
+  async serve (request: SyncRequest): Promise<SyncResponse> {
+    const { helia } = this.o
+    const versions: SyncedVersion[] = []
+    const contributions: string[] = []
+    let versionBytes = 0
     for (let h = request.from; h <= request.to; h++) {
       const entry = await this.o.versions.versionAt(h)
       if (entry === undefined) break
-      out.push({ version: await getBlock(this.o.helia, CID.parse(entry.cid), { offline: true }), round: entry.round, certificate: entry.certificate })
+      const version = await getBlock(helia, CID.parse(entry.cid), { offline: true })
+      versions.push({ version, round: entry.round, certificate: entry.certificate })
+      versionBytes += version.byteLength + 256 * entry.certificate.length
+      contributions.push(...entry.contributions)
     }
-    return out
+    const blocks: Uint8Array[] = []
+    // a margin for the envelope's own bytes
+    let budget = request.blocks === true ? Math.min(MAX_BLOCK_BYTES_PER_RESPONSE, MAX_SYNC_MESSAGE_BYTES - versionBytes - 64 * 1024) : 0
+    const add = (bytes: Uint8Array): boolean => {
+      if (bytes.byteLength > budget) { budget = 0; return false }
+      blocks.push(bytes)
+      budget -= bytes.byteLength
+      return true
+    }
+    for (const cid of contributions) {
+      if (budget <= 0) break
+      try {
+        const bytes = await getBlock(helia, CID.parse(cid), { offline: true })
+        if (!add(bytes)) break
+        for (const shard of decodeContribution(bytes, 100_000).shards) if (!add(await getBlock(helia, shard, { offline: true }))) break
+      } catch {
+        // not here (or not a contribution): the asker fetches it by bitswap
+      }
+    }
+    return { versions, blocks }
   }
 }

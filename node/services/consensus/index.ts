@@ -9,7 +9,7 @@ import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import type { GossipRouter } from '../../../src/network/gossip.ts'
 import { topics } from '../../../src/network/topics.ts'
-import type { SyncRequest, SyncedVersion, VersionSync } from '../../../src/network/version-sync.ts'
+import type { SyncRequest, SyncResponse, VersionSync } from '../../../src/network/version-sync.ts'
 import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
@@ -130,8 +130,8 @@ export class ConsensusService {
     this.byDatanet.get(datanet)?.consensus.poke()
   }
 
-  async serve (request: SyncRequest): Promise<SyncedVersion[]> {
-    return (await this.byDatanet.get(request.datanet)?.catchUp.serve(request)) ?? []
+  async serve (request: SyncRequest): Promise<SyncResponse> {
+    return (await this.byDatanet.get(request.datanet)?.catchUp.serve(request)) ?? { versions: [], blocks: [] }
   }
 
   height (datanet: string): number | undefined {

@@ -20,7 +20,7 @@ import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from
 import type { BatchOp } from '../../../src/storage/repository.ts'
 import { type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
-import { getBlock, pin, prefetcher } from '../blocks.ts'
+import { getBlock, pin, pinContribution, prefetcher } from '../blocks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 
@@ -78,6 +78,18 @@ export const NOT_HERE_YET = 'not here yet'
 const ENSURE_CONCURRENCY = 8
 /** Shards of one such contribution fetched at once. */
 const SHARD_CONCURRENCY = 8
+
+/** Contributions fetched and version blocks stored at once while a range of versions is applied (catch-up). */
+const RANGE_CONCURRENCY = 16
+
+/** Runs `task` over `items`, at most `concurrency` at once. */
+async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await task(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+}
 
 /** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
 const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
@@ -297,16 +309,12 @@ export class DatanetVersions {
     return out
   }
 
-  /** ensureContribution for each, ENSURE_CONCURRENCY at a time; the first that cannot be fetched, if any. */
-  private async ensureContributions (cids: readonly CID[]): Promise<CID | undefined> {
-    const queue = [...cids]
+  /** ensureContribution for each, `concurrency` at a time; the first that cannot be fetched, if any. */
+  private async ensureContributions (cids: readonly CID[], concurrency = ENSURE_CONCURRENCY): Promise<CID | undefined> {
     let failed: CID | undefined
-    const worker = async (): Promise<void> => {
-      for (let cid = queue.shift(); cid !== undefined && failed === undefined; cid = queue.shift()) {
-        if (!await this.ensureContribution(cid)) failed = cid
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(ENSURE_CONCURRENCY, queue.length) }, worker))
+    await eachAtOnce(cids, concurrency, async cid => {
+      if (failed === undefined && !await this.ensureContribution(cid)) failed = cid
+    })
     return failed
   }
 
@@ -328,7 +336,7 @@ export class DatanetVersions {
       for (const shard of contribution.shards) if (!await this.opts.helia.blockstore.has(shard)) missing.push(shard)
       const next = prefetcher(this.opts.helia, missing, SHARD_CONCURRENCY, signal)
       for (const shard of missing) await next(shard)
-      await pin(this.opts.helia, cid, signal)
+      await pinContribution(this.opts.helia, cid, signal)
       // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
       await this.opts.db.contributions.update(key, existing => existing !== undefined
         ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
@@ -394,6 +402,14 @@ export class DatanetVersions {
     const { db, helia } = this.opts
     const crash = this.opts.crashPoint ?? (() => {})
     const tip = await this.tip()
+    // the contributions the range vouches for that this node lacks, fetched and pinned all at
+    // once rather than version after version (the range's certificates were checked: a
+    // quorum vouched for them); one that cannot be fetched is the check's to report
+    const lacking: CID[] = []
+    for (const { value } of items) {
+      for (const c of value.version.contributions) if (!await db.contributions.has(c.cid.toString())) lacking.push(c.cid)
+    }
+    await this.ensureContributions(lacking, RANGE_CONCURRENCY)
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []
     const events: Array<{ cids: string[], height: number }> = []
@@ -407,9 +423,6 @@ export class DatanetVersions {
       const nodes: Array<[number, number, Uint8Array]> = []
       const checked = await this.check(value, set, tip, true, false, (level, index, node) => { nodes.push([level, index, node]) })
       if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
-      // the block alone first (harmless without its entry), as finalize does
-      await helia.blockstore.put(value.cid, value.bytes)
-      await pin(helia, value.cid, undefined, 0)
       const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
       ops.push(...db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
       ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
@@ -431,6 +444,11 @@ export class DatanetVersions {
       for (const e of checked.events) tip.events.add(e.eventId)
     }
     if (applied.length === 0) return { applied, problem }
+    // the blocks alone first (harmless without their entries), as finalize does
+    await eachAtOnce(items.slice(0, applied.length), RANGE_CONCURRENCY, async ({ value }) => {
+      await helia.blockstore.put(value.cid, value.bytes)
+      await pin(helia, value.cid, undefined, 0)
+    })
     await this.adopt(adopted)
     ops.push(db.consensus.delOp(this.d.id))
     crash('range-before-batch')

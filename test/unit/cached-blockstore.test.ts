@@ -1,0 +1,102 @@
+/**
+ * The block store's memory of recent blocks (src/storage/cached-blockstore.ts): what it
+ * answers must be what the files hold — a deleted block is gone, even when a read of it
+ * was under way; the bytes held stay within the bound; a miss reads the file.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, unlinkSync, readdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CachedBlockstore } from '../../src/storage/cached-blockstore.ts'
+
+async function block (size: number): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = randomBytes(size)
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+async function read (store: CachedBlockstore, cid: CID): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const p of store.get(cid)) parts.push(p)
+  return Buffer.concat(parts)
+}
+
+/** Every block file under the store, so a test can take one away behind the cache's back. */
+function files (dir: string): string[] {
+  const out: string[] = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out.push(...files(p))
+    else if (name.endsWith('.data')) out.push(p)
+  }
+  return out
+}
+
+async function withStore (cacheBytes: number, fn: (store: CachedBlockstore, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
+  const store = new CachedBlockstore(dir, { cacheBytes })
+  await store.open()
+  try {
+    await fn(store, dir)
+  } finally {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('a block written is read back from memory, the same bytes; a deleted one is gone', async () => {
+  await withStore(1 << 20, async (store, dir) => {
+    const b = await block(4096)
+    await store.put(b.cid, b.bytes)
+    // the file taken away: only the cache can answer now
+    for (const f of files(dir)) unlinkSync(f)
+    assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
+    assert.ok(await store.has(b.cid))
+    await store.delete(b.cid)
+    assert.not.ok(await store.has(b.cid))
+    try {
+      await read(store, b.cid)
+      assert.unreachable('a deleted block was read')
+    } catch (err) {
+      assert.equal((err as Error).name, 'NotFoundError')
+    }
+  })
+})
+
+test('a read that a delete overtakes does not put the block back', async () => {
+  await withStore(1 << 20, async (store, dir) => {
+    const b = await block(4096)
+    // written by another store over the same files: this one has not seen it
+    const other = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await other.open()
+    await other.put(b.cid, b.bytes)
+    const reading = store.get(b.cid)
+    const first = reading.next()
+    await store.delete(b.cid)
+    await first.catch(() => undefined)
+    assert.not.ok(await store.has(b.cid), 'the cache holds a block whose file was deleted')
+    await other.close()
+  })
+})
+
+test('the bytes held stay within the bound, least recently used out first; a miss reads the file', async () => {
+  await withStore(40_000, async (store) => {
+    const blocks = await Promise.all(Array.from({ length: 12 }, async () => await block(10_000)))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    assert.ok(store.cachedBytes <= 40_000, `${store.cachedBytes} bytes held`)
+    // the oldest were dropped from memory, not from disk
+    for (const b of blocks) assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
+    assert.ok(store.cachedBytes <= 40_000)
+    // a block larger than the bound is never held
+    const big = await block(50_000)
+    await store.put(big.cid, big.bytes)
+    assert.equal(await read(store, big.cid), Buffer.from(big.bytes))
+    assert.ok(store.cachedBytes <= 40_000)
+  })
+})
+
+test.run()
