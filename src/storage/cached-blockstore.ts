@@ -38,6 +38,9 @@ export class CachedBlockstore extends FsBlockstore {
 
   private remember (key: string, bytes: Uint8Array): void {
     if (bytes.byteLength > Math.min(LARGEST_CACHED, this.limit)) return
+    // a view into a larger buffer (a network message, Node's buffer pool) would keep all of
+    // it alive: the cache holds its own copy, so what it counts is what it holds
+    if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = new Uint8Array(bytes)
     this.forget(key)
     this.cache.set(key, bytes)
     this.cached += bytes.byteLength

@@ -99,4 +99,18 @@ test('the bytes held stay within the bound, least recently used out first; a mis
   })
 })
 
+test('a block that is a view into a larger buffer is held as its own copy: the larger buffer is not kept alive', async () => {
+  await withStore(1 << 20, async (store, dir) => {
+    const message = randomBytes(256 * 1024)
+    const bytes = message.subarray(1000, 5096)
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await store.put(cid, bytes)
+    for (const f of files(dir)) unlinkSync(f)
+    let held = new Uint8Array()
+    for await (const part of store.get(cid)) held = part
+    assert.equal(Buffer.from(held), Buffer.from(bytes))
+    assert.is(held.buffer.byteLength, 4096, 'the cache holds the block, not the message it came in')
+  })
+})
+
 test.run()
