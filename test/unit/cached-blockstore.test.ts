@@ -106,7 +106,7 @@ test('a block that is a view into a larger buffer is held as its own copy: the l
     const cid = CID.createV1(raw.code, await sha256.digest(bytes))
     await store.put(cid, bytes)
     for (const f of files(dir)) unlinkSync(f)
-    let held = new Uint8Array()
+    let held: Uint8Array = new Uint8Array()
     for await (const part of store.get(cid)) held = part
     assert.equal(Buffer.from(held), Buffer.from(bytes))
     assert.is(held.buffer.byteLength, 4096, 'the cache holds the block, not the message it came in')
