@@ -62,7 +62,33 @@ export class TestCluster {
 
   async startAll (nodes: TestNode[] = this.nodes, timeoutMs = 60_000): Promise<void> {
     for (const n of nodes) n.daemon.start()
-    await Promise.all(nodes.map(async n => { await n.daemon.waitReady(timeoutMs) }))
+    await Promise.all(nodes.map(async n => { await this.ready(n, timeoutMs) }))
+  }
+
+  /**
+   * Waits until the node answers at its API port, and checks that what answers is this
+   * node (its peer id): a port freePort handed out is free only when it is picked, and
+   * another process (a stray daemon of an earlier test) may hold it by the time the node
+   * starts — its health check then passed and the test's requests went to the other
+   * process (CI: *n4 refused the manifest: 401 … the API token is wrong*). The node then
+   * moves to a fresh API port (its p2p address, which others bootstrap to, stays).
+   */
+  async ready (n: TestNode, timeoutMs = 60_000): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let answered: unknown
+      try {
+        await n.daemon.waitReady(timeoutMs)
+        answered = ((await (await fetch(`${n.daemon.apiUrl}/v1/node`, { signal: AbortSignal.timeout(10_000) })).json()) as { peerId?: unknown }).peerId
+      } catch (err) {
+        // or the node saw the port taken and exited first
+        if (n.daemon.running || !/EADDRINUSE/.test(n.daemon.logTail(20))) throw err
+      }
+      if (answered === n.peerId) return
+      if (attempt === 3) throw new Error(`${n.name}: the API at ${n.daemon.apiUrl} is another process's (${String(answered)}), after ${attempt} ports`)
+      await n.daemon.stop()
+      ;(n.daemon.spec as { apiPort: number }).apiPort = await freePort()
+      n.daemon.start()
+    }
   }
 
   token (node: TestNode): string {
