@@ -402,14 +402,11 @@ export class DatanetVersions {
     const { db, helia } = this.opts
     const crash = this.opts.crashPoint ?? (() => {})
     const tip = await this.tip()
-    // the contributions the range vouches for that this node lacks, fetched and pinned all at
+    // the contributions the range vouches for that this node lacks, fetched and pinned 16 at
     // once rather than version after version (the range's certificates were checked: a
-    // quorum vouched for them); one that cannot be fetched is the check's to report
-    const lacking: CID[] = []
-    for (const { value } of items) {
-      for (const c of value.version.contributions) if (!await db.contributions.has(c.cid.toString())) lacking.push(c.cid)
-    }
-    await this.ensureContributions(lacking, RANGE_CONCURRENCY)
+    // quorum vouched for them); those held return at once, and one that cannot be fetched is
+    // the check's to report
+    await this.ensureContributions(items.flatMap(({ value }) => value.version.contributions.map(c => c.cid)), RANGE_CONCURRENCY)
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []
     const events: Array<{ cids: string[], height: number }> = []
