@@ -14,7 +14,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 type JsonObject = { [key: string]: Json }
 
 /** Environment variables that are not config keys but are read by the node. */
-export const NON_CONFIG_ENV = new Set(['DATANET_PASSWORD', 'DATANET_API', 'DATANET_TOKEN_FILE', 'DATANET_ROOT', 'DATANET_DEBUG', 'DATANET_FAULT', 'DATANET_FAULT_FLOOD', 'DATANET_FAULT_FLOOD_BYTES'])
+export const NON_CONFIG_ENV = new Set(['DATANET_PASSWORD', 'DATANET_API', 'DATANET_TOKEN_FILE', 'DATANET_ROOT', 'DATANET_BUNDLE', 'DATANET_DEBUG', 'DATANET_FAULT', 'DATANET_FAULT_FLOOD', 'DATANET_FAULT_FLOOD_BYTES'])
 
 export interface ConfigSources {
   /** A config file path, or the name of a preset in config/ (e.g. "devnet"). */

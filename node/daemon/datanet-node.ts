@@ -12,6 +12,7 @@ import { PeerKeeper } from '../../src/network/peer-keeper.ts'
 import type { VersionSource } from '../../src/network/version-sync.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
 import { DataDirErrorCode, DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
+import { kdfStats } from '../../src/storage/keystore-kdf.ts'
 import { createContentStore, type ContentStore } from '../../src/storage/helia.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { ApiServer } from '../api/server.ts'
@@ -155,7 +156,9 @@ export class DatanetNode implements NodeView {
         api: this.api?.listeningUrl,
         startMs: Math.round(performance.now() - t0),
         processUptimeMs: Math.round(process.uptime() * 1000),
-        phases
+        phases,
+        // the keystore's key derived from main.js's start (node/cli/keystore-prefetch.ts)
+        keystorePrefetched: kdfStats.prefetchTaken > 0
       }, 'datanet node started')
     } catch (err) {
       await this.stop()

@@ -5,10 +5,14 @@
  * answer, and its RSS), so the ratio shows what the node adds over the runtime itself.
  * Also the node's CPU time (user + system, all its threads) when it answers: on a loaded
  * machine the wall time mostly measures the others, the CPU time much less.
+ * The node runs bundled (node/build/, scripts/build.ts) and from its sources, alternating,
+ * so the bundle's gain is a ratio from the same run; the time a start waited for the
+ * keystore's scrypt (N = 2^17, ~0.8 s of one core) is printed apart.
  * Targets (issue 14): ready within 1 s, idle RSS at most 120 MB.
  * Usage: scripts/run.sh node scripts/bench/startup.ts [runs=5] [idleSeconds=10]
  */
 import { spawn } from 'node:child_process'
+import { randomBytes, scrypt } from 'node:crypto'
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,13 +55,25 @@ async function peersOf (url: string): Promise<number> {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const idle = (): Promise<void> => new Promise(resolve => setTimeout(resolve, idleSeconds * 1000))
 
-async function makeNode (name: string, bootstrap: string[]): Promise<{ daemon: DaemonProcess, addr: string }> {
+async function makeNode (name: string, bootstrap: string[], opts: { bundle?: '0' | '1', logLevel?: string } = {}): Promise<{ daemon: DaemonProcess, addr: string, logFile: string }> {
   const dataDir = join(root, name)
   const meta = await initDataDir(dataDir, { password: 'bench' })
   const p2pPort = await freePort()
-  const daemon = new DaemonProcess({ dataDir, passwordFile, logFile: join(root, `${name}.log`), p2pPort, apiPort: await freePort(), bootstrap, extraArgs: ['--log-level', 'warn'] })
-  return { daemon, addr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${meta.peerId}` }
+  const logFile = join(root, `${name}.log`)
+  const env = opts.bundle === undefined ? undefined : { DATANET_BUNDLE: opts.bundle }
+  const daemon = new DaemonProcess({ dataDir, passwordFile, logFile, p2pPort, apiPort: await freePort(), bootstrap, env, extraArgs: ['--log-level', opts.logLevel ?? 'warn'] })
+  return { daemon, addr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${meta.peerId}`, logFile }
 }
+
+/** How long the last start waited for the keystore's scrypt after its own steps were done (its "started" log line). */
+function keystoreWaitMs (logFile: string): { waitMs: number, prefetched: boolean } {
+  const line = readFileSync(logFile, 'utf8').split('\n').filter(l => l.includes('datanet node started')).at(-1)
+  const started = line === undefined ? undefined : JSON.parse(line) as { phases?: Record<string, number>, keystorePrefetched?: boolean }
+  const phases = started?.phases
+  return { waitMs: phases?.keystore !== undefined && phases.network !== undefined ? phases.keystore - phases.network : NaN, prefetched: started?.keystorePrefetched === true }
+}
+
+interface Runs { startMs: number[], startCpuMs: number[], rss: number[], keystoreWait: number[], prefetched: number }
 
 const peers: DaemonProcess[] = []
 try {
@@ -65,21 +81,34 @@ try {
   for (const p of peerNodes) { p.daemon.start(); peers.push(p.daemon) }
   await Promise.all(peers.map(async p => { await p.waitReady() }))
 
-  const measured = await makeNode('measured', peerNodes.map(p => p.addr))
-  const startMs: number[] = []
-  const startCpuMs: number[] = []
-  const rss: number[] = []
+  // the bundled node (scripts/build.ts) and the same node from its sources, alternating
+  const modes = { bundle: '1', sources: '0' } as const
+  const measured = {
+    bundle: await makeNode('bundle', peerNodes.map(p => p.addr), { bundle: '1', logLevel: 'info' }),
+    sources: await makeNode('sources', peerNodes.map(p => p.addr), { bundle: '0', logLevel: 'info' })
+  }
+  const results: Record<keyof typeof modes, Runs> = {
+    bundle: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], prefetched: 0 },
+    sources: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], prefetched: 0 }
+  }
   for (let i = 0; i < runs; i++) {
-    const t0 = performance.now()
-    measured.daemon.start()
-    await untilHealthy(`${measured.daemon.apiUrl}/v1/health`)
-    startMs.push(performance.now() - t0)
-    startCpuMs.push(cpuMs(measured.daemon.pid as number))
-    const deadline = Date.now() + 20_000
-    while (await peersOf(measured.daemon.apiUrl) < 3 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
-    await idle()
-    rss.push(rssMb(measured.daemon.pid as number))
-    await measured.daemon.stop()
+    for (const mode of ['bundle', 'sources'] as const) {
+      const { daemon, logFile } = measured[mode]
+      const out = results[mode]
+      const t0 = performance.now()
+      daemon.start()
+      await untilHealthy(`${daemon.apiUrl}/v1/health`)
+      out.startMs.push(performance.now() - t0)
+      out.startCpuMs.push(cpuMs(daemon.pid as number))
+      const deadline = Date.now() + 20_000
+      while (await peersOf(daemon.apiUrl) < 3 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+      await idle()
+      out.rss.push(rssMb(daemon.pid as number))
+      await daemon.stop()
+      const k = keystoreWaitMs(logFile)
+      out.keystoreWait.push(k.waitMs)
+      if (k.prefetched) out.prefetched++
+    }
   }
 
   // Baseline: the runtime alone, serving HTTP.
@@ -95,16 +124,29 @@ try {
     child.kill()
   }
 
-  const s = median(startMs)
-  const r = median(rss)
+  // the floor a start cannot go under: the keystore's scrypt, alone on an idle core
+  const kdf: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now()
+    await new Promise<void>((resolve, reject) => { scrypt('bench', randomBytes(32), 32, { N: 1 << 17, r: 8, p: 1, maxmem: 256 << 20 }, err => { err == null ? resolve() : reject(err) }) })
+    kdf.push(performance.now() - t0)
+  }
+
   const bs = median(baseStart)
   const br = median(baseRss)
-  console.log(`node ${process.version}, ${runs} runs, idle ${idleSeconds} s with 3 peers`)
-  console.log(`cold start until /v1/health: median ${s.toFixed(0)} ms (min ${Math.min(...startMs).toFixed(0)}, max ${Math.max(...startMs).toFixed(0)})  target <= 1000 ms`)
-  console.log(`  baseline bare node http server: median ${bs.toFixed(0)} ms  ratio ${(s / bs).toFixed(1)}x`)
-  console.log(`  CPU time of the node until then: median ${median(startCpuMs).toFixed(0)} ms (min ${Math.min(...startCpuMs).toFixed(0)}, max ${Math.max(...startCpuMs).toFixed(0)})`)
-  console.log(`idle RSS with 3 peers: median ${r.toFixed(0)} MB (max ${Math.max(...rss).toFixed(0)})  target <= 120 MB`)
-  console.log(`  baseline bare node http server: ${br.toFixed(0)} MB  ratio ${(r / br).toFixed(1)}x`)
+  const range = (xs: number[]): string => `median ${median(xs).toFixed(0)} (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`
+  console.log(`node ${process.version}, ${runs} runs of each, alternating, idle ${idleSeconds} s with 3 peers`)
+  for (const mode of ['bundle', 'sources'] as const) {
+    const r = results[mode]
+    console.log(`${mode === 'bundle' ? 'bundled node (node/build/)' : 'the same node from its sources (DATANET_BUNDLE=0)'}:`)
+    console.log(`  cold start until /v1/health: ${range(r.startMs)} ms  target <= 1000 ms; ratio to the bare server ${(median(r.startMs) / bs).toFixed(1)}x`)
+    console.log(`    of which waiting for the keystore's scrypt after the node's own steps: ${range(r.keystoreWait)} ms (begun by main.js in ${r.prefetched} of ${r.startMs.length} starts)`)
+    console.log(`    CPU time of the node until then: ${range(r.startCpuMs)} ms`)
+    console.log(`  idle RSS with 3 peers: ${range(r.rss)} MB  target <= 120 MB; ratio to the bare server ${(median(r.rss) / br).toFixed(1)}x`)
+  }
+  console.log(`bundled / sources: cold start ${(median(results.bundle.startMs) / median(results.sources.startMs)).toFixed(2)}x, idle RSS ${(median(results.bundle.rss) / median(results.sources.rss)).toFixed(2)}x`)
+  console.log(`baseline bare node http server: start median ${bs.toFixed(0)} ms, RSS ${br.toFixed(0)} MB`)
+  console.log(`floor: the keystore's scrypt (N = 2^17, r = 8) alone on an idle core: median ${median(kdf).toFixed(0)} ms`)
 } finally {
   for (const p of peers) await p.stop()
   rmSync(root, { recursive: true, force: true })

@@ -6,6 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Wallet } from 'ethers'
 import { DatanetError } from '../errors.ts'
 import { decryptKeystore, encryptKeystore } from './keystore.ts'
+import { dataDirPaths } from './data-dir-layout.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 /** The on-disk layout version this code reads and writes. Bump on any incompatible change. */
@@ -24,24 +25,7 @@ function dataDirError (code: typeof DataDirErrorCode[keyof typeof DataDirErrorCo
   return new DatanetError({ code }, message, 'usage', { cause })
 }
 
-/** Paths inside a data directory: one place that knows the layout. */
-export function dataDirPaths (dir: string) {
-  return {
-    dir,
-    meta: join(dir, 'datanet.json'),
-    lock: join(dir, 'node.lock'),
-    libp2pKey: join(dir, 'keys', 'libp2p.key'),
-    keystore: join(dir, 'keys', 'keystore.json'),
-    apiToken: join(dir, 'api-token'),
-    apiInfo: join(dir, 'api.json'),
-    state: join(dir, 'state'),
-    blocks: join(dir, 'blocks'),
-    datastore: join(dir, 'datastore'),
-    /** Attribution index segments (rebuilt from the dataset when missing). */
-    attribution: join(dir, 'attribution')
-  }
-}
-export type DataDirPaths = ReturnType<typeof dataDirPaths>
+export { dataDirPaths, type DataDirPaths } from './data-dir-layout.ts'
 
 export interface DataDirMeta {
   format: number

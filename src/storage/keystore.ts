@@ -1,6 +1,7 @@
-import { createDecipheriv, scrypt as scryptCb, timingSafeEqual, type BinaryLike, type ScryptOptions } from 'node:crypto'
+import { createDecipheriv, timingSafeEqual } from 'node:crypto'
 import { Wallet, getAddress, keccak256, encryptKeystoreJson } from 'ethers'
 import { DatanetError } from '../errors.ts'
+import { deriveScryptKey, isHex, scryptCostOk, type ScryptParams } from './keystore-kdf.ts'
 
 export const KeystoreErrorCode = {
   WRONG_PASSWORD: 'KEYSTORE_ERROR_WRONG_PASSWORD',
@@ -10,12 +11,6 @@ export type KeystoreErrorCode = typeof KeystoreErrorCode[keyof typeof KeystoreEr
 
 /** scrypt cost of new keystores; ethers' default (N = 2^17), the usual Web3 Secret Storage strength. */
 const SCRYPT_N = 1 << 17
-
-function scrypt (password: BinaryLike, salt: BinaryLike, keylen: number, options: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scryptCb(password, salt, keylen, options, (err, key) => { err == null ? resolve(key) : reject(err) })
-  })
-}
 
 /** Encrypts a private key into a Web3 Secret Storage (v3) JSON keystore, as ethers writes them. */
 export async function encryptKeystore (privateKey: string, password: string): Promise<string> {
@@ -30,16 +25,9 @@ interface ScryptKeystore {
     ciphertext: string
     cipherparams: { iv: string }
     kdf: string
-    kdfparams: { n: number, r: number, p: number, dklen: number, salt: string }
+    kdfparams: ScryptParams
     mac: string
   }
-}
-
-/** Largest scrypt cost accepted when reading (geth's "standard" is 2^18). */
-const MAX_SCRYPT_N = 1 << 20
-
-function isHex (v: unknown, bytes?: number): v is string {
-  return typeof v === 'string' && v.length % 2 === 0 && /^[0-9a-fA-F]*$/.test(v) && (bytes === undefined ? v.length > 0 : v.length === bytes * 2)
 }
 
 function malformed (why: string): DatanetError {
@@ -74,18 +62,13 @@ export async function decryptKeystore (json: string, password: string): Promise<
       throw new DatanetError({ code: KeystoreErrorCode.WRONG_PASSWORD }, 'cannot decrypt the keystore: wrong password', 'usage', { cause: err })
     }
   }
-  const { n, r, p, dklen, salt } = c.kdfparams ?? {} as Partial<ScryptKeystore['crypto']['kdfparams']>
-  // [MALFORMED] scrypt parameters a keystore writer would use; n bounded so a hostile file cannot ask for terabytes
-  if (![n, r, p, dklen].every(v => Number.isSafeInteger(v) && (v as number) > 0) || (dklen as number) < 32 ||
-    ((n as number) & ((n as number) - 1)) !== 0 || (n as number) > MAX_SCRYPT_N || (r as number) > 32 || (p as number) > 16) {
-    throw malformed('bad scrypt parameters')
-  }
-  if (!isHex(salt) || !isHex(c.ciphertext) || !isHex(c.mac, 32) || !isHex(c.cipherparams?.iv, 16)) throw malformed('salt, ciphertext, mac or iv is not hex of the right length')
+  const params = c.kdfparams
+  // [MALFORMED] scrypt parameters a keystore writer would use
+  if (!scryptCostOk(params)) throw malformed('bad scrypt parameters')
+  if (!isHex(params.salt) || !isHex(c.ciphertext) || !isHex(c.mac, 32) || !isHex(c.cipherparams?.iv, 16)) throw malformed('salt, ciphertext, mac or iv is not hex of the right length')
   let derived: Buffer
   try {
-    derived = await scrypt(Buffer.from(password.normalize('NFKC'), 'utf8'), Buffer.from(salt, 'hex'), dklen as number, {
-      N: n as number, r: r as number, p: p as number, maxmem: 256 * (n as number) * (r as number) + 64 * 1024 * 1024
-    })
+    derived = await deriveScryptKey(params, password)
   } catch (err) {
     throw new DatanetError({ code: KeystoreErrorCode.MALFORMED }, 'keystore is malformed: scrypt refused its parameters', 'usage', { cause: err })
   }

@@ -12,6 +12,7 @@ import {
 import { DatanetError } from '../../src/errors.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { withDeadline } from '../helpers/wait.ts'
+import { datanetRejection } from '../helpers/rejection.ts'
 
 const PASSWORD = 'data-dir-test-password'
 const ETH_KEY = '0x' + '59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d'
@@ -42,17 +43,6 @@ function syncError (fn: () => unknown): DatanetError {
     return err as DatanetError
   }
   assert.unreachable('expected an error')
-  throw new Error('unreachable')
-}
-
-async function asyncError (promise: Promise<unknown>): Promise<DatanetError> {
-  try {
-    await promise
-  } catch (err) {
-    assert.instance(err, DatanetError)
-    return err as DatanetError
-  }
-  assert.unreachable('expected a rejection')
   throw new Error('unreachable')
 }
 
@@ -115,7 +105,7 @@ test('readApiToken of a missing or empty file is API_ERROR_NO_TOKEN', () => {
 test('initDataDir twice is DATA_DIR_ERROR_ALREADY_INITIALISED and changes nothing', async () => {
   const before = readFileSync(dataDirPaths(shared).meta, 'utf8')
   const keyBefore = readFileSync(dataDirPaths(shared).libp2pKey)
-  const e = await asyncError(initDataDir(shared, { password: PASSWORD }))
+  const e = await datanetRejection(initDataDir(shared, { password: PASSWORD }))
   assert.is(e.code, DataDirErrorCode.ALREADY_INITIALISED)
   assert.is(e.code, 'DATA_DIR_ERROR_ALREADY_INITIALISED')
   assert.is(e.kind, 'usage')
@@ -125,7 +115,7 @@ test('initDataDir twice is DATA_DIR_ERROR_ALREADY_INITIALISED and changes nothin
 
 test('initDataDir with an empty password is DATA_DIR_ERROR_NO_PASSWORD and writes nothing', async () => {
   const dir = newDir()
-  const e = await asyncError(initDataDir(dir, { password: '' }))
+  const e = await datanetRejection(initDataDir(dir, { password: '' }))
   assert.is(e.code, DataDirErrorCode.NO_PASSWORD)
   assert.not.ok(existsSync(dir))
 })
@@ -263,21 +253,21 @@ test('loadLibp2pKey gives the peer id recorded in datanet.json', async () => {
 test('loadLibp2pKey of a directory without a key is DATA_DIR_ERROR_CORRUPT', async () => {
   const dir = newDir()
   mkdirSync(dir)
-  assert.is((await asyncError(loadLibp2pKey(dir))).code, DataDirErrorCode.CORRUPT)
+  assert.is((await datanetRejection(loadLibp2pKey(dir))).code, DataDirErrorCode.CORRUPT)
 })
 
 test('loadWallet without a password is DATA_DIR_ERROR_NO_PASSWORD', async () => {
-  const e = await asyncError(loadWallet(shared, undefined))
+  const e = await datanetRejection(loadWallet(shared, undefined))
   assert.is(e.code, DataDirErrorCode.NO_PASSWORD)
   assert.is(e.code, 'DATA_DIR_ERROR_NO_PASSWORD')
   assert.is(e.kind, 'usage')
-  assert.is((await asyncError(loadWallet(shared, ''))).code, DataDirErrorCode.NO_PASSWORD)
+  assert.is((await datanetRejection(loadWallet(shared, ''))).code, DataDirErrorCode.NO_PASSWORD)
 })
 
 test('loadWallet of a directory without a keystore is DATA_DIR_ERROR_CORRUPT', async () => {
   const dir = newDir()
   mkdirSync(dir)
-  assert.is((await asyncError(loadWallet(dir, PASSWORD))).code, DataDirErrorCode.CORRUPT)
+  assert.is((await datanetRejection(loadWallet(dir, PASSWORD))).code, DataDirErrorCode.CORRUPT)
 })
 
 test('loadWallet with the right password gives the address in datanet.json', async () => {
@@ -287,7 +277,7 @@ test('loadWallet with the right password gives the address in datanet.json', asy
 })
 
 test('loadWallet with a wrong password is KEYSTORE_ERROR_WRONG_PASSWORD', async () => {
-  const e = await asyncError(loadWallet(shared, 'not-it'))
+  const e = await datanetRejection(loadWallet(shared, 'not-it'))
   assert.is(e.code, 'KEYSTORE_ERROR_WRONG_PASSWORD')
   assert.is(e.kind, 'usage')
 })

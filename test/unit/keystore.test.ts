@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert'
 import { createCipheriv, pbkdf2Sync, randomBytes } from 'node:crypto'
 import { Wallet, encryptKeystoreJson, keccak256 } from 'ethers'
 import { decryptKeystore, encryptKeystore, KeystoreErrorCode } from '../../src/storage/keystore.ts'
-import { DatanetError } from '../../src/errors.ts'
+import { datanetRejection } from '../helpers/rejection.ts'
 
 // A fixed key so failures are reproducible.
 const PRIVATE_KEY = '0x' + '4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318'
@@ -31,17 +31,6 @@ function section (ks: { Crypto?: Section, crypto?: Section }): Section {
   return c
 }
 
-async function rejection (promise: Promise<unknown>): Promise<DatanetError> {
-  try {
-    await promise
-  } catch (err) {
-    assert.instance(err, DatanetError)
-    return err as DatanetError
-  }
-  assert.unreachable('expected the promise to reject')
-  throw new Error('unreachable')
-}
-
 test('encryptKeystore writes a v3 scrypt keystore at ethers\' default strength', async () => {
   const ks = JSON.parse(await oursKeystore()) as { version: number, address: string, Crypto?: { kdf: string, cipher: string, kdfparams: { n: number } }, crypto?: { kdf: string, cipher: string, kdfparams: { n: number } } }
   const c = ks.crypto ?? ks.Crypto
@@ -61,7 +50,7 @@ test('round trip: decryptKeystore opens what encryptKeystore wrote', async () =>
 })
 
 test('a wrong password is KEYSTORE_ERROR_WRONG_PASSWORD (usage)', async () => {
-  const e = await rejection(decryptKeystore(await oursKeystore(), 'not the password'))
+  const e = await datanetRejection(decryptKeystore(await oursKeystore(), 'not the password'))
   assert.is(e.code, KeystoreErrorCode.WRONG_PASSWORD)
   assert.is(e.code, 'KEYSTORE_ERROR_WRONG_PASSWORD')
   assert.is(e.kind, 'usage')
@@ -80,7 +69,7 @@ test('decryptKeystore opens a keystore written by ethers', async () => {
   assert.is(wallet.address, ADDRESS)
   assert.is(wallet.privateKey, PRIVATE_KEY)
 
-  const e = await rejection(decryptKeystore(json, 'wrong'))
+  const e = await datanetRejection(decryptKeystore(json, 'wrong'))
   assert.is(e.code, KeystoreErrorCode.WRONG_PASSWORD)
 })
 
@@ -118,7 +107,7 @@ test('the crypto section may be named "crypto" or "Crypto"; the address may lack
 test('a keystore whose stated address is not its key is KEYSTORE_ERROR_MALFORMED', async () => {
   const ks = JSON.parse(await ethersKeystore()) as Record<string, unknown>
   ks.address = Wallet.createRandom().address
-  const e = await rejection(decryptKeystore(JSON.stringify(ks), PASSWORD))
+  const e = await datanetRejection(decryptKeystore(JSON.stringify(ks), PASSWORD))
   assert.is(e.code, KeystoreErrorCode.MALFORMED)
 })
 
@@ -126,13 +115,13 @@ test('a tampered ciphertext fails the MAC: KEYSTORE_ERROR_WRONG_PASSWORD', async
   const ks = JSON.parse(await ethersKeystore()) as { Crypto?: Section, crypto?: Section }
   const ct = section(ks).ciphertext
   section(ks).ciphertext = (ct[0] === '0' ? '1' : '0') + ct.slice(1)
-  const e = await rejection(decryptKeystore(JSON.stringify(ks), PASSWORD))
+  const e = await datanetRejection(decryptKeystore(JSON.stringify(ks), PASSWORD))
   assert.is(e.code, KeystoreErrorCode.WRONG_PASSWORD)
 })
 
 test('malformed input is KEYSTORE_ERROR_MALFORMED (usage)', async () => {
   for (const json of ['not json at all', '', 'null', '42', '{}', '{"crypto": null}', '{"crypto": "x"}', '[]']) {
-    const e = await rejection(decryptKeystore(json, PASSWORD))
+    const e = await datanetRejection(decryptKeystore(json, PASSWORD))
     assert.is(e.code, KeystoreErrorCode.MALFORMED, json)
     assert.is(e.kind, 'usage')
   }
@@ -143,7 +132,7 @@ test('bad scrypt parameters are KEYSTORE_ERROR_MALFORMED', async () => {
   for (const [key, value] of [['dklen', 16], ['n', 'many'], ['r', 1.5], ['p', null], ['n', 3000], ['n', 2 ** 40], ['salt', 'zz'], ['salt', undefined]] as const) {
     const copy = structuredClone(ks)
     section(copy).kdfparams[key] = value
-    const e = await rejection(decryptKeystore(JSON.stringify(copy), PASSWORD))
+    const e = await datanetRejection(decryptKeystore(JSON.stringify(copy), PASSWORD))
     assert.is(e.code, KeystoreErrorCode.MALFORMED, `${key}=${String(value)}`)
   }
 })
@@ -153,7 +142,7 @@ test('missing kdfparams, mac, iv or ciphertext are KEYSTORE_ERROR_MALFORMED, nev
   for (const key of ['kdfparams', 'mac', 'cipherparams', 'ciphertext']) {
     const copy = structuredClone(ks)
     delete (copy.Crypto ?? copy.crypto as Record<string, unknown>)[key]
-    const e = await rejection(decryptKeystore(JSON.stringify(copy), PASSWORD))
+    const e = await datanetRejection(decryptKeystore(JSON.stringify(copy), PASSWORD))
     assert.is(e.code, KeystoreErrorCode.MALFORMED, key)
   }
 })
@@ -187,7 +176,7 @@ test('a keystore with another KDF (pbkdf2) decrypts through ethers; a wrong pass
   const wallet = await decryptKeystore(json, PASSWORD)
   assert.is(wallet.address, ADDRESS)
   assert.is(wallet.privateKey, PRIVATE_KEY)
-  const e = await rejection(decryptKeystore(json, 'wrong'))
+  const e = await datanetRejection(decryptKeystore(json, 'wrong'))
   assert.is(e.code, KeystoreErrorCode.WRONG_PASSWORD)
 })
 
