@@ -67,7 +67,9 @@ export async function buildBundle (): Promise<{ files: number, inputs: number, m
     metafile: true,
     logLevel: 'warning',
     legalComments: 'none',
-    minify: true,
+    // identifiers kept: profiles and stack traces name our functions
+    minifyWhitespace: true,
+    minifySyntax: true,
     // CommonJS dependencies call require() for Node's modules
     banner: { js: 'import { createRequire as __datanetRequire } from \'node:module\'; const require = __datanetRequire(import.meta.url);' },
     plugins: [ownUrls]

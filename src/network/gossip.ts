@@ -60,6 +60,8 @@ export interface TopicHandler<T> {
    * (for messages sent once and never again; not for votes or periodic announcements).
    */
   holdUntilSubscribed?: boolean
+  /** A peer subscribed to the topic: it may hold what this node lacks (consensus asks it for versions at once). */
+  onSubscribed?: (peer: string) => void
 }
 
 /** The parts of the gossipsub service this router uses beyond its public interface. */
@@ -326,8 +328,17 @@ export class GossipRouter {
     }
   }
 
-  private readonly onSubscriptionChange = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+  private readonly onSubscriptionChange = (evt: CustomEvent<{ peerId: { toString: () => string }, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
     if (evt.detail.subscriptions.some(s => s.subscribe && this.outbox.has(s.topic))) void this.flush()
+    for (const { topic, subscribe } of evt.detail.subscriptions) {
+      const onSubscribed = subscribe ? this.handlers.get(topic)?.onSubscribed : undefined
+      if (onSubscribed === undefined) continue
+      try {
+        onSubscribed(evt.detail.peerId.toString())
+      } catch (err) {
+        this.options.logger.warn({ err, kind: this.handlers.get(topic)?.kind }, 'a subscription listener failed')
+      }
+    }
   }
 
   /** Sends what the outbox holds for topics that now have subscribers; drops what is too old. */

@@ -280,6 +280,23 @@ test('stop removes the listener and unsubscribes; later messages are not process
   assert.equal(s.pubsub.unsubscribed, [TOPIC])
 })
 
+test('a peer subscribing to a topic is told to its handler (consensus asks it for versions at once); another topic\'s or a throwing listener changes nothing else', async () => {
+  const told: string[] = []
+  const s = setup({ onSubscribed: peer => { told.push(peer) } })
+  s.pubsub.peerSubscribes('/test/1/other')
+  assert.equal(told, [])
+  s.pubsub.peerSubscribes(TOPIC)
+  assert.equal(told, [publisher.toString()])
+  s.pubsub.dispatchEvent(new CustomEvent('subscription-change', { detail: { peerId: publisher, subscriptions: [{ topic: TOPIC, subscribe: false }] } }))
+  assert.equal(told, [publisher.toString()], 'an unsubscription is not a new peer')
+  await s.router.stop()
+  const t = setup({ onSubscribed: () => { throw new Error('listener failed') } })
+  t.pubsub.peerSubscribes(TOPIC)
+  send(t.pubsub, 'after', signed(TOPIC, 'after'))
+  assert.is((await verdict(t.pubsub, 'after')).result, 'accept')
+  await t.router.stop()
+})
+
 test('publish, meshPeers, subscribers and score delegate to gossipsub', async () => {
   const s = setup()
   const data = new Uint8Array([1, 2, 3])

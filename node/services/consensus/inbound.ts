@@ -34,6 +34,9 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
     topic: topics.consensus(c.datanet),
     kind: 'consensus',
     scoreParams: datanetTopicScoreParams(),
+    // a peer that joins the datanet's consensus may be ahead: a node that was away asks it
+    // for versions as soon as it is reachable, not at the next timer (catch-up throttles)
+    onSubscribed: () => { c.onBehind() },
     decode: (data: Uint8Array) => {
       let wire: Wire
       try { wire = decodeCbor<Wire>(data) } catch { throw reject('CONSENSUS_ERROR_MALFORMED', 'not dag-cbor') }
