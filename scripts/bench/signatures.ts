@@ -8,8 +8,10 @@
  *   bash scripts/run.sh node scripts/bench/signatures.ts [N=2000]
  */
 import { randomBytes } from 'node:crypto'
-import { TypedDataEncoder, Wallet, hexlify, recoverAddress } from 'ethers'
-import { forgetSigners, recoverSigner } from '../../src/codec/signer.ts'
+import { Signature, TypedDataEncoder, Wallet, hexlify, recoverAddress } from 'ethers'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { pippenger } from '@noble/curves/abstract/curve.js'
+import { forgetSigners, recoverSigner, verifyBatch } from '../../src/codec/signer.ts'
 import { datanetDomain } from '../../src/codec/eip712.ts'
 import { VOTE_TYPES, voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
 
@@ -54,3 +56,54 @@ const compiled = digests((h, round) => voteDigest(domain, 'precommit', round, h)
 if (compiled.all.some((d, i) => d !== ethersDigests.all[i])) throw new Error('the compiled vote digest differs from ethers\'')
 console.log(`baseline  ethers TypedDataEncoder.hash (votes):  ${ethersDigests.rate.toFixed(0).padStart(8)} digests/s`)
 console.log(`compiled vote digest (src/codec/typed-hash.ts):  ${compiled.rate.toFixed(0).padStart(8)} digests/s  ratio ${(compiled.rate / ethersDigests.rate).toFixed(2)}`)
+
+// batches of a catch-up range (32 versions × 3 precommits of 4 known keys): verifyBatch
+// against the same check as one noble pippenger over every point with full-size scalars
+// (what verifyBatch did before 2026-12-06), on the same signatures, checked to agree
+const batchSize = 96
+// fresh signatures (none in the memo of signatures seen) by the four signers, whose keys are known
+const signed = Array.from({ length: n }, (_, i) => {
+  const w = wallets[i % wallets.length] as (typeof wallets)[number]
+  const digest = hexlify(randomBytes(32))
+  return { digest, signature: w.signingKey.sign(digest).serialized, signer: w.address }
+})
+const z = (): bigint => BigInt(hexlify(randomBytes(16)))
+// the signers' keys, known to both (as verifyBatch knows them)
+const keyPoints = new Map(wallets.map(w => [w.address.toLowerCase(), secp256k1.Point.fromHex(w.signingKey.publicKey.slice(2))]))
+function referenceBatch (batch: typeof signed): boolean {
+  const { Fn } = secp256k1.Point
+  const points = []
+  const scalars = []
+  let g = 0n
+  const perKey = new Map<string, { key: InstanceType<typeof secp256k1.Point>, scalar: bigint }>()
+  for (const item of batch) {
+    const sig = Signature.from(item.signature)
+    const e = Fn.create(BigInt(item.digest))
+    const r = BigInt(sig.r)
+    const w = Fn.inv(BigInt(sig.s))
+    const weight = z() | 1n
+    points.push(secp256k1.Point.fromHex((sig.yParity === 1 ? '03' : '02') + sig.r.slice(2)))
+    scalars.push(weight)
+    g = Fn.add(g, Fn.mul(weight, Fn.mul(e, w)))
+    const id = item.signer.toLowerCase()
+    const k = perKey.get(id) ?? { key: keyPoints.get(id) as InstanceType<typeof secp256k1.Point>, scalar: 0n }
+    k.scalar = Fn.add(k.scalar, Fn.mul(weight, Fn.mul(r, w)))
+    perKey.set(id, k)
+  }
+  points.push(secp256k1.Point.BASE)
+  scalars.push(Fn.neg(g))
+  for (const { key, scalar } of perKey.values()) { points.push(key); scalars.push(Fn.neg(scalar)) }
+  return pippenger(secp256k1.Point, points, scalars).is0()
+}
+function batchRate (check: (b: typeof signed) => boolean): number {
+  const t0 = performance.now()
+  for (let i = 0; i < signed.length; i += batchSize) if (!check(signed.slice(i, i + batchSize))) throw new Error('a good batch refused')
+  return signed.length / ((performance.now() - t0) / 1000)
+}
+// alternating, the second of each timed (the first warms the curve code both use)
+batchRate(referenceBatch)
+batchRate(b => verifyBatch(b, z))
+const refRate = batchRate(referenceBatch)
+const ours = batchRate(b => verifyBatch(b, z))
+console.log(`baseline  one noble pippenger, full-size scalars: ${refRate.toFixed(0).padStart(7)} signatures/s (batches of ${batchSize})`)
+console.log(`verifyBatch (128-bit weights, shortMsm):         ${ours.toFixed(0).padStart(8)} signatures/s  ratio ${(ours / refRate).toFixed(2)}`)
