@@ -16,7 +16,7 @@
 import { readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build, type Plugin } from 'esbuild'
+import type { Plugin } from 'esbuild'
 import { BUILD_DIR, freshBundle } from '../node/cli/bundle.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -51,6 +51,8 @@ function heliaStatic (text: string): string {
 
 export async function buildBundle (): Promise<{ files: number, inputs: number, ms: number }> {
   const started = Date.now()
+  // loaded here: `--if-stale` (every setup) decides without it
+  const { build } = await import('esbuild')
   const result = await build({
     entryPoints: ENTRIES,
     bundle: true,

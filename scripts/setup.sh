@@ -15,7 +15,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > "$stamp"
 fi
-# the bundled node (a faster start); node/cli/main.js runs the sources while it is stale
-if [ -n "$(find src node scripts/build.ts package-lock.json -newer node/build/manifest.json \( -name '*.ts' -o -name '*.js' -o -name '*.json' \) -not -path 'node/build/*' -print -quit 2>/dev/null)" ] || [ ! -f node/build/manifest.json ]; then
-  node scripts/build.ts
-fi
+# the bundled node (a faster start): rebuilt when an input is newer or gone (the check that
+# node/cli/main.js makes before it runs it, else it runs the sources)
+node scripts/build.ts --if-stale

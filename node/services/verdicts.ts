@@ -109,11 +109,19 @@ export class VerdictService {
 
   /** Verdicts a proposal's or a synced version's certificate carried (already checked): stored as if gossiped. */
   async adopt (datanet: FollowedDatanet, verdicts: ReadonlyArray<{ verdict: Verdict, bytes: Uint8Array }>): Promise<void> {
+    // a caught-up range's verdicts in one read and one batch (they were a read and a write each)
+    const held = await this.opts.db.verdicts.hasMany(verdicts.map(({ verdict }) => [verdict.contribution.toString(), verdict.validator] as const))
+    const fresh = new Map<string, { verdict: Verdict, entry: VerdictEntry }>()
+    verdicts.forEach(({ verdict, bytes }, i) => {
+      const key = `${verdict.contribution.toString()}/${verdict.validator}`
+      // the first of two for one (contribution, validator) is kept, as one after the other did
+      if (held[i] !== true && !fresh.has(key)) fresh.set(key, { verdict, entry: verdictEntry(verdict, bytes) })
+    })
+    await this.opts.db.verdicts.putMany([...fresh.values()].map(f => f.entry))
     const touched = new Set<string>()
-    for (const { verdict, bytes } of verdicts) {
-      if (await this.opts.db.verdicts.has(verdict.contribution.toString(), verdict.validator)) continue
-      await this.storeVerdict(verdict, bytes)
-      touched.add(verdict.contribution.toString())
+    for (const { verdict, entry } of fresh.values()) {
+      this.opts.onVerdict?.(verdict.datanet, entry)
+      touched.add(entry.contribution)
     }
     for (const cid of touched) await this.tally(datanet, cid)
   }
@@ -179,16 +187,7 @@ export class VerdictService {
   }
 
   private async storeVerdict (v: Verdict, bytes: Uint8Array): Promise<void> {
-    const entry: VerdictEntry = {
-      contribution: v.contribution.toString(),
-      validator: v.validator,
-      accept: v.accept,
-      score: v.score,
-      reasons: v.reasons,
-      timestamp: v.timestamp,
-      signature: toHex(v.signature),
-      bytes: toHex(bytes)
-    }
+    const entry = verdictEntry(v, bytes)
     await this.opts.db.verdicts.put(entry)
     this.opts.onVerdict?.(v.datanet, entry)
   }
@@ -262,5 +261,19 @@ export class VerdictService {
         await this.tally(datanet, verdict.contribution.toString())
       }
     }
+  }
+}
+
+/** A verdict as stored. */
+function verdictEntry (v: Verdict, bytes: Uint8Array): VerdictEntry {
+  return {
+    contribution: v.contribution.toString(),
+    validator: v.validator,
+    accept: v.accept,
+    score: v.score,
+    reasons: v.reasons,
+    timestamp: v.timestamp,
+    signature: toHex(v.signature),
+    bytes: toHex(bytes)
   }
 }

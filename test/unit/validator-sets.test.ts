@@ -32,7 +32,7 @@ const OLD = setOf([A, B, C, D])
 const NEW = setOf([A, B, C, E])
 
 interface Scene {
-  service: (signer: Wallet) => VerdictService
+  service: (signer: Wallet, onVerdict?: (datanet: string, entry: { validator: string }) => void) => VerdictService
   handler: () => TopicHandler<unknown>
   published: Uint8Array[]
   d: FollowedDatanet
@@ -63,8 +63,8 @@ async function withScene (fn: (s: Scene) => Promise<void>, chain: ChainSets = { 
       register: (h: TopicHandler<unknown>) => { handler = h },
       publish: async (_t: string, bytes: Uint8Array) => { published.push(bytes); return 1 }
     } as unknown as GossipRouter
-    const service = (signer: Wallet): VerdictService => {
-      const s = new VerdictService({ db, router, signer, binding, rules: [], logger: pino({ level: 'silent' }), sets } as ConstructorParameters<typeof VerdictService>[0])
+    const service = (signer: Wallet, onVerdict?: (datanet: string, entry: { validator: string }) => void): VerdictService => {
+      const s = new VerdictService({ db, router, signer, binding, rules: [], logger: pino({ level: 'silent' }), sets, onVerdict } as ConstructorParameters<typeof VerdictService>[0])
       s.follow(d)
       return s
     }
@@ -142,4 +142,29 @@ test('a contribution stored while the deciding set is not fixed yet is judged as
   }, { validatorSet: (_d, h) => (h <= 2 || anchored ? OLD : undefined), latestSet: () => OLD })
 })
 
+test('adopting a caught-up range\'s verdicts: the new ones stored in one batch and told once each, one held already or given twice kept as first stored, the contribution tallied', () => withScene(async s => {
+  const told: string[] = []
+  const service = s.service(A, (_d, e) => { told.push(e.validator) })
+  const signed = async (w: Wallet, score: number): Promise<{ verdict: Awaited<ReturnType<typeof signVerdict>>, bytes: Uint8Array }> => {
+    const verdict = await signVerdict(w, binding, { datanet: s.d.id, contribution: CID.parse(s.contribution), validator: w.address, accept: true, score, reasons: [], timestamp: 1 })
+    return { verdict, bytes: encodeVerdict(verdict) }
+  }
+  // B's verdict held before the range (from gossip), with score 90
+  const held = await signed(B, 90)
+  await service.adopt(s.d, [held])
+  assert.equal(told, [B.address])
+  told.length = 0
+  const batches: number[] = []
+  const putMany = s.db.verdicts.putMany.bind(s.db.verdicts)
+  s.db.verdicts.putMany = async entries => { batches.push(entries.length); await putMany(entries) }
+  await service.adopt(s.d, [await signed(B, 10), await signed(C, 80), await signed(D, 70), await signed(C, 5)])
+  assert.equal(batches, [2], 'C and D in one batch; B held, C\'s second dropped')
+  assert.equal(told, [C.address, D.address])
+  assert.is((await s.db.verdicts.get(s.contribution, B.address))?.score, 90)
+  assert.is((await s.db.verdicts.get(s.contribution, C.address))?.score, 80)
+  const entry = await s.db.contributions.get(s.contribution)
+  assert.is(entry?.status, 'accepted', 'three of four accept: tallied')
+}))
+
 test.run()
+

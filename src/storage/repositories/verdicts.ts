@@ -27,7 +27,17 @@ export class VerdictRepository {
     return out
   }
 
+  /** Which of these (contribution, validator) pairs have a verdict, in one read. */
+  async hasMany (pairs: ReadonlyArray<readonly [contribution: string, validator: string]>): Promise<boolean[]> {
+    return (await this.store.getMany(pairs.map(([c, v]) => `${c}/${v}`))).map(e => e !== undefined)
+  }
+
   async put (entry: VerdictEntry): Promise<void> {
     await this.store.put(`${entry.contribution}/${entry.validator}`, entry)
+  }
+
+  /** Many verdicts in one batch (a caught-up range's). */
+  async putMany (entries: readonly VerdictEntry[]): Promise<void> {
+    await this.store.putMany(entries.map(e => [`${e.contribution}/${e.validator}`, e]))
   }
 }
