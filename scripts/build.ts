@@ -13,6 +13,7 @@
  * - worker threads (`new Worker(new URL('./x.ts', import.meta.url))`): they run the
  *   sources, found through each file's own URL (below).
  */
+import { existsSync } from 'node:fs'
 import { readFile, readdir, rm, writeFile, rename } from 'node:fs/promises'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -84,8 +85,9 @@ export async function buildBundle (): Promise<{ files: number, inputs: number, m
     entries[name] = relative(BUILD_DIR, resolve(root, out))
   }
   const inputs = Object.keys(result.metafile.inputs).map(i => relative(root, resolve(root, i))).filter(i => !i.startsWith('node_modules/') && !i.startsWith('..'))
-  // an install changes node_modules, and npm rewrites this file at each one
-  inputs.push('package-lock.json', 'node_modules/.package-lock.json', 'scripts/build.ts')
+  // an install changes node_modules, and npm rewrites its record of it at each one (when it keeps one)
+  inputs.push('package-lock.json', 'scripts/build.ts')
+  if (existsSync(join(root, 'node_modules/.package-lock.json'))) inputs.push('node_modules/.package-lock.json')
   const previous = await readManifest()
   const manifest = { builtAt: started, root: relative(BUILD_DIR, root), entries, outputs, inputs }
   // the manifest last and by rename: a reader sees the old bundle or the whole new one
