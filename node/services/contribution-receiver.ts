@@ -8,7 +8,7 @@ import { FairQueue } from '../../src/network/fair-queue.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { ContributionEntry, StateDatabase } from '../../src/storage/state-db.ts'
-import { getBlock, pinContribution, prefetcher } from './blocks.ts'
+import { getBlock, pin, prefetcher } from './blocks.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import { FetchWatch, Permits } from './shard-fetch-watch.ts'
 import type { VerdictService } from './verdicts.ts'
@@ -312,7 +312,7 @@ export class ContributionReceiver {
     if (await this.opts.db.contributions.has(cid)) return
     const { db, helia } = this.opts
     await helia.blockstore.put(contributionCidValue, g.bytes)
-    await pinContribution(helia, contributionCidValue)
+    await pin(helia, contributionCidValue)
     const digest = fromHex(datanet.digest, 32)
     const covered = this.opts.covered
     const counts = await indexContribution(g.contribution, cid, {

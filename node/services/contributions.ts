@@ -14,7 +14,7 @@ import { splitShard, shardCid } from '../../src/datanet/shard.ts'
 import { DatanetError } from '../../src/errors.ts'
 import type { GossipRouter } from '../../src/network/gossip.ts'
 import { topics } from '../../src/network/topics.ts'
-import { getBlock, pinContribution } from './blocks.ts'
+import { getBlock, pin } from './blocks.ts'
 import { ContributionReceiver, type ShardFetchOptions } from './contribution-receiver.ts'
 import { preparedBatches } from './ingest-thread.ts'
 import type { DomainBinding, TypedDataSigner } from '../../src/codec/eip712.ts'
@@ -320,7 +320,7 @@ export class ContributionService {
     }
     const cid = await contributionCid(bytes)
     await helia.blockstore.put(cid, bytes)
-    await pinContribution(helia, cid)
+    await pin(helia, cid)
     // ingest dropped copies; what the dataset already mostly holds is judged here as validators will
     const facts: ContributionFacts = { recordCount: result.recordCount, byteSize: result.byteSize, invalidRecords: 0, duplicateRecords: 0, nearDuplicateRecords: await this.coveredIn(datanet, result.shards), flagged: result.flagged }
     const { entry } = await this.store(datanet, contribution, cid, 'local', facts, `u:${upload.id}`)

@@ -8,7 +8,12 @@
  * pin walks the whole history through the parent links and rewrites every block's pin
  * record, so its cost grows with the height; the block alone does not.
  *
- * Usage: scripts/run.sh node scripts/bench/pin.ts [heights=40] [contributions=64]
+ * Then the contributions a caught-up range vouches for (catch-up.ts): R contributions of one
+ * 1 KB shard pinned in one `pinMany` (Helia's records, read at once and written in one
+ * batch: what the node does) beside the same run's Helia `pins.add` one contribution after
+ * the other (~7 datastore operations each: what it did until 2026-12-06), in fresh stores.
+ *
+ * Usage: scripts/run.sh node scripts/bench/pin.ts [heights=40] [contributions=64] [range=1024]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -21,10 +26,11 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { Helia } from '@helia/interface'
 import type { HeliaInit } from 'helia'
-import { pin } from '../../node/services/blocks.ts'
+import { pin, pinMany } from '../../node/services/blocks.ts'
 
 const heights = Number(process.argv[2] ?? 40)
 const perVersion = Number(process.argv[3] ?? 64)
+const rangeSize = Number(process.argv[4] ?? 1024)
 
 const heliaModule = new URL('./helia.js', import.meta.resolve('helia')).href
 const { Helia: HeliaClass } = await import(heliaModule) as { Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }
@@ -81,3 +87,35 @@ for (const h of [1, Math.ceil(heights / 4), Math.ceil(heights / 2), heights]) {
   console.log(`height ${String(h).padStart(3)}: version pinned alone ${at(alone, h)} ms; baseline recursive pin ${at(recursive, h)} ms (ratio ${(Number(at(recursive, h)) / Math.max(0.01, Number(at(alone, h)))).toFixed(0)}×)`)
 }
 console.log(`all ${heights} versions: alone ${sum(alone).toFixed(0)} ms, recursive ${sum(recursive).toFixed(0)} ms (ratio ${(sum(recursive) / Math.max(0.01, sum(alone))).toFixed(0)}×)`)
+
+/** Pins `rangeSize` fresh contributions in a fresh store, by `how`; ms in all. */
+async function range (how: 'batch' | 'helia'): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'datanet-bench-pin-'))
+  const { helia, close } = await store(dir)
+  try {
+    const contributions: CID[] = []
+    for (let c = 0; c < rangeSize; c++) {
+      const shard = await put(helia, raw.code, new TextEncoder().encode(`{"text":"range contribution ${c} ${'x'.repeat(1000)}"}\n`))
+      contributions.push(await put(helia, dagCbor.code, dagCbor.encode({ index: c, shards: [shard] })))
+    }
+    const t0 = performance.now()
+    if (how === 'batch') {
+      await pinMany(helia, contributions)
+    } else {
+      for (const cid of contributions) for await (const _ of helia.pins.add(cid)) { /* drain */ }
+    }
+    return performance.now() - t0
+  } finally {
+    await close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const batched: number[] = []
+const oneByOne: number[] = []
+for (let i = 0; i < 3; i++) {
+  batched.push(await range('batch'))
+  oneByOne.push(await range('helia'))
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1] as number
+console.log(`a range's ${rangeSize} contributions (1 shard each), medians of 3 alternating: one pinMany ${median(batched).toFixed(0)} ms (${(rangeSize / median(batched) * 1000).toFixed(0)} contributions/s); baseline Helia pins.add one after the other ${median(oneByOne).toFixed(0)} ms (${(rangeSize / median(oneByOne) * 1000).toFixed(0)}/s; ratio ${(median(oneByOne) / median(batched)).toFixed(1)}×)`)

@@ -23,6 +23,7 @@ import type { GossipRouter } from '../../src/network/gossip.ts'
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
 import { tempDir } from './tmp.ts'
+import { memoryPins } from './memory-pins.ts'
 
 // ---- a second ECDSA signature over one digest (secp256k1 in bigints; tests only) ---------
 
@@ -78,8 +79,8 @@ export interface FakeHelia {
 export function fakeHelia (): FakeHelia {
   const blocks = new Map<string, Uint8Array>()
   const network = new Map<string, Uint8Array>()
-  const pins = new Set<string>()
   const helia = {
+    ...memoryPins(),
     blockstore: {
       async * get (cid: CID, opts: { signal?: AbortSignal, offline?: boolean } = {}): AsyncGenerator<Uint8Array> {
         const local = blocks.get(cid.toString())
@@ -97,10 +98,6 @@ export function fakeHelia (): FakeHelia {
       async put (cid: CID, bytes: Uint8Array): Promise<CID> { blocks.set(cid.toString(), bytes); return cid },
       async has (cid: CID): Promise<boolean> { return blocks.has(cid.toString()) }
     },
-    pins: {
-      async isPinned (cid: CID): Promise<boolean> { return pins.has(cid.toString()) },
-      async * add (cid: CID): AsyncGenerator<CID> { pins.add(cid.toString()); yield cid }
-    }
   }
   return { blocks, network, helia: helia as unknown as Helia }
 }

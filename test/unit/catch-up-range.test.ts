@@ -153,6 +153,7 @@ function memoryBlocks (): { helia: never, stored: Map<string, Uint8Array> } {
   const blockstore = {
     has: async (cid: CID) => stored.has(cid.toString()),
     put: async (cid: CID, bytes: Uint8Array) => { stored.set(cid.toString(), bytes); return cid },
+    putMany: async function * (blocks: Iterable<{ cid: CID, bytes: Uint8Array }>) { for (const { cid, bytes } of blocks) { stored.set(cid.toString(), bytes); yield cid } },
     get: async function * (cid: CID) { const b = stored.get(cid.toString()); if (b === undefined) throw new Error('not here'); yield b }
   }
   return { helia: { blockstore } as never, stored }

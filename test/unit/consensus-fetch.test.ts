@@ -25,6 +25,7 @@ import { waitFor } from '../helpers/wait.ts'
 import { fourValidators } from '../helpers/validators.ts'
 import type { GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
 import type { Helia } from '@helia/interface'
+import { memoryPins } from '../helpers/memory-pins.ts'
 
 const binding = { chainId: 31337, registry: null }
 
@@ -38,7 +39,7 @@ function silentPeers (): Helia {
         yield new Uint8Array()
       }
     },
-    pins: { isPinned: async () => false, add: async function * () {} }
+    ...memoryPins()
   } as unknown as Helia
 }
 

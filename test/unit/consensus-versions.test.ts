@@ -29,6 +29,7 @@ import { createLogger } from '../../node/logger.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 import type { Helia } from '@helia/interface'
+import { memoryPins } from '../helpers/memory-pins.ts'
 
 const binding = { chainId: 31337, registry: null }
 const logger = createLogger({ level: 'silent', format: 'json' })
@@ -86,8 +87,8 @@ test('a final version pins its own block only: the history its parent link reach
   // pinner in it): pinning each version recursively walked the whole history through the
   // parent links, so finalizing took longer at every height (~40 s at height 55 of a soak)
   await withStore(async ({ dir, d, helia }) => {
-    const pins: Array<{ cid: string, depth: number | undefined }> = []
-    const counting = { ...helia, pins: { isPinned: async () => false, add: async function * (cid: CID, options: { depth?: number } = {}) { pins.push({ cid: cid.toString(), depth: options.depth }) } } } as unknown as Helia
+    const pinned = memoryPins()
+    const counting = { ...helia, ...pinned } as unknown as Helia
     const db = new StateDatabase(dir)
     await db.open()
     try {
@@ -98,7 +99,10 @@ test('a final version pins its own block only: the history its parent link reach
         const value = await versions.build(height, d.validators, wallets[0]!.address, height)
         assert.ok(value !== undefined)
         await versions.finalize(0, value, [], height)
-        assert.equal(pins.filter(p => p.cid === value.cid.toString()), [{ cid: value.cid.toString(), depth: 0 }], `version ${height} pinned alone`)
+        assert.equal(pinned.pinOf(value.cid), { depth: 0, metadata: {} }, `version ${height} pinned alone`)
+        // the block its pin names, nothing its links reach: the parent's record names its own pin only
+        if (value.version.parent !== null) assert.is(pinned.pinnersOf(value.version.parent), 1)
+        assert.is(pinned.records.size, 2 * height, 'a pin and a block record for each version')
       }
     } finally {
       await db.close()
@@ -312,6 +316,19 @@ test('catch-up makes a range final in one batch: the same versions, records and 
       assert.is((await db.versions.at(d.id, i + 1))?.cid, item.value.cid.toString())
       assert.is((await db.contributions.get(item.value.version.contributions[0]!.cid.toString()))?.version, i + 1)
     }
+    assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, 5, 'each record once')
+  })
+})
+
+test('catch-up: a range\'s records already in the dataset (final before the range) are not added again, nor those its earlier versions add', async () => {
+  await withRange(async ({ d, items, db, versions }) => {
+    // version 1 final first (one range), then 2 and 3: version 2 repeats a record of version 1
+    assert.equal((await versions.finalizeRange([items[0]!], () => d.validators, 1)).applied.map(e => e.height), [1])
+    const { applied, problem } = await versions.finalizeRange([items[1]!, items[2]!], () => d.validators, 1)
+    assert.is(problem, undefined)
+    assert.equal(applied.map(e => e.height), [2, 3])
+    assert.is(versions.last?.recordCount, 5)
+    assert.is(versions.last?.datasetRoot, toHex(items[2]!.value.version.datasetRoot))
     assert.is((await db.dataset.leafRange(fromHex(d.digest, 32), 100)).length, 5, 'each record once')
   })
 })

@@ -29,6 +29,7 @@ import { StateDatabase } from '../../src/storage/state-db.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { tempDir } from '../helpers/tmp.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { memoryPins } from '../helpers/memory-pins.ts'
 
 const binding = { chainId: 31337, registry: null }
 const logger = createLogger({ level: 'silent', format: 'json' })
@@ -86,7 +87,7 @@ function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Arr
         yield bytes
       }
     },
-    pins: { isPinned: async () => false, add: async function * () {} }
+    ...memoryPins()
   } as unknown as Helia
   return { helia, remote }
 }

@@ -171,20 +171,21 @@ export class CatchUp {
     const byDigest = new Map<string, Uint8Array>()
     for (const b of blocks) byDigest.set(toHex(sha256(b)), b)
     const named = new Set<string>()
+    const toStore = new Map<string, { cid: CID, bytes: Uint8Array }>()
     /** The served bytes of `cid`, stored when `store`. */
-    const take = async (cid: CID, store: boolean): Promise<Uint8Array | undefined> => {
+    const take = (cid: CID, store: boolean): Uint8Array | undefined => {
       if (cid.multihash.code !== SHA2_256) return undefined
       const key = toHex(cid.multihash.digest)
       const bytes = byDigest.get(key)
       if (bytes === undefined) return undefined
       named.add(key)
-      if (store && !await helia.blockstore.has(cid)) await helia.blockstore.put(cid, bytes)
+      if (store) toStore.set(key, { cid, bytes })
       return bytes
     }
     const versions = [...items.map(i => ({ value: i.value, store: true })), ...unchecked.map(value => ({ value, store: false }))]
     for (const { value, store } of versions) {
       for (const c of value.version.contributions) {
-        let bytes = await take(c.cid, store)
+        let bytes = take(c.cid, store)
         if (bytes === undefined && await helia.blockstore.has(c.cid)) bytes = await getBlock(helia, c.cid, { offline: true })
         if (bytes === undefined) continue
         let shards: CID[]
@@ -193,9 +194,11 @@ export class CatchUp {
         } catch {
           continue
         }
-        for (const shard of shards) await take(shard, store)
+        for (const shard of shards) take(shard, store)
       }
     }
+    // written many at once (a file each), not one after the other
+    for await (const _ of helia.blockstore.putMany(toStore.values())) { /* drain */ }
     return named.size === byDigest.size
   }
 

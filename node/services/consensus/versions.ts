@@ -6,7 +6,7 @@
 import { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
 import { fromHex, toHex } from '../../../src/codec/hash.ts'
-import { decodeContribution, contributionCid, contributionJson } from '../../../src/contribution/contribution.ts'
+import { decodeContribution, contributionCid, contributionJson, type Contribution } from '../../../src/contribution/contribution.ts'
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
@@ -20,7 +20,7 @@ import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from
 import type { BatchOp } from '../../../src/storage/repository.ts'
 import { type ContributionEntry, type InferenceEntry, type StateDatabase, type VersionEntry } from '../../../src/storage/state-db.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
-import { getBlock, pin, pinContribution, prefetcher } from '../blocks.ts'
+import { getBlock, pin, pinMany, prefetcher } from '../blocks.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 
@@ -61,6 +61,10 @@ interface Tip {
   added: Set<string>
   contributions: Set<string>
   events: Set<string>
+  /** The entries of a range's contributions, read at once (catch-up): one read for the range, not several for each version. */
+  entries?: Map<string, ContributionEntry | undefined>
+  /** The ports of a range's checks, its reads done at once (catch-up, `rangePorts`). */
+  ports?: ProposalPorts
 }
 
 /** A version checked: its records appended, its events and tallies. */
@@ -81,6 +85,11 @@ const SHARD_CONCURRENCY = 8
 
 /** Contributions fetched and version blocks stored at once while a range of versions is applied (catch-up). */
 const RANGE_CONCURRENCY = 16
+/** A range's record hashes are read ahead while its contributions hold at most this many shards (≤ ~20 MB of hashes). */
+const RANGE_HASHES_SHARDS = 64
+
+/** A record hash as a map key. */
+const latin1 = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
 
 /** Runs `task` over `items`, at most `concurrency` at once. */
 async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
@@ -112,10 +121,10 @@ export class DatanetVersions {
   }
 
   /** The proposal ports, with `added` (record hashes, latin1) counted as in the dataset: versions of a range not written yet. */
-  private portsAfter (added: ReadonlySet<string>): ProposalPorts {
+  private portsAfter (added: ReadonlySet<string>, entries?: ReadonlyMap<string, ContributionEntry | undefined>): ProposalPorts {
     return {
       recordHashes: async cid => {
-        const entry = await this.opts.db.contributions.get(cid.toString())
+        const entry = entries?.get(cid.toString()) ?? await this.opts.db.contributions.get(cid.toString())
         if (entry === undefined) throw new Error(`contribution ${cid.toString()} unknown`)
         const out: Uint8Array[] = []
         for (const s of entry.contribution.shards as string[]) {
@@ -127,6 +136,39 @@ export class DatanetVersions {
         const known = await this.opts.db.dataset.positionsOf(this.digest, hashes)
         return known.map((x, i) => x !== undefined || added.has(Buffer.from(hashes[i] as Uint8Array).toString('latin1')))
       }
+    }
+  }
+
+  /**
+   * The ports of a range's checks with their reads done at once: every contribution's
+   * record hashes (RANGE_CONCURRENCY at once) and which of them the dataset holds (one read),
+   * while the range's shards total at most RANGE_HASHES_SHARDS (the hashes are held
+   * meanwhile); the records that versions of the range add count as held (`tip.added`).
+   */
+  private async rangePorts (tip: Tip): Promise<ProposalPorts> {
+    const entries = tip.entries ?? new Map<string, ContributionEntry | undefined>()
+    const base = this.portsAfter(tip.added, entries)
+    let shards = 0
+    for (const e of entries.values()) shards += (e?.contribution.shards as string[] | undefined)?.length ?? 0
+    if (shards > RANGE_HASHES_SHARDS) return base
+    const hashes = new Map<string, Uint8Array[]>()
+    await eachAtOnce([...entries.keys()], RANGE_CONCURRENCY, async cid => {
+      try {
+        hashes.set(cid, await base.recordHashes(CID.parse(cid)))
+      } catch {
+        // the check reads it again, and reports it
+      }
+    })
+    const all = [...hashes.values()].flat()
+    const positions = await this.opts.db.dataset.positionsOf(this.digest, all)
+    const read = new Set(all.map(latin1))
+    const held = new Set<string>()
+    all.forEach((h, i) => { if (positions[i] !== undefined) held.add(latin1(h)) })
+    return {
+      recordHashes: async cid => hashes.get(cid.toString()) ?? await base.recordHashes(cid),
+      inDataset: async of => of.every(h => read.has(latin1(h)))
+        ? of.map(h => held.has(latin1(h)) || tip.added.has(latin1(h)))
+        : await base.inDataset(of)
     }
   }
 
@@ -258,7 +300,7 @@ export class DatanetVersions {
     const missing: CID[] = []
     for (const c of v.contributions) {
       const cid = c.cid.toString()
-      const entry = await this.opts.db.contributions.get(cid)
+      const entry = tip.entries?.has(cid) === true ? tip.entries.get(cid) : await this.opts.db.contributions.get(cid)
       if (entry !== undefined && entry.datanet !== this.d.id) return `contribution ${cid} is another datanet's`
       if ((entry !== undefined && entry.version !== null) || tip.contributions.has(cid)) return `contribution ${cid} already included`
       const verdicts = checkAcceptCertificate(set, this.d.id, cid, c.verdicts, signerOf)
@@ -274,7 +316,7 @@ export class DatanetVersions {
     if (adoptNow) await this.adopt(adopted)
     let built
     try {
-      built = await appendRecords(tip.tree, v.contributions.map(c => c.cid), tip.added.size === 0 ? this.ports : this.portsAfter(tip.added), onNode)
+      built = await appendRecords(tip.tree, v.contributions.map(c => c.cid), tip.ports ?? (tip.added.size === 0 ? this.ports : this.portsAfter(tip.added)), onNode)
     } catch (err) {
       return `records: ${(err as Error).message}`
     }
@@ -309,26 +351,49 @@ export class DatanetVersions {
     return out
   }
 
-  /** ensureContribution for each, `concurrency` at a time; the first that cannot be fetched, if any. */
+  /**
+   * Makes sure the contributions certificates vouch for are here, for a node that missed
+   * their gossip: each fetched from peers with its shards (`concurrency` at a time), then
+   * all of them pinned in one batch and recorded as accepted in one batch. Returns the first
+   * that cannot be fetched, if any (the others are still kept).
+   */
   private async ensureContributions (cids: readonly CID[], concurrency = ENSURE_CONCURRENCY): Promise<CID | undefined> {
+    const unique = [...new Map(cids.map(c => [c.toString(), c])).values()]
+    const held = await this.opts.db.contributions.getMany(unique.map(c => c.toString()))
+    const missing = unique.filter((_, i) => held[i] === undefined)
     let failed: CID | undefined
-    await eachAtOnce(cids, concurrency, async cid => {
-      if (failed === undefined && !await this.ensureContribution(cid)) failed = cid
+    const fetched = new Map<string, Contribution>()
+    await eachAtOnce(missing, concurrency, async cid => {
+      if (failed !== undefined) return
+      const contribution = await this.fetchContribution(cid)
+      if (contribution === undefined) failed = cid
+      else fetched.set(cid.toString(), contribution)
     })
+    if (fetched.size === 0) return failed
+    try {
+      await pinMany(this.opts.helia, missing.filter(c => fetched.has(c.toString())), { signal: AbortSignal.timeout(120_000) })
+    } catch (err) {
+      this.log.warn({ contributions: fetched.size, err: (err as Error).message }, 'cannot pin contributions a certificate vouches for')
+      return failed ?? missing.find(c => fetched.has(c.toString()))
+    }
+    const now = Date.now()
+    // gossip may have brought one meanwhile: a quorum vouched for it, so it is accepted either way
+    await this.opts.db.contributions.updateMany([...fetched.keys()], (key, existing) => existing !== undefined
+      ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? now }
+      : {
+          cid: key, datanet: this.d.id, contribution: contributionJson(fetched.get(key) as Contribution), status: 'accepted', score: null,
+          receivedAt: now, decidedAt: now, origin: 'sync', version: null, facts: null
+        })
     return failed
   }
 
-  /**
-   * Makes sure a contribution that a certificate vouches for is here: fetched from peers,
-   * pinned with its shards, recorded as accepted. For nodes that missed its gossip.
-   */
-  async ensureContribution (cid: CID): Promise<boolean> {
+  /** A contribution fetched with its shards and checked (its CID, its datanet); undefined when it cannot be. */
+  private async fetchContribution (cid: CID): Promise<Contribution | undefined> {
     const key = cid.toString()
-    if (await this.opts.db.contributions.has(key)) return true
     try {
       const bytes = await getBlock(this.opts.helia, cid, { signal: AbortSignal.timeout(10_000) })
       const contribution = decodeContribution(bytes, 100_000)
-      if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return false
+      if ((await contributionCid(bytes)).toString() !== key || contribution.datanet !== this.d.id) return undefined
       const signal = AbortSignal.timeout(120_000)
       // the shards through getBlock first (a want bitswap lost is sent again; Helia's pin walk
       // sends each once, and one lost want held this node's consensus queue for the whole 120 s)
@@ -336,18 +401,10 @@ export class DatanetVersions {
       for (const shard of contribution.shards) if (!await this.opts.helia.blockstore.has(shard)) missing.push(shard)
       const next = prefetcher(this.opts.helia, missing, SHARD_CONCURRENCY, signal)
       for (const shard of missing) await next(shard)
-      await pinContribution(this.opts.helia, cid, signal)
-      // gossip may have brought it meanwhile: a quorum vouched for it, so it is accepted either way
-      await this.opts.db.contributions.update(key, existing => existing !== undefined
-        ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? Date.now() }
-        : {
-            cid: key, datanet: this.d.id, contribution: contributionJson(contribution), status: 'accepted', score: null,
-            receivedAt: Date.now(), decidedAt: Date.now(), origin: 'sync', version: null, facts: null
-          })
-      return true
+      return contribution
     } catch (err) {
       this.log.warn({ contribution: key, err: (err as Error).message }, 'cannot fetch a contribution a certificate vouches for')
-      return false
+      return undefined
     }
   }
 
@@ -406,7 +463,12 @@ export class DatanetVersions {
     // once rather than version after version (the range's certificates were checked: a
     // quorum vouched for them); those held return at once, and one that cannot be fetched is
     // the check's to report
-    await this.ensureContributions(items.flatMap(({ value }) => value.version.contributions.map(c => c.cid)), RANGE_CONCURRENCY)
+    const vouched = items.flatMap(({ value }) => value.version.contributions.map(c => c.cid))
+    await this.ensureContributions(vouched, RANGE_CONCURRENCY)
+    const keys = [...new Set(vouched.map(c => c.toString()))]
+    const held = await db.contributions.getMany(keys)
+    tip.entries = new Map(keys.map((k, i) => [k, held[i]]))
+    tip.ports = await this.rangePorts(tip)
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []
     const events: Array<{ cids: string[], height: number }> = []
@@ -442,10 +504,8 @@ export class DatanetVersions {
     }
     if (applied.length === 0) return { applied, problem }
     // the blocks alone first (harmless without their entries), as finalize does
-    await eachAtOnce(items.slice(0, applied.length), RANGE_CONCURRENCY, async ({ value }) => {
-      await helia.blockstore.put(value.cid, value.bytes)
-      await pin(helia, value.cid, undefined, 0)
-    })
+    await eachAtOnce(items.slice(0, applied.length), RANGE_CONCURRENCY, async ({ value }) => { await helia.blockstore.put(value.cid, value.bytes) })
+    await pinMany(helia, items.slice(0, applied.length).map(i => i.value.cid), { depth: 0 })
     await this.adopt(adopted)
     ops.push(db.consensus.delOp(this.d.id))
     crash('range-before-batch')

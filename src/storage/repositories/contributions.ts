@@ -35,6 +35,24 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
   }
 
   /**
+   * `update` for several entries in one batch, holding their locks (in CID order) from the
+   * read to the write: `change` sees each entry as it is (undefined when absent).
+   */
+  async updateMany (cids: readonly string[], change: (cid: string, current: ContributionEntry | undefined) => ContributionEntry | undefined): Promise<void> {
+    const sorted = [...new Set(cids)].sort()
+    await this.holding(sorted, async () => {
+      const ops: BatchOp[] = []
+      const entries = await this.getMany(sorted)
+      entries.forEach((before, j) => {
+        const cid = sorted[j] as string
+        const after = change(cid, before)
+        if (after !== undefined && after !== before) ops.push(...this.putOps(cid, after))
+      })
+      await this.batch(ops)
+    })
+  }
+
+  /**
    * Marks the held ones of `cids` included at `height` in one batch with `ops` (the rest of a
    * version's finalization), holding their locks (in CID order) from read to write.
    */
@@ -50,15 +68,19 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
     const heightOf = new Map<string, number>()
     for (const g of groups) for (const cid of g.cids) if (!heightOf.has(cid)) heightOf.set(cid, g.height)
     const sorted = [...heightOf.keys()].sort()
-    const hold = async (i: number): Promise<void> => {
-      if (i < sorted.length) {
-        await this.locks.run(sorted[i] as string, async () => { await hold(i + 1) })
-        return
-      }
+    await this.holding(sorted, async () => {
       const all = [...ops]
       const entries = await this.getMany(sorted)
       entries.forEach((e, j) => { if (e !== undefined) all.push(...this.putOps(sorted[j] as string, { ...e, version: heightOf.get(sorted[j] as string) as number })) })
       await this.batch(all, opts)
+    })
+  }
+
+  /** Runs `task` holding the locks of `sorted` (CIDs in order: two holders never wait on each other). */
+  private async holding (sorted: readonly string[], task: () => Promise<void>): Promise<void> {
+    const hold = async (i: number): Promise<void> => {
+      if (i < sorted.length) await this.locks.run(sorted[i] as string, async () => { await hold(i + 1) })
+      else await task()
     }
     await hold(0)
   }
