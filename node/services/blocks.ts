@@ -54,6 +54,7 @@ export async function getBlock (helia: Helia, cid: CID, options: { signal?: Abor
 export async function pin (helia: Helia, cid: CID, signal?: AbortSignal, depth?: number): Promise<void> {
   await pinMany(helia, [cid], { signal, depth })
 }
+
 /**
  * Fetches blocks ahead of the reader: up to `concurrency` in flight, read back in order.
  * Bitswap asks every connected peer, so a contribution's shards come from whoever has them.
