@@ -311,7 +311,7 @@ export class DatanetVersions {
     // vouched for by the quorum: a node that missed their gossip fetches them now, several at
     // once (one after the other, a restarted validator took 23 s over a proposal of 16)
     if (!fetch && missing.length > 0) return `${NOT_HERE_YET}: contribution ${missing[0]?.toString() ?? ''}`
-    const unfetched = await this.ensureContributions(missing)
+    const unfetched = (await this.ensureContributions(missing)).failed
     if (unfetched !== undefined) return `contribution ${unfetched.toString()} cannot be fetched`
     if (adoptNow) await this.adopt(adopted)
     let built
@@ -355,11 +355,13 @@ export class DatanetVersions {
    * Makes sure the contributions certificates vouch for are here, for a node that missed
    * their gossip: each fetched from peers with its shards (`concurrency` at a time), then
    * all of them pinned in one batch and recorded as accepted in one batch. Returns the first
-   * that cannot be fetched, if any (the others are still kept).
+   * that cannot be fetched, if any (the others are still kept), and every entry as it is
+   * now (undefined for those not here).
    */
-  private async ensureContributions (cids: readonly CID[], concurrency = ENSURE_CONCURRENCY): Promise<CID | undefined> {
+  private async ensureContributions (cids: readonly CID[], concurrency = ENSURE_CONCURRENCY): Promise<{ failed?: CID, entries: Map<string, ContributionEntry | undefined> }> {
     const unique = [...new Map(cids.map(c => [c.toString(), c])).values()]
     const held = await this.opts.db.contributions.getMany(unique.map(c => c.toString()))
+    const entries = new Map(unique.map((c, i) => [c.toString(), held[i]]))
     const missing = unique.filter((_, i) => held[i] === undefined)
     let failed: CID | undefined
     const fetched = new Map<string, Contribution>()
@@ -369,22 +371,23 @@ export class DatanetVersions {
       if (contribution === undefined) failed = cid
       else fetched.set(cid.toString(), contribution)
     })
-    if (fetched.size === 0) return failed
+    if (fetched.size === 0) return { failed, entries }
     try {
       await pinMany(this.opts.helia, missing.filter(c => fetched.has(c.toString())), { signal: AbortSignal.timeout(120_000) })
     } catch (err) {
       this.log.warn({ contributions: fetched.size, err: (err as Error).message }, 'cannot pin contributions a certificate vouches for')
-      return failed ?? missing.find(c => fetched.has(c.toString()))
+      return { failed: failed ?? missing.find(c => fetched.has(c.toString())), entries }
     }
     const now = Date.now()
     // gossip may have brought one meanwhile: a quorum vouched for it, so it is accepted either way
-    await this.opts.db.contributions.updateMany([...fetched.keys()], (key, existing) => existing !== undefined
+    const recorded = await this.opts.db.contributions.updateMany([...fetched.keys()], (key, existing) => existing !== undefined
       ? { ...existing, status: 'accepted', decidedAt: existing.decidedAt ?? now }
       : {
           cid: key, datanet: this.d.id, contribution: contributionJson(fetched.get(key) as Contribution), status: 'accepted', score: null,
           receivedAt: now, decidedAt: now, origin: 'sync', version: null, facts: null
         })
-    return failed
+    for (const [cid, entry] of recorded) entries.set(cid, entry)
+    return { failed, entries }
   }
 
   /** A contribution fetched with its shards and checked (its CID, its datanet); undefined when it cannot be. */
@@ -459,15 +462,12 @@ export class DatanetVersions {
     const { db, helia } = this.opts
     const crash = this.opts.crashPoint ?? (() => {})
     const tip = await this.tip()
-    // the contributions the range vouches for that this node lacks, fetched and pinned 16 at
-    // once rather than version after version (the range's certificates were checked: a
-    // quorum vouched for them); those held return at once, and one that cannot be fetched is
-    // the check's to report
+    // the contributions the range vouches for that this node lacks, fetched 16 at once, then
+    // pinned and recorded in one batch each, rather than version after version (the range's
+    // certificates were checked: a quorum vouched for them); one that cannot be fetched is
+    // the check's to report. Their entries, read once, serve the range's checks.
     const vouched = items.flatMap(({ value }) => value.version.contributions.map(c => c.cid))
-    await this.ensureContributions(vouched, RANGE_CONCURRENCY)
-    const keys = [...new Set(vouched.map(c => c.toString()))]
-    const held = await db.contributions.getMany(keys)
-    tip.entries = new Map(keys.map((k, i) => [k, held[i]]))
+    tip.entries = (await this.ensureContributions(vouched, RANGE_CONCURRENCY)).entries
     tip.ports = await this.rangePorts(tip)
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []

@@ -36,10 +36,12 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
 
   /**
    * `update` for several entries in one batch, holding their locks (in CID order) from the
-   * read to the write: `change` sees each entry as it is (undefined when absent).
+   * read to the write: `change` sees each entry as it is (undefined when absent). Returns
+   * each entry as it is after.
    */
-  async updateMany (cids: readonly string[], change: (cid: string, current: ContributionEntry | undefined) => ContributionEntry | undefined): Promise<void> {
+  async updateMany (cids: readonly string[], change: (cid: string, current: ContributionEntry | undefined) => ContributionEntry | undefined): Promise<Map<string, ContributionEntry | undefined>> {
     const sorted = [...new Set(cids)].sort()
+    const out = new Map<string, ContributionEntry | undefined>()
     await this.holding(sorted, async () => {
       const ops: BatchOp[] = []
       const entries = await this.getMany(sorted)
@@ -47,9 +49,11 @@ export class ContributionRepository extends IndexedRepository<ContributionEntry>
         const cid = sorted[j] as string
         const after = change(cid, before)
         if (after !== undefined && after !== before) ops.push(...this.putOps(cid, after))
+        out.set(cid, after ?? before)
       })
       await this.batch(ops)
     })
+    return out
   }
 
   /**
