@@ -94,7 +94,8 @@ export class ChainFollower {
       const checkpoint = { block: to, hashes }
       await this.opts.store.append(events, checkpoint)
       this.checkpoint = checkpoint
-      this.events.push(...events)
+      // one by one: a spread of a busy range's events would overflow the stack
+      for (const e of events) this.events.push(e)
       // an anchor's transaction lies in one block, so a batch never splits one
       replayRegistryLog(events, this.states)
       added += events.length

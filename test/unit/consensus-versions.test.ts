@@ -345,6 +345,27 @@ test('catch-up: a version of a range that does not verify here ends it; the vers
   })
 })
 
+test('catch-up: a version of 60,000 records is made final (its batch once overflowed the stack: a node could never catch up a large version)', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const big = [Array.from({ length: 60_000 }, (_, i) => `r${i}`)]
+    const items = await madeElsewhere(dir + '-validator', d, helia, big)
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      await contribution(db, helia, d, big[0]!, [])
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const { applied, problem } = await versions.finalizeRange(items, () => d.validators, 1)
+      assert.is(problem, undefined)
+      assert.equal(applied.map(e => e.height), [1])
+      assert.is(versions.last?.recordCount, 60_000)
+      assert.is(versions.last?.datasetRoot, toHex(items[0]!.value.version.datasetRoot))
+    } finally {
+      await db.close()
+    }
+  })
+})
+
 for (const step of ['range-before-batch', 'range-after-batch'] as const) {
   test(`catch-up: a crash at "${step}" leaves the store at a range boundary, and the range applies after restart`, async () => {
     await withStore(async ({ dir, d, helia }) => {

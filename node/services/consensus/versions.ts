@@ -100,6 +100,15 @@ async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (i
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
 }
 
+/**
+ * Appends `items` to `target` one by one: `target.push(...items)` passes each item as an
+ * argument on the stack, and a version's batch of ~2 ops per record overflowed it at ~60,000
+ * records (a node could not catch up a large version).
+ */
+function pushAll<T> (target: T[], items: Iterable<T>): void {
+  for (const item of items) target.push(item)
+}
+
 /** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
 const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
 
@@ -439,7 +448,7 @@ export class DatanetVersions {
     ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(tallies)))
     ops.push(db.versions.putOp(entry))
     const eventCids = v.inferences.map(c => c.toString())
-    if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
+    if (this.opts.inferences?.includeOps !== undefined) pushAll(ops, await this.opts.inferences.includeOps(eventCids, v.height))
     ops.push(db.consensus.delOp(this.d.id))
     crash('before-batch')
     await db.contributions.include(entry.contributions, v.height, ops, { sync: true })
@@ -483,14 +492,14 @@ export class DatanetVersions {
       const checked = await this.check(value, set, tip, true, false, (level, index, node) => { nodes.push([level, index, node]) })
       if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
       const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
-      ops.push(...db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
+      pushAll(ops, db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
       ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
       ops.push(db.versions.putOp(entry))
       const eventCids = v.inferences.map(c => c.toString())
-      if (this.opts.inferences?.includeOps !== undefined) ops.push(...await this.opts.inferences.includeOps(eventCids, v.height))
+      if (this.opts.inferences?.includeOps !== undefined) pushAll(ops, await this.opts.inferences.includeOps(eventCids, v.height))
       else events.push({ cids: eventCids, height: v.height })
       included.push({ cids: entry.contributions, height: v.height })
-      adopted.push(...checked.adopted)
+      pushAll(adopted, checked.adopted)
       applied.push(entry)
       // the next version is checked against this one, before anything is written
       tip.cid = entry.cid
