@@ -25,6 +25,45 @@ import { validatorSetHash, type Version } from './version.ts'
 export const MAX_CONTRIBUTIONS = 64
 /** Inference events per version, at most. */
 export const MAX_INFERENCES = 256
+/**
+ * Records and bytes a version adds, at most, unless it holds one contribution (which cannot
+ * be split): every node finalizes and indexes a version in one piece (one synced batch, one
+ * index segment), so its memory grows with the version. Four accepted contributions of
+ * 25,000 records of ~120 B made one version of 100,000 records, and it took every node's
+ * 256 MB heap over the edge at the same point, again at each restart (scripts/bench/big.ts).
+ * A manifest's default contribution limits are these, so any contribution fits a version.
+ */
+export const MAX_VERSION_RECORDS = 50_000
+export const MAX_VERSION_BYTES = 16 * 1024 * 1024
+
+/** What a contribution declares of its size (signed, and checked against its records by validators). */
+export interface ContributionSize { recordCount: number, byteSize: number }
+
+/** Why contributions of these sizes do not fit one version, or undefined when they do. */
+export function versionSizeProblem (sizes: readonly ContributionSize[]): string | undefined {
+  if (sizes.length <= 1) return undefined
+  let records = 0
+  let bytes = 0
+  for (const s of sizes) { records += s.recordCount; bytes += s.byteSize }
+  if (records > MAX_VERSION_RECORDS) return `${records} records: a version of several contributions adds at most ${MAX_VERSION_RECORDS}`
+  if (bytes > MAX_VERSION_BYTES) return `${bytes} bytes: a version of several contributions adds at most ${MAX_VERSION_BYTES}`
+  return undefined
+}
+
+/** The longest prefix of `ordered` (at most MAX_CONTRIBUTIONS) that fits one version: the first always. */
+export function fitVersion<T> (ordered: readonly T[], size: (item: T) => ContributionSize): T[] {
+  const out: T[] = []
+  let records = 0
+  let bytes = 0
+  for (const item of ordered) {
+    const s = size(item)
+    if (out.length >= MAX_CONTRIBUTIONS || (out.length > 0 && (records + s.recordCount > MAX_VERSION_RECORDS || bytes + s.byteSize > MAX_VERSION_BYTES))) break
+    out.push(item)
+    records += s.recordCount
+    bytes += s.byteSize
+  }
+  return out
+}
 
 export interface StoredVerdict { validator: string, accept: boolean, bytes: Uint8Array }
 

@@ -25,6 +25,7 @@ import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { DatanetVersions } from '../../node/services/consensus/versions.ts'
 import { versionValue, type VersionValue } from '../../src/consensus/version.ts'
+import { MAX_VERSION_BYTES, MAX_VERSION_RECORDS, fitVersion, versionSizeProblem } from '../../src/consensus/proposal.ts'
 import { createLogger } from '../../node/logger.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
@@ -57,13 +58,13 @@ async function datanet (): Promise<FollowedDatanet> {
 }
 
 /** Stores a contribution of `lines` (one shard) with accept verdicts of `signers`. */
-async function contribution (db: StateDatabase, helia: Helia, d: FollowedDatanet, lines: string[], signers: Wallet[], status: 'pending' | 'accepted' = 'accepted'): Promise<string> {
+async function contribution (db: StateDatabase, helia: Helia, d: FollowedDatanet, lines: string[], signers: Wallet[], status: 'pending' | 'accepted' = 'accepted', declared?: { recordCount: number, byteSize: number }): Promise<string> {
   const shard = new TextEncoder().encode(lines.map(l => JSON.stringify({ text: l }) + '\n').join(''))
   const shardId = shardCid(shard)
   await helia.blockstore.put(shardId, shard)
   const cid = CID.create(1, 0x71, shardId.multihash).toString()
   await db.contributions.put(cid, {
-    cid, datanet: d.id, contribution: { shards: [shardId.toString()] }, status, score: 100, receivedAt: 1, decidedAt: 1, origin: 'gossip', version: null,
+    cid, datanet: d.id, contribution: { shards: [shardId.toString()], ...declared }, status, score: 100, receivedAt: 1, decidedAt: 1, origin: 'gossip', version: null,
     facts: null
   })
   for (const w of signers) {
@@ -234,6 +235,39 @@ test('a contribution is proposed only with an accept certificate of the height\'
     assert.equal(await versions.candidates(stricter), [], 'not enough of the new set has accepted yet: it waits for their verdicts')
     await db.close()
   })
+})
+
+test('a version holds as many contributions as fit its bound (four of 25,000 records in one version crashed every node); a proposal over it is refused', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      // the records each declares (what the bound reads; the shards here hold one record)
+      const big = { recordCount: 25_000, byteSize: 3_000_000 }
+      const cids: string[] = []
+      for (const l of ['a', 'b', 'c', 'd']) cids.push(await contribution(db, helia, d, [l], wallets.slice(0, 3), 'accepted', big))
+      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+      await versions.load()
+      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+      assert.is(value?.version.contributions.length, MAX_VERSION_RECORDS / 25_000, 'the rest wait for the next version')
+      // a proposer that puts all four in one version: refused by every validator
+      const certificateOf = async (cid: string): Promise<Uint8Array[]> => (await db.verdicts.of(cid)).map(v => fromHex(v.bytes))
+      const all = await versionValue({ ...value!.version, contributions: await Promise.all(cids.map(async cid => ({ cid: CID.parse(cid), verdicts: await certificateOf(cid) }))) })
+      assert.match(await versions.problem(all, d.validators) ?? '', /100000 records: a version of several contributions adds at most 50000/)
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+test('fitVersion: the longest prefix within the records and bytes bounds, the first always', () => {
+  const sizes = (xs: Array<[number, number]>): Array<{ recordCount: number, byteSize: number }> => xs.map(([recordCount, byteSize]) => ({ recordCount, byteSize }))
+  assert.equal(fitVersion(sizes([[MAX_VERSION_RECORDS * 3, 1], [1, 1]]), s => s).length, 1, 'a contribution larger than the bound goes alone')
+  assert.equal(fitVersion(sizes([[MAX_VERSION_RECORDS - 1, 1], [1, 1], [1, 1]]), s => s).length, 2)
+  assert.equal(fitVersion(sizes([[1, MAX_VERSION_BYTES], [1, 1]]), s => s).length, 1, 'bytes bound too')
+  assert.equal(fitVersion(sizes(Array.from({ length: 100 }, () => [1, 1] as [number, number])), s => s).length, 64, 'at most MAX_CONTRIBUTIONS')
+  assert.is(versionSizeProblem(sizes([[MAX_VERSION_RECORDS * 3, 1]])), undefined)
+  assert.ok(versionSizeProblem(sizes([[MAX_VERSION_RECORDS, 1], [1, 1]])) !== undefined)
 })
 
 test('CID grinding: a record two contributions share goes to the one accepted first, whatever CID the other ground', async () => {

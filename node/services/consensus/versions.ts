@@ -12,7 +12,7 @@ import { splitShard } from '../../../src/datanet/shard.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { MerkleFrontier } from '../../../src/merkle/tree.ts'
 import {
-  MAX_CONTRIBUTIONS, MAX_INFERENCES, acceptCertificate, appendRecords, checkAcceptCertificate, rootsProblem, talliesAfter, versionShapeProblem,
+  MAX_INFERENCES, acceptCertificate, fitVersion, versionSizeProblem, type ContributionSize, appendRecords, checkAcceptCertificate, rootsProblem, talliesAfter, versionShapeProblem,
   type ProposalPorts
 } from '../../../src/consensus/proposal.ts'
 import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
@@ -108,6 +108,9 @@ async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (i
 function pushAll<T> (target: T[], items: Iterable<T>): void {
   for (const item of items) target.push(item)
 }
+
+/** A stored contribution's declared size. */
+const sizeOf = (e: ContributionEntry): ContributionSize => ({ recordCount: Number(e.contribution.recordCount ?? 0), byteSize: Number(e.contribution.byteSize ?? 0) })
 
 /** When this node learnt a contribution was accepted (or received it, if it never decided it itself). */
 const firstAccepted = (e: ContributionEntry): number => e.decidedAt ?? e.receivedAt
@@ -209,7 +212,9 @@ export class DatanetVersions {
       if (certificate !== undefined) out.push({ entry, certificate })
     }
     // first accepted first: a record two contributions share is credited to the earlier one
-    return out.sort((a, b) => firstAccepted(a.entry) - firstAccepted(b.entry) || a.entry.receivedAt - b.entry.receivedAt || (a.entry.cid < b.entry.cid ? -1 : a.entry.cid > b.entry.cid ? 1 : 0)).slice(0, MAX_CONTRIBUTIONS)
+    out.sort((a, b) => firstAccepted(a.entry) - firstAccepted(b.entry) || a.entry.receivedAt - b.entry.receivedAt || (a.entry.cid < b.entry.cid ? -1 : a.entry.cid > b.entry.cid ? 1 : 0))
+    // as many as one version holds (the rest wait for the next)
+    return fitVersion(out, c => sizeOf(c.entry))
   }
 
   async pendingEvents (): Promise<InferenceEntry[]> {
@@ -307,9 +312,11 @@ export class DatanetVersions {
     const signerOf = vouched ? (verdict: Verdict) => verdict.validator : (verdict: Verdict) => verdictSigner(verdict, this.opts.binding)
     const adopted: Array<{ verdict: Verdict, bytes: Uint8Array }> = []
     const missing: CID[] = []
+    const sizes: ContributionSize[] = []
     for (const c of v.contributions) {
       const cid = c.cid.toString()
       const entry = tip.entries?.has(cid) === true ? tip.entries.get(cid) : await this.opts.db.contributions.get(cid)
+      if (entry !== undefined) sizes.push(sizeOf(entry))
       if (entry !== undefined && entry.datanet !== this.d.id) return `contribution ${cid} is another datanet's`
       if ((entry !== undefined && entry.version !== null) || tip.contributions.has(cid)) return `contribution ${cid} already included`
       const verdicts = checkAcceptCertificate(set, this.d.id, cid, c.verdicts, signerOf)
@@ -320,8 +327,15 @@ export class DatanetVersions {
     // vouched for by the quorum: a node that missed their gossip fetches them now, several at
     // once (one after the other, a restarted validator took 23 s over a proposal of 16)
     if (!fetch && missing.length > 0) return `${NOT_HERE_YET}: contribution ${missing[0]?.toString() ?? ''}`
-    const unfetched = (await this.ensureContributions(missing)).failed
-    if (unfetched !== undefined) return `contribution ${unfetched.toString()} cannot be fetched`
+    const ensured = await this.ensureContributions(missing)
+    if (ensured.failed !== undefined) return `contribution ${ensured.failed.toString()} cannot be fetched`
+    for (const cid of missing) {
+      const entry = ensured.entries.get(cid.toString())
+      if (entry !== undefined) sizes.push(sizeOf(entry))
+    }
+    // a proposal's bound; a final version (catch-up) was decided under the bound of its day
+    const tooBig = vouched ? undefined : versionSizeProblem(sizes)
+    if (tooBig !== undefined) return tooBig
     if (adoptNow) await this.adopt(adopted)
     let built
     try {
