@@ -15,7 +15,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { signingDomain } from '../../src/codec/eip712.ts'
 import { forgetSigners, recoverSigner, verifyBatch, type SignedDigest } from '../../src/codec/signer.ts'
-import { checkRange, type RangeVersion } from '../../src/consensus/range.ts'
+import { checkRange, rangePieces, type RangeVersion } from '../../src/consensus/range.ts'
+import { MAX_VERSION_RECORDS } from '../../src/consensus/proposal.ts'
 import { ZERO32, encodeVersion, headerOf, validatorSetHash, versionValue, voteDigest, type VersionValue } from '../../src/consensus/version.ts'
 import type { ValidatorSet } from '../../src/datanet/manifest.ts'
 import { contributionCid, encodeContribution, signContribution } from '../../src/contribution/contribution.ts'
@@ -160,9 +161,10 @@ function memoryBlocks (): { helia: never, stored: Map<string, Uint8Array> } {
 }
 
 /** CatchUp over a fake peer serving `range` (and `blocks` of each height with it): what was applied, who was penalised, what was stored. */
-async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Array[]> = new Map(), setFor: (height: number) => ValidatorSet | undefined = () => OLD): Promise<{ applied: number[], penalised: string[], stored: Map<string, Uint8Array> }> {
+async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Array[]> = new Map(), setFor: (height: number) => ValidatorSet | undefined = () => OLD): Promise<{ applied: number[], penalised: string[], stored: Map<string, Uint8Array>, batches: number[][] }> {
   const peer = '12D3KooWPe1ABz6gRTuXmoeZvQiWMGPmma3sbp9RQn15QP5VPJ1S'
   const applied: number[] = []
+  const batches: number[][] = []
   const penalised: string[] = []
   const state = { nextHeight: 1, last: undefined as { cid: string } | undefined }
   let asked = 0
@@ -181,6 +183,7 @@ async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Ar
     setFor, peers: () => [peer],
     onQueue: async task => await task(),
     applyRange: async (items: readonly RangeItem[]) => {
+      batches.push(items.map(i => i.value.version.height))
       for (const i of items) applied.push(i.value.version.height)
       const last = items[items.length - 1]!
       state.nextHeight = last.value.version.height + 1
@@ -193,7 +196,7 @@ async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Ar
   const usable = served.filter(s => setFor(s.round as number) !== undefined).length
   await waitFor(async () => asked > 0 && (penalised.length > 0 || applied.length === usable) ? true : undefined, { timeoutMs: 10_000, what: 'catch-up to finish or refuse' })
   if (penalised.length > 0) await waitFor(async () => applied.length === usable || undefined, { timeoutMs: 2000, what: 'the range applied' }).catch(() => {})
-  return { applied, penalised, stored }
+  return { applied, penalised, stored, batches }
 }
 
 const served = (range: RangeVersion[]): SyncedVersion[] => range.map(r => ({ version: encodeVersion(r.value.version), round: r.value.version.height, certificate: r.certificate as SyncedVersion['certificate'] }))
@@ -207,6 +210,31 @@ test('catch-up applies an honest range of 40 versions, and refuses a forged one 
   const refused = await catchUpFrom(served(forged))
   assert.equal(refused.applied, [], 'nothing of the forged range applied')
   assert.equal(refused.penalised.length, 1)
+})
+
+test('catch-up applies a range in pieces of at most MAX_VERSION_RECORDS records, each its own batch (two versions of 50,000 records in one batch took a node\'s heap over the edge)', async () => {
+  /** Versions adding `adds[i]` records each, certified. */
+  const grown = async (adds: number[]): Promise<RangeVersion[]> => {
+    const out: RangeVersion[] = []
+    let parent: VersionValue | undefined
+    let count = 0
+    for (const [i, n] of adds.entries()) {
+      count += n
+      parent = await versionValue({
+        datanet: DATANET, height: i + 1, parent: parent?.cid ?? null, contributions: [], rejected: [], inferences: [],
+        datasetRoot: ZERO32, recordCount: count, attributionRoot: ZERO32, totalAttributed: '0',
+        validatorSetHash: validatorSetHash(OLD.validators), proposer: OLD.validators[0]!.address, timestamp: i + 1
+      })
+      out.push(certify(parent, oldKeys.slice(0, 3)))
+    }
+    return out
+  }
+  const big = await catchUpFrom(served(await grown([MAX_VERSION_RECORDS, MAX_VERSION_RECORDS, 10, 20, 3 * MAX_VERSION_RECORDS])))
+  assert.equal(big.applied, [1, 2, 3, 4, 5])
+  assert.equal(big.batches, [[1], [2], [3, 4], [5]], 'each piece adds at most the bound, or is one version alone')
+  const small = await catchUpFrom(served(await grown(Array.from({ length: 12 }, () => 10))))
+  assert.equal(small.batches, [Array.from({ length: 12 }, (_, i) => i + 1)], 'small versions still go in one batch')
+  assert.equal(rangePieces((await grown([30_000, 30_000])), 0).map(p => p.length), [1, 1])
 })
 
 /** A signed contribution of `shards` raw blocks: its block, its CID, its shards. */

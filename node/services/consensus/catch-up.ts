@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { TypedDataDomain } from 'ethers'
 import type { Helia } from '@helia/interface'
-import { checkRange } from '../../../src/consensus/range.ts'
+import { checkRange, rangePieces } from '../../../src/consensus/range.ts'
 import { decodeVersion, versionValue, type VersionValue } from '../../../src/consensus/version.ts'
 import { verifyBatch } from '../../../src/codec/signer.ts'
 import { decodeContribution } from '../../../src/contribution/contribution.ts'
@@ -239,7 +239,14 @@ export class CatchUp {
       this.o.logger.error({ height: first.value.version.height }, 'a certified version does not link to our last final version')
       return 0
     }
-    return await this.o.applyRange(rest)
+    // in pieces of bounded records, each its own batch (rangePieces)
+    let applied = 0
+    for (const piece of rangePieces(rest, versions.last?.recordCount ?? 0)) {
+      const n = await this.o.applyRange(piece)
+      applied += n
+      if (n < piece.length) break
+    }
+    return applied
   }
 
   /**
