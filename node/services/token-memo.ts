@@ -2,19 +2,25 @@
  * Records' tokens between the near-duplicate check at receipt and the index extension at
  * finality, so each record is tokenized once on a validator, not twice (tokenization was
  * the largest cost of a validator under load: scripts/bench/finality.ts profile in
- * README). Keyed by the normalised text (what T is a function of); bounded by the tokens it
- * holds, oldest out first; an entry is dropped once taken (a record is indexed once).
+ * README). Keyed by the normalised text (what T is a function of); bounded by what its
+ * entries cost, oldest out first; an entry is dropped once taken (a record is indexed once).
+ *
+ * The bound counts an entry's heap objects, not only its tokens: a small record's entry is
+ * its key (the text), a typed array, its buffer and a map slot, ~250 bytes beside 4 per
+ * token. Bounded by 16 M tokens alone, the memo of a stream of small records grew to
+ * 363,000 entries (~130 MB of a 256 MB heap) and took validators over the edge
+ * (scripts/bench/big.ts 500000: heap snapshots at the limit).
  */
 export class TokenMemo {
   private readonly entries = new Map<string, Uint32Array>()
   private held = 0
-  private readonly maxTokens: number
+  private cost = 0
+  private readonly maxBytes: number
 
-  // 16 M tokens (64 MB at most, held only while a burst waits for its versions): 4 M
-  // held a third of scripts/bench/finality.ts's 32,000 records, and the index build
-  // tokenized the rest again (9–13 s of samples in each validator's build worker)
-  constructor (maxTokens = 16_000_000) {
-    this.maxTokens = maxTokens
+  // 24 MB: about one version of small records (50,000 of ~120 B); records beyond it are
+  // tokenized again by the index build, off the main thread
+  constructor (maxBytes = 24 * 1024 * 1024) {
+    this.maxBytes = maxBytes
   }
 
   /** Tokens held now (for tests and metrics). */
@@ -22,23 +28,41 @@ export class TokenMemo {
     return this.held
   }
 
+  /** What the held entries cost, in bytes (estimated: see ENTRY_BYTES). */
+  get bytes (): number {
+    return this.cost
+  }
+
   put (normalized: string, tokens: Uint32Array): void {
-    if (tokens.length > this.maxTokens || this.entries.has(normalized)) return
+    const cost = entryBytes(normalized, tokens)
+    if (cost > this.maxBytes || this.entries.has(normalized)) return
     this.entries.set(normalized, tokens)
     this.held += tokens.length
+    this.cost += cost
     for (const [key, value] of this.entries) {
-      if (this.held <= this.maxTokens) break
-      this.entries.delete(key)
-      this.held -= value.length
+      if (this.cost <= this.maxBytes) break
+      this.drop(key, value)
     }
   }
 
   /** The tokens of `normalized` if held, dropping them. */
   take (normalized: string): Uint32Array | undefined {
     const tokens = this.entries.get(normalized)
-    if (tokens === undefined) return undefined
-    this.entries.delete(normalized)
-    this.held -= tokens.length
+    if (tokens !== undefined) this.drop(normalized, tokens)
     return tokens
   }
+
+  private drop (key: string, tokens: Uint32Array): void {
+    this.entries.delete(key)
+    this.held -= tokens.length
+    this.cost -= entryBytes(key, tokens)
+  }
+}
+
+/** An entry's objects beside its text and tokens: typed array, buffer, map slot, string header (V8, 64-bit). */
+const ENTRY_BYTES = 256
+
+/** What an entry costs: its objects, its key (two bytes a character at most), its tokens. */
+function entryBytes (key: string, tokens: Uint32Array): number {
+  return ENTRY_BYTES + 2 * key.length + tokens.byteLength
 }

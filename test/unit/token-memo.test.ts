@@ -15,17 +15,29 @@ import { TokenMemo } from '../../node/services/token-memo.ts'
 
 const CORPUS = (JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/attribution/corpus.json'), 'utf8')) as { records: IndexRecord[] }).records
 
-test('held tokens stay under the bound, oldest out first; taken once', () => {
-  const memo = new TokenMemo(10)
+test('held entries stay under the bound, oldest out first; taken once', () => {
+  // three entries of 4 tokens and a one-character key cost 256 + 2 + 16 = 274 bytes each
+  const memo = new TokenMemo(600)
   memo.put('a', new Uint32Array(4))
   memo.put('b', new Uint32Array(4))
   memo.put('c', new Uint32Array(4))
   assert.is(memo.size, 8)
+  assert.is(memo.bytes, 548)
   assert.is(memo.take('a'), undefined, 'the oldest went to make room')
   assert.is(memo.take('b')?.length, 4)
   assert.is(memo.take('b'), undefined, 'taken once')
-  memo.put('huge', new Uint32Array(11))
+  assert.is(memo.bytes, 274)
+  memo.put('huge', new Uint32Array(100))
   assert.is(memo.take('huge'), undefined, 'larger than the bound: not held')
+})
+
+test('a stream of small records is bounded by what their entries cost, not by their tokens (16 M tokens of small records were ~130 MB of heap)', () => {
+  const memo = new TokenMemo()
+  // 200,000 records of ~120 characters and 44 tokens: 8.8 M tokens, under the old bound of 16 M
+  for (let i = 0; i < 200_000; i++) memo.put(`record ${i} `.padEnd(120, 'x'), new Uint32Array(44))
+  assert.ok(memo.size < 44 * 60_000, `${memo.size} tokens held: about one version of small records, not 200,000 of them`)
+  assert.ok(memo.bytes <= 24 * 1024 * 1024, `${memo.bytes} bytes held`)
+  assert.ok(memo.size > 44 * 30_000, 'still about one version of them')
 })
 
 test('an index extended with remembered tokens is the index built by tokenizing again', () => {
