@@ -8,6 +8,7 @@
  *   bash scripts/run.sh node scripts/bench/finality.ts [S=1024] [R=2000] [C=4] [U=4]
  */
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
+import { jsonlBody } from './synthetic-records.ts'
 
 const recordBytes = Number(process.argv[2] ?? 1024)
 const recordsPer = Number(process.argv[3] ?? 2000)
@@ -15,42 +16,10 @@ const perUploader = Number(process.argv[4] ?? 4)
 const uploaders = Number(process.argv[5] ?? 4)
 const total = recordsPer * perUploader * uploaders
 
-/** A seeded stream of words: records whose text shares nothing long with any other. */
-function words (seed: number): () => string {
-  let x = seed >>> 0 || 1
-  const syllables = ['ka', 'lo', 'mi', 'ne', 'ru', 'sa', 'ti', 'vo', 'ze', 'po', 'da', 'gu', 'he', 'ji', 'wa', 'qu']
-  return () => {
-    let w = ''
-    for (let i = 0; i < 3; i++) {
-      // xorshift32
-      x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0
-      w += syllables[x & 15] as string
-    }
-    return w
-  }
-}
-
-/**
- * One contribution's JSONL body: records of about `recordBytes` of random words. (Records
- * padded with one repeated filler are near-duplicates of each other, and validators rightly
- * reject all but the first contribution: the first version of this benchmark waited for
- * them for ever.)
- */
-function body (u: number, c: number): string {
-  const next = words(1 + u * 1_000_003 + c * 7919)
-  let out = ''
-  for (let i = 0; i < recordsPer; i++) {
-    let text = `u${u} c${c} r${i}`
-    while (text.length < recordBytes - 14) text += ' ' + next()
-    out += JSON.stringify({ text }) + '\n'
-  }
-  return out
-}
-
 const net = await startClusterNetwork({ validators: 4, nodes: 1, extraArgs: ['--log-level', process.env.BENCH_LOG_LEVEL ?? 'info'] })
 try {
   const node = net.members[4] as (typeof net.members)[number]
-  const bodies = Array.from({ length: uploaders }, (_, u) => Array.from({ length: perUploader }, (_, c) => body(u, c)))
+  const bodies = Array.from({ length: uploaders }, (_, u) => Array.from({ length: perUploader }, (_, c) => jsonlBody(u, c, recordsPer, recordBytes)))
   const t0 = performance.now()
   let ackedAt = 0
   await Promise.all(bodies.map(async list => {

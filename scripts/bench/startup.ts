@@ -66,14 +66,19 @@ async function makeNode (name: string, bootstrap: string[], opts: { bundle?: '0'
 }
 
 /** How long the last start waited for the keystore's scrypt after its own steps were done (its "started" log line). */
-function keystoreWaitMs (logFile: string): { waitMs: number, prefetched: boolean } {
+function keystoreWaitMs (logFile: string): { waitMs: number, afterKeyMs: number, prefetched: boolean } {
   const line = readFileSync(logFile, 'utf8').split('\n').filter(l => l.includes('datanet node started')).at(-1)
   const started = line === undefined ? undefined : JSON.parse(line) as { phases?: Record<string, number>, keystorePrefetched?: boolean }
   const phases = started?.phases
-  return { waitMs: phases?.keystore !== undefined && phases.network !== undefined ? phases.keystore - phases.network : NaN, prefetched: started?.keystorePrefetched === true }
+  const last = phases === undefined ? undefined : Math.max(...Object.values(phases))
+  return {
+    waitMs: phases?.keystore !== undefined && phases.network !== undefined ? phases.keystore - phases.network : NaN,
+    afterKeyMs: phases?.keystore !== undefined && last !== undefined ? last - phases.keystore : NaN,
+    prefetched: started?.keystorePrefetched === true
+  }
 }
 
-interface Runs { startMs: number[], startCpuMs: number[], rss: number[], keystoreWait: number[], prefetched: number }
+interface Runs { startMs: number[], startCpuMs: number[], rss: number[], keystoreWait: number[], afterKey: number[], prefetched: number }
 
 const peers: DaemonProcess[] = []
 try {
@@ -88,8 +93,8 @@ try {
     sources: await makeNode('sources', peerNodes.map(p => p.addr), { bundle: '0', logLevel: 'info' })
   }
   const results: Record<keyof typeof modes, Runs> = {
-    bundle: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], prefetched: 0 },
-    sources: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], prefetched: 0 }
+    bundle: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], afterKey: [], prefetched: 0 },
+    sources: { startMs: [], startCpuMs: [], rss: [], keystoreWait: [], afterKey: [], prefetched: 0 }
   }
   for (let i = 0; i < runs; i++) {
     for (const mode of ['bundle', 'sources'] as const) {
@@ -107,6 +112,7 @@ try {
       await daemon.stop()
       const k = keystoreWaitMs(logFile)
       out.keystoreWait.push(k.waitMs)
+      out.afterKey.push(k.afterKeyMs)
       if (k.prefetched) out.prefetched++
     }
   }
@@ -141,6 +147,7 @@ try {
     console.log(`${mode === 'bundle' ? 'bundled node (node/build/)' : 'the same node from its sources (DATANET_BUNDLE=0)'}:`)
     console.log(`  cold start until /v1/health: ${range(r.startMs)} ms  target <= 1000 ms; ratio to the bare server ${(median(r.startMs) / bs).toFixed(1)}x`)
     console.log(`    of which waiting for the keystore's scrypt after the node's own steps: ${range(r.keystoreWait)} ms (begun by main.js in ${r.prefetched} of ${r.startMs.length} starts)`)
+    console.log(`    of which the node's steps after the key arrived: ${range(r.afterKey)} ms`)
     console.log(`    CPU time of the node until then: ${range(r.startCpuMs)} ms`)
     console.log(`  idle RSS with 3 peers: ${range(r.rss)} MB  target <= 120 MB; ratio to the bare server ${(median(r.rss) / br).toFixed(1)}x`)
   }

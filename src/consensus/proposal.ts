@@ -31,7 +31,8 @@ export const MAX_INFERENCES = 256
  * index segment), so its memory grows with the version. Four accepted contributions of
  * 25,000 records of ~120 B made one version of 100,000 records, and it took every node's
  * 256 MB heap over the edge at the same point, again at each restart (scripts/bench/big.ts).
- * A manifest's default contribution limits are these, so any contribution fits a version.
+ * A contribution larger than these (a manifest allows up to its own limits) goes alone, and
+ * its version is still finalized in one piece (README, "Faults and attacks": left open).
  */
 export const MAX_VERSION_RECORDS = 50_000
 export const MAX_VERSION_BYTES = 16 * 1024 * 1024
