@@ -127,6 +127,21 @@ test('reads only confirmed blocks, resumes from the checkpoint, and survives an 
   assert.is(store.events.filter(e => e.kind === 'funded').length, 2, 'nothing read twice')
 })
 
+test('a busy block range (200,000 events in one query) is read: its events were spread as call arguments and overflowed the stack', async () => {
+  const chain = new FakeChain()
+  chain.mine([created])
+  chain.mine(Array.from({ length: 200_000 }, (_, i) => ({ kind: 'funded', amount: 1n, totalFunded: BigInt(i + 1) }) as Body))
+  chain.mine()
+  // a store that appends without a spread of its own
+  const store = memoryStore()
+  store.append = async (events, checkpoint) => { for (const e of events) store.events.push(e); store.checkpoint = checkpoint }
+  const f = new ChainFollower({ source: chain, store, confirmations: 1, startBlock: 0 })
+  await f.load()
+  await f.poll()
+  assert.is(f.block, 2)
+  assert.is(f.state(D)?.totalFunded, 200_000n)
+})
+
 test('a reorg drops the events of replaced blocks and reads the new branch', async () => {
   const chain = new FakeChain()
   chain.mine([created])
