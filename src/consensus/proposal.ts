@@ -116,30 +116,53 @@ export function checkAcceptCertificate (
 
 /** What building or checking a version needs to read. */
 export interface ProposalPorts {
-  /** A contribution's record hashes in order (its shards' records); throws when they cannot be had. */
-  recordHashes: (cid: CID) => Promise<Uint8Array[]>
+  /**
+   * A contribution's record hashes in order, a shard's at a time (a contribution may hold
+   * millions: held at once, they and their copies exhausted a node's heap); throws when they
+   * cannot be had.
+   */
+  recordHashes: (cid: CID) => AsyncIterable<Uint8Array[]>
   /** Which of these record hashes are already in the dataset (final versions). */
   inDataset: (hashes: readonly Uint8Array[]) => Promise<boolean[]>
 }
 
+/** What finalization takes from the appends as they happen. */
+export interface AppendSink {
+  /** Each inner node the appends complete (what finalization stores for proofs). */
+  node?: (level: number, index: number, node: Uint8Array) => void
+  /**
+   * The records just appended, from position `start`, a shard's at a time; when given,
+   * `added` is not kept (finalization writes them as they come, in bounded pieces).
+   */
+  records?: (hashes: Uint8Array[], start: number) => Promise<void>
+}
+
 /**
- * The parent's tree extended by the contributions' new records (duplicates skipped).
- * `onNode` sees each inner node the appends complete (what finalization stores for proofs).
+ * The parent's tree extended by the contributions' new records (duplicates skipped), and
+ * those records unless `sink.records` takes them.
  */
-export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[], ports: ProposalPorts, onNode?: (level: number, index: number, node: Uint8Array) => void): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
+export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[], ports: ProposalPorts, sink: AppendSink = {}): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
   const tree = parent.clone()
   const seen = new Set<string>()
   const added: Uint8Array[] = []
   for (const cid of cids) {
-    const hashes = await ports.recordHashes(cid)
-    const known = await ports.inDataset(hashes)
-    hashes.forEach((h, i) => {
-      const key = Buffer.from(h).toString('latin1')
-      if (known[i] === true || seen.has(key)) return
-      seen.add(key)
-      tree.append(h, onNode)
-      added.push(h)
-    })
+    for await (const hashes of ports.recordHashes(cid)) {
+      const known = await ports.inDataset(hashes)
+      const start = tree.size
+      const chunk: Uint8Array[] = []
+      hashes.forEach((h, i) => {
+        const key = Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
+        if (known[i] === true || seen.has(key)) return
+        seen.add(key)
+        tree.append(h, sink.node)
+        chunk.push(h)
+      })
+      if (sink.records !== undefined) {
+        if (chunk.length > 0) await sink.records(chunk, start)
+      } else {
+        for (const h of chunk) added.push(h)
+      }
+    }
   }
   return { tree, added }
 }

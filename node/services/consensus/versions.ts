@@ -13,7 +13,7 @@ import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { MerkleFrontier } from '../../../src/merkle/tree.ts'
 import {
   MAX_INFERENCES, acceptCertificate, fitVersion, versionSizeProblem, type ContributionSize, appendRecords, checkAcceptCertificate, rootsProblem, talliesAfter, versionShapeProblem,
-  type ProposalPorts
+  type AppendSink, type ProposalPorts
 } from '../../../src/consensus/proposal.ts'
 import { validatorSetHash, versionValue, type Version, type VersionValue } from '../../../src/consensus/version.ts'
 import { talliesFromJSON, talliesToJSON, tallyRoot, totalOf, type Tallies } from '../../../src/attribution/tallies.ts'
@@ -48,6 +48,8 @@ export interface VersionsOptions {
   verdicts?: VerdictSink
   /** Fault injection for the crash tests: throws between the steps of a finalization. */
   crashPoint?: (step: string) => void
+  /** Records a version's dataset writes are written ahead in, at most (default PIECE_RECORDS; tests make it small). */
+  pieceRecords?: number
 }
 
 /** The head `check` extends: the last final version, then each version of a range not written yet. */
@@ -88,6 +90,13 @@ const RANGE_CONCURRENCY = 16
 /** A range's record hashes are read ahead while its contributions hold at most this many shards (≤ ~20 MB of hashes). */
 const RANGE_HASHES_SHARDS = 64
 
+/**
+ * A version's records are written ahead of it in pieces of this many (with the tree nodes
+ * they complete; ~3 writes a record): one batch for a version of 100,000 small records held
+ * ~8 buffers a record and brought every node to its heap limit.
+ */
+const PIECE_RECORDS = 16_384
+
 /** A record hash as a map key. */
 const latin1 = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
 
@@ -109,6 +118,57 @@ function pushAll<T> (target: T[], items: Iterable<T>): void {
   for (const item of items) target.push(item)
 }
 
+/**
+ * The dataset writes of versions being made final: written ahead of their versions in
+ * pieces of at most ~2 × `piece` writes (unsynced: the version's synced batch after them makes
+ * them durable), the rest left for the version's own batch. A piece alone is harmless: a
+ * position at or past the last final version's count is not the dataset (`finalCount`), and
+ * only a decided version's records are written, so a torn piece is rewritten alike.
+ */
+class RecordWriter {
+  private readonly db: StateDatabase
+  private readonly digest: Uint8Array
+  private readonly piece: number
+  private readonly onPiece: () => void
+  private ops: BatchOp[] = []
+
+  constructor (db: StateDatabase, digest: Uint8Array, piece: number, onPiece: () => void) {
+    this.db = db
+    this.digest = digest
+    this.piece = piece
+    this.onPiece = onPiece
+  }
+
+  /** Records `hashes` at positions `start…` and the inner nodes they complete. */
+  async add (start: number, hashes: readonly Uint8Array[], nodes: ReadonlyArray<readonly [number, number, Uint8Array]>): Promise<void> {
+    // a record is two writes (position, leaf), a node one: at most a piece's worth pending
+    // before a slice, a piece's worth in a slice
+    const half = Math.max(1, this.piece >> 1)
+    for (let i = 0; i < hashes.length; i += half) {
+      pushAll(this.ops, this.db.dataset.appendOps(this.digest, start + i, hashes.slice(i, i + half), []))
+      await this.flushFull()
+    }
+    for (let i = 0; i < nodes.length; i += this.piece) {
+      pushAll(this.ops, this.db.dataset.appendOps(this.digest, 0, [], nodes.slice(i, i + this.piece)))
+      await this.flushFull()
+    }
+  }
+
+  private async flushFull (): Promise<void> {
+    if (this.ops.length < this.piece) return
+    await this.db.batch(this.ops)
+    this.ops = []
+    this.onPiece()
+  }
+
+  /** The writes not written ahead: they go in the version's batch. */
+  rest (): BatchOp[] {
+    const ops = this.ops
+    this.ops = []
+    return ops
+  }
+}
+
 /** A stored contribution's declared size. */
 const sizeOf = (e: ContributionEntry): ContributionSize => ({ recordCount: Number(e.contribution.recordCount ?? 0), byteSize: Number(e.contribution.byteSize ?? 0) })
 
@@ -123,6 +183,13 @@ export class DatanetVersions {
   private readonly digest: Uint8Array
   last: VersionEntry | undefined
   private readonly ports: ProposalPorts
+  /**
+   * The tree of the last contributions appended to the last final version (building or
+   * checking a proposal): each round proposes the same contributions anew (another
+   * timestamp, another CID), and a version of 300,000 records took longer to build and to
+   * check than a round lasts — ten rounds, 286 s, for one height (`big.ts 300000 120 300000`).
+   */
+  private appended: { key: string, tree: MerkleFrontier } | undefined
 
   constructor (opts: VersionsOptions, d: FollowedDatanet, log: Logger) {
     this.opts = opts
@@ -132,21 +199,30 @@ export class DatanetVersions {
     this.ports = this.portsAfter(new Set())
   }
 
+  /**
+   * The records final here: a position below the last final version's count. A large
+   * version's records are written ahead of it in pieces (`finalize`), so a position at or
+   * past that count is a piece of a version not final yet (or torn by a crash), not the dataset.
+   */
+  private finalCount (): number {
+    return this.last?.recordCount ?? 0
+  }
+
   /** The proposal ports, with `added` (record hashes, latin1) counted as in the dataset: versions of a range not written yet. */
   private portsAfter (added: ReadonlySet<string>, entries?: ReadonlyMap<string, ContributionEntry | undefined>): ProposalPorts {
+    const { db, helia } = this.opts
     return {
-      recordHashes: async cid => {
-        const entry = entries?.get(cid.toString()) ?? await this.opts.db.contributions.get(cid.toString())
+      recordHashes: async function * (cid) {
+        const entry = entries?.get(cid.toString()) ?? await db.contributions.get(cid.toString())
         if (entry === undefined) throw new Error(`contribution ${cid.toString()} unknown`)
-        const out: Uint8Array[] = []
         for (const s of entry.contribution.shards as string[]) {
-          for (const r of splitShard(await getBlock(this.opts.helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))) out.push(r.hash)
+          yield splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) })).map(r => r.hash)
         }
-        return out
       },
       inDataset: async hashes => {
-        const known = await this.opts.db.dataset.positionsOf(this.digest, hashes)
-        return known.map((x, i) => x !== undefined || added.has(Buffer.from(hashes[i] as Uint8Array).toString('latin1')))
+        const known = await db.dataset.positionsOf(this.digest, hashes)
+        const count = this.finalCount()
+        return known.map((x, i) => (x !== undefined && x < count) || added.has(latin1(hashes[i] as Uint8Array)))
       }
     }
   }
@@ -166,18 +242,24 @@ export class DatanetVersions {
     const hashes = new Map<string, Uint8Array[]>()
     await eachAtOnce([...entries.keys()], RANGE_CONCURRENCY, async cid => {
       try {
-        hashes.set(cid, await base.recordHashes(CID.parse(cid)))
+        const all: Uint8Array[] = []
+        for await (const chunk of base.recordHashes(CID.parse(cid))) pushAll(all, chunk)
+        hashes.set(cid, all)
       } catch {
         // the check reads it again, and reports it
       }
     })
     const all = [...hashes.values()].flat()
     const positions = await this.opts.db.dataset.positionsOf(this.digest, all)
+    const count = this.finalCount()
     const read = new Set(all.map(latin1))
     const held = new Set<string>()
-    all.forEach((h, i) => { if (positions[i] !== undefined) held.add(latin1(h)) })
+    all.forEach((h, i) => { const at = positions[i]; if (at !== undefined && at < count) held.add(latin1(h)) })
     return {
-      recordHashes: async cid => hashes.get(cid.toString()) ?? await base.recordHashes(cid),
+      recordHashes: cid => {
+        const known = hashes.get(cid.toString())
+        return known === undefined ? base.recordHashes(cid) : (async function * () { yield known })()
+      },
       inDataset: async of => of.every(h => read.has(latin1(h)))
         ? of.map(h => held.has(latin1(h)) || tip.added.has(latin1(h)))
         : await base.inDataset(of)
@@ -221,6 +303,16 @@ export class DatanetVersions {
     return (await this.opts.inferences?.pending(this.d, MAX_INFERENCES)) ?? []
   }
 
+  /** The last final version's tree extended by `cids`' new records (not kept: building and checking need the tree alone). */
+  private async appendToLast (cids: readonly CID[]): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
+    const key = `${this.last?.cid ?? ''} ${cids.join(' ')}`
+    if (this.appended?.key !== key) {
+      const { tree } = await appendRecords(this.parentTree(), cids, this.ports, { records: async () => {} })
+      this.appended = { key, tree }
+    }
+    return { tree: this.appended.tree.clone(), added: [] }
+  }
+
   /** Whether there is anything to put in a new version. */
   async hasWork (set: ValidatorSet): Promise<boolean> {
     return (await this.candidates(set)).length > 0 || (await this.pendingEvents()).length > 0
@@ -232,7 +324,7 @@ export class DatanetVersions {
     const events = await this.pendingEvents()
     if (candidates.length === 0 && events.length === 0) return undefined
     const contributions = candidates.map(c => ({ cid: CID.parse(c.entry.cid), verdicts: c.certificate }))
-    const built = await appendRecords(this.parentTree(), contributions.map(c => c.cid), this.ports)
+    const built = await this.appendToLast(contributions.map(c => c.cid))
     const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
     const version: Version = {
       datanet: this.d.id,
@@ -302,7 +394,7 @@ export class DatanetVersions {
    * adopted once the certificates hold, whatever the roots. `onNode` sees the tree nodes
    * the new leaves complete. Returns what finalizing needs, or why the version is invalid.
    */
-  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: (level: number, index: number, node: Uint8Array) => void, fetch = true): Promise<Checked | string> {
+  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: AppendSink['node'], fetch = true): Promise<Checked | string> {
     const v = value.version
     const shape = versionShapeProblem(v, { datanet: this.d.id, height: tip.height + 1, parent: tip.cid, set })
     if (shape !== undefined) return shape
@@ -339,7 +431,10 @@ export class DatanetVersions {
     if (adoptNow) await this.adopt(adopted)
     let built
     try {
-      built = await appendRecords(tip.tree, v.contributions.map(c => c.cid), tip.ports ?? (tip.added.size === 0 ? this.ports : this.portsAfter(tip.added)), onNode)
+      const cids = v.contributions.map(c => c.cid)
+      built = tip.ports === undefined && tip.added.size === 0 && onNode === undefined && tip.cid === (this.last?.cid ?? null)
+        ? await this.appendToLast(cids)
+        : await appendRecords(tip.tree, cids, tip.ports ?? (tip.added.size === 0 ? this.ports : this.portsAfter(tip.added)), { node: onNode })
     } catch (err) {
       return `records: ${(err as Error).message}`
     }
@@ -435,18 +530,30 @@ export class DatanetVersions {
   }
 
   /**
-   * Makes a version final in one atomic batch: the dataset's new records and leaves, the
-   * tallies, the version, its contributions and events marked included, and the consensus
-   * state of the height cleared. A crash leaves either all of it or none (the version's
-   * block in Helia is written first and is harmless alone).
+   * Makes a version final in one atomic batch: the tallies, the version, its contributions
+   * and events marked included, the consensus state of the height cleared, and the last of
+   * its records. Its other records (positions, leaves, tree nodes) are written ahead in
+   * pieces (RecordWriter), which count for nothing until the version is stored. A crash
+   * leaves the version final or not, and the restarted node makes the same one final (the
+   * version's block in Helia is written first and is harmless alone).
    */
   async finalize (round: number, value: VersionValue, certificate: VersionEntry['certificate'], now: number): Promise<VersionEntry> {
     const { db, helia } = this.opts
     const crash = this.opts.crashPoint ?? (() => {})
     const v = value.version
-    // the inner nodes the new leaves complete, so a proof reads O(log n) nodes (src/merkle proofFromNodes)
-    const nodes: Array<[number, number, Uint8Array]> = []
-    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports, (level, index, node) => { nodes.push([level, index, node]) })
+    // the records and the inner nodes they complete (so a proof reads O(log n) nodes, src/merkle
+    // proofFromNodes), written ahead in pieces as they are appended: a contribution of
+    // millions of records is never held, nor its writes
+    const writer = new RecordWriter(db, this.digest, this.opts.pieceRecords ?? PIECE_RECORDS, () => { crash('after-piece') })
+    let nodes: Array<[number, number, Uint8Array]> = []
+    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports, {
+      node: (level, index, node) => { nodes.push([level, index, node]) },
+      records: async (hashes, at) => {
+        const completed = nodes
+        nodes = []
+        await writer.add(at, hashes, completed)
+      }
+    })
     const events = await this.includedEvents(v)
     if (typeof events === 'string') throw new Error(`final version ${v.height}: ${events}`)
     const tallies = talliesAfter(await this.talliesAt(this.last?.height ?? 0), events)
@@ -456,9 +563,8 @@ export class DatanetVersions {
     // recursive pin would walk the whole history at every height
     await pin(helia, value.cid, undefined, 0)
     crash('after-block')
-    const start = this.last?.recordCount ?? 0
     const entry = this.entryOf(value, round, certificate, built.tree, now)
-    const ops: BatchOp[] = db.dataset.appendOps(this.digest, start, built.added, nodes)
+    const ops = writer.rest()
     ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(tallies)))
     ops.push(db.versions.putOp(entry))
     const eventCids = v.inferences.map(c => c.toString())
@@ -479,7 +585,8 @@ export class DatanetVersions {
    * precommit certificate was checked, src/consensus/range.ts), and all of them written in
    * one synced batch: a crash leaves the store at the last range applied, a version
    * boundary. A version that does not verify here ends the range: the versions before it
-   * are applied, and its problem returned.
+   * are applied, and its problem returned. Records are written ahead in pieces as in
+   * `finalize` once their version checks.
    */
   async finalizeRange (items: ReadonlyArray<{ round: number, value: VersionValue, certificate: VersionEntry['certificate'] }>, setFor: (height: number) => ValidatorSet | undefined, now: number): Promise<{ applied: VersionEntry[], problem?: { height: number, why: string } }> {
     const { db, helia } = this.opts
@@ -492,6 +599,8 @@ export class DatanetVersions {
     const vouched = items.flatMap(({ value }) => value.version.contributions.map(c => c.cid))
     tip.entries = (await this.ensureContributions(vouched, RANGE_CONCURRENCY)).entries
     tip.ports = await this.rangePorts(tip)
+    // each version's records written ahead in pieces once it checks (a version may hold millions)
+    const writer = new RecordWriter(db, this.digest, this.opts.pieceRecords ?? PIECE_RECORDS, () => { crash('range-after-piece') })
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []
     const events: Array<{ cids: string[], height: number }> = []
@@ -506,7 +615,7 @@ export class DatanetVersions {
       const checked = await this.check(value, set, tip, true, false, (level, index, node) => { nodes.push([level, index, node]) })
       if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
       const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
-      pushAll(ops, db.dataset.appendOps(this.digest, tip.recordCount, checked.built.added, nodes))
+      await writer.add(tip.recordCount, checked.built.added, nodes)
       ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
       ops.push(db.versions.putOp(entry))
       const eventCids = v.inferences.map(c => c.toString())
@@ -530,6 +639,7 @@ export class DatanetVersions {
     await eachAtOnce(items.slice(0, applied.length), RANGE_CONCURRENCY, async ({ value }) => { await helia.blockstore.put(value.cid, value.bytes) })
     await pinMany(helia, items.slice(0, applied.length).map(i => i.value.cid), { depth: 0 })
     await this.adopt(adopted)
+    pushAll(ops, writer.rest())
     ops.push(db.consensus.delOp(this.d.id))
     crash('range-before-batch')
     await db.contributions.includeAll(included, ops, { sync: true })
