@@ -14,6 +14,7 @@ import type { Logger } from '../logger.ts'
 import { IndexSegments, type IndexSegmentsOptions } from './index-segments.ts'
 import { TokenMemo } from './token-memo.ts'
 import { IndexBuilder, type IndexBuilderOptions } from './index-builder.ts'
+import type { BuildRecord } from './index-build-worker.ts'
 
 export interface AttributionServiceOptions {
   db: StateDatabase
@@ -27,10 +28,19 @@ export interface AttributionServiceOptions {
   builder?: IndexBuilderOptions
 }
 
-/** The records a final version added, in dataset order (recordIndex = position in the dataset). */
-export async function versionRecords (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number): Promise<Array<IndexRecord & { hash: Uint8Array, bytes: Uint8Array }>> {
+/** A record of a final version as the index takes it, with its hash and bytes. */
+export type VersionRecord = IndexRecord & { hash: Uint8Array, bytes: Uint8Array }
+
+/**
+ * The records a final version added, in dataset order (recordIndex = position in the
+ * dataset), a shard's at a time: a version may hold millions. Its contributions' shards are
+ * read in the order finalization appended them, so each new record's position is above
+ * the last one's; a record seen again (twice in one version) or already in the dataset
+ * before it (below `previousCount`) is skipped.
+ */
+export async function * versionRecordChunks (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number): AsyncGenerator<VersionRecord[]> {
   const digest = fromHex(d.digest, 32)
-  const out: Array<IndexRecord & { hash: Uint8Array, bytes: Uint8Array }> = []
+  let last = previousCount - 1
   for (const cid of entry.contributions) {
     const c = await db.contributions.get(cid)
     if (c === undefined) throw new Error(`contribution ${cid} of version ${entry.height} is not stored`)
@@ -38,16 +48,23 @@ export async function versionRecords (db: StateDatabase, helia: Helia, d: Follow
     for (const s of c.contribution.shards as string[]) {
       const records = splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))
       const positions = await db.dataset.positionsOf(digest, records.map(r => r.hash))
+      const out: VersionRecord[] = []
       records.forEach((r, i) => {
         const at = positions[i]
-        if (at === undefined || at < previousCount || at >= entry.recordCount) return
+        if (at === undefined || at <= last || at >= entry.recordCount) return
         out.push({ recordIndex: at, contributor, text: recordText(r.bytes), hash: r.hash, bytes: r.bytes })
+        last = at
       })
+      if (out.length > 0) yield out
     }
   }
-  // a record that came twice in one version has one position: keep it once
-  out.sort((a, b) => a.recordIndex - b.recordIndex)
-  return out.filter((r, i) => i === 0 || r.recordIndex !== out[i - 1]?.recordIndex)
+}
+
+/** The records a final version added, in dataset order, all at once (versionRecordChunks). */
+export async function versionRecords (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number): Promise<VersionRecord[]> {
+  const out: VersionRecord[] = []
+  for await (const chunk of versionRecordChunks(db, helia, d, entry, previousCount)) for (const r of chunk) out.push(r)
+  return out
 }
 
 type AttributionLib = typeof import('../../src/attribution/index.ts')
@@ -70,6 +87,8 @@ interface DatanetIndexes {
   building: Promise<void>
   /** The record count of the last version indexed. */
   recordCount?: { height: number, count: number }
+  /** The newest version this service was told is final (indexed, or being indexed). */
+  final: number
 }
 
 /**
@@ -122,7 +141,7 @@ export class AttributionService {
 
   async follow (d: FollowedDatanet): Promise<void> {
     const params = attributionParamsFromManifest(d.manifest)
-    const state: DatanetIndexes = { params, segments: undefined, building: Promise.resolve() }
+    const state: DatanetIndexes = { params, segments: undefined, building: Promise.resolve(), final: 0 }
     this.datanets.set(d.id, state)
     state.building = this.catchUp(d, state)
     await state.building
@@ -160,38 +179,49 @@ export class AttributionService {
       this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment unusable: rebuilding it from the dataset')
     }
     const prevCount = state.recordCount?.height === entry.height - 1 ? state.recordCount.count : (await this.opts.db.versions.at(d.id, entry.height - 1))?.recordCount ?? 0
-    const records = await versionRecords(this.opts.db, this.opts.helia, d, entry, prevCount)
-    if (records.length === 0) {
-      segments.add(undefined, false)
-      return
-    }
     const t0 = performance.now()
-    // the near-duplicate check's tokens, where it kept them; the rest is tokenized with the build
-    const memo = this.tokenized.size > 0
-    const job = records.map(r => {
-      const tokens = memo ? this.tokenized.take(lib.normalizeText(r.text)) : undefined
-      return tokens === undefined ? { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text } : { recordIndex: r.recordIndex, contributor: r.contributor, tokens }
-    })
+    // the version's records a shard at a time, with the near-duplicate check's tokens where
+    // it kept them (the rest is tokenized with the build)
+    const tokenized = this.tokenized
+    const { db, helia } = this.opts
+    const stopped = (): boolean => this.stopped
+    async function * chunks (): AsyncGenerator<BuildRecord[]> {
+      for await (const records of versionRecordChunks(db, helia, d, entry, prevCount)) {
+        // the node is stopping (its store closes next): the next start extends the index
+        if (stopped()) throw new Error('the attribution service is stopped')
+        yield records.map(r => {
+          const tokens = tokenized.size > 0 ? tokenized.take(lib.normalizeText(r.text)) : undefined
+          return tokens === undefined ? { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text } : { recordIndex: r.recordIndex, contributor: r.contributor, tokens }
+        })
+      }
+    }
     const file = segments.versionFile(entry.height)
     let built
     try {
       // off the main thread when large: votes and gossip go on meanwhile
-      built = await this.builder.build(job, segments.base, file)
+      built = await this.builder.build(chunks(), segments.base, file)
     } catch (err) {
       if (this.stopped) throw err
       this.opts.logger.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'index segment build failed in the worker: building it here')
-      built = await this.builder.build(job, segments.base, file, { here: true })
+      built = await this.builder.build(chunks(), segments.base, file, { here: true })
+    }
+    if (built === undefined) {
+      segments.add(undefined, false)
+      return
     }
     segment = lib.decodeSegment(built.bytes, { verify: 'structure' })
     segments.adopt(segment)
-    this.opts.logger.debug({ datanet: d.id, height: entry.height, records: records.length, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
+    this.opts.logger.debug({ datanet: d.id, height: entry.height, records: built.records, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 
   /** Called for each final version, in height order (`entry`: that version). */
   async onFinal (d: FollowedDatanet, entry?: VersionEntry): Promise<void> {
     const state = this.datanets.get(d.id)
     if (state === undefined) return
+    if (entry !== undefined) state.final = Math.max(state.final, entry.height)
     state.building = state.building.then(async () => { await this.catchUp(d, state, entry) }).catch(err => {
+      // cut short by the node's stop (its store closes): the next start extends it
+      if (this.stopped) return
       this.opts.logger.error({ datanet: d.id, err }, 'cannot extend the attribution index')
     })
     await state.building
@@ -214,8 +244,20 @@ export class AttributionService {
     return await segments.indexAt(height)
   }
 
+  /** The newest version indexed. */
   latestHeight (d: FollowedDatanet): number {
     return this.datanets.get(d.id)?.segments?.height ?? 0
+  }
+
+  /**
+   * The newest final version, indexed or being indexed: what a preview that names no
+   * version attributes against (`indexAt` waits for its index). A large version takes
+   * seconds to index: "no final version yet" meanwhile told a user their final version
+   * did not exist.
+   */
+  finalHeight (d: FollowedDatanet): number {
+    const state = this.datanets.get(d.id)
+    return state === undefined ? 0 : Math.max(state.final, state.segments?.height ?? 0)
   }
 
   /** Resolves once no segment merge is running or due for `d` (tests, benchmarks). */

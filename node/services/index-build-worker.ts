@@ -2,13 +2,15 @@
  * Builds a final version's index segment off the main thread: SA-IS over a large
  * version's tokens (and tokenizing what the near-duplicate check did not) is seconds of
  * CPU, and on the main thread it held every vote, proposal and gossip message meanwhile
- * (8 s per 22,000-record version in scripts/bench/finality.ts). Writes the segment file
- * atomically (tmp + rename) and hands its bytes back (transferred, not copied).
+ * (8 s per 22,000-record version in scripts/bench/finality.ts). A build's records come in
+ * chunks (a shard's at a time, each acknowledged) and are held packed (SegmentBuilder): a
+ * version of one large contribution is never held whole on either thread. Writes the
+ * segment file atomically (tmp + rename) and hands its bytes back (transferred, not copied).
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort } from 'node:worker_threads'
-import { buildSegmentFromTokens, type SegmentBase, type TokenizedRecord } from '../../src/attribution/corpus-index.ts'
+import { SegmentBuilder, type SegmentBase, type TokenizedRecord } from '../../src/attribution/corpus-index.ts'
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { encodeSegment } from '../../src/attribution/segment-codec.ts'
 import { tokenizeToArray } from '../../src/attribution/tokenizer.ts'
@@ -16,36 +18,60 @@ import { tokenizeToArray } from '../../src/attribution/tokenizer.ts'
 /** A record with its tokens when they are known (T(N(text))), else its text. */
 export interface BuildRecord { recordIndex: number, contributor: string, tokens?: Uint32Array, text?: string }
 
-export interface BuildJob {
-  id: number
-  records: BuildRecord[]
-  base: SegmentBase
-  out: string
+/** A build: begun, its records added in chunks, ended. */
+export type BuildMessage =
+  | { id: number, type: 'begin', base: SegmentBase, out: string }
+  | { id: number, type: 'add', records: BuildRecord[] }
+  | { id: number, type: 'end' }
+  /** Dropped: its records failed on the sending side, or there were none. */
+  | { id: number, type: 'abort' }
+
+/** An `add` taken (`ack`), a build done, or failed (no more replies for it). */
+export type BuildReply =
+  | { id: number, type: 'ack' }
+  | { id: number, type: 'done', bytes: Uint8Array, tokens: number }
+  | { id: number, type: 'error', error: string }
+
+/** A build record as SegmentBuilder takes it: its tokens, or its text tokenized now. */
+export function tokenized (r: BuildRecord): TokenizedRecord {
+  return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? tokenizeToArray(normalizeText(r.text ?? '')) }
 }
 
-export type BuildReply = { id: number, bytes: Uint8Array, tokens: number } | { id: number, error: string }
-
-/** Builds a job's segment and writes its file; returns the segment's bytes. */
-export function buildFile (job: BuildJob): { bytes: Uint8Array, tokens: number } {
-  const records: TokenizedRecord[] = job.records.map(r => ({
-    recordIndex: r.recordIndex,
-    contributor: r.contributor,
-    tokens: r.tokens ?? tokenizeToArray(normalizeText(r.text ?? ''))
-  }))
-  const segment = buildSegmentFromTokens(records, job.base)
+/** Builds the segment of the records `builder` took and writes it to `out`; its bytes and token count. */
+export function finishFile (builder: SegmentBuilder, out: string): { bytes: Uint8Array, tokens: number } {
+  const segment = builder.build()
   const bytes = encodeSegment(segment)
-  mkdirSync(dirname(job.out), { recursive: true })
-  writeFileSync(`${job.out}.tmp`, bytes)
-  renameSync(`${job.out}.tmp`, job.out)
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(`${out}.tmp`, bytes)
+  renameSync(`${out}.tmp`, out)
   return { bytes, tokens: segment.tokenCount }
 }
 
-parentPort?.on('message', (job: BuildJob) => {
-  let reply: BuildReply
+const builds = new Map<number, { builder: SegmentBuilder, out: string }>()
+
+parentPort?.on('message', (m: BuildMessage) => {
   try {
-    reply = { id: job.id, ...buildFile(job) }
+    if (m.type === 'begin') {
+      builds.set(m.id, { builder: new SegmentBuilder(m.base), out: m.out })
+      return
+    }
+    const build = builds.get(m.id)
+    // failed already (its error was sent)
+    if (build === undefined) return
+    if (m.type === 'abort') {
+      builds.delete(m.id)
+      return
+    }
+    if (m.type === 'add') {
+      for (const r of m.records) build.builder.add(tokenized(r))
+      parentPort?.postMessage({ id: m.id, type: 'ack' } satisfies BuildReply)
+      return
+    }
+    builds.delete(m.id)
+    const done = finishFile(build.builder, build.out)
+    parentPort?.postMessage({ id: m.id, type: 'done', ...done } satisfies BuildReply, [done.bytes.buffer as ArrayBuffer])
   } catch (err) {
-    reply = { id: job.id, error: (err as Error).message }
+    builds.delete(m.id)
+    parentPort?.postMessage({ id: m.id, type: 'error', error: (err as Error).message } satisfies BuildReply)
   }
-  parentPort?.postMessage(reply, 'bytes' in reply ? [reply.bytes.buffer as ArrayBuffer] : [])
 })

@@ -251,62 +251,119 @@ export interface SegmentBase {
 
 const GENESIS: SegmentBase = { head: EMPTY_HEAD, lastRecordIndex: -1 }
 
+/** A copy of `a` with room for at least `need` elements (grown by half again, at least). */
+function grown (a: Uint32Array<ArrayBuffer>, need: number): Uint32Array<ArrayBuffer> {
+  if (need <= a.length) return a
+  const next = new Uint32Array(Math.max(need, Math.ceil(a.length * 1.5)))
+  next.set(a)
+  return next
+}
+
 /**
- * Builds a segment from records already tokenized (cl100k ids). Records must come in
+ * A segment's records taken one at a time and held packed (4 bytes a token, 12 a record),
+ * each checked as it comes: a version of a million records is never a million objects
+ * (the node streams a version's records into it, shard by shard). Records must come in
  * strictly ascending recordIndex, all above `base.lastRecordIndex`.
  */
-export function buildSegmentFromTokens (records: readonly TokenizedRecord[], base: SegmentBase = GENESIS): IndexSegment {
-  if (records.length === 0) throw badRecord('a segment needs at least one record')
-  let total = 1
-  for (const r of records) total += r.tokens.length + 1
-  if (total > 0x7fff_ffff) throw badRecord(`a segment holds at most 2^31 − 1 symbols, these records need ${total}`)
-  const tokens = new Uint32Array(total)
-  const docStart = new Uint32Array(records.length)
-  const recordIndexes = new Uint32Array(records.length)
-  const recordContributor = new Uint32Array(records.length)
-  const contributors: string[] = []
-  const contributorSlot = new Map<string, number>()
-  const contributorBytes: Uint8Array[] = []
-  let head = base.head
-  let last = base.lastRecordIndex
-  let at = 0
-  for (let r = 0; r < records.length; r++) {
-    const record = records[r] as TokenizedRecord
+export class SegmentBuilder {
+  private tokens = new Uint32Array(1 << 12)
+  private docStart = new Uint32Array(1 << 8)
+  private recordIndexes = new Uint32Array(1 << 8)
+  private recordContributor = new Uint32Array(1 << 8)
+  private at = 0
+  private count = 0
+  private readonly contributors: string[] = []
+  private readonly contributorSlot = new Map<string, number>()
+  private readonly contributorBytes: Uint8Array[] = []
+  private readonly headBefore: Uint8Array
+  private head: Uint8Array
+  private last: number
+
+  constructor (base: SegmentBase = GENESIS) {
+    this.headBefore = base.head
+    this.head = base.head
+    this.last = base.lastRecordIndex
+  }
+
+  /** Records taken so far. */
+  get recordCount (): number {
+    return this.count
+  }
+
+  add (record: TokenizedRecord): void {
     const { recordIndex, contributor } = record
     if (!Number.isSafeInteger(recordIndex) || recordIndex < 0 || recordIndex > MAX_RECORD_INDEX) {
       throw badRecord(`recordIndex must be an integer in [0, 2^32), got ${String(recordIndex)}`)
     }
-    if (recordIndex <= last) {
-      throw new AttributionError(AttributionErrorCode.OUT_OF_ORDER, `recordIndex ${recordIndex} does not follow ${last}: records must come in strictly ascending recordIndex`)
+    if (recordIndex <= this.last) {
+      throw new AttributionError(AttributionErrorCode.OUT_OF_ORDER, `recordIndex ${recordIndex} does not follow ${this.last}: records must come in strictly ascending recordIndex`)
     }
     if (typeof contributor !== 'string' || !ADDRESS.test(contributor)) throw badRecord(`record ${recordIndex}: contributor must be 0x and 40 hex digits`)
     const address = contributor.toLowerCase()
-    let slot = contributorSlot.get(address)
+    let slot = this.contributorSlot.get(address)
     if (slot === undefined) {
-      slot = contributors.length
-      contributorSlot.set(address, slot)
-      contributors.push(address)
-      contributorBytes.push(addressBytes(address))
+      slot = this.contributors.length
+      this.contributorSlot.set(address, slot)
+      this.contributors.push(address)
+      this.contributorBytes.push(addressBytes(address))
     }
-    docStart[r] = at
-    recordIndexes[r] = recordIndex
-    recordContributor[r] = slot
-    const start = at
     const ids = record.tokens
+    // this record's symbols, its separator, and the sentinel after the last
+    const need = this.at + ids.length + 2
+    if (need > 0x7fff_ffff) throw badRecord(`a segment holds at most 2^31 − 1 symbols, these records need more (${need} by record ${recordIndex})`)
+    this.tokens = grown(this.tokens, need)
+    const r = this.count
+    this.docStart = grown(this.docStart, r + 1)
+    this.recordIndexes = grown(this.recordIndexes, r + 1)
+    this.recordContributor = grown(this.recordContributor, r + 1)
+    const tokens = this.tokens
+    const start = this.at
+    let at = start
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as number
       // (id >>> 0) === id: an integer in [0, 2^32).
       if ((id >>> 0) !== id || id >= VOCAB_SIZE) throw badRecord(`record ${recordIndex}: token id ${String(id)} outside the vocabulary`)
       tokens[at++] = id + SYMBOL_OFFSET
     }
-    head = chainRecord(head, recordIndex, contributorBytes[slot] as Uint8Array, tokens.subarray(start, at))
+    this.docStart[r] = start
+    this.recordIndexes[r] = recordIndex
+    this.recordContributor[r] = slot
+    this.head = chainRecord(this.head, recordIndex, this.contributorBytes[slot] as Uint8Array, tokens.subarray(start, at))
     tokens[at++] = SEP
-    last = recordIndex
+    this.at = at
+    this.count = r + 1
+    this.last = recordIndex
   }
-  tokens[at] = SENTINEL
-  const text = new Int32Array(tokens.buffer, tokens.byteOffset, tokens.length)
-  const sa = buildSuffixArray(text, ALPHABET_SIZE)
-  return new IndexSegment({ tokens, sa, docStart, recordIndexes, recordContributor, contributors, headBefore: base.head, headAfter: head })
+
+  /** The segment of the records taken (its suffix array built: seconds for millions of tokens). */
+  build (): IndexSegment {
+    if (this.count === 0) throw badRecord('a segment needs at least one record')
+    const tokens = this.tokens.slice(0, this.at + 1)
+    tokens[this.at] = SENTINEL
+    const text = new Int32Array(tokens.buffer, tokens.byteOffset, tokens.length)
+    const sa = buildSuffixArray(text, ALPHABET_SIZE)
+    return new IndexSegment({
+      tokens,
+      sa,
+      docStart: this.docStart.slice(0, this.count),
+      recordIndexes: this.recordIndexes.slice(0, this.count),
+      recordContributor: this.recordContributor.slice(0, this.count),
+      contributors: this.contributors,
+      headBefore: this.headBefore,
+      headAfter: this.head
+    })
+  }
+}
+
+/**
+ * Builds a segment from records already tokenized (cl100k ids). Records must come in
+ * strictly ascending recordIndex, all above `base.lastRecordIndex`.
+ */
+export function buildSegmentFromTokens (records: readonly TokenizedRecord[], base: SegmentBase = GENESIS): IndexSegment {
+  if (records.length === 0) throw badRecord('a segment needs at least one record')
+  const builder = new SegmentBuilder(base)
+  for (const r of records) builder.add(r)
+  return builder.build()
 }
 
 /** T of normalised texts already tokenized elsewhere (the node's near-duplicate check), or undefined. */

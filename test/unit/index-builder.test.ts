@@ -32,19 +32,31 @@ test('IndexBuilder: a segment built on the worker is the one built here, byte fo
     const withTokens = records.map((r, i) => i % 2 === 0
       ? { recordIndex: r.recordIndex, contributor: r.contributor, tokens: lib.tokenize(lib.normalizeText(r.text)) }
       : { recordIndex: r.recordIndex, contributor: r.contributor, text: r.text })
+    // in chunks, as a version's shards come: more than the worker takes unacknowledged
+    const chunks = Array.from({ length: 15 }, (_, i) => withTokens.slice(i * 20, (i + 1) * 20))
     const expected = lib.encodeSegment(lib.buildSegment(records, GENESIS))
-    const a = await inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'a.seg'))
-    const b = await here.build(withTokens, GENESIS, join(tmp.dir, 'h', 'b.seg'))
-    assert.ok(Buffer.from(a.bytes).equals(Buffer.from(expected)), 'worker build = lib.buildSegment')
-    assert.ok(Buffer.from(b.bytes).equals(Buffer.from(expected)), 'inline build = lib.buildSegment')
+    const a = await inWorker.build(chunks, GENESIS, join(tmp.dir, 'w', 'a.seg'))
+    const b = await here.build(chunks, GENESIS, join(tmp.dir, 'h', 'b.seg'))
+    assert.ok(a !== undefined && Buffer.from(a.bytes).equals(Buffer.from(expected)), 'worker build = lib.buildSegment')
+    assert.ok(b !== undefined && Buffer.from(b.bytes).equals(Buffer.from(expected)), 'inline build = lib.buildSegment')
+    assert.is(a.records, 300)
+    assert.is(await here.build([[], []], GENESIS, join(tmp.dir, 'h', 'none.seg')), undefined, 'no records, no segment')
+    // records that fail on the sending side (a shard that cannot be read) fail the build, not the worker
+    async function * broken (): AsyncGenerator<typeof withTokens> { yield * chunks.slice(0, 6); throw new Error('shard unreadable') }
+    assert.match(await inWorker.build(broken(), GENESIS, join(tmp.dir, 'w', 'x.seg')).then(() => 'built', (err: Error) => err.message), /shard unreadable/)
+    const again = await inWorker.build(chunks, GENESIS, join(tmp.dir, 'w', 'a2.seg'))
+    assert.ok(again !== undefined && Buffer.from(again.bytes).equals(Buffer.from(expected)), 'the worker builds the next one')
+    // a record out of order fails in the worker and reaches the caller
+    const disordered = [chunks[1]!, chunks[0]!]
+    assert.match(await inWorker.build(disordered, GENESIS, join(tmp.dir, 'w', 'y.seg')).then(() => 'built', (err: Error) => err.message), /ascending/)
     assert.ok(readFileSync(join(tmp.dir, 'w', 'a.seg')).equals(Buffer.from(expected)))
     assert.not.ok(existsSync(join(tmp.dir, 'w', 'a.seg.tmp')))
     // stopped: builds in hand and later ones fail (the service then builds on its own thread)
     const failure = async (p: Promise<unknown>): Promise<string> => await p.then(() => 'built', (err: Error) => err.message)
-    const pending = failure(inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'c.seg')))
+    const pending = failure(inWorker.build(chunks, GENESIS, join(tmp.dir, 'w', 'c.seg')))
     await inWorker.stop()
     assert.match(await pending, /exited/)
-    assert.match(await failure(inWorker.build(withTokens, GENESIS, join(tmp.dir, 'w', 'd.seg'))), /stopped/)
+    assert.match(await failure(inWorker.build(chunks, GENESIS, join(tmp.dir, 'w', 'd.seg'))), /stopped/)
   } finally {
     await inWorker.stop()
     await here.stop()
@@ -107,6 +119,32 @@ test('AttributionService: versions indexed on the worker attribute as versions i
   } finally {
     await worker.stop()
     await inline.stop()
+    tmp.remove()
+  }
+})
+
+test('AttributionService: a preview that names no version, asked while the newest final version is being indexed, waits for it (it said "no final version yet")', async () => {
+  const tmp = tempDir()
+  const { db, helia, d, texts } = world(2, 40)
+  const versions = db.versions as unknown as { at: (id: string, h: number) => Promise<VersionEntry | undefined> }
+  const at = versions.at
+  let final = 0
+  versions.at = async (id, h) => h <= final ? await at(id, h) : undefined
+  const service = new AttributionService({ db, helia, dir: tmp.dir, logger: pino({ level: 'silent' }), segments: { merge: false }, builder: { inlineTokens: 0 } })
+  try {
+    await service.follow(d)
+    assert.is(service.finalHeight(d), 0, 'nothing final yet')
+    for (const height of [1, 2]) {
+      final = height
+      const indexed = service.onFinal(d, await at(d.id, height))
+      // what the preview route attributes against when the request names no version
+      assert.is(service.finalHeight(d), height, `version ${height} is final, its index not built yet`)
+      const result = await service.attribute(d, service.finalHeight(d), `So ${texts[height * 40 - 1] as string}.`, null, 10n ** 18n)
+      assert.ok((result?.contributors.length ?? 0) > 0, `version ${height}'s records are credited`)
+      await indexed
+    }
+  } finally {
+    await service.stop()
     tmp.remove()
   }
 })

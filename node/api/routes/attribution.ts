@@ -62,7 +62,7 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
         const { id } = request.params as { id: string }
         const d = datanets.require(id)
         const body = parseRequest(previewBody, request.body, 'body')
-        const version = body.version ?? attribution.latestHeight(d)
+        const version = body.version ?? attribution.finalHeight(d)
         if (version < 1) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version yet`, 'conflict')
         const result = await attribution.attribute(d, version, body.text, body.prompt ?? null, body.fee === undefined ? ONE_ETH : BigInt(body.fee))
         if (result === undefined) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version ${version} here`, 'not_found')
