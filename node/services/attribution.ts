@@ -260,6 +260,28 @@ export class AttributionService {
     return state === undefined ? 0 : Math.max(state.final, state.segments?.height ?? 0)
   }
 
+  /**
+   * Whether version `height`'s index is built, waiting at most `ms` for it (a version of a
+   * million records takes minutes to index on a busy node: a preview waited for it for ever).
+   */
+  async indexedWithin (d: FollowedDatanet, height: number, ms: number): Promise<boolean> {
+    const state = this.datanets.get(d.id)
+    if (state === undefined) return false
+    const indexed = (): number => state.segments?.height ?? 0
+    const deadline = Date.now() + ms
+    while (indexed() < height) {
+      const left = deadline - Date.now()
+      if (left <= 0) return false
+      const building = state.building
+      let timer: NodeJS.Timeout | undefined
+      const built = await Promise.race([building.then(() => true), new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, left) })])
+      clearTimeout(timer)
+      // built all it was told of, and not that version: it is not final here
+      if (built && building === state.building && indexed() < height) return false
+    }
+    return true
+  }
+
   /** Resolves once no segment merge is running or due for `d` (tests, benchmarks). */
   async mergesIdle (d: FollowedDatanet): Promise<void> {
     await this.datanets.get(d.id)?.segments?.mergesIdle()

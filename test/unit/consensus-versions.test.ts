@@ -12,16 +12,13 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Wallet } from 'ethers'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { fromHex, toHex } from '../../src/codec/hash.ts'
 import { Repository } from '../../src/storage/repository.ts'
 import { verifyProof } from '../../src/merkle/tree.ts'
 import { recordProof } from '../../node/services/record-proofs.ts'
-import { encodeManifest, genesisValidatorSet, parseManifest, type ValidatorSet } from '../../src/datanet/manifest.ts'
-import { shardCid } from '../../src/datanet/shard.ts'
-import { encodeVerdict, signVerdict } from '../../src/contribution/verdict.ts'
+import type { ValidatorSet } from '../../src/datanet/manifest.ts'
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { DatanetVersions } from '../../node/services/consensus/versions.ts'
 import { versionValue, type VersionValue } from '../../src/consensus/version.ts'
@@ -31,48 +28,9 @@ import { tempDir } from '../helpers/tmp.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 import type { Helia } from '@helia/interface'
 import { memoryPins } from '../helpers/memory-pins.ts'
+import { binding, contribution, datanet, memoryHelia, wallets } from '../helpers/versions-world.ts'
 
-const binding = { chainId: 31337, registry: null }
 const logger = createLogger({ level: 'silent', format: 'json' })
-const wallets = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 11).toString(16).padStart(64, '0')))
-
-function memoryHelia (): Helia {
-  const blocks = new Map<string, Uint8Array>()
-  return {
-    blockstore: {
-      put: async (cid: CID, bytes: Uint8Array) => { blocks.set(cid.toString(), bytes); return cid },
-      get: async function * (cid: CID) {
-        const b = blocks.get(cid.toString())
-        if (b === undefined) throw new Error(`no block ${cid.toString()}`)
-        yield b
-      }
-    },
-    pins: { isPinned: async () => true, add: async function * () {} }
-  } as unknown as Helia
-}
-
-async function datanet (): Promise<FollowedDatanet> {
-  const manifest = parseManifest({ name: 'versions', license: 'CC0-1.0', recordSchema: { type: 'object' }, validators: wallets.map(w => ({ address: w.address, stake: '100' })) })
-  const e = await encodeManifest(manifest)
-  return { id: e.id, digest: e.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: () => undefined as never }
-}
-
-/** Stores a contribution of `lines` (one shard) with accept verdicts of `signers`. */
-async function contribution (db: StateDatabase, helia: Helia, d: FollowedDatanet, lines: string[], signers: Wallet[], status: 'pending' | 'accepted' = 'accepted', declared?: { recordCount: number, byteSize: number }): Promise<string> {
-  const shard = new TextEncoder().encode(lines.map(l => JSON.stringify({ text: l }) + '\n').join(''))
-  const shardId = shardCid(shard)
-  await helia.blockstore.put(shardId, shard)
-  const cid = CID.create(1, 0x71, shardId.multihash).toString()
-  await db.contributions.put(cid, {
-    cid, datanet: d.id, contribution: { shards: [shardId.toString()], ...declared }, status, score: 100, receivedAt: 1, decidedAt: 1, origin: 'gossip', version: null,
-    facts: null
-  })
-  for (const w of signers) {
-    const verdict = await signVerdict(w, binding, { datanet: d.id, contribution: CID.parse(cid), validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1 })
-    await db.verdicts.put({ contribution: cid, validator: w.address, accept: true, score: 100, reasons: [], timestamp: 1, signature: toHex(verdict.signature), bytes: toHex(encodeVerdict(verdict)) })
-  }
-  return cid
-}
 
 async function withStore (fn: (ctx: { dir: string, d: FollowedDatanet, helia: Helia }) => Promise<void>): Promise<void> {
   const tmp = tempDir()
@@ -509,6 +467,29 @@ test('catch-up: a version of 60,000 records is made final (its batch once overfl
       assert.is(versions.last?.recordCount, 60_000)
       assert.ok(largest < 2 * 16_384 + 16, `written in pieces: the largest batch holds ${largest} writes`)
       assert.is(versions.last?.datasetRoot, toHex(items[0]!.value.version.datasetRoot))
+    } finally {
+      await db.close()
+    }
+  })
+})
+
+test('catch-up: a large version of a range is written ahead as it is checked, and the versions after it read it from the store (records it added are not added again)', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    const large = Array.from({ length: 40 }, (_, i) => `big${i}`)
+    const lines = [['one', 'two'], [...large, 'two'], ['big7', 'three', 'big39'], ['four']]
+    const items = await madeElsewhere(dir + '-validator', d, helia, lines)
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      for (const l of lines) await contribution(db, helia, d, l, [])
+      const versions = new DatanetVersions({ db, helia, binding, logger, pieceRecords: 8 }, d, logger)
+      await versions.load()
+      const { applied, problem } = await versions.finalizeRange(items, () => d.validators, 1)
+      assert.is(problem, undefined)
+      assert.equal(applied.map(e => e.recordCount), [2, 42, 43, 44])
+      assert.is(versions.last?.datasetRoot, toHex(items[3]!.value.version.datasetRoot))
+      const p = await recordProof(db, d.id, d.digest, toHex((await db.dataset.leavesAt(fromHex(d.digest, 32), [30]))[0]!), 2)
+      assert.ok(verifyProof(p.proof.map(x => fromHex(x, 32)), fromHex(p.datasetRoot, 32), fromHex(p.recordHash, 32)))
     } finally {
       await db.close()
     }

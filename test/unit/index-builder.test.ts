@@ -123,7 +123,7 @@ test('AttributionService: versions indexed on the worker attribute as versions i
   }
 })
 
-test('AttributionService: a preview that names no version, asked while the newest final version is being indexed, waits for it (it said "no final version yet")', async () => {
+test('AttributionService: a preview that names no version, asked while the newest final version is being indexed, waits for it, within a bound (it said "no final version yet")', async () => {
   const tmp = tempDir()
   const { db, helia, d, texts } = world(2, 40)
   const versions = db.versions as unknown as { at: (id: string, h: number) => Promise<VersionEntry | undefined> }
@@ -134,11 +134,13 @@ test('AttributionService: a preview that names no version, asked while the newes
   try {
     await service.follow(d)
     assert.is(service.finalHeight(d), 0, 'nothing final yet')
+    assert.is(await service.indexedWithin(d, 1, 50), false, 'a version not final is not waited for beyond the bound')
     for (const height of [1, 2]) {
       final = height
       const indexed = service.onFinal(d, await at(d.id, height))
       // what the preview route attributes against when the request names no version
       assert.is(service.finalHeight(d), height, `version ${height} is final, its index not built yet`)
+      assert.is(await service.indexedWithin(d, height, 30_000), true, 'the route waits for its index (a 503 after 10 s)')
       const result = await service.attribute(d, service.finalHeight(d), `So ${texts[height * 40 - 1] as string}.`, null, 10n ** 18n)
       assert.ok((result?.contributors.length ?? 0) > 0, `version ${height}'s records are credited`)
       await indexed

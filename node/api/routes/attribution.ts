@@ -50,6 +50,8 @@ const inferBody = z.union([
 ])
 /** What an inference pays when the request names no fee: 0.01 ETH. */
 export const DEFAULT_INFERENCE_FEE = ONE_ETH / 100n
+/** How long a preview waits for the index of a version just final (a large one takes minutes), then 503. */
+const PREVIEW_WAIT_MS = 10_000
 /** How many words an inference generates when the request does not say. */
 export const DEFAULT_MAX_WORDS = 40
 
@@ -64,6 +66,9 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
         const body = parseRequest(previewBody, request.body, 'body')
         const version = body.version ?? attribution.finalHeight(d)
         if (version < 1) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version yet`, 'conflict')
+        if (version <= attribution.finalHeight(d) && !await attribution.indexedWithin(d, version, PREVIEW_WAIT_MS)) {
+          throw new DatanetError({ code: 'ATTRIBUTION_ERROR_INDEXING' }, `version ${version} of datanet ${id} is final; its attribution index is still being built: try again shortly`, 'unavailable')
+        }
         const result = await attribution.attribute(d, version, body.text, body.prompt ?? null, body.fee === undefined ? ONE_ETH : BigInt(body.fee))
         if (result === undefined) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version ${version} here`, 'not_found')
         return { version, ...result }

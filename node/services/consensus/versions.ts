@@ -67,6 +67,12 @@ interface Tip {
   entries?: Map<string, ContributionEntry | undefined>
   /** The ports of a range's checks, its reads done at once (catch-up, `rangePorts`). */
   ports?: ProposalPorts
+  /**
+   * Positions below this are the dataset for the range's next check: a large version of
+   * the range is written ahead as it is checked (its records are not held, nor added to
+   * `added`), and then counts as written. Unset: the last final version's count.
+   */
+  written?: number
 }
 
 /** A version checked: its records appended, its events and tallies. */
@@ -87,8 +93,13 @@ const SHARD_CONCURRENCY = 8
 
 /** Contributions fetched and version blocks stored at once while a range of versions is applied (catch-up). */
 const RANGE_CONCURRENCY = 16
-/** A range's record hashes are read ahead while its contributions hold at most this many shards (≤ ~20 MB of hashes). */
-const RANGE_HASHES_SHARDS = 64
+/**
+ * A range's record hashes are read ahead for its contributions of one shard, while they
+ * declare at most this many records (a hash held costs ~200 bytes with its key: ~13 MB).
+ * Larger contributions are read a shard at a time as they are checked: read ahead whole,
+ * one of 200,000 records took a catching-up node's heap over a 96 MB limit.
+ */
+const RANGE_HASHES_RECORDS = 65_536
 
 /**
  * A version's records are written ahead of it in pieces of this many (with the tree nodes
@@ -155,7 +166,12 @@ class RecordWriter {
   }
 
   private async flushFull (): Promise<void> {
-    if (this.ops.length < this.piece) return
+    if (this.ops.length >= this.piece) await this.flush()
+  }
+
+  /** Writes what is pending now. */
+  async flush (): Promise<void> {
+    if (this.ops.length === 0) return
     await this.db.batch(this.ops)
     this.ops = []
     this.onPiece()
@@ -208,8 +224,11 @@ export class DatanetVersions {
     return this.last?.recordCount ?? 0
   }
 
-  /** The proposal ports, with `added` (record hashes, latin1) counted as in the dataset: versions of a range not written yet. */
-  private portsAfter (added: ReadonlySet<string>, entries?: ReadonlyMap<string, ContributionEntry | undefined>): ProposalPorts {
+  /**
+   * The proposal ports, with `added` (record hashes, latin1) counted as in the dataset:
+   * versions of a range not written yet; stored positions below `count()` are the dataset.
+   */
+  private portsAfter (added: ReadonlySet<string>, entries?: ReadonlyMap<string, ContributionEntry | undefined>, count: () => number = () => this.finalCount()): ProposalPorts {
     const { db, helia } = this.opts
     return {
       recordHashes: async function * (cid) {
@@ -221,26 +240,32 @@ export class DatanetVersions {
       },
       inDataset: async hashes => {
         const known = await db.dataset.positionsOf(this.digest, hashes)
-        const count = this.finalCount()
-        return known.map((x, i) => (x !== undefined && x < count) || added.has(latin1(hashes[i] as Uint8Array)))
+        const below = count()
+        return known.map((x, i) => (x !== undefined && x < below) || added.has(latin1(hashes[i] as Uint8Array)))
       }
     }
   }
 
   /**
-   * The ports of a range's checks with their reads done at once: every contribution's
-   * record hashes (RANGE_CONCURRENCY at once) and which of them the dataset holds (one read),
-   * while the range's shards total at most RANGE_HASHES_SHARDS (the hashes are held
-   * meanwhile); the records that versions of the range add count as held (`tip.added`).
+   * The ports of a range's checks with their reads done at once for its contributions of
+   * one shard (at most RANGE_HASHES_RECORDS records, their hashes held meanwhile): their
+   * record hashes (RANGE_CONCURRENCY at once) and which of them the dataset holds (one
+   * read); the records that versions of the range add count as held (`tip.added`).
    */
   private async rangePorts (tip: Tip): Promise<ProposalPorts> {
     const entries = tip.entries ?? new Map<string, ContributionEntry | undefined>()
-    const base = this.portsAfter(tip.added, entries)
-    let shards = 0
-    for (const e of entries.values()) shards += (e?.contribution.shards as string[] | undefined)?.length ?? 0
-    if (shards > RANGE_HASHES_SHARDS) return base
+    const base = this.portsAfter(tip.added, entries, () => tip.written ?? this.finalCount())
+    const ahead: string[] = []
+    let records = 0
+    for (const [cid, e] of entries) {
+      if (e === undefined || (e.contribution.shards as string[] | undefined)?.length !== 1) continue
+      records += sizeOf(e).recordCount
+      if (records > RANGE_HASHES_RECORDS) break
+      ahead.push(cid)
+    }
+    if (ahead.length === 0) return base
     const hashes = new Map<string, Uint8Array[]>()
-    await eachAtOnce([...entries.keys()], RANGE_CONCURRENCY, async cid => {
+    await eachAtOnce(ahead, RANGE_CONCURRENCY, async cid => {
       try {
         const all: Uint8Array[] = []
         for await (const chunk of base.recordHashes(CID.parse(cid))) pushAll(all, chunk)
@@ -260,7 +285,8 @@ export class DatanetVersions {
         const known = hashes.get(cid.toString())
         return known === undefined ? base.recordHashes(cid) : (async function * () { yield known })()
       },
-      inDataset: async of => of.every(h => read.has(latin1(h)))
+      // read ahead against the final versions: once a large version of the range is written, the store answers
+      inDataset: async of => tip.written === undefined && of.every(h => read.has(latin1(h)))
         ? of.map(h => held.has(latin1(h)) || tip.added.has(latin1(h)))
         : await base.inDataset(of)
     }
@@ -391,10 +417,11 @@ export class DatanetVersions {
    * contribution's accept certificate (its verdicts' signatures too, unless `vouched`: the
    * version's own checked precommit certificate vouches for its content, src/consensus/
    * range.ts), contributions fetched (unless not `fetch`), roots recomputed. `adoptNow`: the verdicts are
-   * adopted once the certificates hold, whatever the roots. `onNode` sees the tree nodes
-   * the new leaves complete. Returns what finalizing needs, or why the version is invalid.
+   * adopted once the certificates hold, whatever the roots. `sink` takes the tree nodes
+   * the new leaves complete, and the records if it will (then not kept). Returns what
+   * finalizing needs, or why the version is invalid.
    */
-  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, onNode?: AppendSink['node'], fetch = true): Promise<Checked | string> {
+  private async check (value: VersionValue, set: ValidatorSet, tip: Tip, vouched: boolean, adoptNow: boolean, sink?: AppendSink, fetch = true): Promise<Checked | string> {
     const v = value.version
     const shape = versionShapeProblem(v, { datanet: this.d.id, height: tip.height + 1, parent: tip.cid, set })
     if (shape !== undefined) return shape
@@ -432,9 +459,9 @@ export class DatanetVersions {
     let built
     try {
       const cids = v.contributions.map(c => c.cid)
-      built = tip.ports === undefined && tip.added.size === 0 && onNode === undefined && tip.cid === (this.last?.cid ?? null)
+      built = tip.ports === undefined && tip.added.size === 0 && sink === undefined && tip.cid === (this.last?.cid ?? null)
         ? await this.appendToLast(cids)
-        : await appendRecords(tip.tree, cids, tip.ports ?? (tip.added.size === 0 ? this.ports : this.portsAfter(tip.added)), { node: onNode })
+        : await appendRecords(tip.tree, cids, tip.ports ?? (tip.added.size === 0 ? this.ports : this.portsAfter(tip.added)), sink)
     } catch (err) {
       return `records: ${(err as Error).message}`
     }
@@ -600,7 +627,8 @@ export class DatanetVersions {
     tip.entries = (await this.ensureContributions(vouched, RANGE_CONCURRENCY)).entries
     tip.ports = await this.rangePorts(tip)
     // each version's records written ahead in pieces once it checks (a version may hold millions)
-    const writer = new RecordWriter(db, this.digest, this.opts.pieceRecords ?? PIECE_RECORDS, () => { crash('range-after-piece') })
+    const piece = this.opts.pieceRecords ?? PIECE_RECORDS
+    const writer = new RecordWriter(db, this.digest, piece, () => { crash('range-after-piece') })
     const ops: BatchOp[] = []
     const included: Array<{ cids: string[], height: number }> = []
     const events: Array<{ cids: string[], height: number }> = []
@@ -611,11 +639,22 @@ export class DatanetVersions {
       const v = value.version
       const set = setFor(v.height)
       if (set === undefined) break
-      const nodes: Array<[number, number, Uint8Array]> = []
-      const checked = await this.check(value, set, tip, true, false, (level, index, node) => { nodes.push([level, index, node]) })
+      let nodes: Array<[number, number, Uint8Array]> = []
+      // a large version (as it declares; a lie fails its root) is written ahead as it is
+      // checked, its records never held: its certificate vouches for it
+      const streamed = v.recordCount - tip.recordCount > piece
+      const sink: AppendSink = { node: (level, index, node) => { nodes.push([level, index, node]) } }
+      if (streamed) sink.records = async (hashes, at) => { const completed = nodes; nodes = []; await writer.add(at, hashes, completed) }
+      const checked = await this.check(value, set, tip, true, false, sink)
       if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
       const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
-      await writer.add(tip.recordCount, checked.built.added, nodes)
+      if (streamed) {
+        // the next versions' checks read it from the store
+        await writer.flush()
+        tip.written = v.recordCount
+      } else {
+        await writer.add(tip.recordCount, checked.built.added, nodes)
+      }
       ops.push(db.tallies.putOp(this.d.id, v.height, talliesToJSON(checked.tallies)))
       ops.push(db.versions.putOp(entry))
       const eventCids = v.inferences.map(c => c.toString())
@@ -624,7 +663,7 @@ export class DatanetVersions {
       included.push({ cids: entry.contributions, height: v.height })
       pushAll(adopted, checked.adopted)
       applied.push(entry)
-      // the next version is checked against this one, before anything is written
+      // the next version is checked against this one (its records in `added`, or written ahead when large)
       tip.cid = entry.cid
       tip.height = v.height
       tip.recordCount = v.recordCount
