@@ -644,9 +644,18 @@ export class DatanetVersions {
       // checked, its records never held: its certificate vouches for it
       const streamed = v.recordCount - tip.recordCount > piece
       const sink: AppendSink = { node: (level, index, node) => { nodes.push([level, index, node]) } }
-      if (streamed) sink.records = async (hashes, at) => { const completed = nodes; nodes = []; await writer.add(at, hashes, completed) }
+      if (streamed) {
+        // the versions before it written, so that what is pending when it fails is its own
+        await writer.flush()
+        sink.records = async (hashes, at) => { const completed = nodes; nodes = []; await writer.add(at, hashes, completed) }
+      }
       const checked = await this.check(value, set, tip, true, false, sink)
-      if (typeof checked === 'string') { problem = { height: v.height, why: checked }; break }
+      if (typeof checked === 'string') {
+        // its pieces on disk count for nothing (past the final count); the rest is dropped
+        if (streamed) writer.rest()
+        problem = { height: v.height, why: checked }
+        break
+      }
       const entry = this.entryOf(value, round, certificate, checked.built.tree, now)
       if (streamed) {
         // the next versions' checks read it from the store
