@@ -41,6 +41,19 @@ async function withStore (fn: (ctx: { dir: string, d: FollowedDatanet, helia: He
   }
 }
 
+/** A store opened for `fn` (and closed after it) in `withStore`'s directory. */
+async function withDb (fn: (ctx: { dir: string, db: StateDatabase, d: FollowedDatanet, helia: Helia }) => Promise<void>): Promise<void> {
+  await withStore(async ({ dir, d, helia }) => {
+    const db = new StateDatabase(dir)
+    await db.open()
+    try {
+      await fn({ dir, db, d, helia })
+    } finally {
+      await db.close()
+    }
+  })
+}
+
 test('a final version pins its own block only: the history its parent link reaches is pinned already', async () => {
   // Helia's pins.add walks the whole DAG and rewrites each block's pin record (with every
   // pinner in it): pinning each version recursively walked the whole history through the
@@ -70,47 +83,41 @@ test('a final version pins its own block only: the history its parent link reach
 })
 
 test('finalization stores the tree nodes a proof needs: every record\'s proof at every version from O(log n) nodes, no leaf scan', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      const hashes: string[] = []
-      for (const height of [1, 2, 3]) {
-        // 1, 4 and 6 more records: trees of 1, 5 and 11 leaves, cut at every kind of edge
-        const lines = Array.from({ length: [1, 4, 6][height - 1] as number }, (_, i) => `version ${height} line ${i}`)
-        await contribution(db, helia, d, lines, wallets.slice(0, 3))
-        const value = await versions.build(height, d.validators, wallets[0]!.address, height)
-        assert.ok(value !== undefined)
-        await versions.finalize(0, value, [], height)
-      }
-      const digest = fromHex(d.digest, 32)
-      hashes.push(...(await db.dataset.leafRange(digest, 100)).map(h => toHex(h)))
-      assert.is(hashes.length, 11)
-      // a leaf scan would be the old O(n) path: make it fail loudly
-      const leafRange = db.dataset.leafRange.bind(db.dataset)
-      db.dataset.leafRange = () => { throw new Error('proof read every leaf') }
-      try {
-        for (const [height, size] of [[1, 1], [2, 5], [3, 11]] as const) {
-          for (let position = 0; position < size; position++) {
-            const p = await recordProof(db, d.id, d.digest, hashes[position] as string, height)
-            assert.is(p.position, position)
-            assert.is(p.recordCount, size)
-            assert.ok(verifyProof(p.proof.map(x => fromHex(x, 32)), fromHex(p.datasetRoot, 32), fromHex(hashes[position] as string, 32)), `version ${height}, record ${position}`)
-          }
-        }
-      } finally {
-        db.dataset.leafRange = leafRange
-      }
-      // a version finalized before the nodes were stored still gets its proof, from the leaves
-      const treeNodes = new Repository(db.db, 'tree-nodes', { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
-      for await (const [key] of treeNodes.entries()) await treeNodes.delete(key)
-      const old = await recordProof(db, d.id, d.digest, hashes[4] as string, 3)
-      assert.ok(verifyProof(old.proof.map(x => fromHex(x, 32)), fromHex(old.datasetRoot, 32), fromHex(hashes[4] as string, 32)))
-    } finally {
-      await db.close()
+  await withDb(async ({ db, d, helia }) => {
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const hashes: string[] = []
+    for (const height of [1, 2, 3]) {
+      // 1, 4 and 6 more records: trees of 1, 5 and 11 leaves, cut at every kind of edge
+      const lines = Array.from({ length: [1, 4, 6][height - 1] as number }, (_, i) => `version ${height} line ${i}`)
+      await contribution(db, helia, d, lines, wallets.slice(0, 3))
+      const value = await versions.build(height, d.validators, wallets[0]!.address, height)
+      assert.ok(value !== undefined)
+      await versions.finalize(0, value, [], height)
     }
+    const digest = fromHex(d.digest, 32)
+    hashes.push(...(await db.dataset.leafRange(digest, 100)).map(h => toHex(h)))
+    assert.is(hashes.length, 11)
+    // a leaf scan would be the old O(n) path: make it fail loudly
+    const leafRange = db.dataset.leafRange.bind(db.dataset)
+    db.dataset.leafRange = () => { throw new Error('proof read every leaf') }
+    try {
+      for (const [height, size] of [[1, 1], [2, 5], [3, 11]] as const) {
+        for (let position = 0; position < size; position++) {
+          const p = await recordProof(db, d.id, d.digest, hashes[position] as string, height)
+          assert.is(p.position, position)
+          assert.is(p.recordCount, size)
+          assert.ok(verifyProof(p.proof.map(x => fromHex(x, 32)), fromHex(p.datasetRoot, 32), fromHex(hashes[position] as string, 32)), `version ${height}, record ${position}`)
+        }
+      }
+    } finally {
+      db.dataset.leafRange = leafRange
+    }
+    // a version finalized before the nodes were stored still gets its proof, from the leaves
+    const treeNodes = new Repository(db.db, 'tree-nodes', { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
+    for await (const [key] of treeNodes.entries()) await treeNodes.delete(key)
+    const old = await recordProof(db, d.id, d.digest, hashes[4] as string, 3)
+    assert.ok(verifyProof(old.proof.map(x => fromHex(x, 32)), fromHex(old.datasetRoot, 32), fromHex(hashes[4] as string, 32)))
   })
 })
 
@@ -152,28 +159,22 @@ for (const step of STEPS) {
 }
 
 test('records written ahead of their version (a piece of a large version, torn by a crash) are not the dataset: the decided version still verifies and is made final', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      await contribution(db, helia, d, ['a', 'b', 'c'], wallets.slice(0, 3))
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
-      assert.ok(value !== undefined)
-      // a piece of its records on disk without the version (on 5940662, main's readers took
-      // any stored position for the dataset: the version no longer verified, the height was stuck)
-      const { splitShard } = await import('../../src/datanet/shard.ts')
-      const shard = (await helia.blockstore.get(CID.parse(((await db.contributions.get(value.version.contributions[0]!.cid.toString()))!.contribution.shards as string[])[0]!)).next()).value as Uint8Array
-      await db.batch(db.dataset.appendOps(fromHex(d.digest, 32), 0, splitShard(shard).map(r => r.hash).slice(0, 2), []))
-      assert.is(await versions.problem(value, d.validators), undefined, 'the decided version still verifies')
-      assert.is((await versions.build(1, d.validators, wallets[0]!.address, 1))?.cid.toString(), value.cid.toString(), 'and is proposed alike')
-      await versions.finalize(0, value, [], 1)
-      assert.is(versions.last?.recordCount, 3)
-      assert.is(versions.last?.datasetRoot, toHex(value.version.datasetRoot))
-    } finally {
-      await db.close()
-    }
+  await withDb(async ({ db, d, helia }) => {
+    await contribution(db, helia, d, ['a', 'b', 'c'], wallets.slice(0, 3))
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.ok(value !== undefined)
+    // a piece of its records on disk without the version (on 5940662, main's readers took
+    // any stored position for the dataset: the version no longer verified, the height was stuck)
+    const { splitShard } = await import('../../src/datanet/shard.ts')
+    const shard = (await helia.blockstore.get(CID.parse(((await db.contributions.get(value.version.contributions[0]!.cid.toString()))!.contribution.shards as string[])[0]!)).next()).value as Uint8Array
+    await db.batch(db.dataset.appendOps(fromHex(d.digest, 32), 0, splitShard(shard).map(r => r.hash).slice(0, 2), []))
+    assert.is(await versions.problem(value, d.validators), undefined, 'the decided version still verifies')
+    assert.is((await versions.build(1, d.validators, wallets[0]!.address, 1))?.cid.toString(), value.cid.toString(), 'and is proposed alike')
+    await versions.finalize(0, value, [], 1)
+    assert.is(versions.last?.recordCount, 3)
+    assert.is(versions.last?.datasetRoot, toHex(value.version.datasetRoot))
   })
 })
 
@@ -248,37 +249,31 @@ test('a crash after a piece of a large version leaves it not final, and the rest
 })
 
 test('the same contributions proposed again in a later round (another timestamp, another CID) are not appended again: a version of 300,000 records took longer to check than a round lasts, ten rounds for one height', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      const cid = await contribution(db, helia, d, ['x', 'y', 'z'], wallets.slice(0, 3))
-      const shard = ((await db.contributions.get(cid))!.contribution.shards as string[])[0]!
-      let reads = 0
-      const get = helia.blockstore.get.bind(helia.blockstore)
-      helia.blockstore.get = ((c: CID, ...rest: unknown[]) => { if (c.toString() === shard) reads++; return (get as (...a: unknown[]) => unknown)(c, ...rest) }) as typeof helia.blockstore.get
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      const round0 = await versions.build(1, d.validators, wallets[0]!.address, 1)
-      assert.ok(round0 !== undefined)
-      assert.is(reads, 1, 'built once')
-      const round1 = await versions.build(1, d.validators, wallets[1]!.address, 2)
-      assert.ok(round1 !== undefined && round1.cid.toString() !== round0.cid.toString(), 'another value')
-      assert.is(await versions.problem(round0, d.validators), undefined)
-      assert.is(await versions.problem(round1, d.validators), undefined)
-      assert.is(reads, 1, 'its records were appended once for the height')
-      // a wrong root is still refused (the tree is reused, not the verdict)
-      const forged = await versionValue({ ...round1.version, recordCount: 2 })
-      assert.is(await versions.problem(forged, d.validators), 'dataset root')
-      await versions.finalize(0, round1, [], 2)
-      assert.is(versions.last?.recordCount, 3)
-      // the next height appends anew
-      await contribution(db, helia, d, ['w'], wallets.slice(0, 3))
-      const next = await versions.build(2, d.validators, wallets[0]!.address, 3)
-      assert.is(next?.version.recordCount, 4)
-    } finally {
-      await db.close()
-    }
+  await withDb(async ({ db, d, helia }) => {
+    const cid = await contribution(db, helia, d, ['x', 'y', 'z'], wallets.slice(0, 3))
+    const shard = ((await db.contributions.get(cid))!.contribution.shards as string[])[0]!
+    let reads = 0
+    const get = helia.blockstore.get.bind(helia.blockstore)
+    helia.blockstore.get = ((c: CID, ...rest: unknown[]) => { if (c.toString() === shard) reads++; return (get as (...a: unknown[]) => unknown)(c, ...rest) }) as typeof helia.blockstore.get
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const round0 = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.ok(round0 !== undefined)
+    assert.is(reads, 1, 'built once')
+    const round1 = await versions.build(1, d.validators, wallets[1]!.address, 2)
+    assert.ok(round1 !== undefined && round1.cid.toString() !== round0.cid.toString(), 'another value')
+    assert.is(await versions.problem(round0, d.validators), undefined)
+    assert.is(await versions.problem(round1, d.validators), undefined)
+    assert.is(reads, 1, 'its records were appended once for the height')
+    // a wrong root is still refused (the tree is reused, not the verdict)
+    const forged = await versionValue({ ...round1.version, recordCount: 2 })
+    assert.is(await versions.problem(forged, d.validators), 'dataset root')
+    await versions.finalize(0, round1, [], 2)
+    assert.is(versions.last?.recordCount, 3)
+    // the next height appends anew
+    await contribution(db, helia, d, ['w'], wallets.slice(0, 3))
+    const next = await versions.build(2, d.validators, wallets[0]!.address, 3)
+    assert.is(next?.version.recordCount, 4)
   })
 })
 
@@ -308,25 +303,19 @@ test('a contribution is proposed only with an accept certificate of the height\'
 })
 
 test('a version holds as many contributions as fit its bound (four of 25,000 records in one version crashed every node); a proposal over it is refused', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      // the records each declares (what the bound reads; the shards here hold one record)
-      const big = { recordCount: 25_000, byteSize: 3_000_000 }
-      const cids: string[] = []
-      for (const l of ['a', 'b', 'c', 'd']) cids.push(await contribution(db, helia, d, [l], wallets.slice(0, 3), 'accepted', big))
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
-      assert.is(value?.version.contributions.length, MAX_VERSION_RECORDS / 25_000, 'the rest wait for the next version')
-      // a proposer that puts all four in one version: refused by every validator
-      const certificateOf = async (cid: string): Promise<Uint8Array[]> => (await db.verdicts.of(cid)).map(v => fromHex(v.bytes))
-      const all = await versionValue({ ...value!.version, contributions: await Promise.all(cids.map(async cid => ({ cid: CID.parse(cid), verdicts: await certificateOf(cid) }))) })
-      assert.match(await versions.problem(all, d.validators) ?? '', /100000 records: a version of several contributions adds at most 50000/)
-    } finally {
-      await db.close()
-    }
+  await withDb(async ({ db, d, helia }) => {
+    // the records each declares (what the bound reads; the shards here hold one record)
+    const big = { recordCount: 25_000, byteSize: 3_000_000 }
+    const cids: string[] = []
+    for (const l of ['a', 'b', 'c', 'd']) cids.push(await contribution(db, helia, d, [l], wallets.slice(0, 3), 'accepted', big))
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.is(value?.version.contributions.length, MAX_VERSION_RECORDS / 25_000, 'the rest wait for the next version')
+    // a proposer that puts all four in one version: refused by every validator
+    const certificateOf = async (cid: string): Promise<Uint8Array[]> => (await db.verdicts.of(cid)).map(v => fromHex(v.bytes))
+    const all = await versionValue({ ...value!.version, contributions: await Promise.all(cids.map(async cid => ({ cid: CID.parse(cid), verdicts: await certificateOf(cid) }))) })
+    assert.match(await versions.problem(all, d.validators) ?? '', /100000 records: a version of several contributions adds at most 50000/)
   })
 })
 
@@ -341,29 +330,23 @@ test('fitVersion: the longest prefix within the records and bytes bounds, the fi
 })
 
 test('CID grinding: a record two contributions share goes to the one accepted first, whatever CID the other ground', async () => {
-  await withStore(async ({ dir, d, helia }) => {
-    const db = new StateDatabase(dir)
-    await db.open()
-    try {
-      const victim = await contribution(db, helia, d, ['a passage the victim wrote', 'the victim\'s second line'], wallets.slice(0, 3))
-      // the attacker copies the shared record and grinds its own line until its CID sorts first
-      let attacker = ''
-      for (let k = 0; attacker === '' || attacker > victim; k++) attacker = await contribution(db, helia, d, ['a passage the victim wrote', `attacker line ${k}`], wallets.slice(0, 3))
-      const accepted = async (cid: string, at: number): Promise<void> => { const e = await db.contributions.get(cid); await db.contributions.put(cid, { ...e!, receivedAt: at, decidedAt: at }) }
-      await accepted(victim, 10)
-      await accepted(attacker, 20)
-      for await (const [cid, e] of db.contributions.entries()) if (cid !== victim && cid !== attacker) await db.contributions.put(cid, { ...e, status: 'rejected' })
-      const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
-      await versions.load()
-      const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
-      assert.equal(value?.version.contributions.map(c => c.cid.toString()), [victim, attacker], 'listed as accepted, not by CID')
-      assert.is(await versions.problem(value!, d.validators), undefined, 'validators take the proposer\'s order')
-      await versions.finalize(0, value!, [], 1)
-      // the shared record is the dataset's first: the victim's, whose contribution comes first
-      assert.is(versions.last?.recordCount, 3)
-    } finally {
-      await db.close()
-    }
+  await withDb(async ({ db, d, helia }) => {
+    const victim = await contribution(db, helia, d, ['a passage the victim wrote', 'the victim\'s second line'], wallets.slice(0, 3))
+    // the attacker copies the shared record and grinds its own line until its CID sorts first
+    let attacker = ''
+    for (let k = 0; attacker === '' || attacker > victim; k++) attacker = await contribution(db, helia, d, ['a passage the victim wrote', `attacker line ${k}`], wallets.slice(0, 3))
+    const accepted = async (cid: string, at: number): Promise<void> => { const e = await db.contributions.get(cid); await db.contributions.put(cid, { ...e!, receivedAt: at, decidedAt: at }) }
+    await accepted(victim, 10)
+    await accepted(attacker, 20)
+    for await (const [cid, e] of db.contributions.entries()) if (cid !== victim && cid !== attacker) await db.contributions.put(cid, { ...e, status: 'rejected' })
+    const versions = new DatanetVersions({ db, helia, binding, logger }, d, logger)
+    await versions.load()
+    const value = await versions.build(1, d.validators, wallets[0]!.address, 1)
+    assert.equal(value?.version.contributions.map(c => c.cid.toString()), [victim, attacker], 'listed as accepted, not by CID')
+    assert.is(await versions.problem(value!, d.validators), undefined, 'validators take the proposer\'s order')
+    await versions.finalize(0, value!, [], 1)
+    // the shared record is the dataset's first: the victim's, whose contribution comes first
+    assert.is(versions.last?.recordCount, 3)
   })
 })
 
