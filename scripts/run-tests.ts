@@ -65,7 +65,7 @@ async function uvu (name: string, dir: string, pattern: string, timeoutMs: numbe
   if (counts === undefined) {
     const why = timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${code} before uvu's summary`
     process.stdout.write(`\n${name}: ${why}\n`)
-    return { name, passed: 0, failed: 1, skipped: 0, ms, why: [why, ...failures(output)] }
+    return { name, passed: 0, failed: 1, skipped: 0, ms, why: [why, ...failures(output), ...lastWords(output)] }
   }
   let failed = counts.total - counts.passed - counts.skipped
   if (failed === 0 && (code !== 0 || timedOut)) failed = 1
@@ -83,6 +83,16 @@ function testFiles (dir: string): string[] {
   const full = join(root, dir)
   if (!existsSync(full)) return []
   return readdirSync(full).filter(f => f.endsWith('.test.ts')).sort()
+}
+
+/**
+ * A process that died before its summary: the file it was in and its last lines (the crash's
+ * trace), so the end of the log says where and why.
+ */
+function lastWords (output: string, max = 12): string[] {
+  const lines = output.replace(ANSI, '').split('\n').map(l => l.trimEnd()).filter(l => l.trim() !== '')
+  const file = [...lines].reverse().map(l => /([\w.-]+\.test\.ts)/.exec(l)?.[1]).find(f => f !== undefined)
+  return [...(file !== undefined ? [`last file started: ${file}`] : []), ...lines.slice(-max).map(l => l.slice(0, 300))]
 }
 
 const kinds = process.argv.slice(2)
