@@ -49,6 +49,28 @@ export function timeoutMs (t: TimeoutConfig, step: 'propose' | 'prevote' | 'prec
   return base + t.deltaMs * round
 }
 
+/**
+ * Records a proposer is given a second to append to the dataset (read, hash, tree) before
+ * its round's proposal is late: a proposer builds at ~60,000 records/s on a busy 2-core
+ * machine (`scripts/bench/big.ts`), so this leaves it room.
+ */
+export const WORK_RECORDS_PER_S = 25_000
+/** The most a height's pending work adds to its propose timeout. */
+export const MAX_WORK_ALLOWANCE_MS = 15 * 60_000
+
+/**
+ * A height's timeouts with the propose step given time for the records its version will
+ * append (the accepted contributions waiting: every validator knows them from the verdicts).
+ * One contribution of 300,000 records took 5 s to build, longer than a 3 s propose timeout:
+ * every validator prevoted nil in round 0, the next proposer (building it meanwhile) was late
+ * too, and the height took 3 rounds (`big.ts 300000 120 300000 1`). Only liveness depends on
+ * it: a validator that counts differently waits more or less, and the rounds still grow.
+ */
+export function timeoutsForWork (t: TimeoutConfig, records: number): TimeoutConfig {
+  const extra = Number.isFinite(records) && records > 0 ? Math.min(MAX_WORK_ALLOWANCE_MS, Math.ceil(records * 1000 / WORK_RECORDS_PER_S)) : 0
+  return extra === 0 ? t : { ...t, proposeMs: t.proposeMs + extra }
+}
+
 const voteKey = (round: number, type: VoteType): string => `${round}/${type}`
 
 export interface Decision<V> {

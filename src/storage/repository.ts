@@ -157,6 +157,14 @@ export function jsonCodec<V> (): RepositoryCodec<string, V> {
 export function heightKey (height: number | bigint): Bytes {
   if (height < 0) throw new RangeError(`height must not be negative: ${height}`)
   const out = new Uint8Array(8)
+  if (typeof height === 'number' && Number.isSafeInteger(height)) {
+    // without a BigInt: finalization writes ~2 of these a record
+    const hi = Math.floor(height / 0x100000000)
+    const lo = height >>> 0
+    out[0] = hi >>> 24; out[1] = (hi >>> 16) & 0xff; out[2] = (hi >>> 8) & 0xff; out[3] = hi & 0xff
+    out[4] = lo >>> 24; out[5] = (lo >>> 16) & 0xff; out[6] = (lo >>> 8) & 0xff; out[7] = lo & 0xff
+    return out
+  }
   new DataView(out.buffer).setBigUint64(0, BigInt(height))
   return out
 }

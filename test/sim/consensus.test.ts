@@ -117,6 +117,20 @@ test('after a restart a validator sends again its own votes, headers persisted w
 
 // -- skewed stake ------------------------------------------------------------------------
 
+test('a height whose version takes longer to build than the propose timeout (100,000 records at 30,000/s, 3.3 s against 1 s) is decided in round 0: the propose timeout allows for the work pending; opened with the base timeouts (as before 2026-12-06), every height is lost for rounds', () => {
+  const work = { records: 100_000, buildMsPerRecord: 1 / 30 }
+  const r = run(calmScenario(5, [1, 1, 1, 1], 3, { work }), { trace: 'tail' })
+  assert.ok(r.ok, explain(r, ''))
+  assert.equal(r.decided, [3, 3, 3, 3])
+  assert.is(r.stats.maxRound, 0, explain(r, ''))
+  const broken = run(calmScenario(5, [1, 1, 1, 1], 3, { work }), { executor: { noWorkAllowance: true }, trace: 'off' })
+  assert.ok(broken.ok, explain(broken, ''))
+  for (let h = 1; h <= 3; h++) {
+    const rounds = broken.decisions.filter(d => d.height === h).map(d => d.round)
+    assert.ok(rounds.every(x => x >= 3), `height ${h} decided in rounds ${rounds.join(', ')} without the allowance`)
+  }
+})
+
 test('skewed stake [35,25,20,20], the 20 silent: 80% remain, every height is decided, by all three', () => {
   for (let seed = 0; seed < 10; seed++) {
     const scenario: Scenario = {

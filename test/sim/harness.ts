@@ -35,7 +35,7 @@
  *    crashed node restarted, every honest node decides every height in bounded time.
  */
 import { ConsensusDriver, defaultDriverLimits, type CertificateEntry, type DriverEffect, type DriverInbound, type DriverLimits, type DriverOptions, type DriverStats, type HeightSetup } from '../../src/consensus/driver.ts'
-import { proposerSchedule } from '../../src/consensus/machine.ts'
+import { proposerSchedule, timeoutsForWork } from '../../src/consensus/machine.ts'
 import { certificateProblem } from '../../src/consensus/certificate.ts'
 import { headerOf, nilHeader, type SignedVote, type VersionHeader, type VersionValue } from '../../src/consensus/version.ts'
 import { valueIdOf, voteOfWire } from '../../src/consensus/wire.ts'
@@ -310,6 +310,11 @@ export interface Scenario {
   maxTimeMs: number
   /** The good period cannot start before this (e.g. a custom adversary's attack window). */
   quietFromMs: number
+  /**
+   * The records each height's version appends (as the node counts its accepted contributions
+   * waiting); a proposer takes `buildMsPerRecord` ms a record to build its value.
+   */
+  work?: { records: number, buildMsPerRecord: number }
 }
 
 export const DEFAULT_TIMEOUTS: TimeoutConfig = { proposeMs: 1000, prevoteMs: 1000, precommitMs: 1000, deltaMs: 500 }
@@ -428,6 +433,7 @@ export function describeScenario (s: Scenario): string[] {
   ]
   for (const p of s.partitions) lines.push(`partition ${p.fromMs}..${p.toMs}ms side=[${p.side.join(',')}]`)
   for (const c of s.crashes) lines.push(`crash n${c.node} at=${c.atMs}ms down=${c.downMs}ms${c.torn ? ' torn' : ''}`)
+  if (s.work !== undefined) lines.push(`work ${s.work.records} records a height, built at ${s.work.buildMsPerRecord} ms a record`)
   return lines
 }
 
@@ -795,6 +801,8 @@ export interface ExecutorFaults {
   notHereYet?: number
   /** With `notHereYet`: the refusal kept for the height, as before 2026-12-06 (broken). */
   notHereYetLasting?: boolean
+  /** Opens heights with the base timeouts, whatever the work pending (broken, as before 2026-12-06). */
+  noWorkAllowance?: boolean
 }
 
 export interface RunOptions {
@@ -819,6 +827,7 @@ type SimEvent =
   | { k: 'tick', node: number }
   | { k: 'crash', crash: Crash }
   | { k: 'restart', node: number }
+  | { k: 'value', node: number, life: number, round: number, value: VersionValue }
 
 interface Queued { at: number, seq: number, ev: SimEvent }
 
@@ -1130,6 +1139,12 @@ export class Simulation {
         this.exec(n, this.call(n, d => d.timeout(ev.height, ev.step, ev.round)))
         break
       }
+      case 'value': {
+        const n = this.nodes.get(ev.node)
+        if (n === undefined || !n.alive || n.life !== ev.life || n.driver === undefined) break
+        this.exec(n, this.call(n, d => d.value(ev.round, ev.value)))
+        break
+      }
       case 'open': {
         const n = this.nodes.get(ev.node)
         if (n === undefined || !n.alive || n.life !== ev.life) break
@@ -1185,7 +1200,9 @@ export class Simulation {
   // -- honest nodes
 
   private setup (height: number): HeightSetup {
-    return { height, validators: this.world.validators, proposer: round => this.schedule(height, round), timeouts: this.scenario.timeouts }
+    // as DatanetConsensus opens a height: the propose timeout allows for the work pending
+    const records = this.faults.noWorkAllowance === true ? 0 : this.scenario.work?.records ?? 0
+    return { height, validators: this.world.validators, proposer: round => this.schedule(height, round), timeouts: timeoutsForWork(this.scenario.timeouts, records) }
   }
 
   /** Starts (or restarts) a node: a new driver at the disk's height, that height resumed from the disk's record. */
@@ -1271,7 +1288,13 @@ export class Simulation {
           const value = this.world.build(e.height, n.index, this.salt++)
           if (value === undefined) this.fail('integrity', `n${n.index} asked for a value of h${e.height} before its parent was decided`)
           this.values.set(value.id, value)
-          this.exec(n, this.call(n, d => d.value(e.round, value)))
+          const work = this.scenario.work
+          if (work === undefined || work.records === 0) {
+            this.exec(n, this.call(n, d => d.value(e.round, value)))
+          } else {
+            // built off the queue, as the node does: votes and timeouts go on meanwhile
+            this.queue.push(this.now + Math.round(work.records * work.buildMsPerRecord), { k: 'value', node: n.index, life: n.life, round: e.round, value })
+          }
           break
         }
         case 'validate': {

@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { HeightMachine, proposerSchedule, quorum, timeoutMs } from '../../src/consensus/machine.ts'
+import { HeightMachine, MAX_WORK_ALLOWANCE_MS, WORK_RECORDS_PER_S, proposerSchedule, quorum, timeoutMs, timeoutsForWork } from '../../src/consensus/machine.ts'
 import type { ConsensusEffect, HeightConfig, Proposal, Validator, Vote } from '../../src/consensus/types.ts'
 
 interface Val { id: string, invalid?: boolean }
@@ -45,6 +45,15 @@ test('proposer schedule: stake-weighted, spread out, deterministic', () => {
 test('timeouts grow with the round', () => {
   assert.is(timeoutMs(timeouts, 'propose', 0), 1000)
   assert.is(timeoutMs(timeouts, 'propose', 4), 2000)
+})
+
+test('the propose timeout allows for the records pending, bounded; the other steps do not change', () => {
+  assert.is(timeoutsForWork(timeouts, 0), timeouts)
+  const big = timeoutsForWork(timeouts, 10 * WORK_RECORDS_PER_S)
+  assert.equal(big, { ...timeouts, proposeMs: timeouts.proposeMs + 10_000 })
+  assert.is(timeoutMs(big, 'propose', 2), timeouts.proposeMs + 10_000 + 2 * timeouts.deltaMs)
+  assert.is(timeoutsForWork(timeouts, 1e12).proposeMs, timeouts.proposeMs + MAX_WORK_ALLOWANCE_MS)
+  for (const odd of [-5, Number.NaN, Number.POSITIVE_INFINITY]) assert.is(timeoutsForWork(timeouts, odd), timeouts)
 })
 
 test('happy path: proposal, 2/3 prevotes → lock and precommit, 2/3 precommits → decide with a certificate', () => {

@@ -277,6 +277,57 @@ test('the same contributions proposed again in a later round (another timestamp,
   })
 })
 
+/** Every dataset write of a store (positions, leaves, tree nodes), as hex pairs. */
+async function datasetWrites (db: StateDatabase): Promise<string[]> {
+  const out: string[] = []
+  for (const name of ['dataset', 'leaves', 'tree-nodes']) {
+    const repo = new Repository(db.db, name, { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
+    for await (const [k, v] of repo.entries()) out.push(`${name} ${toHex(k)} ${toHex(v)}`)
+  }
+  return out
+}
+
+test('a version built or checked here is finalized from the record hashes kept then (its shards are not read and hashed again), writing what a finalize that appends anew writes; past the cache\'s bound it appends anew', async () => {
+  await withStore(async ({ dir, d, helia }) => {
+    let reads = 0
+    const get = helia.blockstore.get.bind(helia.blockstore)
+    helia.blockstore.get = ((c: CID, ...rest: unknown[]) => { reads++; return (get as (...a: unknown[]) => unknown)(c, ...rest) }) as typeof helia.blockstore.get
+    // three stores: finalized after a build (the kept hashes), without one (appended anew), after a build past the bound
+    const stores = await Promise.all(['kept', 'anew', 'bounded'].map(async name => { const db = new StateDatabase(join(dir, name)); await db.open(); return db }))
+    try {
+      // a duplicate inside the first contribution, records of the first again in the second, shards of 2 records
+      const heights = [['a', 'b', 'c', 'a', 'd'], ['c', 'e', 'f', 'b', 'g', 'h', 'i']]
+      const versions = stores.map((db, i) => new DatanetVersions({ db, helia, binding, logger, pieceRecords: 2, appendCacheRecords: i === 2 ? 3 : undefined }, d, logger))
+      for (const v of versions) await v.load()
+      for (const [h, lines] of heights.entries()) {
+        for (const db of stores) await contribution(db, helia, d, lines, wallets.slice(0, 3), 'accepted', undefined, 2)
+        reads = 0
+        const value = await versions[0]!.build(h + 1, d.validators, wallets[0]!.address, h + 1)
+        assert.ok(value !== undefined)
+        const built = reads
+        assert.ok(built > 0)
+        await versions[0]!.finalize(0, value, [], h + 1)
+        assert.is(reads, built, `height ${h + 1}: its shards were read again to finalize it`)
+        await versions[1]!.finalize(0, value, [], h + 1)
+        assert.ok(reads > built, 'appended anew')
+        reads = 0
+        assert.is(await versions[2]!.problem(value, d.validators), undefined)
+        const checked = reads
+        await versions[2]!.finalize(0, value, [], h + 1)
+        assert.ok(reads > checked, `height ${h + 1}: past the bound, appended anew`)
+        for (const v of versions) assert.is(v.last?.datasetRoot, value.version.datasetRoot === undefined ? undefined : toHex(value.version.datasetRoot))
+      }
+      assert.is(versions[0]!.last?.recordCount, 9)
+      const kept = await datasetWrites(stores[0]!)
+      assert.ok(kept.length > 2 * 9)
+      assert.equal(await datasetWrites(stores[1]!), kept)
+      assert.equal(await datasetWrites(stores[2]!), kept)
+    } finally {
+      for (const db of stores) await db.close()
+    }
+  })
+})
+
 test('a contribution is proposed only with an accept certificate of the height\'s set', async () => {
   await withStore(async ({ dir, d, helia }) => {
     const db = new StateDatabase(dir)

@@ -109,6 +109,10 @@ test('heightKey is 8 bytes big-endian and readHeightKey inverts it', () => {
   assert.equal([...heightKey(256)], [0, 0, 0, 0, 0, 0, 1, 0])
   for (const h of [0n, 1n, 255n, 256n, 70000n, 2n ** 53n + 1n, 2n ** 64n - 1n]) assert.is(readHeightKey(heightKey(h)), h)
   assert.is(readHeightKey(heightKey(70000)), 70000n)
+  // a number key is the same bytes as its bigint (the number path skips BigInt)
+  for (const h of [0, 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 123_456_789_012, Number.MAX_SAFE_INTEGER]) assert.equal([...heightKey(h)], [...heightKey(BigInt(h))], String(h))
+  assert.throws(() => heightKey(1.5))
+  assert.throws(() => heightKey(-1))
   // works on a view into a larger buffer
   const big = new Uint8Array(12)
   big.set(heightKey(513), 4)

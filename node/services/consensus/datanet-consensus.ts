@@ -6,7 +6,7 @@
 import type { SigningKey, TypedDataDomain, Wallet } from 'ethers'
 import { encodeCbor } from '../../../src/codec/cbor.ts'
 import { fromHex, toHex } from '../../../src/codec/hash.ts'
-import { proposerSchedule } from '../../../src/consensus/machine.ts'
+import { proposerSchedule, timeoutsForWork } from '../../../src/consensus/machine.ts'
 import { ConsensusDriver, type ConsensusSigner, type DriverEffect, type DriverInbound, type HeightSetup } from '../../../src/consensus/driver.ts'
 import { decodeVersion, proposalDigest, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
 import type { Wire } from '../../../src/consensus/wire.ts'
@@ -157,7 +157,8 @@ export class DatanetConsensus {
     this.timers.add(wait)
   }
 
-  private setup (height: number): HeightSetup | undefined {
+  /** Height `height`'s setup; `records`: what its version will append (the propose timeout's allowance). */
+  private setup (height: number, records = 0): HeightSetup | undefined {
     const set = this.o.setFor(height)
     if (set === undefined || set.validators.length === 0) return undefined
     const validators = set.validators.map(v => ({ address: v.address, power: v.stake }))
@@ -167,7 +168,7 @@ export class DatanetConsensus {
       height,
       validators,
       proposer: round => schedule(height, round),
-      timeouts: { proposeMs: c.proposeTimeoutMs, prevoteMs: c.prevoteTimeoutMs, precommitMs: c.precommitTimeoutMs, deltaMs: c.timeoutDeltaMs }
+      timeouts: timeoutsForWork({ proposeMs: c.proposeTimeoutMs, prevoteMs: c.prevoteTimeoutMs, precommitMs: c.precommitTimeoutMs, deltaMs: c.timeoutDeltaMs }, records)
     }
   }
 
@@ -183,9 +184,11 @@ export class DatanetConsensus {
   }
 
   private async open (state: HeightState<VersionValue> | undefined): Promise<void> {
-    const setup = this.setup(this.driver.height)
+    const set = this.o.setFor(this.driver.height)
+    const records = set === undefined ? 0 : await this.o.versions.pendingRecords(set)
+    const setup = this.setup(this.driver.height, records)
     if (setup === undefined || this.driver.isOpen) return
-    this.log.debug({ height: setup.height, resumed: state !== undefined }, 'height started')
+    this.log.debug({ height: setup.height, resumed: state !== undefined, records, proposeMs: setup.timeouts.proposeMs }, 'height started')
     await this.exec(this.driver.open(setup, state))
   }
 

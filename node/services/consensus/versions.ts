@@ -5,7 +5,7 @@
  */
 import { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
-import { fromHex, toHex } from '../../../src/codec/hash.ts'
+import { bytesEqual, fromHex, toHex } from '../../../src/codec/hash.ts'
 import { decodeContribution, contributionCid, contributionJson, type Contribution } from '../../../src/contribution/contribution.ts'
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
@@ -50,6 +50,8 @@ export interface VersionsOptions {
   crashPoint?: (step: string) => void
   /** Records a version's dataset writes are written ahead in, at most (default PIECE_RECORDS; tests make it small). */
   pieceRecords?: number
+  /** The record hashes of the append cache are kept up to this many records (default APPEND_CACHE_RECORDS). */
+  appendCacheRecords?: number
 }
 
 /** The head `check` extends: the last final version, then each version of a range not written yet. */
@@ -107,6 +109,41 @@ const RANGE_HASHES_RECORDS = 65_536
  * ~8 buffers a record and brought every node to its heap limit.
  */
 const PIECE_RECORDS = 16_384
+
+/**
+ * The append cache keeps the record hashes it appended (32 bytes each, packed off the heap)
+ * for versions of at most this many records (64 MB): finalizing the version then replays
+ * them rather than reading, splitting and hashing its shards again and asking the store
+ * which records it holds (half of a finalization's time on its own).
+ */
+const APPEND_CACHE_RECORDS = 2_000_000
+
+/** Record hashes packed 32 bytes each in pieces of PIECE_RECORDS: a million is 32 MB in 62 buffers, not a million objects. */
+class PackedHashes {
+  private readonly pieces: Uint8Array[] = []
+  private used = 0
+  count = 0
+
+  push (h: Uint8Array): void {
+    let last = this.pieces[this.pieces.length - 1]
+    if (last === undefined || this.used === last.length) {
+      last = new Uint8Array(PIECE_RECORDS * 32)
+      this.pieces.push(last)
+      this.used = 0
+    }
+    last.set(h, this.used)
+    this.used += 32
+    this.count++
+  }
+
+  /** The hashes in order, a piece at a time (views, not copies). */
+  * chunks (): Generator<Uint8Array[]> {
+    for (const [i, piece] of this.pieces.entries()) {
+      const n = (i === this.pieces.length - 1 ? this.used : piece.length) / 32
+      yield Array.from({ length: n }, (_, j) => piece.subarray(j * 32, j * 32 + 32))
+    }
+  }
+}
 
 /** A record hash as a map key. */
 const latin1 = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
@@ -205,7 +242,7 @@ export class DatanetVersions {
    * timestamp, another CID), and a version of 300,000 records took longer to build and to
    * check than a round lasts — ten rounds, 286 s, for one height (`big.ts 300000 120 300000`).
    */
-  private appended: { key: string, tree: MerkleFrontier } | undefined
+  private appended: { key: string, tree: MerkleFrontier, hashes?: PackedHashes } | undefined
 
   constructor (opts: VersionsOptions, d: FollowedDatanet, log: Logger) {
     this.opts = opts
@@ -331,12 +368,47 @@ export class DatanetVersions {
 
   /** The last final version's tree extended by `cids`' new records (not kept: building and checking need the tree alone). */
   private async appendToLast (cids: readonly CID[]): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
-    const key = `${this.last?.cid ?? ''} ${cids.join(' ')}`
+    const key = this.appendKey(cids)
     if (this.appended?.key !== key) {
-      const { tree } = await appendRecords(this.parentTree(), cids, this.ports, { records: async () => {} })
-      this.appended = { key, tree }
+      const bound = this.opts.appendCacheRecords ?? APPEND_CACHE_RECORDS
+      let hashes: PackedHashes | undefined = new PackedHashes()
+      const { tree } = await appendRecords(this.parentTree(), cids, this.ports, {
+        records: async added => {
+          if (hashes !== undefined && hashes.count + added.length > bound) hashes = undefined
+          if (hashes !== undefined) for (const h of added) hashes.push(h)
+        }
+      })
+      this.appended = { key, tree, hashes }
     }
     return { tree: this.appended.tree.clone(), added: [] }
+  }
+
+  private appendKey (cids: readonly CID[]): string {
+    return `${this.last?.cid ?? ''} ${cids.join(' ')}`
+  }
+
+  /**
+   * `cids` appended to the last final version, with the records written to `sink`: from the
+   * hashes the append cache kept when it holds them, else read from the shards again.
+   */
+  private async appendForFinal (cids: readonly CID[], sink: Required<AppendSink>): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
+    const cached = this.appended
+    if (cached?.key !== this.appendKey(cids) || cached.hashes === undefined) return await appendRecords(this.parentTree(), cids, this.ports, sink)
+    const tree = this.parentTree()
+    for (const chunk of cached.hashes.chunks()) {
+      const start = tree.size
+      for (const h of chunk) tree.append(h, sink.node)
+      await sink.records(chunk, start)
+    }
+    if (!bytesEqual(tree.root(), cached.tree.root()) || tree.size !== cached.tree.size) throw new Error('the kept record hashes do not make the tree they were kept with')
+    return { tree, added: [] }
+  }
+
+  /** The records the next version would append: its candidates' declared counts. */
+  async pendingRecords (set: ValidatorSet): Promise<number> {
+    let records = 0
+    for (const c of await this.candidates(set)) records += sizeOf(c.entry).recordCount
+    return records
   }
 
   /** Whether there is anything to put in a new version. */
@@ -573,7 +645,7 @@ export class DatanetVersions {
     // millions of records is never held, nor its writes
     const writer = new RecordWriter(db, this.digest, this.opts.pieceRecords ?? PIECE_RECORDS, () => { crash('after-piece') })
     let nodes: Array<[number, number, Uint8Array]> = []
-    const built = await appendRecords(this.parentTree(), v.contributions.map(c => c.cid), this.ports, {
+    const built = await this.appendForFinal(v.contributions.map(c => c.cid), {
       node: (level, index, node) => { nodes.push([level, index, node]) },
       records: async (hashes, at) => {
         const completed = nodes
@@ -602,6 +674,8 @@ export class DatanetVersions {
     crash('after-batch')
     if (this.opts.inferences !== undefined && this.opts.inferences.includeOps === undefined) await this.opts.inferences.markIncluded(eventCids, v.height)
     this.last = entry
+    // its key names the parent: of no use from now on
+    this.appended = undefined
     return entry
   }
 
