@@ -110,6 +110,13 @@ export function merkleProof (recordHashes: readonly Uint8Array[], index: number)
 }
 
 /**
+ * Inner nodes are stored for proofs from this level up; a proof folds the ones below from
+ * the 2^STORED_NODE_LEVEL leaves around its record (16 leaves, read at once). Storing every
+ * level wrote a node for each record: a third of a finalization's writes.
+ */
+export const STORED_NODE_LEVEL = 4
+
+/**
  * A stored tree node: `level` 0 is the leaf of the record at position `index`; a higher
  * level is the perfect subtree over leaves `index·2^level … (index+1)·2^level − 1`.
  */
@@ -120,11 +127,12 @@ export type NodeRef = readonly [level: number, index: number]
  * nodes only: a node the tree's right edge cuts (its leaves run past `size`) is folded from
  * the perfect ones under it, as the level-by-level build pairs them.
  */
-function nodeAt (level: number, index: number, size: number, get: (ref: NodeRef) => Uint8Array): Uint8Array {
-  if ((index + 1) * 2 ** level <= size) return get([level, index])
+function nodeAt (level: number, index: number, size: number, get: (ref: NodeRef) => Uint8Array, storedFrom: number): Uint8Array {
+  const perfect = (index + 1) * 2 ** level <= size
+  if (perfect && (level === 0 || level >= storedFrom)) return get([level, index])
   // the right child exists when its first leaf is inside the tree; else the left moves up unchanged
-  if ((2 * index + 1) * 2 ** (level - 1) >= size) return nodeAt(level - 1, 2 * index, size, get)
-  return hashPair(nodeAt(level - 1, 2 * index, size, get), nodeAt(level - 1, 2 * index + 1, size, get))
+  if (!perfect && (2 * index + 1) * 2 ** (level - 1) >= size) return nodeAt(level - 1, 2 * index, size, get, storedFrom)
+  return hashPair(nodeAt(level - 1, 2 * index, size, get, storedFrom), nodeAt(level - 1, 2 * index + 1, size, get, storedFrom))
 }
 
 /**
@@ -132,7 +140,7 @@ function nodeAt (level: number, index: number, size: number, get: (ref: NodeRef)
  * stored perfect nodes (`get`): O(log n) of them, where `merkleProof` reads every leaf.
  * At most one sibling lies on the right edge, folded from O(log n) more.
  */
-export function proofFromNodes (index: number, size: number, get: (ref: NodeRef) => Uint8Array): Uint8Array[] {
+export function proofFromNodes (index: number, size: number, get: (ref: NodeRef) => Uint8Array, storedFrom = STORED_NODE_LEVEL): Uint8Array[] {
   if (!Number.isInteger(index) || index < 0 || index >= size) throw new RangeError(`no record at index ${index} of ${size}`)
   const proof: Uint8Array[] = []
   let level = 0
@@ -140,7 +148,7 @@ export function proofFromNodes (index: number, size: number, get: (ref: NodeRef)
   let width = size
   while (width > 1) {
     const sibling = i ^ 1
-    if (sibling < width) proof.push(nodeAt(level, sibling, size, get))
+    if (sibling < width) proof.push(nodeAt(level, sibling, size, get, storedFrom))
     i = Math.floor(i / 2)
     width = Math.ceil(width / 2)
     level++
@@ -149,10 +157,10 @@ export function proofFromNodes (index: number, size: number, get: (ref: NodeRef)
 }
 
 /** The stored nodes `proofFromNodes(index, size, …)` reads, each once. */
-export function proofNodeRefs (index: number, size: number): NodeRef[] {
+export function proofNodeRefs (index: number, size: number, storedFrom = STORED_NODE_LEVEL): NodeRef[] {
   const refs = new Map<string, NodeRef>()
   const blank = new Uint8Array(32)
-  proofFromNodes(index, size, ref => { refs.set(`${ref[0]}/${ref[1]}`, ref); return blank })
+  proofFromNodes(index, size, ref => { refs.set(`${ref[0]}/${ref[1]}`, ref); return blank }, storedFrom)
   return [...refs.values()]
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
-import { EMPTY_ROOT, MerkleFrontier, hashPair, leafHash, merkleProof, merkleRoot, processProof, proofFromNodes, proofNodeRefs, verifyProof } from '../../src/merkle/tree.ts'
+import { EMPTY_ROOT, MerkleFrontier, hashPair, leafHash, merkleProof, merkleRoot, processProof, proofFromNodes, proofNodeRefs, STORED_NODE_LEVEL, verifyProof } from '../../src/merkle/tree.ts'
 
 /** sha256 computed independently of src/codec/hash.ts. */
 function h (...parts: Uint8Array[]): Uint8Array {
@@ -234,10 +234,16 @@ test('proofs from stored perfect nodes equal the full build\'s, for every index 
     const prefix = hashes.slice(0, size)
     const indices = size <= 130 ? Array.from({ length: size }, (_, i) => i) : [0, 1, size >> 1, size - 2, size - 1]
     for (const index of indices) {
-      const proof = proofFromNodes(index, size, get)
-      assert.equal(proof.map(p => Buffer.from(p).toString('hex')), merkleProof(prefix, index).map(p => Buffer.from(p).toString('hex')), `size ${size}, index ${index}`)
-      // O(log n) reads: the path's siblings, and one right-edge sibling folded from the perfect nodes under it
-      assert.ok(proofNodeRefs(index, size).length <= 2 * Math.ceil(Math.log2(size)) + 1, `size ${size}, index ${index}: ${proofNodeRefs(index, size).length} reads`)
+      // every level stored, or from STORED_NODE_LEVEL up (the levels below folded from leaves)
+      for (const storedFrom of [1, STORED_NODE_LEVEL]) {
+        const asked: number[] = []
+        const proof = proofFromNodes(index, size, ref => { asked.push(ref[0]); return get(ref) }, storedFrom)
+        assert.equal(proof.map(p => Buffer.from(p).toString('hex')), merkleProof(prefix, index).map(p => Buffer.from(p).toString('hex')), `size ${size}, index ${index}, stored from ${storedFrom}`)
+        assert.ok(asked.every(level => level === 0 || level >= storedFrom), `asked for a level below ${storedFrom}`)
+        // O(log n) reads: the path's siblings, one right-edge sibling folded from the perfect nodes under it, and the leaves under the unstored levels
+        const reads = proofNodeRefs(index, size, storedFrom).length
+        assert.ok(reads <= 2 * Math.ceil(Math.log2(size)) + 1 + 2 * 2 ** storedFrom, `size ${size}, index ${index}: ${reads} reads`)
+      }
     }
   }
 })

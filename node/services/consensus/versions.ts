@@ -10,7 +10,7 @@ import { decodeContribution, contributionCid, contributionJson, type Contributio
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
-import { MerkleFrontier } from '../../../src/merkle/tree.ts'
+import { MerkleFrontier, STORED_NODE_LEVEL } from '../../../src/merkle/tree.ts'
 import {
   MAX_INFERENCES, acceptCertificate, fitVersion, versionSizeProblem, type ContributionSize, appendRecords, checkAcceptCertificate, rootsProblem, talliesAfter, versionShapeProblem,
   type AppendSink, type ProposalPorts
@@ -646,7 +646,7 @@ export class DatanetVersions {
     const writer = new RecordWriter(db, this.digest, this.opts.pieceRecords ?? PIECE_RECORDS, () => { crash('after-piece') })
     let nodes: Array<[number, number, Uint8Array]> = []
     const built = await this.appendForFinal(v.contributions.map(c => c.cid), {
-      node: (level, index, node) => { nodes.push([level, index, node]) },
+      node: (level, index, node) => { if (level >= STORED_NODE_LEVEL) nodes.push([level, index, node]) },
       records: async (hashes, at) => {
         const completed = nodes
         nodes = []
@@ -717,7 +717,7 @@ export class DatanetVersions {
       // a large version (as it declares; a lie fails its root) is written ahead as it is
       // checked, its records never held: its certificate vouches for it
       const streamed = v.recordCount - tip.recordCount > piece
-      const sink: AppendSink = { node: (level, index, node) => { nodes.push([level, index, node]) } }
+      const sink: AppendSink = { node: (level, index, node) => { if (level >= STORED_NODE_LEVEL) nodes.push([level, index, node]) } }
       if (streamed) {
         // the versions before it written, so that what is pending when it fails is its own
         await writer.flush()
