@@ -26,7 +26,15 @@ export interface AttributionServiceOptions {
   segments?: Pick<IndexSegmentsOptions, 'fanout' | 'cacheBytes' | 'merge'>
   /** Which builds go to the worker thread (index-builder.ts). */
   builder?: IndexBuilderOptions
+  /** An extension of the index that failed is tried again after this long (default RETRY_MS). */
+  retryMs?: number
 }
+
+/** A failed extension of the index is tried again after this long (or at the next final version). */
+const RETRY_MS = 30_000
+
+/** Why the index could not be extended to a version: what a preview of it says. */
+export interface IndexFailure { height: number, message: string, at: number }
 
 /** A record of a final version as the index takes it, with its hash and bytes. */
 export type VersionRecord = IndexRecord & { hash: Uint8Array, bytes: Uint8Array }
@@ -89,6 +97,9 @@ interface DatanetIndexes {
   recordCount?: { height: number, count: number }
   /** The newest version this service was told is final (indexed, or being indexed). */
   final: number
+  /** The last extension's failure, until an extension succeeds. */
+  failure?: IndexFailure
+  retry?: NodeJS.Timeout
 }
 
 /**
@@ -143,8 +154,7 @@ export class AttributionService {
     const params = attributionParamsFromManifest(d.manifest)
     const state: DatanetIndexes = { params, segments: undefined, building: Promise.resolve(), final: 0 }
     this.datanets.set(d.id, state)
-    state.building = this.catchUp(d, state)
-    await state.building
+    await this.advance(d, state)
   }
 
   /**
@@ -219,12 +229,32 @@ export class AttributionService {
     const state = this.datanets.get(d.id)
     if (state === undefined) return
     if (entry !== undefined) state.final = Math.max(state.final, entry.height)
-    state.building = state.building.then(async () => { await this.catchUp(d, state, entry) }).catch(err => {
+    await this.advance(d, state, entry)
+  }
+
+  /** Extends the index after what it is extending now (to `entry`, or every final version it lacks); a failure is kept and tried again. */
+  private async advance (d: FollowedDatanet, state: DatanetIndexes, entry?: VersionEntry): Promise<void> {
+    state.building = state.building.then(async () => {
+      await this.catchUp(d, state, entry)
+      state.failure = undefined
+    }).catch(err => {
       // cut short by the node's stop (its store closes): the next start extends it
       if (this.stopped) return
-      this.opts.logger.error({ datanet: d.id, err }, 'cannot extend the attribution index')
+      const height = (state.segments?.height ?? 0) + 1
+      this.opts.logger.error({ datanet: d.id, height, err }, 'cannot extend the attribution index')
+      // previews of it say why (they said "being built" for ever), and it is tried again
+      state.failure = { height, message: (err as Error).message, at: Date.now() }
+      clearTimeout(state.retry)
+      state.retry = setTimeout(() => { void this.advance(d, state) }, this.opts.retryMs ?? RETRY_MS)
+      state.retry.unref()
     })
     await state.building
+  }
+
+  /** Why version `height`'s index could not be built here (its extension failed and is tried again), if it could not. */
+  indexFailure (d: FollowedDatanet, height: number): IndexFailure | undefined {
+    const failure = this.datanets.get(d.id)?.failure
+    return failure !== undefined && failure.height <= height ? failure : undefined
   }
 
   params (d: FollowedDatanet): AttributionParams {
@@ -290,6 +320,7 @@ export class AttributionService {
   /** Stops background merges (a merge cut short leaves only a .tmp file, removed at the next start). */
   async stop (): Promise<void> {
     this.stopped = true
+    for (const state of this.datanets.values()) clearTimeout(state.retry)
     await this.builder.stop()
     for (const state of this.datanets.values()) await state.segments?.stop()
   }

@@ -151,4 +151,44 @@ test('AttributionService: a preview that names no version, asked while the newes
   }
 })
 
+test('AttributionService: an extension of the index that fails is reported to previews (not "being built" for ever) and tried again until it succeeds', async () => {
+  const tmp = tempDir()
+  const { db, helia, d, texts } = world(2, 40)
+  const get = helia.blockstore.get.bind(helia.blockstore)
+  let broken = true
+  helia.blockstore.get = ((cid: CID, ...rest: unknown[]) => {
+    if (broken) throw new Error('block store unreadable')
+    return (get as (...a: unknown[]) => unknown)(cid, ...rest)
+  }) as typeof helia.blockstore.get
+  const service = new AttributionService({ db, helia, dir: tmp.dir, logger: pino({ level: 'silent' }), segments: { merge: false }, builder: { inlineTokens: 0 }, retryMs: 50 })
+  try {
+    await service.follow(d).catch(() => {})
+    await service.onFinal(d, await db.versions.at(d.id, 1))
+    assert.is(service.latestHeight(d), 0)
+    assert.is(await service.indexedWithin(d, 1, 5_000), false, 'not waited for: the extension has failed')
+    const failure = service.indexFailure(d, 1)
+    assert.is(failure?.height, 1)
+    assert.match(failure?.message ?? '', /block store unreadable/)
+    broken = false
+    // the retry extends it without another final version
+    assert.is(await waitFor(() => service.latestHeight(d) === 2, 10_000), true, 'tried again')
+    assert.is(service.indexFailure(d, 2), undefined)
+    const result = await service.attribute(d, 2, `So ${texts[79] as string}.`, null, 10n ** 18n)
+    assert.ok((result?.contributors.length ?? 0) > 0)
+  } finally {
+    await service.stop()
+    tmp.remove()
+  }
+})
+
+/** Polls `cond` until it holds or `ms` pass. */
+async function waitFor (cond: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) return false
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  return true
+}
+
 test.run()

@@ -67,6 +67,8 @@ export function attributionRoutes ({ datanets, tallies, attribution, inferences,
         const version = body.version ?? attribution.finalHeight(d)
         if (version < 1) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_NO_VERSION' }, `datanet ${id} has no final version yet`, 'conflict')
         if (version <= attribution.finalHeight(d) && !await attribution.indexedWithin(d, version, PREVIEW_WAIT_MS)) {
+          const failure = attribution.indexFailure(d, version)
+          if (failure !== undefined) throw new DatanetError({ code: 'ATTRIBUTION_ERROR_INDEX_FAILED' }, `version ${version} of datanet ${id} is final, but this node could not build its attribution index (version ${failure.height}: ${failure.message}); it is tried again shortly and at each final version (see the node's log)`, 'unavailable')
           throw new DatanetError({ code: 'ATTRIBUTION_ERROR_INDEXING' }, `version ${version} of datanet ${id} is final; its attribution index is still being built: try again shortly`, 'unavailable')
         }
         const result = await attribution.attribute(d, version, body.text, body.prompt ?? null, body.fee === undefined ? ONE_ETH : BigInt(body.fee))
