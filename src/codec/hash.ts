@@ -41,6 +41,11 @@ export function fromHex (hex: string, bytes?: number): Uint8Array {
   return new Uint8Array(Buffer.from(body, 'hex'))
 }
 
+/** Bytes as a Set or Map key (one char a byte), read in place: no copy of the bytes. */
+export function bytesKey (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+}
+
 export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0
 }

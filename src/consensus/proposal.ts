@@ -13,7 +13,7 @@
  *    events' shares.
  */
 import { CID } from 'multiformats/cid'
-import { bytesEqual } from '../codec/hash.ts'
+import { bytesEqual, bytesKey } from '../codec/hash.ts'
 import { decodeVerdict, type Verdict } from '../contribution/verdict.ts'
 import { stakeOf, type ValidatorSet } from '../datanet/manifest.ts'
 import { MerkleFrontier } from '../merkle/tree.ts'
@@ -151,7 +151,7 @@ export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[
       const start = tree.size
       const chunk: Uint8Array[] = []
       hashes.forEach((h, i) => {
-        const key = Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
+        const key = bytesKey(h)
         if (known[i] === true || seen.has(key)) return
         seen.add(key)
         tree.append(h, sink.node)

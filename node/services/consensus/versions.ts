@@ -5,7 +5,7 @@
  */
 import { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
-import { bytesEqual, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { bytesEqual, bytesKey, fromHex, toHex } from '../../../src/codec/hash.ts'
 import { decodeContribution, contributionCid, contributionJson, type Contribution } from '../../../src/contribution/contribution.ts'
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
@@ -145,8 +145,6 @@ class PackedHashes {
   }
 }
 
-/** A record hash as a map key. */
-const latin1 = (h: Uint8Array): string => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1')
 
 /** Runs `task` over `items`, at most `concurrency` at once. */
 async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
@@ -278,7 +276,7 @@ export class DatanetVersions {
       inDataset: async hashes => {
         const known = await db.dataset.positionsOf(this.digest, hashes)
         const below = count()
-        return known.map((x, i) => (x !== undefined && x < below) || added.has(latin1(hashes[i] as Uint8Array)))
+        return known.map((x, i) => (x !== undefined && x < below) || added.has(bytesKey(hashes[i] as Uint8Array)))
       }
     }
   }
@@ -314,17 +312,17 @@ export class DatanetVersions {
     const all = [...hashes.values()].flat()
     const positions = await this.opts.db.dataset.positionsOf(this.digest, all)
     const count = this.finalCount()
-    const read = new Set(all.map(latin1))
+    const read = new Set(all.map(bytesKey))
     const held = new Set<string>()
-    all.forEach((h, i) => { const at = positions[i]; if (at !== undefined && at < count) held.add(latin1(h)) })
+    all.forEach((h, i) => { const at = positions[i]; if (at !== undefined && at < count) held.add(bytesKey(h)) })
     return {
       recordHashes: cid => {
         const known = hashes.get(cid.toString())
         return known === undefined ? base.recordHashes(cid) : (async function * () { yield known })()
       },
       // read ahead against the final versions: once a large version of the range is written, the store answers
-      inDataset: async of => tip.written === undefined && of.every(h => read.has(latin1(h)))
-        ? of.map(h => held.has(latin1(h)) || tip.added.has(latin1(h)))
+      inDataset: async of => tip.written === undefined && of.every(h => read.has(bytesKey(h)))
+        ? of.map(h => held.has(bytesKey(h)) || tip.added.has(bytesKey(h)))
         : await base.inDataset(of)
     }
   }
@@ -366,7 +364,11 @@ export class DatanetVersions {
     return (await this.opts.inferences?.pending(this.d, MAX_INFERENCES)) ?? []
   }
 
-  /** The last final version's tree extended by `cids`' new records (not kept: building and checking need the tree alone). */
+  /**
+   * The last final version's tree extended by `cids`' new records (their hashes are not
+   * returned: building and checking need the tree alone; the cache keeps them packed, up to
+   * APPEND_CACHE_RECORDS, for finalization to replay).
+   */
   private async appendToLast (cids: readonly CID[]): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
     const key = this.appendKey(cids)
     if (this.appended?.key !== key) {
@@ -752,7 +754,7 @@ export class DatanetVersions {
       tip.recordCount = v.recordCount
       tip.tree = checked.built.tree
       tip.tallies = checked.tallies
-      for (const h of checked.built.added) tip.added.add(Buffer.from(h).toString('latin1'))
+      for (const h of checked.built.added) tip.added.add(bytesKey(h))
       for (const c of entry.contributions) tip.contributions.add(c)
       for (const e of checked.events) tip.events.add(e.eventId)
     }
