@@ -3,7 +3,7 @@ import { bytesEqual, fromHex } from '../../src/codec/hash.ts'
 import type { DomainBinding } from '../../src/codec/eip712.ts'
 import { contributionCid, contributionSigner, decodeContribution, encodeContribution, type Contribution } from '../../src/contribution/contribution.ts'
 import type { ContributionFacts, ContributionRule } from '../../src/contribution/rules/index.ts'
-import { indexContribution, scanContribution, type ScannedShard } from '../../src/contribution/scan.ts'
+import { indexContribution, scanContribution } from '../../src/contribution/scan.ts'
 import { FairQueue } from '../../src/network/fair-queue.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
@@ -300,13 +300,13 @@ export class ContributionReceiver {
       }
       // the earlier failures were transient
       if (attempt > 1) router.forgive(publisher, PENALTY_UNAVAILABLE * (attempt - 1))
-      await this.storeGossiped(datanet, g, result.facts, result.keys)
+      await this.storeGossiped(datanet, g, result.facts)
     } finally {
       if (done) this.fetching.delete(cid)
     }
   }
 
-  private async storeGossiped (datanet: FollowedDatanet, g: Gossiped, facts: ContributionFacts, keys?: readonly ScannedShard[]): Promise<void> {
+  private async storeGossiped (datanet: FollowedDatanet, g: Gossiped, facts: ContributionFacts): Promise<void> {
     const contributionCidValue = g.cid as CID
     const cid = contributionCidValue.toString()
     if (await this.opts.db.contributions.has(cid)) return
@@ -320,7 +320,7 @@ export class ContributionReceiver {
       owners: async hashes => await db.records.owners(digest, hashes),
       claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) },
       covered: covered === undefined ? undefined : async records => await covered(datanet, records)
-    }, keys)
+    })
     const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.opts.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)
     // consensus fetched it meanwhile (a certificate vouched for it): that entry stands

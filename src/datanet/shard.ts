@@ -70,18 +70,14 @@ export const ShardErrorCode = {
 
 /** Splits a shard into its records. Throws on a shard that is not newline-terminated canonical JSON lines. */
 export function splitShard (shard: Uint8Array): ShardRecord[] {
-  return shardLines(shard).map(bytes => ({ bytes, hash: sha256(bytes) }))
-}
-
-/** A shard's record lines (without their newlines), not hashed: for a reader that has their hashes already. */
-export function shardLines (shard: Uint8Array): Uint8Array[] {
   if (shard.length === 0 || shard[shard.length - 1] !== NEWLINE) throw new Error(ShardErrorCode.MALFORMED)
-  const out: Uint8Array[] = []
+  const out: ShardRecord[] = []
   let start = 0
   while (start < shard.length) {
     const end = shard.indexOf(NEWLINE, start)
-    if (end === start) throw new Error(ShardErrorCode.MALFORMED)
-    out.push(shard.subarray(start, end))
+    const bytes = shard.subarray(start, end)
+    if (bytes.length === 0) throw new Error(ShardErrorCode.MALFORMED)
+    out.push({ bytes, hash: sha256(bytes) })
     start = end + 1
   }
   return out

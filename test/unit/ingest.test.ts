@@ -9,7 +9,7 @@ import { shardCid, splitShard } from '../../src/datanet/shard.ts'
 import { merkleRoot } from '../../src/merkle/tree.ts'
 import { IngestErrorCode, ingestRecords, type IngestOptions, type IngestResult, type IngestSink } from '../../src/contribution/ingest.ts'
 import { parseRecords, type ParsedItem } from '../../src/contribution/parse.ts'
-import { ScanErrorCode, indexContribution, scanContribution, type IndexCounts, type IndexDeps, type ScanResult } from '../../src/contribution/scan.ts'
+import { ScanErrorCode, indexContribution, scanContribution, type IndexDeps, type ScanResult } from '../../src/contribution/scan.ts'
 import { builtinRules, type ContributionRule } from '../../src/contribution/rules/index.ts'
 import { DatanetError } from '../../src/errors.ts'
 import type { CID } from 'multiformats/cid'
@@ -442,99 +442,53 @@ function indexDeps (sink: MemorySink, index: Map<string, string>): IndexDeps {
 const NONE = { duplicateRecords: 0, nearDuplicateRecords: 0 }
 const lines = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => JSON.stringify(rec(from + i)))
 
-/**
- * Indexes `c` as the receiver does: with the keys its scan kept (`kept`), or splitting and
- * hashing its shards again (`anew`: a contribution over KEEP_KEYS_RECORDS, and before
- * 2026-12-06). Both must count and claim alike.
- */
-async function indexIn (mode: 'kept' | 'anew', c: Contribution, cid: string, deps: IndexDeps): Promise<IndexCounts> {
-  if (mode === 'anew') return await indexContribution(c, cid, deps)
-  const scanned = await scanContribution(c, MANIFEST, validate, builtinRules, deps)
-  if (!scanned.ok) throw new Error(scanned.message)
-  assert.is(scanned.keys?.length, c.shards.length, 'the scan kept every shard\'s keys')
-  return await indexContribution(c, cid, deps, scanned.keys)
-}
-
-for (const mode of ['anew', 'kept'] as const) {
-  test(`indexContribution (${mode}): a fresh contribution claims every record and has no duplicates; again is a no-op`, async () => {
-    const sink = new MemorySink()
-    const index = new Map<string, string>()
-    const c = handMade(sink, [lines(0, 5), lines(5, 10)])
-    assert.equal(await indexIn(mode, c, 'cid-1', indexDeps(sink, index)), NONE)
-    assert.is(index.size, 20, 'hash and text key of each')
-    for (const l of lines(0, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
-    const before = [...index.entries()]
-    assert.equal(await indexIn(mode, c, 'cid-1', indexDeps(sink, index)), NONE, 'idempotent')
-    assert.equal([...index.entries()], before)
-  })
-
-  test(`indexContribution (${mode}): a second contribution sharing 3 records has 3 duplicates, and they keep their owner`, async () => {
-    const sink = new MemorySink()
-    const index = new Map<string, string>()
-    await indexIn(mode, handMade(sink, [lines(0, 10)]), 'cid-1', indexDeps(sink, index))
-    const second = handMade(sink, [lines(7, 12), lines(12, 15)])
-    assert.equal(await indexIn(mode, second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 })
-    for (const l of lines(7, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
-    for (const l of lines(10, 15)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-2')
-    assert.equal(await indexIn(mode, second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 }, 'a second run counts the same')
-  })
-
-  test(`indexContribution (${mode}): a shard with a repeated line counts 1 duplicate`, async () => {
-    const sink = new MemorySink()
-    const index = new Map<string, string>()
-    const [a, b, c] = lines(0, 3) as [string, string, string]
-    const contribution = handMade(sink, [[a, b, a, c]])
-    assert.equal(await indexIn(mode, contribution, 'cid-1', indexDeps(sink, index)), { duplicateRecords: 1, nearDuplicateRecords: 0 })
-    assert.is(index.size, 6)
-  })
-
-  test(`indexContribution (${mode}): re-indexing a contribution with a repeated line counts it again (the count feeds the verdict)`, async () => {
-    const sink = new MemorySink()
-    const index = new Map<string, string>()
-    const [a, b, c] = lines(0, 3) as [string, string, string]
-    const contribution = handMade(sink, [[a, b, a, c]])
-    const first = await indexIn(mode, contribution, 'cid-1', indexDeps(sink, index))
-    const again = await indexIn(mode, contribution, 'cid-1', indexDeps(sink, index))
-    assert.equal(again, first)
-  })
-
-  test(`ingest then index (${mode}): the uploaded contribution claims all its records`, async () => {
-    const { sink, c } = await ingested(50)
-    const index = new Map<string, string>()
-    assert.equal(await indexIn(mode, c, 'cid-x', indexDeps(sink, index)), NONE)
-    assert.is(index.size, 100)
-  })
-}
-
-test('a scan keeps no keys for a contribution over its bound (the index splits and hashes again)', async () => {
+test('indexContribution: a fresh contribution claims every record and has no duplicates; again is a no-op', async () => {
   const sink = new MemorySink()
+  const index = new Map<string, string>()
   const c = handMade(sink, [lines(0, 5), lines(5, 10)])
-  const over = await scanContribution(c, MANIFEST, validate, builtinRules, sink, 9)
-  assert.ok(over.ok && over.keys === undefined)
-  const within = await scanContribution(c, MANIFEST, validate, builtinRules, sink, 10)
-  assert.ok(within.ok && within.keys?.length === 2 && within.keys[0]?.hashes.length === 5 * 32)
+  assert.equal(await indexContribution(c, 'cid-1', indexDeps(sink, index)), NONE)
+  assert.is(index.size, 20, 'hash and text key of each')
+  for (const l of lines(0, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
+  const before = [...index.entries()]
+  assert.equal(await indexContribution(c, 'cid-1', indexDeps(sink, index)), NONE, 'idempotent')
+  assert.equal([...index.entries()], before)
 })
 
-test('indexContribution with the keys the scan kept counts, claims and asks coverage exactly as without them: exact and near duplicates, another\'s records, covered records', async () => {
+test('indexContribution: a second contribution sharing 3 records has 3 duplicates, and they keep their owner', async () => {
   const sink = new MemorySink()
-  const variants = [JSON.stringify({ text: 'Hello   World' }), JSON.stringify({ text: 'hello world' }), JSON.stringify({ lang: 'en', text: 'HELLO world' })]
-  const first = handMade(sink, [lines(0, 6)])
-  const second = handMade(sink, [[...lines(4, 9), lines(4, 5)[0] as string, ...variants], [...lines(9, 12), variants[0] as string, ...lines(0, 1)]])
-  const runs = await Promise.all((['anew', 'kept'] as const).map(async mode => {
-    const index = new Map<string, string>()
-    const asked: string[] = []
-    const deps: IndexDeps = {
-      ...indexDeps(sink, index),
-      covered: async records => records.map(r => { asked.push(new TextDecoder().decode(r)); return r.length % 3 === 0 })
-    }
-    const counts = [await indexIn(mode, first, 'cid-1', deps), await indexIn(mode, second, 'cid-2', deps)]
-    return { counts, asked, index: [...index.entries()].sort() }
-  }))
-  const [anew, kept] = runs as [typeof runs[0], typeof runs[0]]
-  assert.ok((anew.counts[1]?.duplicateRecords ?? 0) >= 3 && (anew.counts[1]?.nearDuplicateRecords ?? 0) >= 2, JSON.stringify(anew.counts))
-  assert.equal(kept.counts, anew.counts)
-  assert.equal(kept.asked, anew.asked)
-  assert.equal(kept.index, anew.index)
+  const index = new Map<string, string>()
+  await indexContribution(handMade(sink, [lines(0, 10)]), 'cid-1', indexDeps(sink, index))
+  const second = handMade(sink, [lines(7, 12), lines(12, 15)])
+  assert.equal(await indexContribution(second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 })
+  for (const l of lines(7, 10)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-1')
+  for (const l of lines(10, 15)) assert.is(index.get(hex(sha(enc.encode(l)))), 'cid-2')
+  assert.equal(await indexContribution(second, 'cid-2', indexDeps(sink, index)), { duplicateRecords: 3, nearDuplicateRecords: 0 }, 'a second run counts the same')
+})
+
+test('indexContribution: a shard with a repeated line counts 1 duplicate', async () => {
+  const sink = new MemorySink()
+  const index = new Map<string, string>()
+  const [a, b, c] = lines(0, 3) as [string, string, string]
+  const contribution = handMade(sink, [[a, b, a, c]])
+  assert.equal(await indexContribution(contribution, 'cid-1', indexDeps(sink, index)), { duplicateRecords: 1, nearDuplicateRecords: 0 })
+  assert.is(index.size, 6)
+})
+
+test('indexContribution: re-indexing a contribution with a repeated line counts it again (the count feeds the verdict)', async () => {
+  const sink = new MemorySink()
+  const index = new Map<string, string>()
+  const [a, b, c] = lines(0, 3) as [string, string, string]
+  const contribution = handMade(sink, [[a, b, a, c]])
+  const first = await indexContribution(contribution, 'cid-1', indexDeps(sink, index))
+  const again = await indexContribution(contribution, 'cid-1', indexDeps(sink, index))
+  assert.equal(again, first)
+})
+
+test('ingest then index: the uploaded contribution claims all its records', async () => {
+  const { sink, c } = await ingested(50)
+  const index = new Map<string, string>()
+  assert.equal(await indexContribution(c, 'cid-x', indexDeps(sink, index)), NONE)
+  assert.is(index.size, 100)
 })
 
 test.run()
