@@ -31,6 +31,8 @@ import { memoryPins } from '../helpers/memory-pins.ts'
 import { binding, contribution, datanet, memoryHelia, wallets } from '../helpers/versions-world.ts'
 
 const logger = createLogger({ level: 'silent', format: 'json' })
+/** Raw bytes in and out: a repository to read a store's dataset writes as stored. */
+const RAW = { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v }
 
 async function withStore (fn: (ctx: { dir: string, d: FollowedDatanet, helia: Helia }) => Promise<void>): Promise<void> {
   const tmp = tempDir()
@@ -114,7 +116,7 @@ test('finalization stores the tree nodes a proof needs: every record\'s proof at
       db.dataset.leafRange = leafRange
     }
     // a version finalized before the nodes were stored still gets its proof, from the leaves
-    const treeNodes = new Repository(db.db, 'tree-nodes', { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
+    const treeNodes = new Repository(db.db, 'tree-nodes', RAW)
     for await (const [key] of treeNodes.entries()) await treeNodes.delete(key)
     const old = await recordProof(db, d.id, d.digest, hashes[4] as string, 3)
     assert.ok(verifyProof(old.proof.map(x => fromHex(x, 32)), fromHex(old.datasetRoot, 32), fromHex(hashes[4] as string, 32)))
@@ -281,7 +283,7 @@ test('the same contributions proposed again in a later round (another timestamp,
 async function datasetWrites (db: StateDatabase): Promise<string[]> {
   const out: string[] = []
   for (const name of ['dataset', 'leaves', 'tree-nodes']) {
-    const repo = new Repository(db.db, name, { encodeKey: (k: Uint8Array) => k, decodeKey: (k: Uint8Array) => k, encodeValue: (v: Uint8Array) => v, decodeValue: (v: Uint8Array) => v })
+    const repo = new Repository(db.db, name, RAW)
     for await (const [k, v] of repo.entries()) out.push(`${name} ${toHex(k)} ${toHex(v)}`)
   }
   return out
@@ -315,7 +317,7 @@ test('a version built or checked here is finalized from the record hashes kept t
         const checked = reads
         await versions[2]!.finalize(0, value, [], h + 1)
         assert.ok(reads > checked, `height ${h + 1}: past the bound, appended anew`)
-        for (const v of versions) assert.is(v.last?.datasetRoot, value.version.datasetRoot === undefined ? undefined : toHex(value.version.datasetRoot))
+        for (const v of versions) assert.is(v.last?.datasetRoot, toHex(value.version.datasetRoot))
       }
       assert.is(versions[0]!.last?.recordCount, 34)
       const kept = await datasetWrites(stores[0]!)
