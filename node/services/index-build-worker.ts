@@ -13,7 +13,7 @@ import { parentPort } from 'node:worker_threads'
 import { SegmentBuilder, type SegmentBase, type TokenizedRecord } from '../../src/attribution/corpus-index.ts'
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { encodeSegment } from '../../src/attribution/segment-codec.ts'
-import { tokenizeToArray } from '../../src/attribution/tokenizer.ts'
+import { tokenize } from '../../src/attribution/tokenizer.ts'
 
 /** A record with its tokens when they are known (T(N(text))), else its text. */
 export interface BuildRecord { recordIndex: number, contributor: string, tokens?: Uint32Array, text?: string }
@@ -34,7 +34,7 @@ export type BuildReply =
 
 /** A build record as SegmentBuilder takes it: its tokens, or its text tokenized now. */
 export function tokenized (r: BuildRecord): TokenizedRecord {
-  return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? tokenizeToArray(normalizeText(r.text ?? '')) }
+  return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? tokenize(normalizeText(r.text ?? '')) }
 }
 
 /** Builds the segment of the records `builder` took and writes it to `out`; its bytes and token count. */

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /**
  * Records' tokens between the near-duplicate check at receipt and the index extension at
  * finality, so each record is tokenized once on a validator, not twice (tokenization was
@@ -10,6 +12,11 @@
  * token. Bounded by 16 M tokens alone, the memo of a stream of small records grew to
  * 363,000 entries (~130 MB of a 256 MB heap) and took validators over the edge
  * (scripts/bench/big.ts 500000: heap snapshots at the limit).
+ *
+ * Keyed by the SHA-256 of the text, not the text: a 1 KB record's key cost more than its
+ * tokens, and the memo held a fifth of a burst of such records (scripts/bench/finality.ts:
+ * each validator's index build tokenized the rest again). Hashing is ~1.7 GB/s, ~30× the
+ * tokenizer.
  */
 export class TokenMemo {
   private readonly entries = new Map<string, Uint32Array>()
@@ -34,9 +41,10 @@ export class TokenMemo {
   }
 
   put (normalized: string, tokens: Uint32Array): void {
-    const cost = entryBytes(normalized, tokens)
-    if (cost > this.maxBytes || this.entries.has(normalized)) return
-    this.entries.set(normalized, tokens)
+    const cost = entryBytes(tokens)
+    const key = keyOf(normalized)
+    if (cost > this.maxBytes || this.entries.has(key)) return
+    this.entries.set(key, tokens)
     this.held += tokens.length
     this.cost += cost
     for (const [key, value] of this.entries) {
@@ -47,22 +55,29 @@ export class TokenMemo {
 
   /** The tokens of `normalized` if held, dropping them. */
   take (normalized: string): Uint32Array | undefined {
-    const tokens = this.entries.get(normalized)
-    if (tokens !== undefined) this.drop(normalized, tokens)
+    if (this.entries.size === 0) return undefined
+    const key = keyOf(normalized)
+    const tokens = this.entries.get(key)
+    if (tokens !== undefined) this.drop(key, tokens)
     return tokens
   }
 
   private drop (key: string, tokens: Uint32Array): void {
     this.entries.delete(key)
     this.held -= tokens.length
-    this.cost -= entryBytes(key, tokens)
+    this.cost -= entryBytes(tokens)
   }
 }
 
-/** An entry's objects beside its text and tokens: typed array, buffer, map slot, string header (V8, 64-bit). */
-const ENTRY_BYTES = 256
+/** An entry's objects beside its tokens: typed array, buffer, map slot, its key (44 characters) (V8, 64-bit). */
+const ENTRY_BYTES = 320
 
-/** What an entry costs: its objects, its key (two bytes a character at most), its tokens. */
-function entryBytes (key: string, tokens: Uint32Array): number {
-  return ENTRY_BYTES + 2 * key.length + tokens.byteLength
+/** What an entry costs: its objects and key, its tokens. */
+function entryBytes (tokens: Uint32Array): number {
+  return ENTRY_BYTES + tokens.byteLength
+}
+
+/** The key of a text: its SHA-256 in base64. */
+function keyOf (normalized: string): string {
+  return createHash('sha256').update(normalized).digest('base64')
 }

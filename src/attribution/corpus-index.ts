@@ -28,7 +28,7 @@ import { toHex } from '../codec/hash.ts'
 import { AttributionError, AttributionErrorCode } from './errors.ts'
 import { normalizeText } from './normalize.ts'
 import { buildSuffixArray, firstAtLeast, narrowRange } from './suffix-array.ts'
-import { VOCAB_SIZE, tokenizeToArray } from './tokenizer.ts'
+import { VOCAB_SIZE, tokenize } from './tokenizer.ts'
 
 /** Stored symbol of token id t is t + SYMBOL_OFFSET; 1 separates records, 0 ends the stream. */
 export const SYMBOL_OFFSET = 2
@@ -387,7 +387,7 @@ export function tokenizeRecords (records: readonly IndexRecord[], known?: KnownT
   return records.map(r => {
     if (typeof r.text !== 'string') throw badRecord(`record ${String(r.recordIndex)}: text must be a string`)
     const normalized = normalizeText(r.text)
-    return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: known?.(normalized) ?? tokenizeToArray(normalized) }
+    return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: known?.(normalized) ?? tokenize(normalized) }
   })
 }
 

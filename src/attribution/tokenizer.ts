@@ -52,8 +52,12 @@ const wordStartTable: Uint8Array = (() => {
  * cl100k's pre-tokenizer: the encoder's own pattern. Byte-pair merges never cross its
  * pieces, so T(text) is the concatenation of each piece's ids, and a piece tokenized
  * alone splits into itself (its pattern's lookarounds only lengthen a match at the end).
+ * Matched sticky with `test`, which builds no match array: `exec` made an array, its
+ * index and input for each of a 1 KB record's ~400 pieces, most of a validator's young
+ * garbage at receipt (scripts/bench/finality.ts with --trace-gc).
  */
-const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags)
+const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'g')
+const SPLIT_AT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'y')
 
 /**
  * Ids of pieces seen before (a word's ids, most often one): gpt-tokenizer's own path
@@ -63,10 +67,40 @@ const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REG
 const pieces = new Map<string, number | number[]>()
 const MAX_PIECES = 50_000
 
-function encodeInto (text: string, out: number[]): void {
-  SPLIT.lastIndex = 0
-  for (let m = SPLIT.exec(text); m !== null; m = SPLIT.exec(text)) {
-    const piece = m[0]
+/** Where encodeInto writes (grown as needed): a record's ids are copied out once, not pushed to an array. */
+let scratch = new Uint32Array(4096)
+
+function put (k: number, id: number): number {
+  if (k === scratch.length) {
+    const grown = new Uint32Array(scratch.length * 2)
+    grown.set(scratch)
+    scratch = grown
+  }
+  scratch[k] = id
+  return k + 1
+}
+
+/** Writes T(text) to `scratch`; returns how many ids. */
+function encodeInto (text: string): number {
+  const n = text.length
+  let k = 0
+  let at = 0
+  while (at < n) {
+    let start = at
+    SPLIT_AT.lastIndex = at
+    if (!SPLIT_AT.test(text)) {
+      // no piece starts here: the encoder's own search skips to the next one
+      SPLIT.lastIndex = at
+      const m = SPLIT.exec(text)
+      if (m === null) return k
+      start = m.index
+      SPLIT_AT.lastIndex = start + m[0].length
+    }
+    const end = SPLIT_AT.lastIndex
+    // a pattern that matched nothing would not move on (none of cl100k's alternatives can)
+    at = end > start ? end : start + 1
+    if (end === start) continue
+    const piece = text.slice(start, end)
     let ids = pieces.get(piece)
     if (ids === undefined) {
       const encoded = encode(piece, SPECIAL_AS_TEXT)
@@ -74,24 +108,20 @@ function encodeInto (text: string, out: number[]): void {
       if (pieces.size >= MAX_PIECES) pieces.clear()
       pieces.set(piece, ids)
     }
-    if (typeof ids === 'number') out.push(ids)
-    else for (const id of ids) out.push(id)
+    if (typeof ids === 'number') k = put(k, ids)
+    else for (const id of ids) k = put(k, id)
   }
+  return k
 }
 
 /** T(text): the cl100k token ids of already-normalised text (see normalizeText). */
 export function tokenize (normalizedText: string): Uint32Array {
   if (normalizedText.length === 0) return new Uint32Array(0)
-  const out: number[] = []
-  encodeInto(normalizedText, out)
-  return Uint32Array.from(out)
-}
-
-/** The same ids as a plain array (the index build appends them to its own buffer). */
-export function tokenizeToArray (normalizedText: string): number[] {
-  const out: number[] = []
-  if (normalizedText.length > 0) encodeInto(normalizedText, out)
-  return out
+  const n = encodeInto(normalizedText) // before reading `scratch`: it may grow
+  const ids = scratch.slice(0, n)
+  // a long text (an output, a prompt) leaves no large buffer behind
+  if (scratch.length > 1 << 20) scratch = new Uint32Array(4096)
+  return ids
 }
 
 /** T(text) by gpt-tokenizer's encoder alone: what `tokenize` must equal (tests). */

@@ -16,17 +16,17 @@ import { TokenMemo } from '../../node/services/token-memo.ts'
 const CORPUS = (JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/attribution/corpus.json'), 'utf8')) as { records: IndexRecord[] }).records
 
 test('held entries stay under the bound, oldest out first; taken once', () => {
-  // three entries of 4 tokens and a one-character key cost 256 + 2 + 16 = 274 bytes each
-  const memo = new TokenMemo(600)
+  // three entries of 4 tokens cost 320 + 16 = 336 bytes each
+  const memo = new TokenMemo(700)
   memo.put('a', new Uint32Array(4))
   memo.put('b', new Uint32Array(4))
   memo.put('c', new Uint32Array(4))
   assert.is(memo.size, 8)
-  assert.is(memo.bytes, 548)
+  assert.is(memo.bytes, 672)
   assert.is(memo.take('a'), undefined, 'the oldest went to make room')
   assert.is(memo.take('b')?.length, 4)
   assert.is(memo.take('b'), undefined, 'taken once')
-  assert.is(memo.bytes, 274)
+  assert.is(memo.bytes, 336)
   memo.put('huge', new Uint32Array(100))
   assert.is(memo.take('huge'), undefined, 'larger than the bound: not held')
 })
@@ -38,6 +38,18 @@ test('a stream of small records is bounded by what their entries cost, not by th
   assert.ok(memo.size < 44 * 60_000, `${memo.size} tokens held: about one version of small records, not 200,000 of them`)
   assert.ok(memo.bytes <= 24 * 1024 * 1024, `${memo.bytes} bytes held`)
   assert.ok(memo.size > 44 * 30_000, 'still about one version of them')
+})
+
+test('a burst of 1 KB records is mostly held: the memo costs what their tokens do, not their text (keyed by text it held 6,446)', () => {
+  const memo = new TokenMemo()
+  let held = 0
+  for (let i = 0; i < 32_000; i++) {
+    const text = `record ${i} `.padEnd(1024, 'x')
+    memo.put(text, new Uint32Array(400))
+  }
+  for (let i = 0; i < 32_000; i++) if (memo.take(`record ${i} `.padEnd(1024, 'x')) !== undefined) held++
+  assert.ok(held >= 12_000, `${held} of 32,000 held`)
+  assert.is(memo.size, 0, 'each taken once')
 })
 
 test('an index extended with remembered tokens is the index built by tokenizing again', () => {
