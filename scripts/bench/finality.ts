@@ -66,6 +66,9 @@ try {
   console.log(`baseline  ingest (first upload → last 201 on the node):      ${ingestRate.toFixed(0).padStart(7)} records/s  ${(mb / ingestS).toFixed(2)} MB/s  (${ingestS.toFixed(1)} s)`)
   console.log(`finality  (first upload → all records final on all 5 nodes): ${finalRate.toFixed(0).padStart(7)} records/s  ${(mb / finalS).toFixed(2)} MB/s  (${finalS.toFixed(1)} s)`)
   console.log(`ratio finality/ingest: ${(finalRate / ingestRate).toFixed(2)}`)
+  // how the burst split into versions and in which rounds they were decided: what the runs' spread comes from
+  const made = (await (await fetch(`${net.members[0]?.daemon.apiUrl}/v1/datanets/${net.datanet}/versions`)).json() as Array<{ height: number, round: number, recordCount: number }>).reverse()
+  console.log(`versions: ${made.length} (records, decided in round): ${made.map((v, i) => `${v.recordCount - (made[i - 1]?.recordCount ?? 0)}@r${v.round}`).join(' ')}`)
   const all = cpu.reduce((n, c) => n + cpuTotal(c), 0)
   console.log(`CPU from the first upload to the last final record (${availableParallelism()} cores × ${finalS.toFixed(1)} s = ${(availableParallelism() * finalS).toFixed(1)} core-seconds; used ${all.toFixed(1)}):`)
   for (const [i, m] of net.members.entries()) console.log(`  ${m.name.padEnd(12)} ${formatCpu(cpu[i] as ReturnType<typeof threadCpu>)}`)
