@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import { initDataDir, dataDirPaths } from '../../src/storage/data-dir.ts'
 import { DaemonProcess, freePort } from '../../node/devnet/node-process.ts'
+import { processCpuSeconds } from './thread-cpu.ts'
 
 const sizeMb = Number(process.argv[2] ?? 1024)
 const root = mkdtempSync(join(tmpdir(), 'datanet-bench-contribute-'))
@@ -27,12 +28,6 @@ function memory (pid: number): Memory {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8')
   const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0) / 1024
   return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), hwm: field('VmHWM') }
-}
-
-/** CPU seconds (user + system, all threads) the process has used: /proc/<pid>/stat utime + stime, in clock ticks of 1/100 s. */
-function cpuSeconds (pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 /** Resident MB of the node's memory-mapped LevelDB table files (deleted ones too, while still mapped). */
@@ -121,7 +116,7 @@ try {
       console.log(`rss ${pick('process_resident_memory_bytes')} heap ${pick('nodejs_heap_size_used_bytes')}/${pick('nodejs_heap_size_total_bytes')} external ${pick('nodejs_external_memory_bytes')}`)
     }).catch(() => {})
   }, 2000)
-  const cpu0 = cpuSeconds(pid)
+  const cpu0 = processCpuSeconds(pid)
   const t0 = performance.now()
   const res = await fetch(`${daemon.apiUrl}/v1/datanets/${created.id}/contributions?format=jsonl`, {
     method: 'POST',
@@ -131,7 +126,7 @@ try {
   } as RequestInit)
   const result = await res.json() as { recordCount: number, shards: number }
   const seconds = (performance.now() - t0) / 1000
-  const cpu = cpuSeconds(pid) - cpu0
+  const cpu = processCpuSeconds(pid) - cpu0
   clearInterval(sampler)
   clearInterval(memSampler)
   if (!res.ok) throw new Error(`contribution failed: ${JSON.stringify(result)}`)

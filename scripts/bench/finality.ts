@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
 import { jsonlBody } from './synthetic-records.ts'
-import { cpuSince, cpuTotal, formatCpu, threadCpu } from './thread-cpu.ts'
+import { cpuSince, cpuTotal, formatCpu, threadCpu, type ThreadCpu } from './thread-cpu.ts'
 
 const recordBytes = Number(process.argv[2] ?? 1024)
 const recordsPer = Number(process.argv[3] ?? 2000)
@@ -58,7 +58,7 @@ try {
     finalAt.push(performance.now())
   }
   const finalS = (Math.max(...finalAt) - t0) / 1000
-  const cpu = net.members.map((m, i) => cpuSince(cpuBefore[i] as ReturnType<typeof threadCpu>, threadCpu(m.daemon.pid as number)))
+  const cpu = net.members.map((m, i) => cpuSince(cpuBefore[i] as ThreadCpu, threadCpu(m.daemon.pid as number)))
   const mb = total * recordBytes / 1e6
   const ingestRate = total / ingestS
   const finalRate = total / finalS
@@ -71,7 +71,7 @@ try {
   console.log(`versions: ${made.length} (records, decided in round): ${made.map((v, i) => `${v.recordCount - (made[i - 1]?.recordCount ?? 0)}@r${v.round}`).join(' ')}`)
   const all = cpu.reduce((n, c) => n + cpuTotal(c), 0)
   console.log(`CPU from the first upload to the last final record (${availableParallelism()} cores × ${finalS.toFixed(1)} s = ${(availableParallelism() * finalS).toFixed(1)} core-seconds; used ${all.toFixed(1)}):`)
-  for (const [i, m] of net.members.entries()) console.log(`  ${m.name.padEnd(12)} ${formatCpu(cpu[i] as ReturnType<typeof threadCpu>)}`)
+  for (const [i, m] of net.members.entries()) console.log(`  ${m.name.padEnd(12)} ${formatCpu(cpu[i] as ThreadCpu)}`)
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
 }

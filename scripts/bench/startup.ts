@@ -18,18 +18,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initDataDir } from '../../src/storage/data-dir.ts'
 import { DaemonProcess, freePort } from '../../node/devnet/node-process.ts'
+import { processCpuSeconds } from './thread-cpu.ts'
 
 const runs = Number(process.argv[2] ?? 5)
 const idleSeconds = Number(process.argv[3] ?? 10)
 const root = mkdtempSync(join(tmpdir(), 'datanet-bench-'))
 const passwordFile = join(root, 'password')
 writeFileSync(passwordFile, 'bench')
-
-/** User + system CPU time of a process so far, in ms (/proc/PID/stat fields 14 and 15, in clock ticks of 10 ms). */
-function cpuMs (pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 function rssMb (pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -104,7 +99,7 @@ try {
       daemon.start()
       await untilHealthy(`${daemon.apiUrl}/v1/health`)
       out.startMs.push(performance.now() - t0)
-      out.startCpuMs.push(cpuMs(daemon.pid as number))
+      out.startCpuMs.push(processCpuSeconds(daemon.pid as number) * 1000)
       const deadline = Date.now() + 20_000
       while (await peersOf(daemon.apiUrl) < 3 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
       await idle()

@@ -21,11 +21,16 @@ function statSeconds (stat: string): { name: string, s: number } {
   return { name, s: (Number(f[11]) + Number(f[12])) / 100 }
 }
 
+/** CPU seconds (user + system, all threads, exited ones included) process `pid` has used. */
+export function processCpuSeconds (pid: number): number {
+  return statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8')).s
+}
+
 /** CPU seconds of process `pid` so far, by kind of thread; zeros when it is gone or /proc is not there. */
 export function threadCpu (pid: number): ThreadCpu {
   const out: ThreadCpu = { main: 0, v8: 0, workers: 0, pool: 0, other: 0, exited: 0 }
   try {
-    const total = statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8')).s
+    const total = processCpuSeconds(pid)
     let live = 0
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
@@ -48,8 +53,7 @@ export function cpuSince (a: ThreadCpu, b: ThreadCpu): ThreadCpu {
 
 /** One line: each kind's seconds and the total. */
 export function formatCpu (c: ThreadCpu): string {
-  const total = c.main + c.v8 + c.workers + c.pool + c.other + c.exited
-  return `${total.toFixed(1).padStart(5)} s: main ${c.main.toFixed(1)}, V8 helpers (GC, compiler) ${c.v8.toFixed(1)}, worker threads ${(c.workers + c.exited).toFixed(1)}, thread pool ${c.pool.toFixed(1)}, other ${c.other.toFixed(1)}`
+  return `${cpuTotal(c).toFixed(1).padStart(5)} s: main ${c.main.toFixed(1)}, V8 helpers (GC, compiler) ${c.v8.toFixed(1)}, worker threads ${(c.workers + c.exited).toFixed(1)}, thread pool ${c.pool.toFixed(1)}, other ${c.other.toFixed(1)}`
 }
 
 /** Total seconds of a ThreadCpu. */

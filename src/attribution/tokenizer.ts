@@ -56,7 +56,7 @@ const wordStartTable: Uint8Array = (() => {
  * index and input for each of a 1 KB record's ~400 pieces (1.33× faster without them,
  * scripts/bench/near-duplicates.ts).
  */
-const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'g')
+const SPLIT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags)
 const SPLIT_AT = new RegExp(CL100K_TOKEN_SPLIT_REGEX.source, CL100K_TOKEN_SPLIT_REGEX.flags.replace('g', '') + 'y')
 
 /**
