@@ -31,6 +31,7 @@ import { attributionRoutes } from '../api/routes/attribution.ts'
 import { openAiRoutes } from '../api/routes/openai.ts'
 import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
+import { ShardHashes } from '../services/shard-hashes.ts'
 import { AttributionService } from '../services/attribution.ts'
 import { TallyService } from '../services/tallies.ts'
 import { NodeEvents } from '../events.ts'
@@ -78,6 +79,8 @@ export class DatanetNode implements NodeView {
   private readonly lock: DataDirLock
   private readonly registry = new Registry()
   private readonly versionSource: VersionSource = {}
+  /** Shards' record hashes from their receipt to the version that appends them (the receiver writes, versions read). */
+  private readonly shardHashes = new ShardHashes()
   private db: StateDatabase | undefined
   private content: ContentStore<HostServices> | undefined
   private gossip: GossipRouter | undefined
@@ -367,6 +370,7 @@ export class DatanetNode implements NodeView {
       floodBytes,
       verdicts,
       sets,
+      shardHashes: this.shardHashes,
       onFinal: entry => { events.emit('final', entry) }
     })
     this.versionSource.serve = async request => await consensus.serve(request)
@@ -420,6 +424,7 @@ export class DatanetNode implements NodeView {
       },
       // coverage tokenizes every record: only a node that judges pays for it
       covered: async (d, records) => verdicts.isValidator(d) ? await attribution.covered(d, records) : records.map(() => false),
+      shardHashes: this.shardHashes,
       logger: logger.child({ component: 'contributions' })
     })
     this.contributions = contributions

@@ -9,6 +9,7 @@ import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandle
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
 import type { ContributionEntry, StateDatabase } from '../../src/storage/state-db.ts'
 import { getBlock, pin, prefetcher } from './blocks.ts'
+import { ShardHashes } from './shard-hashes.ts'
 import type { FollowedDatanet } from './datanets.ts'
 import { FetchWatch, Permits } from './shard-fetch-watch.ts'
 import type { VerdictService } from './verdicts.ts'
@@ -95,6 +96,8 @@ export interface ContributionReceiverOptions {
   onGossip?: ((result: string) => void) | undefined
   /** Which records the datanet's final versions already mostly hold; absent: none. */
   covered?: ((d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>) | undefined
+  /** Where the record hashes of shards that pass the check are kept for the versions that append them. */
+  shardHashes?: ShardHashes | undefined
   /** Stores a checked contribution's entry (the contribution service's, which owns the entries). */
   store: (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts) => Promise<{ entry: ContributionEntry, created: boolean }>
 }
@@ -262,9 +265,18 @@ export class ContributionReceiver {
         }
       }
       let result
+      // each shard's hashes packed as it is split, while they fit the memo (a record held would keep its whole shard)
+      const split: Array<[CID, Uint8Array]> = []
+      let packed = 0
       try {
         result = await scanContribution(c, datanet.manifest, datanet.validateRecord, this.opts.rules, {
-          getShard: prefetcher(helia, c.shards, 8, watch.signal, fetchShard)
+          getShard: prefetcher(helia, c.shards, 8, watch.signal, fetchShard),
+          onShard: (shard, records) => {
+            const memo = this.opts.shardHashes
+            if (memo === undefined || packed + records.length * 32 > memo.capacity) return
+            packed += records.length * 32
+            split.push([shard, ShardHashes.pack(records)])
+          }
         })
       } catch (err) {
         if (stopped.aborted) {
@@ -298,6 +310,7 @@ export class ContributionReceiver {
         logger.warn({ cid, publisher, code: result.code, reason: result.message }, 'gossiped contribution refused: its shards do not match it')
         return
       }
+      for (const [shard, records] of split) this.opts.shardHashes?.put(shard, records)
       // the earlier failures were transient
       if (attempt > 1) router.forgive(publisher, PENALTY_UNAVAILABLE * (attempt - 1))
       await this.storeGossiped(datanet, g, result.facts)

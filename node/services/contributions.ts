@@ -20,6 +20,7 @@ import { preparedBatches } from './ingest-thread.ts'
 import type { DomainBinding, TypedDataSigner } from '../../src/codec/eip712.ts'
 import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
 import type { DatanetService, FollowedDatanet } from './datanets.ts'
+import type { ShardHashes } from './shard-hashes.ts'
 import type { VerdictService } from './verdicts.ts'
 import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
@@ -69,6 +70,8 @@ export interface ContributionServiceOptions {
   onStored?: (entry: ContributionEntry) => void
   /** Which records the datanet's final versions already mostly hold (AttributionService.covered); absent: none. */
   covered?: (d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>
+  /** Where shards' record hashes are kept for the versions that append them (the consensus service reads it). */
+  shardHashes?: ShardHashes
 }
 
 export interface ContributeOptions {
@@ -154,6 +157,7 @@ export class ContributionService {
       logger: opts.logger,
       onGossip: opts.onGossip,
       covered: opts.covered,
+      shardHashes: opts.shardHashes,
       store: async (datanet, contribution, cid, origin, facts) => await this.store(datanet, contribution, cid, origin, facts)
     })
   }
@@ -341,11 +345,13 @@ export class ContributionService {
   }
 
   private async coveredIn (datanet: FollowedDatanet, shards: readonly CID[]): Promise<number> {
-    if (this.opts.covered === undefined) return 0
+    const { covered, shardHashes } = this.opts
+    if (covered === undefined && shardHashes === undefined) return 0
     let n = 0
     for (const s of shards) {
       const records = splitShard(await getBlock(this.opts.helia, s, { offline: true }))
-      n += (await this.opts.covered(datanet, records.map(r => r.bytes))).filter(Boolean).length
+      shardHashes?.put(s, records)
+      if (covered !== undefined) n += (await covered(datanet, records.map(r => r.bytes))).filter(Boolean).length
     }
     return n
   }

@@ -23,6 +23,8 @@ export type ScanResult =
 export interface ScanDeps {
   /** A shard's bytes, by CID (content-addressed: the store verified them). */
   getShard: (cid: CID) => Promise<Uint8Array>
+  /** Each shard's records as split (their hashes are what versions append). */
+  onShard?: (cid: CID, records: ReadonlyArray<{ hash: Uint8Array }>) => void
 }
 
 export interface IndexDeps extends ScanDeps {
@@ -57,6 +59,7 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
     } catch {
       return { ok: false, code: ScanErrorCode.SHARD_MALFORMED, message: `shard ${shardCid.toString()} is not newline-terminated records` }
     }
+    deps.onShard?.(shardCid, records)
     for (const record of records) {
       let value: Record<string, unknown>
       try {

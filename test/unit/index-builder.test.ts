@@ -183,4 +183,43 @@ test('AttributionService: an extension of the index that fails is reported to pr
   }
 })
 
+test('AttributionService: the near-duplicate check waits for the newest final version\'s index within a bound, then judges against the newest built (every contribution received while a version was indexed waited for it: no verdict, no version for 16 s under load)', async () => {
+  const tmp = tempDir()
+  const { db, helia, d: bare, texts } = world(2, 40)
+  const d = { ...bare, manifest: { ...bare.manifest, limits: {} } } as unknown as FollowedDatanet
+  const versions = db.versions as unknown as { at: (id: string, h: number) => Promise<VersionEntry | undefined> }
+  const at = versions.at
+  let final = 1
+  versions.at = async (id, h) => h <= final ? await at(id, h) : undefined
+  // version 2's shard is held back: its index cannot be built until released
+  const v2 = await at(d.id, 2)
+  const held = new Set((await db.contributions.get(v2!.contributions[0]!))!.contribution.shards as string[])
+  let release: () => void = () => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  const get = helia.blockstore.get.bind(helia.blockstore)
+  helia.blockstore.get = (async function * (cid: CID, ...rest: unknown[]) {
+    if (held.has(cid.toString())) await released
+    yield * (get as (...a: unknown[]) => AsyncIterable<Uint8Array>)(cid, ...rest)
+  }) as typeof helia.blockstore.get
+  const service = new AttributionService({ db, helia, dir: tmp.dir, logger: pino({ level: 'silent' }), segments: { merge: false }, builder: { inlineTokens: 0 }, coveredWaitMs: 100 })
+  const record = (text: string): Uint8Array => new TextEncoder().encode(canonicalJson({ text }))
+  const asked = [record(texts[5] as string), record(texts[45] as string), record('nothing like any record of the corpus at all, not one word of it')]
+  try {
+    await service.follow(d)
+    assert.is(service.latestHeight(d), 1)
+    final = 2
+    const indexing = service.onFinal(d, v2)
+    const answer = await Promise.race([service.covered(d, asked), new Promise<'waited'>(resolve => setTimeout(() => { resolve('waited') }, 5_000))])
+    assert.equal(answer, [true, false, false], 'answered while version 2 is indexed: version 1\'s record is covered, version 2\'s not yet')
+    release()
+    await indexing
+    assert.is(service.latestHeight(d), 2)
+    assert.equal(await service.covered(d, asked), [true, true, false], 'once built, version 2\'s record is covered')
+  } finally {
+    release()
+    await service.stop()
+    tmp.remove()
+  }
+})
+
 test.run()

@@ -14,10 +14,11 @@ import { Wallet } from 'ethers'
 import type { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
 import { ContributionReceiver, type ShardFetchOptions } from '../../node/services/contribution-receiver.ts'
+import { ShardHashes } from '../../node/services/shard-hashes.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 import { createLogger } from '../../node/logger.ts'
 import { canonicalJson } from '../../src/codec/jcs.ts'
-import { contributionCid, encodeContribution, signContribution } from '../../src/contribution/contribution.ts'
+import { contributionCid, decodeContribution, encodeContribution, signContribution } from '../../src/contribution/contribution.ts'
 import { builtinRules } from '../../src/contribution/rules/index.ts'
 import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
 import { encodeManifest, genesisValidatorSet, parseManifest } from '../../src/datanet/manifest.ts'
@@ -102,7 +103,7 @@ interface World {
   close: () => Promise<void>
 }
 
-async function world (paceMs: number, fetch: Partial<ShardFetchOptions>): Promise<World> {
+async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHashes?: ShardHashes): Promise<World> {
   const tmp = tempDir()
   const db = new StateDatabase(join(tmp.dir, 'state'))
   await db.open()
@@ -119,7 +120,7 @@ async function world (paceMs: number, fetch: Partial<ShardFetchOptions>): Promis
     forgive: () => {}
   } as unknown as GossipRouter
   const receiver = new ContributionReceiver({
-    db, helia, router, binding, logger, rules: builtinRules, shardFetch: fetch,
+    db, helia, router, binding, logger, rules: builtinRules, shardFetch: fetch, shardHashes,
     verdicts: { onContribution: async () => {} } as never,
     store: async (_d, _c, cid) => {
       stored.add(cid.toString())
@@ -134,7 +135,7 @@ async function world (paceMs: number, fetch: Partial<ShardFetchOptions>): Promis
 }
 
 /** A signed contribution of `shards` full shards of ~1 KB records; its shards held by the link. */
-async function contribution (w: World, tag: string, shards: number, held = true): Promise<Uint8Array> {
+async function contribution (w: World, tag: string, shards: number, held = true, forgedRoot = false): Promise<Uint8Array> {
   const packer = new ShardPacker(w.datanet.manifest.shardSize)
   const packed: Uint8Array[] = []
   for (let i = 0; packed.length < shards; i++) {
@@ -147,7 +148,7 @@ async function contribution (w: World, tag: string, shards: number, held = true)
   const c = await signContribution(key, binding, {
     datanet: w.datanet.id, contributor: key.address, nonce: 1, timestamp: Date.now(),
     shards: packed.map(s => shardCid(s)), recordCount: records.length, byteSize: packed.reduce((a, s) => a + s.length, 0),
-    recordsRoot: merkleRoot(records.map(r => r.hash))
+    recordsRoot: merkleRoot((forgedRoot ? records.slice(1) : records).map(r => r.hash))
   })
   return encodeContribution(c)
 }
@@ -189,6 +190,26 @@ test('a contribution whose shards nobody has still costs its publisher after the
     await waitFor(() => w.stored.has(honest) && w.penalties.length >= 2, { timeoutMs: 10_000, what: 'the honest one stored and the missing one penalised on each attempt' })
     assert.ok(w.penalties.every(p => p === 'CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE'))
     assert.not.ok(w.stored.has(missing))
+  } finally {
+    await w.close()
+  }
+})
+
+test('the record hashes of a contribution whose shards pass the check are kept for the versions that append them; a contribution whose shards fail it leaves none', async () => {
+  const memo = new ShardHashes()
+  const w = await world(0, FETCH, memo)
+  try {
+    const kept = await contribution(w, 'kept', 3)
+    const honest = await gossip(w, kept)
+    const forgedBytes = await contribution(w, 'forged', 2, true, true)
+    await gossip(w, forgedBytes)
+    await waitFor(() => w.stored.has(honest) && w.penalties.length > 0, { timeoutMs: 10_000, what: 'the honest one stored and the forged one refused' })
+    assert.equal(w.penalties, ['CONTRIBUTION_ERROR_RECORDS_ROOT_MISMATCH'])
+    for (const shard of decodeContribution(kept, 16).shards) {
+      const expected = splitShard(w.remote.get(shard.toString())!).map(r => Buffer.from(r.hash).toString('hex'))
+      assert.equal(memo.get(shard)?.map(h => Buffer.from(h).toString('hex')), expected)
+    }
+    for (const shard of decodeContribution(forgedBytes, 16).shards) assert.is(memo.get(shard), undefined)
   } finally {
     await w.close()
   }

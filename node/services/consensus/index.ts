@@ -12,6 +12,7 @@ import { topics } from '../../../src/network/topics.ts'
 import type { SyncRequest, SyncResponse, VersionSync } from '../../../src/network/version-sync.ts'
 import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.ts'
 import type { FollowedDatanet } from '../datanets.ts'
+import type { ShardHashes } from '../shard-hashes.ts'
 import type { Logger } from '../../logger.ts'
 import { CatchUp } from './catch-up.ts'
 import { ValidatorSets } from '../validator-sets.ts'
@@ -35,7 +36,6 @@ export interface ConsensusServiceOptions {
    * manifest's genesis set.
    */
   sets?: ValidatorSets
-  /** Per-contribution lock shared with the verdict service (both rewrite contribution entries). */
   /** Equivocation evidence was kept for a datanet (the chain service submits it). */
   onEvidence?: (datanet: string) => void
   /** Fault injection for tests of the protocol's defences (DATANET_FAULT). */
@@ -50,6 +50,8 @@ export interface ConsensusServiceOptions {
   verdicts?: VerdictSink
   /** Fault injection for crash tests: called between the steps of a finalization. */
   crashPoint?: (step: string) => void
+  /** Shards' record hashes kept since their receipt (the contribution service fills it). */
+  shardHashes?: ShardHashes
 }
 
 /** A served range no quorum signed: as much as an invalid contribution costs its publisher. */
@@ -71,7 +73,7 @@ export class ConsensusService {
     const domain = signingDomain(o.binding, d.id)
     const sets = o.sets ?? new ValidatorSets()
     const setFor = (height: number): ValidatorSet | undefined => sets.at(d, height)
-    const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint }, d, log)
+    const versions = new DatanetVersions({ db: o.db, helia: o.helia, binding: o.binding, logger: log, inferences: o.inferences, verdicts: o.verdicts, crashPoint: o.crashPoint, shardHashes: o.shardHashes }, d, log)
     await versions.load()
     sets.finalized(d.id, versions.nextHeight - 1)
     // eslint-disable-next-line prefer-const
