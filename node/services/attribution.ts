@@ -30,12 +30,17 @@ export interface AttributionServiceOptions {
   retryMs?: number
   /** The near-duplicate check waits this long at most for the newest final version's index (default COVERED_WAIT_MS). */
   coveredWaitMs?: number
+  /** The most final versions the near-duplicate check may judge without (default COVERED_LAG). */
+  coveredLag?: number
 }
 
 /** A failed extension of the index is tried again after this long (or at the next final version). */
 const RETRY_MS = 30_000
 /** How long the near-duplicate check waits for the newest final version's index before it takes the newest built. */
 export const COVERED_WAIT_MS = 1_000
+/** The most final versions the near-duplicate check judges without: beyond, it waits for the index (up to LAG_WAIT_MS). */
+export const COVERED_LAG = 4
+const LAG_WAIT_MS = 60_000
 
 /** Why the index could not be extended to a version: what a preview of it says. */
 export interface IndexFailure { height: number, message: string, at: number }
@@ -137,10 +142,19 @@ export class AttributionService {
    * A record mostly covered by one of a version still being indexed then goes uncounted,
    * as one mostly covered by a contribution no version includes yet always has; exact
    * copies and copies up to the text key are still counted (the record index, at once).
+   * The staleness is bounded: while the index is more than COVERED_LAG versions behind the
+   * newest final one (index builds run below the threads that judge, and a node that is
+   * overloaded for long could leave them far behind), the check waits for it (at most
+   * LAG_WAIT_MS, and not for an extension that failed), which slows verdicts until it is back.
    */
   async covered (d: FollowedDatanet, records: readonly Uint8Array[]): Promise<boolean[]> {
     const state = this.datanets.get(d.id)
     if (state === undefined) return records.map(() => false)
+    const lag = this.opts.coveredLag ?? COVERED_LAG
+    const deadline = Date.now() + LAG_WAIT_MS
+    while (state.final - (state.segments?.height ?? 0) > lag && state.failure === undefined && !this.stopped && Date.now() < deadline) {
+      await this.builtWithin(state, Math.min(1_000, deadline - Date.now()))
+    }
     await this.builtWithin(state, this.opts.coveredWaitMs ?? COVERED_WAIT_MS)
     const segments = state.segments
     if (segments === undefined || segments.height === 0) return records.map(() => false)

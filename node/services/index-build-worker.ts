@@ -10,6 +10,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort } from 'node:worker_threads'
+import { runInBackground } from './background-thread.ts'
 import { SegmentBuilder, type SegmentBase, type TokenizedRecord } from '../../src/attribution/corpus-index.ts'
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { encodeSegment } from '../../src/attribution/segment-codec.ts'
@@ -48,6 +49,9 @@ export function finishFile (builder: SegmentBuilder, out: string): { bytes: Uint
 }
 
 const builds = new Map<number, { builder: SegmentBuilder, out: string }>()
+
+// below the threads that vote and judge (this module is also loaded on the main thread for inline builds)
+if (parentPort !== null) runInBackground()
 
 parentPort?.on('message', (m: BuildMessage) => {
   try {

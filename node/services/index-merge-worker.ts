@@ -5,6 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
+import { runInBackground } from './background-thread.ts'
 import { mergeSegments, recomputeHead } from '../../src/attribution/corpus-index.ts'
 import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
 
@@ -27,6 +28,9 @@ export function mergeFiles (job: MergeJob): Uint8Array {
   renameSync(`${job.out}.tmp`, job.out)
   return bytes
 }
+
+// below the threads that vote and judge (this module is also loaded on the main thread for merges done there)
+if (parentPort !== null) runInBackground()
 
 parentPort?.on('message', (job: MergeJob) => {
   let reply: MergeReply

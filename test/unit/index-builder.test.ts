@@ -183,38 +183,74 @@ test('AttributionService: an extension of the index that fails is reported to pr
   }
 })
 
-test('AttributionService: the near-duplicate check waits for the newest final version\'s index within a bound, then judges against the newest built (every contribution received while a version was indexed waited for it: no verdict, no version for 16 s under load)', async () => {
-  const tmp = tempDir()
-  const { db, helia, d: bare, texts } = world(2, 40)
-  const d = { ...bare, manifest: { ...bare.manifest, limits: {} } } as unknown as FollowedDatanet
-  const versions = db.versions as unknown as { at: (id: string, h: number) => Promise<VersionEntry | undefined> }
+/**
+ * A world of `heights` versions whose datanet has limits (the near-duplicate check reads
+ * them), only version 1 final, and the shards of versions `heldBack` held back until
+ * `release()`: their index cannot be built meanwhile. `finalize(h)` makes versions up to h readable.
+ */
+async function heldBackWorld (heights: number, heldBack: number[]): Promise<ReturnType<typeof world> & { release: () => void, finalize: (h: number) => void, at: (h: number) => Promise<VersionEntry | undefined> }> {
+  const w = world(heights, 40)
+  const d = { ...w.d, manifest: { ...w.d.manifest, limits: {} } } as unknown as FollowedDatanet
+  const versions = w.db.versions as unknown as { at: (id: string, h: number) => Promise<VersionEntry | undefined> }
   const at = versions.at
   let final = 1
   versions.at = async (id, h) => h <= final ? await at(id, h) : undefined
-  // version 2's shard is held back: its index cannot be built until released
-  const v2 = await at(d.id, 2)
-  const held = new Set((await db.contributions.get(v2!.contributions[0]!))!.contribution.shards as string[])
+  const held = new Set<string>()
+  for (const h of heldBack) for (const s of (await w.db.contributions.get((await at(d.id, h))!.contributions[0]!))!.contribution.shards as string[]) held.add(s)
   let release: () => void = () => {}
   const released = new Promise<void>(resolve => { release = resolve })
-  const get = helia.blockstore.get.bind(helia.blockstore)
-  helia.blockstore.get = (async function * (cid: CID, ...rest: unknown[]) {
+  const get = w.helia.blockstore.get.bind(w.helia.blockstore)
+  w.helia.blockstore.get = (async function * (cid: CID, ...rest: unknown[]) {
     if (held.has(cid.toString())) await released
     yield * (get as (...a: unknown[]) => AsyncIterable<Uint8Array>)(cid, ...rest)
-  }) as typeof helia.blockstore.get
+  }) as typeof w.helia.blockstore.get
+  return { ...w, d, release: () => { release() }, finalize: h => { final = h }, at: async h => await at(d.id, h) }
+}
+
+const recordOf = (text: string): Uint8Array => new TextEncoder().encode(canonicalJson({ text }))
+
+test('AttributionService: the near-duplicate check waits for the newest final version\'s index within a bound, then judges against the newest built (every contribution received while a version was indexed waited for it: no verdict, no version for 16 s under load)', async () => {
+  const tmp = tempDir()
+  const { db, helia, d, texts, release, finalize, at } = await heldBackWorld(2, [2])
   const service = new AttributionService({ db, helia, dir: tmp.dir, logger: pino({ level: 'silent' }), segments: { merge: false }, builder: { inlineTokens: 0 }, coveredWaitMs: 100 })
-  const record = (text: string): Uint8Array => new TextEncoder().encode(canonicalJson({ text }))
-  const asked = [record(texts[5] as string), record(texts[45] as string), record('nothing like any record of the corpus at all, not one word of it')]
+  const asked = [recordOf(texts[5] as string), recordOf(texts[45] as string), recordOf('nothing like any record of the corpus at all, not one word of it')]
   try {
     await service.follow(d)
     assert.is(service.latestHeight(d), 1)
-    final = 2
-    const indexing = service.onFinal(d, v2)
+    finalize(2)
+    const indexing = service.onFinal(d, await at(2))
     const answer = await Promise.race([service.covered(d, asked), new Promise<'waited'>(resolve => setTimeout(() => { resolve('waited') }, 5_000))])
     assert.equal(answer, [true, false, false], 'answered while version 2 is indexed: version 1\'s record is covered, version 2\'s not yet')
     release()
     await indexing
     assert.is(service.latestHeight(d), 2)
     assert.equal(await service.covered(d, asked), [true, true, false], 'once built, version 2\'s record is covered')
+  } finally {
+    release()
+    await service.stop()
+    tmp.remove()
+  }
+})
+
+test('AttributionService: the near-duplicate check judges without at most `coveredLag` final versions; further behind, it waits for the index (its builds run in the background, and an overloaded node could leave them far behind)', async () => {
+  const tmp = tempDir()
+  const { db, helia, d, texts, release, finalize, at } = await heldBackWorld(3, [2, 3])
+  const service = new AttributionService({ db, helia, dir: tmp.dir, logger: pino({ level: 'silent' }), segments: { merge: false }, builder: { inlineTokens: 0 }, coveredWaitMs: 50, coveredLag: 1 })
+  try {
+    await service.follow(d)
+    finalize(3)
+    const [v2, v3] = [await at(2), await at(3)]
+    const indexing = Promise.all([service.onFinal(d, v2), service.onFinal(d, v3)])
+    assert.is(service.finalHeight(d), 3)
+    assert.is(service.latestHeight(d), 1)
+    // two final versions unindexed, one allowed: no answer while the index is held back
+    const check = service.covered(d, [recordOf(texts[5] as string), recordOf(texts[45] as string)])
+    const early = await Promise.race([check.then(() => 'answered'), new Promise<string>(resolve => setTimeout(() => { resolve('waiting') }, 500))])
+    assert.is(early, 'waiting', 'it waits for the index while it is more than one version behind')
+    release()
+    assert.equal((await check).slice(0, 1), [true])
+    await indexing
+    assert.is(service.latestHeight(d), 3)
   } finally {
     release()
     await service.stop()
