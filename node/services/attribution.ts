@@ -32,15 +32,17 @@ export interface AttributionServiceOptions {
   coveredWaitMs?: number
   /** The most final versions the near-duplicate check may judge without (default COVERED_LAG). */
   coveredLag?: number
+  /** How long a turn of waiting for a lagging index lasts, and the pause after it (default LAG_WAIT_MS). */
+  lagWaitMs?: number
 }
 
 /** A failed extension of the index is tried again after this long (or at the next final version). */
 const RETRY_MS = 30_000
 /** How long the near-duplicate check waits for the newest final version's index before it takes the newest built. */
 export const COVERED_WAIT_MS = 1_000
-/** The most final versions the near-duplicate check judges without: beyond, it waits for the index (up to LAG_WAIT_MS). */
+/** The most final versions the near-duplicate check judges without: beyond, it waits for the index (in turns of LAG_WAIT_MS). */
 export const COVERED_LAG = 4
-const LAG_WAIT_MS = 60_000
+const LAG_WAIT_MS = 30_000
 
 /** Why the index could not be extended to a version: what a preview of it says. */
 export interface IndexFailure { height: number, message: string, at: number }
@@ -109,6 +111,8 @@ interface DatanetIndexes {
   /** The last extension's failure, until an extension succeeds. */
   failure?: IndexFailure
   retry?: NodeJS.Timeout
+  /** The end of the near-duplicate check's current wait for a lagging index (shared by every check). */
+  lagWaitEnds?: number
 }
 
 /**
@@ -144,17 +148,15 @@ export class AttributionService {
    * copies and copies up to the text key are still counted (the record index, at once).
    * The staleness is bounded: while the index is more than COVERED_LAG versions behind the
    * newest final one (index builds run below the threads that judge, and a node that is
-   * overloaded for long could leave them far behind), the check waits for it (at most
-   * LAG_WAIT_MS, and not for an extension that failed), which slows verdicts until it is back.
+   * overloaded for long could leave them far behind), checks wait for it, which slows
+   * verdicts until it is back — not for an extension that failed, and in turns: every check
+   * waits until the same end, LAG_WAIT_MS after the turn began, then none waits for as long
+   * (a restarted node rebuilding a long history would otherwise hold each shard's check).
    */
   async covered (d: FollowedDatanet, records: readonly Uint8Array[]): Promise<boolean[]> {
     const state = this.datanets.get(d.id)
     if (state === undefined) return records.map(() => false)
-    const lag = this.opts.coveredLag ?? COVERED_LAG
-    const deadline = Date.now() + LAG_WAIT_MS
-    while (state.final - (state.segments?.height ?? 0) > lag && state.failure === undefined && !this.stopped && Date.now() < deadline) {
-      await this.builtWithin(state, Math.min(1_000, deadline - Date.now()))
-    }
+    await this.waitForLaggingIndex(state)
     await this.builtWithin(state, this.opts.coveredWaitMs ?? COVERED_WAIT_MS)
     const segments = state.segments
     if (segments === undefined || segments.height === 0) return records.map(() => false)
@@ -314,6 +316,20 @@ export class AttributionService {
   finalHeight (d: FollowedDatanet): number {
     const state = this.datanets.get(d.id)
     return state === undefined ? 0 : Math.max(state.final, state.segments?.height ?? 0)
+  }
+
+  /** Waits while the index is more than `coveredLag` final versions behind, in turns of LAG_WAIT_MS (see `covered`). */
+  private async waitForLaggingIndex (state: DatanetIndexes): Promise<void> {
+    const lag = this.opts.coveredLag ?? COVERED_LAG
+    const turn = this.opts.lagWaitMs ?? LAG_WAIT_MS
+    const lagging = (): boolean => state.final - (state.segments?.height ?? 0) > lag && state.failure === undefined && !this.stopped
+    if (!lagging()) return
+    const now = Date.now()
+    // a turn of waiting, then as long without
+    if (state.lagWaitEnds === undefined || now >= state.lagWaitEnds + turn) state.lagWaitEnds = now + turn
+    while (lagging() && Date.now() < state.lagWaitEnds) {
+      await this.builtWithin(state, Math.min(1_000, state.lagWaitEnds - Date.now()))
+    }
   }
 
   /** Resolves once what `state` is extending is built, or after `ms`. */
