@@ -157,7 +157,7 @@ export class AttributionService {
     const state = this.datanets.get(d.id)
     if (state === undefined) return records.map(() => false)
     await this.waitForLaggingIndex(state)
-    await this.builtWithin(state, this.opts.coveredWaitMs ?? COVERED_WAIT_MS)
+    await this.builtWithin(state.building, this.opts.coveredWaitMs ?? COVERED_WAIT_MS)
     const segments = state.segments
     if (segments === undefined || segments.height === 0) return records.map(() => false)
     const index = await segments.indexAt(segments.height)
@@ -328,15 +328,16 @@ export class AttributionService {
     // a turn of waiting, then as long without
     if (state.lagWaitEnds === undefined || now >= state.lagWaitEnds + turn) state.lagWaitEnds = now + turn
     while (lagging() && Date.now() < state.lagWaitEnds) {
-      await this.builtWithin(state, Math.min(1_000, state.lagWaitEnds - Date.now()))
+      await this.builtWithin(state.building, Math.min(1_000, state.lagWaitEnds - Date.now()))
     }
   }
 
-  /** Resolves once what `state` is extending is built, or after `ms`. */
-  private async builtWithin (state: DatanetIndexes, ms: number): Promise<void> {
+  /** Whether what `building` extends was built within `ms`. */
+  private async builtWithin (building: Promise<void>, ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([state.building, new Promise<void>(resolve => { timer = setTimeout(resolve, ms) })])
+    const built = await Promise.race([building.then(() => true), new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, ms) })])
     clearTimeout(timer)
+    return built
   }
 
   /**
@@ -352,9 +353,7 @@ export class AttributionService {
       const left = deadline - Date.now()
       if (left <= 0) return false
       const building = state.building
-      let timer: NodeJS.Timeout | undefined
-      const built = await Promise.race([building.then(() => true), new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, left) })])
-      clearTimeout(timer)
+      const built = await this.builtWithin(building, left)
       // built all it was told of, and not that version: it is not final here
       if (built && building === state.building && indexed() < height) return false
     }

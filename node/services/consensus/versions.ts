@@ -320,20 +320,36 @@ export class DatanetVersions {
         // the check reads it again, and reports it
       }
     })
-    const all = [...hashes.values()].flat()
+    // read ahead against the final versions: once a large version of the range is written, the store answers
+    return await this.readAhead(base, new Map([...hashes].map(([cid, all]) => [cid, [all]])), tip.added, () => tip.written === undefined)
+  }
+
+  /**
+   * Ports over `base` that answer for the contributions of `hashes` (their record hashes,
+   * a shard's at a time) from memory, and say which of those records the final versions
+   * hold from one read of the store; `added` counts as held too. While `current()` is
+   * false (a large version of a range written since the read), the store answers.
+   */
+  private async readAhead (base: ProposalPorts, hashes: ReadonlyMap<string, Uint8Array[][]>, added: ReadonlySet<string>, current: () => boolean): Promise<ProposalPorts> {
+    const all: Uint8Array[] = []
+    for (const shards of hashes.values()) for (const shard of shards) pushAll(all, shard)
     const positions = await this.opts.db.dataset.positionsOf(this.digest, all)
     const count = this.finalCount()
-    const read = new Set(all.map(bytesKey))
+    const read = new Set<string>()
     const held = new Set<string>()
-    all.forEach((h, i) => { const at = positions[i]; if (at !== undefined && at < count) held.add(bytesKey(h)) })
+    all.forEach((h, i) => {
+      const key = bytesKey(h)
+      read.add(key)
+      const at = positions[i]
+      if (at !== undefined && at < count) held.add(key)
+    })
     return {
       recordHashes: cid => {
         const known = hashes.get(cid.toString())
-        return known === undefined ? base.recordHashes(cid) : (async function * () { yield known })()
+        return known === undefined ? base.recordHashes(cid) : (async function * () { yield * known })()
       },
-      // read ahead against the final versions: once a large version of the range is written, the store answers
-      inDataset: async of => tip.written === undefined && of.every(h => read.has(bytesKey(h)))
-        ? of.map(h => held.has(bytesKey(h)) || tip.added.has(bytesKey(h)))
+      inDataset: async of => current() && of.every(h => read.has(bytesKey(h)))
+        ? of.map(h => held.has(bytesKey(h)) || added.has(bytesKey(h)))
         : await base.inDataset(of)
     }
   }
@@ -350,33 +366,16 @@ export class DatanetVersions {
     if (memo === undefined) return this.ports
     const entries = await this.opts.db.contributions.getMany(cids.map(c => c.toString()))
     const hashes = new Map<string, Uint8Array[][]>()
-    const all: Uint8Array[] = []
+    let records = 0
     entries.forEach((e, i) => {
       const held = (e?.contribution.shards as string[] | undefined)?.map(s => memo.get(s))
       if (held === undefined || !held.every(h => h !== undefined)) return
-      if (all.length + held.reduce((n, h) => n + h.length, 0) > RANGE_HASHES_RECORDS) return
+      const n = held.reduce((sum, h) => sum + h.length, 0)
+      if (records + n > RANGE_HASHES_RECORDS) return
+      records += n
       hashes.set((cids[i] as CID).toString(), held)
-      for (const h of held) pushAll(all, h)
     })
-    if (all.length === 0) return this.ports
-    const positions = await this.opts.db.dataset.positionsOf(this.digest, all)
-    const count = this.finalCount()
-    const read = new Set<string>()
-    const inDataset = new Set<string>()
-    all.forEach((h, i) => {
-      const key = bytesKey(h)
-      read.add(key)
-      const at = positions[i]
-      if (at !== undefined && at < count) inDataset.add(key)
-    })
-    const base = this.ports
-    return {
-      recordHashes: cid => {
-        const known = hashes.get(cid.toString())
-        return known === undefined ? base.recordHashes(cid) : (async function * () { yield * known })()
-      },
-      inDataset: async of => of.every(h => read.has(bytesKey(h))) ? of.map(h => inDataset.has(bytesKey(h))) : await base.inDataset(of)
-    }
+    return hashes.size === 0 ? this.ports : await this.readAhead(this.ports, hashes, new Set(), () => true)
   }
 
   async load (): Promise<void> {
