@@ -71,7 +71,9 @@ export class TestCluster {
    * another process (a stray daemon of an earlier test) may hold it by the time the node
    * starts — its health check then passed and the test's requests went to the other
    * process (CI: *n4 refused the manifest: 401 … the API token is wrong*). The node then
-   * moves to a fresh API port (its p2p address, which others bootstrap to, stays).
+   * moves to a fresh API port; and to a fresh p2p port when that one was taken (it exited
+   * saying so: a new API port alone failed three times over). Others bootstrap to its old
+   * p2p address, but it dials them.
    */
   async ready (n: TestNode, timeoutMs = 60_000): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -86,7 +88,12 @@ export class TestCluster {
       if (answered === n.peerId) return
       if (attempt === 3) throw new Error(`${n.name}: the API at ${n.daemon.apiUrl} is another process's (${String(answered)}), after ${attempt} ports`)
       await n.daemon.stop()
-      ;(n.daemon.spec as { apiPort: number }).apiPort = await freePort()
+      const spec = n.daemon.spec as { apiPort: number, p2pPort: number }
+      if (new RegExp(`cannot listen for p2p on \\S*:${spec.p2pPort}\\b`).test(n.daemon.logTail(20))) {
+        spec.p2pPort = await freePort()
+        n.multiaddr = n.multiaddr.replace(/\/tcp\/\d+\//, `/tcp/${spec.p2pPort}/`)
+      }
+      spec.apiPort = await freePort()
       n.daemon.start()
     }
   }
