@@ -375,7 +375,7 @@ export class DatanetNode implements NodeView {
     })
     this.versionSource.serve = async request => await consensus.serve(request)
     this.consensus = consensus
-    this.stopSteps.push(['consensus', () => { consensus.stop() }])
+    this.stopSteps.push(['consensus', async () => { await consensus.stop() }])
   }
 
   /** The datanets followed and the contributions to them; then who reacts to what, and the start of each. */

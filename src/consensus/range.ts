@@ -36,8 +36,8 @@ export interface RangeOptions {
   domain: TypedDataDomain
   /** The set deciding a height; undefined while it is not known here. */
   setFor: (height: number) => ValidatorSet | undefined
-  /** True only if every signature is its signer's (src/codec/signer.ts verifyBatch). */
-  verify: (signatures: readonly SignedDigest[]) => boolean
+  /** True only if every signature is its signer's (src/codec/signer.ts verifyBatch; a node checks them on another thread). */
+  verify: (signatures: readonly SignedDigest[]) => boolean | Promise<boolean>
 }
 
 /**
@@ -47,7 +47,7 @@ export interface RangeOptions {
  */
 export type RangeCheck = { usable: number, problem?: undefined } | { problem: string, height: number }
 
-export function checkRange (range: readonly RangeVersion[], o: RangeOptions): RangeCheck {
+export async function checkRange (range: readonly RangeVersion[], o: RangeOptions): Promise<RangeCheck> {
   const signatures: SignedDigest[] = []
   const setHashes = new Map<ValidatorSet, string>()
   let usable = 0
@@ -79,7 +79,7 @@ export function checkRange (range: readonly RangeVersion[], o: RangeOptions): Ra
     if (why !== undefined) return refuse(why)
     usable++
   }
-  if (!o.verify(signatures)) return { problem: 'a precommit signature does not verify', height: range[0]?.value.version.height ?? 0 }
+  if (!await o.verify(signatures)) return { problem: 'a precommit signature does not verify', height: range[0]?.value.version.height ?? 0 }
   return { usable }
 }
 

@@ -102,11 +102,11 @@ test('verifyBatch agrees with recoverSigner: all good is true; one bad signature
 })
 
 test('an honest range is usable whole, across a validator-set change too', async () => {
-  assert.equal(checkRange(await chain(32), options()), { usable: 32 })
-  assert.equal(checkRange(await chain(32, 20), options(20)), { usable: 32 }, 'heights 21.. certified by the new set')
+  assert.equal(await checkRange(await chain(32), options()), { usable: 32 })
+  assert.equal(await checkRange(await chain(32, 20), options(20)), { usable: 32 }, 'heights 21.. certified by the new set')
   // the set of heights past 25 is not known here yet: they wait, nothing is refused
   const range = await chain(32)
-  assert.equal(checkRange(range, { ...options(), setFor: h => (h > 25 ? undefined : OLD) }), { usable: 25 })
+  assert.equal(await checkRange(range, { ...options(), setFor: h => (h > 25 ? undefined : OLD) }), { usable: 25 })
 })
 
 test('attack: the last certificate is valid, but a version in the middle was swapped: the link breaks and the range is refused', async () => {
@@ -114,13 +114,13 @@ test('attack: the last certificate is valid, but a version in the middle was swa
   // another version at height 10, even one carrying a valid certificate (only a quorum that
   // equivocates could sign one): version 11 does not link to it
   range[9] = certify(await next(range[8]!.value, OLD, 'forged'), oldKeys.slice(0, 3))
-  const got = checkRange(range, options())
+  const got = await checkRange(range, options())
   assert.equal(got, { problem: 'does not link to the version before it', height: 11 })
   // altered without a certificate of its own: refused as well
   const altered = await chain(32)
   const swapped = await next(altered[8]!.value, OLD, 'forged')
   altered[9] = { ...altered[9]!, value: swapped }
-  assert.ok(checkRange(altered, options()).problem !== undefined)
+  assert.ok((await checkRange(altered, options())).problem !== undefined)
 })
 
 test('attack: a bad last certificate (a signature over another round, a non-member, too little stake) refuses the range', async () => {
@@ -132,7 +132,7 @@ test('attack: a bad last certificate (a signature over another round, a non-memb
   ] as const) {
     const range = await chain(32)
     range[31] = forge(range[31]!)
-    const got = checkRange(range, options())
+    const got = await checkRange(range, options())
     assert.ok(got.problem !== undefined, name)
   }
 })
@@ -140,11 +140,11 @@ test('attack: a bad last certificate (a signature over another round, a non-memb
 test('attack: a range crossing a set change, certified past it by the old set, is refused', async () => {
   // the old set goes on signing heights the new set decides (as if nothing changed)
   const stale = await chain(32)
-  assert.ok(checkRange(stale, options(20)).problem !== undefined, 'old set\'s certificates past the change')
+  assert.ok((await checkRange(stale, options(20))).problem !== undefined, 'old set\'s certificates past the change')
   // naming the new set but certified by the old one
   const range = await chain(32, 20)
   range[25] = certify(range[25]!.value, oldKeys.slice(0, 3))
-  const got = checkRange(range, options(20))
+  const got = await checkRange(range, options(20))
   assert.ok(got.problem !== undefined)
 })
 

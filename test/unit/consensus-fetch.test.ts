@@ -93,7 +93,7 @@ test('a proposal whose contribution cannot be fetched yet does not hold the queu
     })
     assert.is(service.status(d.id)?.lastFinal, 0, 'nothing final without the contribution')
   } finally {
-    service.stop()
+    await service.stop()
     await db.close()
     tmp.remove()
   }

@@ -81,7 +81,7 @@ test('a validator restarted mid-height resumes its votes before any message can 
     await waitFor(async () => delivered && service.status(d.id)?.step !== null ? true : undefined, { timeoutMs: 10_000, what: 'the proposal to be handled' })
     // the step that handles a message runs on the consensus queue: let it drain
     await waitFor(async () => (await db.consensus.get(d.id)) !== undefined ? true : undefined, { timeoutMs: 5000, what: 'state' })
-    service.stop()
+    await service.stop()
     const prevotes = router.sent.filter(m => m.kind === 'vote' && m.type === 'prevote' && m.round === 0)
     for (const p of prevotes) {
       const header = p.header as { version: string }

@@ -15,6 +15,7 @@ import type { FollowedDatanet } from '../datanets.ts'
 import type { ShardHashes } from '../shard-hashes.ts'
 import type { Logger } from '../../logger.ts'
 import { CatchUp } from './catch-up.ts'
+import { SignatureThread } from '../signature-thread.ts'
 import { ValidatorSets } from '../validator-sets.ts'
 import { DatanetConsensus, type ConsensusFault, type ConsensusStatus } from './datanet-consensus.ts'
 import { DatanetVersions, type InferenceSource, type VerdictSink } from './versions.ts'
@@ -62,6 +63,8 @@ interface PerDatanet { consensus: DatanetConsensus, versions: DatanetVersions, c
 export class ConsensusService {
   private readonly opts: ConsensusServiceOptions
   private readonly byDatanet = new Map<string, PerDatanet>()
+  /** Catch-up ranges' signatures, checked on a thread of their own (one for every datanet). */
+  private readonly signatures = new SignatureThread()
 
   constructor (opts: ConsensusServiceOptions) {
     this.opts = opts
@@ -106,7 +109,8 @@ export class ConsensusService {
         consensus.advanced()
         return applied.length
       },
-      penalise: peer => { o.router.penalise(peer, 'version-sync', 'FORGED_RANGE', PENALTY_FORGED_RANGE) }
+      penalise: peer => { o.router.penalise(peer, 'version-sync', 'FORGED_RANGE', PENALTY_FORGED_RANGE) },
+      verify: async signatures => await this.signatures.verify(signatures)
     })
     consensus = new DatanetConsensus({
       db: o.db, router: o.router, wallet: o.wallet, logger: log, versions, domain, setFor,
@@ -144,10 +148,11 @@ export class ConsensusService {
     return this.byDatanet.get(datanet)?.consensus.status()
   }
 
-  stop (): void {
+  async stop (): Promise<void> {
     for (const p of this.byDatanet.values()) {
       for (const t of p.timers) clearTimeout(t)
       p.consensus.stop()
     }
+    await this.signatures.stop()
   }
 }

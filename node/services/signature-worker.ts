@@ -1,0 +1,26 @@
+/**
+ * Batch signature checks on a thread of their own (signature-thread.ts): a catching-up
+ * node checks the next ranges' certificates here while its main thread applies the range
+ * before. The weights are drawn here, after the signatures arrived.
+ */
+import { randomBytes } from 'node:crypto'
+import { parentPort } from 'node:worker_threads'
+import { verifyBatch, type SignedDigest } from '../../src/codec/signer.ts'
+
+/** main → worker: a batch to check. */
+export interface SignatureJob { id: number, items: SignedDigest[] }
+/** worker → main: ready to take batches, or a batch's answer. */
+export type SignatureAnswer = { ready: true } | { id: number, ok: boolean }
+
+const port = parentPort
+if (port === null) throw new Error('signature-worker.ts runs as a worker thread')
+port.on('message', ({ id, items }: SignatureJob) => {
+  let ok: boolean
+  try {
+    ok = verifyBatch(items, () => BigInt('0x' + randomBytes(16).toString('hex')))
+  } catch {
+    ok = false
+  }
+  port.postMessage({ id, ok } satisfies SignatureAnswer)
+})
+port.postMessage({ ready: true } satisfies SignatureAnswer)
