@@ -7,10 +7,9 @@
  * version of one large contribution is never held whole on either thread. Writes the
  * segment file atomically (tmp + rename) and hands its bytes back (transferred, not copied).
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
 import { parentPort } from 'node:worker_threads'
 import { runInBackground } from './background-thread.ts'
+import { writeSegmentFileSync } from './segment-files.ts'
 import { SegmentBuilder, type SegmentBase, type TokenizedRecord } from '../../src/attribution/corpus-index.ts'
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { encodeSegment } from '../../src/attribution/segment-codec.ts'
@@ -38,14 +37,10 @@ export function tokenized (r: BuildRecord): TokenizedRecord {
   return { recordIndex: r.recordIndex, contributor: r.contributor, tokens: r.tokens ?? tokenize(normalizeText(r.text ?? '')) }
 }
 
-/** Builds the segment of the records `builder` took and writes it to `out`; its bytes and token count. */
-export function finishFile (builder: SegmentBuilder, out: string): { bytes: Uint8Array, tokens: number } {
+/** The segment of the records `builder` took, encoded; its bytes and token count (written by the caller: segment-files.ts). */
+export function finishSegment (builder: SegmentBuilder): { bytes: Uint8Array, tokens: number } {
   const segment = builder.build()
-  const bytes = encodeSegment(segment)
-  mkdirSync(dirname(out), { recursive: true })
-  writeFileSync(`${out}.tmp`, bytes)
-  renameSync(`${out}.tmp`, out)
-  return { bytes, tokens: segment.tokenCount }
+  return { bytes: encodeSegment(segment), tokens: segment.tokenCount }
 }
 
 const builds = new Map<number, { builder: SegmentBuilder, out: string }>()
@@ -72,7 +67,8 @@ parentPort?.on('message', (m: BuildMessage) => {
       return
     }
     builds.delete(m.id)
-    const done = finishFile(build.builder, build.out)
+    const done = finishSegment(build.builder)
+    writeSegmentFileSync(build.out, done.bytes)
     parentPort?.postMessage({ id: m.id, type: 'done', ...done } satisfies BuildReply, [done.bytes.buffer as ArrayBuffer])
   } catch (err) {
     builds.delete(m.id)

@@ -14,6 +14,7 @@
  * largest thing a node held.
  */
 import { Worker } from 'node:worker_threads'
+import { writeSegmentFile } from './segment-files.ts'
 import type { BuildMessage, BuildRecord, BuildReply } from './index-build-worker.ts'
 import type { SegmentBase } from '../../src/attribution/corpus-index.ts'
 
@@ -86,11 +87,13 @@ export class IndexBuilder {
 
   private async here (chunks: AsyncIterable<BuildRecord[]>, base: SegmentBase, out: string): Promise<BuiltSegment | undefined> {
     const { SegmentBuilder } = await import('../../src/attribution/corpus-index.ts')
-    const { finishFile, tokenized } = await import('./index-build-worker.ts')
+    const { finishSegment, tokenized } = await import('./index-build-worker.ts')
     const builder = new SegmentBuilder(base)
     for await (const chunk of chunks) for (const r of chunk) builder.add(tokenized(r))
     if (builder.recordCount === 0) return undefined
-    return { ...finishFile(builder, out), records: builder.recordCount }
+    const done = finishSegment(builder)
+    await writeSegmentFile(out, done.bytes)
+    return { ...done, records: builder.recordCount }
   }
 
   private async inWorker (chunks: AsyncIterable<BuildRecord[]>, base: SegmentBase, out: string): Promise<BuiltSegment | undefined> {

@@ -3,9 +3,10 @@
  * SA-IS): reads the parts' files, merges them, writes the result atomically (tmp +
  * rename) and hands its bytes back (transferred, not copied).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import { runInBackground } from './background-thread.ts'
+import { writeSegmentFileSync } from './segment-files.ts'
 import { mergeSegments, recomputeHead } from '../../src/attribution/corpus-index.ts'
 import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
 
@@ -18,14 +19,18 @@ export interface MergeJob {
 
 export type MergeReply = { id: number, bytes: Uint8Array } | { id: number, error: string }
 
-/** Merges a job's part files into its output file; returns the merged segment's bytes. */
-export function mergeFiles (job: MergeJob): Uint8Array {
+/** Merges the bytes of a job's parts (oldest first); the merged segment's bytes (written by the caller: segment-files.ts). */
+export function mergeSegmentBytes (parts: readonly Uint8Array[]): Uint8Array {
   // Structure only: the chain check below catches altered tokens, and SA-IS rebuilds the suffix array.
-  const merged = mergeSegments(job.parts.map(file => decodeSegment(readFileSync(file), { verify: 'structure' })))
+  const merged = mergeSegments(parts.map(bytes => decodeSegment(bytes, { verify: 'structure' })))
   if (Buffer.compare(recomputeHead(merged), merged.headAfter) !== 0) throw new Error('the parts\' records do not hash to their chain head')
-  const bytes = encodeSegment(merged)
-  writeFileSync(`${job.out}.tmp`, bytes)
-  renameSync(`${job.out}.tmp`, job.out)
+  return encodeSegment(merged)
+}
+
+/** On this worker: a job's part files merged into its output file; the merged segment's bytes. */
+function mergeFiles (job: MergeJob): Uint8Array {
+  const bytes = mergeSegmentBytes(job.parts.map(file => readFileSync(file)))
+  writeSegmentFileSync(job.out, bytes)
   return bytes
 }
 

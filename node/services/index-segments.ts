@@ -11,7 +11,7 @@
  * (older versions' covers, single versions already merged) is loaded on demand into a
  * cache bounded by bytes, least recently used out first.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -19,6 +19,7 @@ import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-ind
 import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts } from '../../src/attribution/merge-policy.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
+import { writeSegmentFile, writeSegmentFileSync } from './segment-files.ts'
 
 type Lib = Pick<typeof import('../../src/attribution/index.ts'), 'CorpusIndex' | 'EMPTY_HEAD' | 'decodeSegment' | 'encodeSegment'>
 
@@ -153,9 +154,7 @@ export class IndexSegments {
       }
       if (write) {
         const file = this.versionFile(height)
-        mkdirSync(this.opts.dir, { recursive: true })
-        writeFileSync(`${file}.tmp`, this.lib.encodeSegment(segment))
-        renameSync(`${file}.tmp`, file)
+        writeSegmentFileSync(file, this.lib.encodeSegment(segment))
         this.verified.add(file)
       }
       this.versions.push({ head: segment.headAfter, lastRecordIndex: segment.lastRecordIndex, withRecords: previous.withRecords + 1 })
@@ -295,10 +294,13 @@ export class IndexSegments {
   }
 
   private async mergeHere (job: MergeJob): Promise<void> {
-    const { mergeFiles } = await import('./index-merge-worker.ts')
+    const { mergeSegmentBytes } = await import('./index-merge-worker.ts')
     let reply: MergeReply
     try {
-      reply = { id: job.id, bytes: mergeFiles(job) }
+      // the files read and written without blocking this thread (segment-files.ts)
+      const bytes = mergeSegmentBytes(await Promise.all(job.parts.map(async file => await readFile(file))))
+      await writeSegmentFile(job.out, bytes)
+      reply = { id: job.id, bytes }
     } catch (err) {
       reply = { id: job.id, error: (err as Error).message }
     }

@@ -46,9 +46,10 @@ interface Decoded {
 }
 
 /**
- * Reads the cumulative tallies the versions service stores at each final version, and answers
- * for accounts: amounts, what the anchored root lets them claim, and the proof. Tallies of a
- * final height never change, so the decoded set and its tree are kept per (datanet, height):
+ * Reads the cumulative tallies the versions service stores at each final version whose
+ * events changed them, and answers for accounts: amounts, what the anchored root lets them
+ * claim, and the proof. Stored tallies never change, so the decoded set and its tree are
+ * kept per (datanet, height that wrote them):
  * after the first request a tally costs a map lookup and an O(log n) proof, and listing n
  * accounts builds one tree, not n.
  */
@@ -135,7 +136,11 @@ export class TallyService {
   }
 
   private async at (d: FollowedDatanet, height: number): Promise<Decoded> {
-    const key = `${d.id}/${height}`
+    const stored = height === 0 ? undefined : await this.opts.db.tallies.at(d.id, height)
+    // none yet: not cached, they may come
+    if (stored === undefined) return { tallies: new Map() }
+    // by the height that wrote them: the heights after it without events share one tree
+    const key = `${d.id}/${stored.height}`
     const hit = this.cache.get(key)
     if (hit !== undefined) {
       // most recently used last
@@ -143,10 +148,7 @@ export class TallyService {
       this.cache.set(key, hit)
       return hit
     }
-    const json = height === 0 ? undefined : await this.opts.db.tallies.at(d.id, height)
-    // a height not final here yet has no tallies: not cached, it may come
-    if (json === undefined) return { tallies: new Map() }
-    const decoded: Decoded = { tallies: talliesFromJSON(json) }
+    const decoded: Decoded = { tallies: talliesFromJSON(stored.tallies) }
     this.cache.set(key, decoded)
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value as string)
     return decoded

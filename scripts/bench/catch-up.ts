@@ -8,14 +8,20 @@
  * must catch up faster than the network moves on), printed as a ratio. Beside it, the
  * floor the precommit signatures alone set (3 per version, known keys, in this process):
  * checked one by one, and in batches of a range (what catch-up does).
- * Usage: scripts/run.sh node scripts/bench/catch-up.ts [versions=300]
+ * With `rounds` > 1 the node then starts over `rounds` − 1 times (its state, blocks and
+ * index deleted, its keys kept), so one run of the quorum gives several samples.
+ * Usage: scripts/run.sh node scripts/bench/catch-up.ts [versions=300] [rounds=1]
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { Wallet, hexlify } from 'ethers'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
+import { dataDirPaths } from '../../src/storage/data-dir.ts'
 import { forgetSigners, recoverSigner, verifyBatch } from '../../src/codec/signer.ts'
 
 const target = Number(process.argv[2] ?? 300)
+const rounds = Number(process.argv[3] ?? 1)
 
 async function height (apiUrl: string, datanet: string): Promise<number> {
   const d = await (await fetch(`${apiUrl}/v1/datanets/${datanet}`, { signal: AbortSignal.timeout(10_000) })).json() as { consensus: { lastFinal: number } }
@@ -58,24 +64,39 @@ try {
   const h = await height((validators[0] as (typeof validators)[number]).daemon.apiUrl, net.datanet)
   const made0 = h / madeS
 
-  const t1 = performance.now()
-  late.daemon.start()
-  await late.daemon.waitReady(60_000)
-  const readyS = (performance.now() - t1) / 1000
-  let firstAt: number | undefined
-  const deadline = Date.now() + 900_000
   // one version asked for at a time (the list of all would cost the node more as it grows)
   const has = async (v: number): Promise<boolean> => (await fetch(`${late.daemon.apiUrl}/v1/datanets/${net.datanet}/versions/${v}`, { signal: AbortSignal.timeout(10_000) })).status === 200
-  for (;;) {
-    if (firstAt === undefined && await has(1)) firstAt = performance.now()
-    if (firstAt !== undefined && await has(h)) break
-    if (Date.now() > deadline) throw new Error(`the late node lacks version ${h} after 900 s`)
-    await new Promise(resolve => setTimeout(resolve, 20))
+  const samples: Array<{ rate: number, totalS: number, steadyS: number, readyS: number }> = []
+  for (let round = 0; round < rounds; round++) {
+    if (round > 0) {
+      // the node starts over: nothing of the datanet kept but its keys
+      await late.daemon.stop()
+      const paths = dataDirPaths(late.daemon.spec.dataDir)
+      for (const dir of [paths.state, paths.blocks, paths.datastore, paths.attribution]) rmSync(dir, { recursive: true, force: true })
+    }
+    const t1 = performance.now()
+    late.daemon.start()
+    await late.daemon.waitReady(60_000)
+    const readyS = (performance.now() - t1) / 1000
+    if (round > 0) {
+      const res = await fetch(`${late.daemon.apiUrl}/v1/datanets`, { method: 'POST', headers: { authorization: `Bearer ${late.token}`, 'content-type': 'application/json' }, body: readFileSync(join(net.dir, 'manifest.json')), signal: AbortSignal.timeout(30_000) })
+      if (res.status !== 201 && res.status !== 200) throw new Error(`the late node refused the manifest: ${res.status} ${await res.text()}`)
+    }
+    let firstAt: number | undefined
+    const deadline = Date.now() + 900_000
+    for (;;) {
+      if (firstAt === undefined && await has(1)) firstAt = performance.now()
+      if (firstAt !== undefined && await has(h)) break
+      if (Date.now() > deadline) throw new Error(`the late node lacks version ${h} after 900 s`)
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    const doneAt = performance.now()
+    const steadyS = (doneAt - (firstAt as number)) / 1000
+    samples.push({ rate: h / steadyS, totalS: (doneAt - t1) / 1000, steadyS, readyS })
   }
-  const doneAt = performance.now()
-  const totalS = (doneAt - t1) / 1000
-  const steadyS = (doneAt - (firstAt as number)) / 1000
-  const rate = h / steadyS
+  const median = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)] as T
+  const { rate, steadyS } = median(samples, s => s.rate)
+  const { totalS, readyS } = median(samples, s => s.totalS)
   // the signature floor, measured after the run (not beside it)
   const signers = Array.from({ length: 3 }, () => new Wallet(hexlify(randomBytes(32))))
   const sample = Array.from({ length: 3 * 200 }, (_, i) => { const w = signers[i % 3] as Wallet; const digest = hexlify(randomBytes(32)); return { digest, signature: w.signingKey.sign(digest).serialized, signer: w.address } })
@@ -91,6 +112,7 @@ try {
   const batched = 200 / ((performance.now() - t) / 1000)
   console.log(`node ${process.version}; 4 validators + 1 node on loopback; ${h} versions of small contributions (${n} uploads, ${refused} refused as busy)`)
   console.log(`baseline  the quorum made them:          ${made0.toFixed(1).padStart(8)} versions/s (${madeS.toFixed(1)} s)`)
+  if (rounds > 1) console.log(`rounds    first version → last applied: ${samples.map(s => s.rate.toFixed(1)).join(', ')} versions/s; from start: ${samples.map(s => (h / s.totalS).toFixed(1)).join(', ')} (medians below)`)
   console.log(`catch-up  first version → last applied:  ${rate.toFixed(1).padStart(8)} versions/s (${steadyS.toFixed(1)} s; ratio ${(rate / made0).toFixed(2)})`)
   console.log(`          start → all applied:           ${(h / totalS).toFixed(1).padStart(8)} versions/s (${totalS.toFixed(1)} s, of which ${readyS.toFixed(1)} s until the API answered)`)
   console.log(`floor     3 precommits/version, one by one: ${oneByOne.toFixed(0).padStart(6)} versions/s; in batches of 32 versions: ${batched.toFixed(0)} versions/s (catch-up at ${(rate / batched).toFixed(2)} of it)`)

@@ -34,7 +34,7 @@ try {
   let t = performance.now()
   for (const a of asked.slice(0, rebuildN)) {
     const json = await db.tallies.at(d.id, 1)
-    new TallyTree(talliesFromJSON(json ?? [])).proof(a)
+    new TallyTree(talliesFromJSON(json?.tallies ?? [])).proof(a)
   }
   const rebuildMs = (performance.now() - t) / rebuildN
 

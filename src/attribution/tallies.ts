@@ -1,6 +1,6 @@
-import { getBytes, keccak256 } from 'ethers'
 import { decodeCbor, encodeCbor } from '../codec/cbor.ts'
-import { toHex } from '../codec/hash.ts'
+import { getBytes } from 'ethers'
+import { keccak, toHex } from '../codec/hash.ts'
 import { DatanetError } from '../errors.ts'
 
 /**
@@ -137,10 +137,6 @@ export function totalOf (tallies: Tallies): bigint {
 // ---------------------------------------------------------------------------------------
 // The tree
 
-function keccak (bytes: Uint8Array): Uint8Array {
-  return getBytes(keccak256(bytes))
-}
-
 function compareBytes (a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length && i < b.length; i++) {
     const d = (a[i] as number) - (b[i] as number)
@@ -186,6 +182,13 @@ export function tallyLeaf (address: string, amount: bigint): Uint8Array {
   return keccak(keccak(encodeLeafData(address, amount)))
 }
 
+let treesBuilt = 0
+
+/** Tally trees built by this process so far (tests: a tree of every account is built only where tallies change). */
+export function tallyTreesBuilt (): number {
+  return treesBuilt
+}
+
 /** A built tally tree: its root, and proofs in O(log n) each. */
 export class TallyTree {
   /** 32 bytes; EMPTY_TALLY_ROOT when there are no tallies. */
@@ -196,6 +199,7 @@ export class TallyTree {
   private readonly leaves: Map<string, { index: number, amount: bigint }>
 
   constructor (tallies: Tallies) {
+    treesBuilt++
     const hashed: Array<{ address: string, amount: bigint, hash: Uint8Array }> = []
     for (const [address, amount] of tallies) {
       if (typeof address !== 'string' || !ADDRESS_LOWER.test(address)) {

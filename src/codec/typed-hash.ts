@@ -10,7 +10,8 @@
  * strings) is handed to ethers as before, which digests it the same way or throws: this
  * module only ever returns what ethers returns (test/unit/typed-hash.test.ts).
  */
-import { TypedDataEncoder, getAddress, getBytes, hexlify, keccak256, toUtf8Bytes, type TypedDataDomain, type TypedDataField } from 'ethers'
+import { TypedDataEncoder, getAddress, getBytes, hexlify, toUtf8Bytes, type TypedDataDomain, type TypedDataField } from 'ethers'
+import { keccak, toHex } from './hash.ts'
 
 type Types = Record<string, TypedDataField[]>
 /** Writes one field's 32-byte word at `at`; false when the value is not in the plain form. */
@@ -20,7 +21,6 @@ const DECIMAL = /^(0|[1-9][0-9]*)$/
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/
 const TWO_256 = 1n << 256n
 
-const keccak = (bytes: Uint8Array): Uint8Array => getBytes(keccak256(bytes))
 
 function writeBig (n: bigint, out: Uint8Array, at: number): void {
   for (let i = 31; i >= 0 && n > 0n; i--) {
@@ -150,6 +150,6 @@ export function typedHasher (types: Types): (domain: TypedDataDomain, value: Rec
     out[1] = 0x01
     out.set(domainHash(domain), 2)
     out.set(struct, 34)
-    return keccak256(out)
+    return toHex(keccak(out))
   }
 }

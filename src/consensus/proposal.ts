@@ -17,7 +17,7 @@ import { bytesEqual, bytesKey } from '../codec/hash.ts'
 import { decodeVerdict, type Verdict } from '../contribution/verdict.ts'
 import { stakeOf, type ValidatorSet } from '../datanet/manifest.ts'
 import { MerkleFrontier } from '../merkle/tree.ts'
-import { addShares, tallyRoot, totalOf, type Tallies } from '../attribution/tallies.ts'
+import { EMPTY_TALLY_ROOT, addShares, tallyRoot, totalOf, type Tallies } from '../attribution/tallies.ts'
 import { hasTwoThirds } from './quorum.ts'
 import { validatorSetHash, type Version } from './version.ts'
 
@@ -167,11 +167,21 @@ export async function appendRecords (parent: MerkleFrontier, cids: readonly CID[
   return { tree, added }
 }
 
-/** The cumulative tallies after the events' shares. */
+/** The cumulative tallies after the events' shares: one copy of the accounts for all of them, not one an event. */
 export function talliesAfter (parent: Tallies, events: ReadonlyArray<{ shares: ReadonlyArray<{ address: string, amount: string }> }>): Tallies {
-  let tallies = parent
-  for (const e of events) tallies = addShares(tallies, e.shares.map(s => ({ address: s.address, amount: BigInt(s.amount) })))
-  return tallies
+  if (events.length === 0) return parent
+  return addShares(parent, events.flatMap(e => e.shares.map(s => ({ address: s.address, amount: BigInt(s.amount) }))))
+}
+
+/** What a version carries of its tallies: their root (the tree claims are proved against) and total. */
+export interface Attribution { root: Uint8Array, total: string }
+
+/** The attribution before any event. */
+export const NO_ATTRIBUTION: Attribution = { root: EMPTY_TALLY_ROOT, total: '0' }
+
+/** The attribution of `tallies`: a tree of every account, O(accounts). */
+export function attributionOf (tallies: Tallies): Attribution {
+  return { root: tallyRoot(tallies), total: totalOf(tallies).toString() }
 }
 
 /** The structural checks of a proposed version that need no I/O; undefined when it passes them. */
@@ -199,9 +209,12 @@ export function versionShapeProblem (v: Version, expect: { datanet: string, heig
   return undefined
 }
 
-/** Whether the version's roots are what the parent and its content give. */
-export function rootsProblem (v: Version, built: { tree: MerkleFrontier }, tallies: Tallies): string | undefined {
-  if (!bytesEqual(v.attributionRoot, tallyRoot(tallies)) || v.totalAttributed !== totalOf(tallies).toString()) return 'attribution root does not recompute'
+/**
+ * Whether the version's roots are what the parent and its content give: `attribution` is
+ * that of the tallies after its events (its parent's own when it has none).
+ */
+export function rootsProblem (v: Version, built: { tree: MerkleFrontier }, attribution: Attribution): string | undefined {
+  if (!bytesEqual(v.attributionRoot, attribution.root) || v.totalAttributed !== attribution.total) return 'attribution root does not recompute'
   if (!bytesEqual(built.tree.root(), v.datasetRoot) || built.tree.size !== v.recordCount) return 'dataset root'
   return undefined
 }

@@ -18,7 +18,7 @@ import { concatBytes, fromHex, sha256, toHex } from '../../src/codec/hash.ts'
 import { encodeVerdict, type Verdict } from '../../src/contribution/verdict.ts'
 import { addShares, tallyRoot, totalOf, type Tallies } from '../../src/attribution/tallies.ts'
 import { MerkleFrontier } from '../../src/merkle/tree.ts'
-import { checkAcceptCertificate, rootsProblem, versionShapeProblem } from '../../src/consensus/proposal.ts'
+import { attributionOf, checkAcceptCertificate, rootsProblem, versionShapeProblem } from '../../src/consensus/proposal.ts'
 import { decodeVersion, encodeVersion, headerOf, validatorSetHash, type Version, type VersionHeader, type VersionValue } from '../../src/consensus/version.ts'
 import type { ConsensusSigner } from '../../src/consensus/driver.ts'
 import type { ValidatorSet } from '../../src/datanet/manifest.ts'
@@ -256,7 +256,7 @@ export class World {
       if (records === undefined) return 'records of a contribution unknown'
       for (const h of records) tree.append(h)
     }
-    return rootsProblem(v, { tree }, parent.tallies)
+    return rootsProblem(v, { tree }, attributionOf(parent.tallies))
   }
 
   headerOf (value: VersionValue): VersionHeader {

@@ -85,7 +85,10 @@ export class AnchorRepository {
 
 export type TallyJson = Array<{ address: string, amount: string }>
 
-/** Cumulative attribution tallies after each final version, by datanet and height; written by finalization. */
+/** Tallies as stored, with the height whose events wrote them. */
+export interface StoredTallies { height: number, tallies: TallyJson }
+
+/** Cumulative attribution tallies by datanet, at each height that changed them; written by finalization. */
 export class TallyRepository {
   private readonly store: Repository<string, TallyJson>
 
@@ -93,8 +96,17 @@ export class TallyRepository {
     this.store = new Repository(db, 'tallies', jsonCodec<TallyJson>())
   }
 
-  async at (datanet: string, height: number): Promise<TallyJson | undefined> {
-    return await this.store.get(heightKeyOf(datanet, height))
+  /**
+   * The tallies after version `height`: those written at the last height at or below it.
+   * Only a version whose inference events changed them writes them: a copy of every
+   * account at each height made a datanet's store grow as accounts × heights (750 KB a
+   * height at 10,000 accounts). Stores written before keep an entry a height, read alike.
+   */
+  async at (datanet: string, height: number): Promise<StoredTallies | undefined> {
+    for await (const [key, tallies] of this.store.entries({ gte: `${datanet}/`, lt: heightKeyOf(datanet, height + 1), reverse: true, limit: 1 })) {
+      return { height: parseInt(key.slice(datanet.length + 1), 16), tallies }
+    }
+    return undefined
   }
 
   putOp (datanet: string, height: number, tallies: TallyJson): BatchOp {
