@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
-import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts } from '../../src/attribution/merge-policy.ts'
+import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts, mergesEndingAt } from '../../src/attribution/merge-policy.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
 import { writeSegmentFile, writeSegmentFileSync } from './segment-files.ts'
@@ -69,6 +69,14 @@ export class IndexSegments {
   private readonly verified = new Set<string>()
   /** Merges that failed in this process: not retried until restart. */
   private readonly failed = new Set<string>()
+  /**
+   * Merges that may be due, in the order they are tried, and the height they are known up
+   * to: scanned once (`dueMerges`, O(h)), then extended by the ranges each new height ends.
+   * Scanning every height's ranges at each final version made a long history cost O(h) a
+   * version (a catching-up node applies thousands).
+   */
+  private due: HeightRange[] | undefined
+  private dueHeight = 0
   /** Loaded segments by range, least recently used first. */
   private readonly cache = new Map<string, IndexSegment>()
   private cachedBytes = 0
@@ -218,6 +226,7 @@ export class IndexSegments {
       this.opts.logger.warn({ file, err: (err as Error).message }, 'merged index segment unusable: ignored, rebuilt from the versions')
       this.merged.delete(k)
       rmSync(file, { force: true })
+      this.due?.unshift(r)
       this.scheduleMerges()
       return undefined
     }
@@ -243,6 +252,8 @@ export class IndexSegments {
 
   /** Drops least recently used segments outside the newest cover while over the budget (and built indexes that use them). */
   private evict (): void {
+    // within the budget whatever is pinned: nothing to scan (the cache holds a segment a version)
+    if (this.cachedBytes <= this.cacheBytes) return
     let unpinned = 0
     for (const [k, s] of this.cache) if (!this.pinned.has(k)) unpinned += sizeOf(s)
     for (const [k, s] of this.cache) {
@@ -271,10 +282,23 @@ export class IndexSegments {
     return coverOf(height, this.has, this.fanout).filter(r => this.hasRecords(r))
   }
 
+  /** The next merge due (left in the queue until it is at hand or failed). */
+  private nextDue (): HeightRange | undefined {
+    const done = (r: HeightRange): boolean => this.has(r) || this.failed.has(key(r))
+    if (this.due === undefined) {
+      this.due = dueMerges(this.height, done, this.fanout)
+    } else {
+      for (let h = this.dueHeight + 1; h <= this.height; h++) this.due.push(...mergesEndingAt(h, this.fanout))
+    }
+    this.dueHeight = this.height
+    while (this.due.length > 0 && done(this.due[0] as HeightRange)) this.due.shift()
+    return this.due[0]
+  }
+
   /** Starts the next due merge in the worker, unless one runs; one at a time, smallest first. */
   private scheduleMerges (): void {
     if (this.running !== undefined || this.stopped || this.opts.merge === false) return
-    const range = dueMerges(this.height, r => this.has(r) || this.failed.has(key(r)), this.fanout)[0]
+    const range = this.nextDue()
     if (range === undefined) {
       // nothing due: the worker (~130 MB with the tokenizer tables it imports) goes until the next merge
       void this.worker?.terminate()

@@ -70,9 +70,18 @@ export function mergeParts (range: HeightRange, has: (range: HeightRange) => boo
   return coverRange(range.from, range.to, r => (r.from !== range.from || r.to !== range.to) && has(r), fanout)
 }
 
+/** The aligned ranges that end at `height`, smallest first: what becomes due once it is final. */
+export function mergesEndingAt (height: number, fanout: number = DEFAULT_MERGE_FANOUT): HeightRange[] {
+  checkFanout(fanout)
+  const out: HeightRange[] = []
+  for (let size = fanout; size <= height && height % size === 0; size *= fanout) out.push({ from: height - size + 1, to: height })
+  return out
+}
+
 /**
  * Merges due once `finalHeight` is final: every aligned range ending by then that is
- * not at hand, smallest level first (so each can be built from the level below).
+ * not at hand, smallest level first (so each can be built from the level below). O(h):
+ * a node scans once, then adds `mergesEndingAt` each new height.
  */
 export function dueMerges (finalHeight: number, has: (range: HeightRange) => boolean, fanout: number = DEFAULT_MERGE_FANOUT): HeightRange[] {
   checkFanout(fanout)

@@ -168,4 +168,24 @@ test('a segment that does not continue the versions before is refused', () => {
   }
 })
 
+test('a long history: each new version costs the merge schedule O(log h), not a scan of every height (a catching-up node adds thousands)', async () => {
+  const tmp = tempDir()
+  const store = new IndexSegments({ dir: tmp.dir, logger, fanout: 2 }, lib)
+  try {
+    // versions that add no records: nothing to merge, only the schedule's own work
+    for (let h = 1; h <= 2000; h++) store.add(undefined, false)
+    let asked = 0
+    const merged = (store as unknown as { merged: Set<string> }).merged
+    const has = merged.has.bind(merged)
+    merged.has = (k: string) => { asked++; return has(k) }
+    for (let h = 2001; h <= 2100; h++) store.add(undefined, false)
+    // log2(2100) ≈ 11 ranges a height at most, each asked about a few times (schedule, cover)
+    assert.ok(asked < 100 * 40, `${asked} lookups for 100 versions`)
+    assert.is(store.height, 2100)
+  } finally {
+    await store.stop()
+    tmp.remove()
+  }
+})
+
 test.run()

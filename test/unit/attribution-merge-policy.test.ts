@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type HeightRange, coverOf, coverRange, dueMerges, isMergeRange, mergeParts } from '../../src/attribution/merge-policy.ts'
+import { type HeightRange, coverOf, coverRange, dueMerges, isMergeRange, mergeParts, mergesEndingAt } from '../../src/attribution/merge-policy.ts'
 
 const key = (r: HeightRange): string => `${r.from}-${r.to}`
 const all = (): boolean => true
@@ -92,6 +92,19 @@ test('merges due: every aligned range that ended, smallest first; none twice; pa
   }
   assert.equal(mergeParts({ from: 1, to: 16 }, none, F).length, 16)
   assert.equal(mergeParts({ from: 1, to: 16 }, all, F).map(key), ['1-4', '5-8', '9-12', '13-16'])
+})
+
+test('the merges each height ends, added height by height, are the merges a scan finds due (a node scans once)', () => {
+  for (const fanout of [2, 3, F]) {
+    const added: string[] = []
+    for (let h = 1; h <= 700; h++) {
+      const ending = mergesEndingAt(h, fanout)
+      for (const r of ending) assert.is(r.to, h)
+      assert.equal(ending.map(r => r.to - r.from + 1), [...ending.map(r => r.to - r.from + 1)].sort((a, b) => a - b), 'smallest first')
+      added.push(...ending.map(key))
+      assert.equal([...added].sort(), dueMerges(h, none, fanout).map(key).sort(), `fanout ${fanout}, h=${h}`)
+    }
+  }
 })
 
 test.run()
