@@ -28,7 +28,8 @@ export interface SignatureThreadOptions {
 /** How many batches were checked where (tests, benchmarks). */
 export interface SignatureThreadStats { onWorker: number, here: number, workerFailures: number }
 
-const weight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
+/** A batch check's weight: secret, drawn once the signatures are in hand (src/codec/signer.ts verifyBatch). */
+export const batchWeight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
 
 export class SignatureThread {
   private readonly o: SignatureThreadOptions
@@ -60,7 +61,7 @@ export class SignatureThread {
 
   private here (items: readonly SignedDigest[]): boolean {
     this.stats.here++
-    return verifyBatch(items, weight)
+    return verifyBatch(items, batchWeight)
   }
 
   private start (): Worker {

@@ -9,7 +9,6 @@
  */
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { TypedDataDomain } from 'ethers'
 import type { Helia } from '@helia/interface'
@@ -21,6 +20,7 @@ import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { MAX_BLOCK_BYTES_PER_RESPONSE, MAX_SYNC_MESSAGE_BYTES, MAX_VERSIONS_PER_REQUEST, type SyncRequest, type SyncResponse, type SyncedVersion, type VersionSync } from '../../../src/network/version-sync.ts'
 import { sha256, toHex } from '../../../src/codec/hash.ts'
 import { getBlock } from '../blocks.ts'
+import { batchWeight } from '../signature-thread.ts'
 import type { DatanetVersions } from './versions.ts'
 import type { Logger } from '../../logger.ts'
 
@@ -50,17 +50,18 @@ export interface CatchUpOptions {
   verify?: (signatures: readonly SignedDigest[]) => Promise<boolean>
 }
 
-/** The weights of a batch signature check: secret, drawn once the signatures are in hand. */
-const weight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
-
 /** The multihash code of sha2-256 (what every block here is named by). */
 const SHA2_256 = 0x12
 
 /** Blocks fetched at once ahead of the versions being applied (contributions, then their shards). */
 const PREFETCH_CONCURRENCY = 16
 const PREFETCH_TIMEOUT_MS = 30_000
-/** Ranges asked for ahead of the one being applied. */
-const PIPELINE_DEPTH = 2
+/**
+ * Ranges asked for ahead of the one being applied: each waits on this thread behind the
+ * apply before it, so two kept it ~80% busy; four measured 1.13× (`catch-up.ts`, medians
+ * of 9 and 15 samples). At most 4 MiB a response in flight each.
+ */
+const PIPELINE_DEPTH = 4
 
 export class CatchUp {
   private readonly o: CatchUpOptions
@@ -147,7 +148,7 @@ export class CatchUp {
         return refuse('a version does not decode')
       }
     }
-    const verify = this.o.verify ?? (s => verifyBatch(s, weight))
+    const verify = this.o.verify ?? (s => verifyBatch(s, batchWeight))
     const checked = await checkRange(decoded, { datanet: this.o.datanet, domain: this.o.domain, setFor: this.o.setFor, verify })
     if (checked.problem !== undefined) return refuse(checked.problem, checked.height)
     const items = decoded.slice(0, checked.usable) as RangeItem[]
