@@ -85,7 +85,7 @@ export class TallyService {
     const { tallies } = await this.at(d, height)
     const anchored = await this.anchoredTree(d)
     const views: TallyView[] = []
-    for (const account of tallies.keys()) views.push(await this.view(d, account, height, anchored))
+    for (const account of tallies.keys()) views.push(await this.view(d, account, height, anchored, tallies))
     return {
       height,
       anchoredHeight: anchored.height,
@@ -106,8 +106,8 @@ export class TallyService {
     return { ...tally, paid: tally.claimable, claimed: tally.cumulativeAmount, claimable: '0', txHash: tx.txHash, block: tx.block }
   }
 
-  private async view (d: FollowedDatanet, account: string, height: number, anchored: { height: number | null, tree: TallyTree }): Promise<TallyView> {
-    const latest = (await this.at(d, height)).tallies.get(account) ?? 0n
+  private async view (d: FollowedDatanet, account: string, height: number, anchored: { height: number | null, tree: TallyTree }, tallies?: Tallies): Promise<TallyView> {
+    const latest = (tallies ?? (await this.at(d, height)).tallies).get(account) ?? 0n
     const proof = anchored.tree.proof(account)
     const claimed = this.opts.chain?.claimedOn(d, account) ?? 0n
     const cumulative = proof?.cumulativeAmount ?? 0n
@@ -136,11 +136,11 @@ export class TallyService {
   }
 
   private async at (d: FollowedDatanet, height: number): Promise<Decoded> {
-    const stored = height === 0 ? undefined : await this.opts.db.tallies.at(d.id, height)
+    const written = height === 0 ? undefined : await this.opts.db.tallies.writtenAt(d.id, height)
     // none yet: not cached, they may come
-    if (stored === undefined) return { tallies: new Map() }
+    if (written === undefined) return { tallies: new Map() }
     // by the height that wrote them: the heights after it without events share one tree
-    const key = `${d.id}/${stored.height}`
+    const key = `${d.id}/${written}`
     const hit = this.cache.get(key)
     if (hit !== undefined) {
       // most recently used last
@@ -148,6 +148,8 @@ export class TallyService {
       this.cache.set(key, hit)
       return hit
     }
+    const stored = await this.opts.db.tallies.at(d.id, written)
+    if (stored === undefined) return { tallies: new Map() }
     const decoded: Decoded = { tallies: talliesFromJSON(stored.tallies) }
     this.cache.set(key, decoded)
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value as string)

@@ -82,6 +82,16 @@ export class Repository<K, V> {
     }
   }
 
+  /** Keys only: no value read or decoded. */
+  async * keys (range: { gte?: K, lt?: K, limit?: number, reverse?: boolean } = {}): AsyncGenerator<K> {
+    const opts: { gte?: Bytes, lt?: Bytes, limit?: number, reverse?: boolean } = {}
+    if (range.gte !== undefined) opts.gte = this.codec.encodeKey(range.gte)
+    if (range.lt !== undefined) opts.lt = this.codec.encodeKey(range.lt)
+    if (range.limit !== undefined) opts.limit = range.limit
+    if (range.reverse !== undefined) opts.reverse = range.reverse
+    for await (const key of this.store.keys(opts)) yield this.codec.decodeKey(key)
+  }
+
   async values (range: { limit?: number } = {}): Promise<V[]> {
     const out: V[] = []
     for await (const [, value] of this.entries(range)) out.push(value)

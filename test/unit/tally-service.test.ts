@@ -154,4 +154,24 @@ test('a final height is read once: later answers come from the kept tallies', as
   })
 })
 
+test('listing n accounts reads the stored tallies once, however many heights since they were written (each read decodes every account)', async () => {
+  await withDb(async db => {
+    const accounts = new Map(Array.from({ length: 300 }, (_, i) => ['0x' + (i + 1).toString(16).padStart(40, '0'), BigInt(i + 1)] as [string, bigint]))
+    await finalize(db, 1, accounts)
+    // heights 2..4 without events: no tallies written for them
+    for (const h of [2, 3, 4]) await db.batch([db.versions.putOp(version(h))])
+    let reads = 0
+    const at = db.tallies.at.bind(db.tallies)
+    db.tallies.at = async (...args) => { reads++; return await at(...args) }
+    const service = new TallyService({ db, chain: undefined })
+    const list = await service.list(d)
+    assert.is(list.height, 4)
+    assert.is(list.tallies.length, 300, 'version 4\'s tallies: those written at height 1')
+    assert.is(list.total, String(300 * 301 / 2))
+    assert.ok(reads <= 1, `${reads} reads of every account's tallies`)
+    await service.list(d)
+    assert.ok(reads <= 1, `${reads} reads after a second list (kept decoded)`)
+  })
+})
+
 test.run()

@@ -103,8 +103,16 @@ export class TallyRepository {
    * height at 10,000 accounts). Stores written before keep an entry a height, read alike.
    */
   async at (datanet: string, height: number): Promise<StoredTallies | undefined> {
-    for await (const [key, tallies] of this.store.entries({ gte: `${datanet}/`, lt: heightKeyOf(datanet, height + 1), reverse: true, limit: 1 })) {
-      return { height: parseInt(key.slice(datanet.length + 1), 16), tallies }
+    const written = await this.writtenAt(datanet, height)
+    if (written === undefined) return undefined
+    const tallies = await this.store.get(heightKeyOf(datanet, written))
+    return tallies === undefined ? undefined : { height: written, tallies }
+  }
+
+  /** The height whose tallies are in force at `height` (a key read: the value, every account, is not decoded). */
+  async writtenAt (datanet: string, height: number): Promise<number | undefined> {
+    for await (const key of this.store.keys({ gte: `${datanet}/`, lt: heightKeyOf(datanet, height + 1), reverse: true, limit: 1 })) {
+      return parseInt(key.slice(datanet.length + 1), 16)
     }
     return undefined
   }
