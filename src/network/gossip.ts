@@ -258,6 +258,21 @@ export class GossipRouter {
     // gossipsub reads topic parameters on every score computation, so topics can join later.
     if (handler.scoreParams !== undefined) this.pubsub.score.params.topics[handler.topic] = handler.scoreParams
     if (this.running) this.pubsub.subscribe(handler.topic)
+    // peers that subscribed before this handler existed send no event: told of now (after
+    // the caller's own setup), so a node that follows a datanet late asks them at once
+    const onSubscribed = handler.onSubscribed
+    if (onSubscribed !== undefined && this.running) {
+      queueMicrotask(() => {
+        if (this.handlers.get(handler.topic) !== handler) return
+        for (const peer of this.subscribers(handler.topic)) {
+          try {
+            onSubscribed(peer)
+          } catch (err) {
+            this.options.logger.warn({ err, kind: handler.kind }, 'a subscription listener failed')
+          }
+        }
+      })
+    }
   }
 
   /**

@@ -57,4 +57,20 @@ test('published with no peer: held on a one-shot topic, not on a vote-like one; 
   assert.not.ok(b.received.includes('vote'), 'the vote was not held')
 })
 
+// A node that follows a datanet after it connected (a node new to it, or one whose state
+// was lost) registers the datanet's topics when its peers already subscribed to them:
+// no subscription event comes, and catch-up waited for a timer (~1 s from start).
+test('a handler registered after peers subscribed hears of each of them', async () => {
+  const a = await host('c')
+  const b = await host('d')
+  const LATE = '/datanet-test/1/late'
+  b.router.register<string>({ topic: LATE, kind: 'late', decode: data => new TextDecoder().decode(data), validate: () => {}, handle: () => {} })
+  await b.node.dial(a.node.getMultiaddrs()[0] as NonNullable<ReturnType<typeof a.node.getMultiaddrs>[number]>)
+  await withDeadline(waitFor(() => a.router.subscribers(LATE).length > 0, { timeoutMs: 20_000, what: 'a to see b subscribed' }), 25_000, 'the subscription')
+  const heard: string[] = []
+  a.router.register<string>({ topic: LATE, kind: 'late', decode: data => new TextDecoder().decode(data), validate: () => {}, handle: () => {}, onSubscribed: peer => { heard.push(peer) } })
+  await withDeadline(waitFor(() => heard.length > 0, { timeoutMs: 5_000, what: 'onSubscribed for a peer already subscribed' }), 10_000, 'onSubscribed')
+  assert.equal(heard, [b.node.peerId.toString()])
+})
+
 test.run()
