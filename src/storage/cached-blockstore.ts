@@ -1,21 +1,48 @@
 /**
- * The flat-file block store with the blocks last written or read kept in memory. A block
- * is read several times soon after it arrives — checked, pinned (Helia's walk reads every
- * block), its records hashed into the version, then indexed for attribution — and each
- * read of a file costs a stat, an open, a read stream and a close. Blocks are immutable
- * and named by their hash, so a cached copy is never stale; a delete drops it.
+ * The block store: small blocks in one LevelDB, larger ones (shards up to a few MiB) a
+ * flat file each, and the blocks last written or read kept in memory.
+ *
+ * - A file per block costs a directory check, a temporary file, its write, close and
+ *   rename, and for a miss an error from `access`: a node catching up on small versions
+ *   wrote three such files a version, and those calls were the largest part of its main
+ *   thread (`catch-up.ts`, profiled). Small blocks are written many in one batch instead.
+ * - Large blocks stay files: LevelDB would rewrite them in every compaction and keep its
+ *   table files memory-mapped, which a large upload would pay in RSS.
+ * - A block is read several times soon after it arrives — checked, pinned (Helia's walk
+ *   reads every block), its records hashed into the version, then indexed for attribution.
+ *   Blocks are immutable and named by their hash, so a cached copy is never stale; a
+ *   delete drops it.
+ *
+ * A store written before small blocks moved keeps them as files: a read that misses the
+ * database reads the file.
  */
+import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
 import { FsBlockstore, type FsBlockstoreInit } from 'blockstore-fs'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
 import type { AbortOptions } from '@libp2p/interface'
+
+/** What putMany takes and getAll yields (interface-blockstore's shapes). */
+interface InputPair { cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> }
+interface Pair { cid: CID, bytes: Generator<Uint8Array> | AsyncGenerator<Uint8Array> }
 
 /** Bytes of blocks kept (16 MiB: a few versions' shards), and the largest block kept. */
 export const BLOCK_CACHE_BYTES = 16 * 1024 * 1024
 const LARGEST_CACHED = 2 * 1024 * 1024
+/** Blocks up to this size go to the database (a version, a contribution, a small shard). */
+export const SMALL_BLOCK_BYTES = 64 * 1024
+/** Small blocks written in one batch by putMany. */
+const BATCH_BLOCKS = 256
+/** As the datastore's: a bounded table cache bounds the memory-mapped tables. */
+const SMALL_LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 64 }
 
 export interface CachedBlockstoreInit extends FsBlockstoreInit {
   /** Bytes of blocks kept in memory; 0 turns the cache off. */
   cacheBytes?: number
+  /** Blocks up to this size go to the database; 0 keeps every block a file. */
+  smallBlockBytes?: number
 }
 
 export class CachedBlockstore extends FsBlockstore {
@@ -26,9 +53,31 @@ export class CachedBlockstore extends FsBlockstore {
   /** Deletes so far: a read that a delete overtook must not put the block back. */
   private deletes = 0
 
+  /** Small blocks by multihash; undefined when every block is a file. */
+  private readonly small: ClassicLevel<Uint8Array, Uint8Array> | undefined
+  private readonly smallBytes: number
+
   constructor (location: string, init: CachedBlockstoreInit = {}) {
     super(location, init)
     this.limit = init.cacheBytes ?? BLOCK_CACHE_BYTES
+    this.smallBytes = init.smallBlockBytes ?? SMALL_BLOCK_BYTES
+    this.small = this.smallBytes > 0
+      ? new ClassicLevel<Uint8Array, Uint8Array>(join(location, 'small'), { keyEncoding: 'view', valueEncoding: 'view', ...SMALL_LEVEL_OPTIONS })
+      : undefined
+  }
+
+  override async open (): Promise<void> {
+    await super.open()
+    await this.small?.open()
+  }
+
+  override async close (): Promise<void> {
+    await this.small?.close()
+    await super.close()
+  }
+
+  private isSmall (bytes: Uint8Array): boolean {
+    return this.small !== undefined && bytes.byteLength <= this.smallBytes
   }
 
   /** Bytes held now (tests, metrics). */
@@ -59,9 +108,40 @@ export class CachedBlockstore extends FsBlockstore {
   }
 
   override async put (key: CID, val: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: AbortOptions): Promise<CID> {
+    if (val instanceof Uint8Array && this.small !== undefined && this.isSmall(val)) {
+      options?.signal?.throwIfAborted()
+      await this.small.put(key.multihash.bytes, val)
+      this.remember(keyOf(key), val)
+      return key
+    }
     const cid = await super.put(key, val, options)
     if (val instanceof Uint8Array) this.remember(keyOf(key), val)
     return cid
+  }
+
+  /** Small blocks in batches of BATCH_BLOCKS, the rest as files (many at once). */
+  override async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
+    const small: Array<{ cid: CID, bytes: Uint8Array }> = []
+    const large: InputPair[] = []
+    const writeSmall = async (): Promise<CID[]> => {
+      options?.signal?.throwIfAborted()
+      await this.small?.batch(small.map(b => ({ type: 'put' as const, key: b.cid.multihash.bytes, value: b.bytes })))
+      for (const b of small) this.remember(keyOf(b.cid), b.bytes)
+      const done = small.map(b => b.cid)
+      small.length = 0
+      return done
+    }
+    for await (const pair of source) {
+      if (pair.bytes instanceof Uint8Array && this.isSmall(pair.bytes)) {
+        small.push({ cid: pair.cid, bytes: pair.bytes })
+        if (small.length >= BATCH_BLOCKS) yield * await writeSmall()
+      } else {
+        large.push(pair)
+        if (large.length >= BATCH_BLOCKS) yield * super.putMany(large.splice(0) as unknown as Pair[], options)
+      }
+    }
+    if (small.length > 0) yield * await writeSmall()
+    if (large.length > 0) yield * super.putMany(large as unknown as Pair[], options)
   }
 
   override async * get (key: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
@@ -76,6 +156,12 @@ export class CachedBlockstore extends FsBlockstore {
       return
     }
     const deletes = this.deletes
+    const stored = await this.small?.get(key.multihash.bytes)
+    if (stored !== undefined) {
+      if (deletes === this.deletes) this.remember(k, stored)
+      yield stored
+      return
+    }
     const parts: Uint8Array[] = []
     for await (const part of super.get(key, options)) parts.push(part)
     const bytes = parts.length === 1 ? parts[0] as Uint8Array : Buffer.concat(parts)
@@ -85,13 +171,26 @@ export class CachedBlockstore extends FsBlockstore {
 
   override async has (key: CID, options?: AbortOptions): Promise<boolean> {
     if (this.cache.has(keyOf(key))) return true
+    if (this.small !== undefined && await this.small.has(key.multihash.bytes)) return true
     return await super.has(key, options)
   }
 
   override async delete (key: CID, options?: AbortOptions): Promise<void> {
     this.deletes++
     this.forget(keyOf(key))
+    await this.small?.del(key.multihash.bytes)
     await super.delete(key, options)
+  }
+
+  /** Every block: the database's, then the files' (named as the files are: raw CIDs). */
+  override async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+    if (this.small !== undefined) {
+      for await (const [key, value] of this.small.iterator()) {
+        options?.signal?.throwIfAborted()
+        yield { cid: CID.createV1(raw.code, Digest.decode(key)), bytes: (function * () { yield value })() }
+      }
+    }
+    yield * super.getAll(options)
   }
 }
 

@@ -21,6 +21,9 @@ export function memoryHelia (): Helia {
   return {
     blockstore: {
       put: async (cid: CID, bytes: Uint8Array) => { blocks.set(cid.toString(), bytes); return cid },
+      putMany: async function * (pairs: Iterable<{ cid: CID, bytes: Uint8Array }>) {
+        for (const { cid, bytes } of pairs) { blocks.set(cid.toString(), bytes); yield cid }
+      },
       get: async function * (cid: CID) {
         const b = blocks.get(cid.toString())
         if (b === undefined) throw new Error(`no block ${cid.toString()}`)

@@ -71,7 +71,7 @@ test('a read that a delete overtakes does not put the block back', async () => {
   await withStore(1 << 20, async (store, dir) => {
     const b = await block(4096)
     // written by another store over the same files: this one has not seen it
-    const other = new CachedBlockstore(dir, { cacheBytes: 0 })
+    const other = new CachedBlockstore(dir, { cacheBytes: 0, smallBlockBytes: 0 })
     await other.open()
     await other.put(b.cid, b.bytes)
     const reading = store.get(b.cid)
@@ -111,6 +111,86 @@ test('a block that is a view into a larger buffer is held as its own copy: the l
     assert.equal(Buffer.from(held), Buffer.from(bytes))
     assert.is(held.buffer.byteLength, 4096, 'the cache holds the block, not the message it came in')
   })
+})
+
+async function readAll (store: CachedBlockstore): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>()
+  for await (const { cid, bytes } of store.getAll()) {
+    const parts: Uint8Array[] = []
+    for await (const p of bytes) parts.push(p)
+    out.set(Buffer.from(cid.multihash.bytes).toString('hex'), Buffer.concat(parts))
+  }
+  return out
+}
+
+const hexOf = (cid: CID): string => Buffer.from(cid.multihash.bytes).toString('hex')
+
+// A node catching up on small versions wrote three files a version (a temporary file,
+// its write, close and rename each, and a directory check): most of its main thread.
+test('small blocks go to the database, not a file each; large ones are files; all read back after a restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
+  try {
+    const small = await Promise.all(Array.from({ length: 300 }, async (_, i) => await block(50 + i)))
+    const large = await Promise.all(Array.from({ length: 2 }, async () => await block(100_000)))
+    let store = new CachedBlockstore(dir)
+    await store.open()
+    const put: string[] = []
+    for await (const cid of store.putMany([...small.slice(0, 150), ...large, ...small.slice(150)])) put.push(hexOf(cid))
+    assert.equal(put.sort(), [...small, ...large].map(b => hexOf(b.cid)).sort(), 'putMany yields each CID once')
+    assert.is(files(dir).length, 2, 'only the large blocks are files')
+    const one = await block(100)
+    await store.put(one.cid, one.bytes)
+    assert.is(files(dir).length, 2)
+    await store.close()
+    // a new process: nothing in memory
+    store = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await store.open()
+    try {
+      for (const b of [...small, ...large, one]) {
+        assert.ok(await store.has(b.cid))
+        assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
+      }
+      const all = await readAll(store)
+      assert.is(all.size, 303)
+      for (const b of [...small, ...large, one]) assert.equal(all.get(hexOf(b.cid)), Buffer.from(b.bytes))
+      // a delete takes a block away wherever it is
+      await store.delete(small[0]!.cid)
+      await store.delete(large[0]!.cid)
+      assert.not.ok(await store.has(small[0]!.cid))
+      assert.not.ok(await store.has(large[0]!.cid))
+      assert.is((await readAll(store)).size, 301)
+    } finally {
+      await store.close()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a store whose small blocks were written as files (before they moved) still reads them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
+  try {
+    const b = await block(500)
+    const old = new CachedBlockstore(dir, { smallBlockBytes: 0 })
+    await old.open()
+    await old.put(b.cid, b.bytes)
+    await old.close()
+    assert.is(files(dir).length, 1)
+    const store = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await store.open()
+    try {
+      assert.ok(await store.has(b.cid))
+      assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
+      assert.is((await readAll(store)).size, 1)
+      await store.delete(b.cid)
+      assert.is(files(dir).length, 0)
+      assert.not.ok(await store.has(b.cid))
+    } finally {
+      await store.close()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test.run()

@@ -852,7 +852,7 @@ export class DatanetVersions {
     }
     if (applied.length === 0) return { applied, problem }
     // the blocks alone first (harmless without their entries), as finalize does
-    await eachAtOnce(items.slice(0, applied.length), RANGE_CONCURRENCY, async ({ value }) => { await helia.blockstore.put(value.cid, value.bytes) })
+    for await (const _ of helia.blockstore.putMany(items.slice(0, applied.length).map(({ value }) => ({ cid: value.cid, bytes: value.bytes })))) { /* drain */ }
     await pinMany(helia, items.slice(0, applied.length).map(i => i.value.cid), { depth: 0 })
     await this.adopt(adopted)
     pushAll(ops, writer.rest())
