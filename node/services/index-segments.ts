@@ -87,6 +87,13 @@ export class IndexSegments {
   private nextJob = 1
   private idleWaiters: Array<() => void> = []
   private stopped = false
+  /**
+   * The bytes of small segment files this process wrote, until merged: an inline merge
+   * reads its parts from here rather than back from their files (an open, a stat, a read
+   * and a close each, through the thread pool: a catching-up node merges about once a version).
+   */
+  private readonly written = new Map<string, Uint8Array>()
+  private writtenBytes = 0
 
   constructor (opts: IndexSegmentsOptions, lib: Lib) {
     this.opts = opts
@@ -141,10 +148,34 @@ export class IndexSegments {
     return segment
   }
 
-  /** A segment built and written for the next version elsewhere (index-builder.ts): added, its file counted as verified. */
-  adopt (segment: IndexSegment): void {
+  /** A segment built and written for the next version elsewhere (index-builder.ts): added, its file counted as verified; `bytes`: what the file holds. */
+  adopt (segment: IndexSegment, bytes?: Uint8Array): void {
     this.add(segment, false)
-    this.verified.add(this.versionFile(this.height))
+    const file = this.versionFile(this.height)
+    this.verified.add(file)
+    if (bytes !== undefined) this.hold(file, bytes)
+  }
+
+  /** Keeps a small file's bytes for the merge that will read it (bounded: a miss reads the file). */
+  private hold (file: string, bytes: Uint8Array): void {
+    const limit = this.opts.inlineMergeBytes ?? INLINE_MERGE_BYTES
+    if (bytes.byteLength > limit) return
+    this.written.set(file, bytes)
+    this.writtenBytes += bytes.byteLength
+    for (const [f, b] of this.written) {
+      if (this.writtenBytes <= 4 * limit) break
+      this.written.delete(f)
+      this.writtenBytes -= b.byteLength
+    }
+  }
+
+  /** A part's bytes for a merge here: held, else read; each part is merged once, so it is let go. */
+  private async partBytes (file: string): Promise<Uint8Array> {
+    const held = this.written.get(file)
+    if (held === undefined) return await readFile(file)
+    this.written.delete(file)
+    this.writtenBytes -= held.byteLength
+    return held
   }
 
   /**
@@ -162,8 +193,10 @@ export class IndexSegments {
       }
       if (write) {
         const file = this.versionFile(height)
-        writeSegmentFileSync(file, this.lib.encodeSegment(segment))
+        const bytes = this.lib.encodeSegment(segment)
+        writeSegmentFileSync(file, bytes)
         this.verified.add(file)
+        this.hold(file, bytes)
       }
       this.versions.push({ head: segment.headAfter, lastRecordIndex: segment.lastRecordIndex, withRecords: previous.withRecords + 1 })
       this.remember(key({ from: height, to: height }), segment)
@@ -322,7 +355,7 @@ export class IndexSegments {
     let reply: MergeReply
     try {
       // the files read and written without blocking this thread (segment-files.ts)
-      const bytes = mergeSegmentBytes(await Promise.all(job.parts.map(async file => await readFile(file))))
+      const bytes = mergeSegmentBytes(await Promise.all(job.parts.map(async file => await this.partBytes(file))))
       await writeSegmentFile(job.out, bytes)
       reply = { id: job.id, bytes }
     } catch (err) {
@@ -364,6 +397,7 @@ export class IndexSegments {
         this.checkEnds(running.range, segment)
         this.merged.add(k)
         this.verified.add(this.mergedFile(running.range))
+        this.hold(this.mergedFile(running.range), reply.bytes)
         this.remember(k, segment)
         // covers change: indexes built before drop their smaller segments as they go
         this.indexes.clear()

@@ -17,9 +17,23 @@ export function writeSegmentFileSync (file: string, bytes: Uint8Array): void {
   renameSync(`${file}.tmp`, file)
 }
 
+/** Directories made by this process: each call to the thread pool wakes a thread and then this one. */
+const made = new Set<string>()
+
 /** On the main thread. */
 export async function writeSegmentFile (file: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(file), { recursive: true })
-  await writeFile(`${file}.tmp`, bytes)
+  const dir = dirname(file)
+  if (!made.has(dir)) {
+    await mkdir(dir, { recursive: true })
+    made.add(dir)
+  }
+  try {
+    await writeFile(`${file}.tmp`, bytes)
+  } catch (err) {
+    // the directory was taken away since: made again
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    await mkdir(dir, { recursive: true })
+    await writeFile(`${file}.tmp`, bytes)
+  }
   await rename(`${file}.tmp`, file)
 }

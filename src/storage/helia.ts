@@ -6,7 +6,9 @@ import * as raw from 'multiformats/codecs/raw'
 import type { Helia } from '@helia/interface'
 import type { HeliaInit } from 'helia'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
-import type { Libp2p, ServiceMap } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, ServiceMap } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import { IdentityBlockstore } from 'blockstore-core/identity'
 import { CachedBlockstore } from './cached-blockstore.ts'
 
 /**
@@ -18,6 +20,30 @@ import { CachedBlockstore } from './cached-blockstore.ts'
  */
 const heliaModule = new URL('./helia.js', import.meta.resolve('helia')).href
 const { Helia: HeliaClass } = await import(heliaModule) as { Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }
+
+/**
+ * blockstore-core's IdentityBlockstore, the layer Helia puts right above our store, takes
+ * putMany from its base class: one awaited put after another, so no batch reached the
+ * store (CachedBlockstore.putMany writes small blocks in one LevelDB batch). Given here
+ * what its put does block by block: identity CIDs are its own, the rest go to the child
+ * as one stream. test/unit/helia-put-many.test.ts guards it.
+ */
+type IdentityPair = { cid: CID, bytes: Uint8Array }
+interface IdentityChild { putMany: (source: AsyncIterable<IdentityPair>, options?: AbortOptions) => AsyncIterable<CID> }
+const IDENTITY_CODE = 0x00
+IdentityBlockstore.prototype.putMany = async function * (this: IdentityBlockstore, source: Iterable<IdentityPair> | AsyncIterable<IdentityPair>, options?: AbortOptions): AsyncGenerator<CID> {
+  const child = (this as unknown as { child?: IdentityChild }).child
+  const own: IdentityPair[] = []
+  async function * rest (): AsyncGenerator<IdentityPair> {
+    for await (const pair of source) {
+      if (pair.cid.multihash.code === IDENTITY_CODE || child === undefined) own.push(pair)
+      else yield pair
+    }
+  }
+  if (child !== undefined) yield * child.putMany(rest(), options)
+  else for await (const _ of rest()) { /* all its own */ }
+  for (const { cid, bytes } of own) yield await this.put(cid, bytes, options)
+} as IdentityBlockstore['putMany']
 
 /** LevelDB memory-maps the table files it keeps open (counted as RSS): a bounded table cache bounds them. */
 const LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 64 }

@@ -83,4 +83,45 @@ test('segments merged on this thread are read and written without blocking it', 
   }
 })
 
+// A catching-up node merges about once a version, and each merge read its parts back from
+// the files it had just written (an open, a stat, a read and a close each).
+test('a merge on this thread takes the parts this process wrote from memory, not from their files', async () => {
+  const tmp = tempDir()
+  const { records } = corpus(5, 64)
+  const segments: IndexSegment[] = []
+  let index = CorpusIndex.empty()
+  for (let h = 0; h < 8; h++) {
+    const built = index.appendRecords(records.slice(h * 8, h * 8 + 8))
+    segments.push(built.segment as IndexSegment)
+    index = built.index
+  }
+  const promises = createRequire(import.meta.url)('node:fs/promises') as Record<string, (...args: unknown[]) => Promise<unknown>>
+  const readFile = promises.readFile as (...args: unknown[]) => Promise<unknown>
+  const reads: string[] = []
+  promises.readFile = async (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].startsWith(tmp.dir)) reads.push(args[0].slice(tmp.dir.length))
+    return await readFile(...args)
+  }
+  syncBuiltinESMExports()
+  const store = new IndexSegments({ dir: tmp.dir, logger: pino({ level: 'silent' }), fanout: 2, inlineMergeBytes: Number.MAX_SAFE_INTEGER }, lib)
+  try {
+    for (const segment of segments) store.add(segment, true)
+    await store.mergesIdle()
+    assert.equal(store.coverAt(8).map(r => `${r.from}-${r.to}`), ['1-8'])
+    assert.equal(reads, [])
+    // what the merges wrote is what a new process reads back
+    const again = new IndexSegments({ dir: tmp.dir, logger: pino({ level: 'silent' }), fanout: 2, merge: false }, lib)
+    for (const segment of segments) again.add(segment, false)
+    const merged = await again.indexAt(8)
+    const direct = await store.indexAt(8)
+    assert.is(merged.tokenCount, direct.tokenCount)
+    await again.stop()
+  } finally {
+    promises.readFile = readFile
+    syncBuiltinESMExports()
+    await store.stop()
+    tmp.remove()
+  }
+})
+
 test.run()
