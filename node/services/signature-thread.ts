@@ -5,10 +5,11 @@
  * range before (scripts/bench/catch-up.ts, profiled). Here they run on a worker
  * (signature-worker.ts), on the second core.
  *
- * A batch is checked here instead while the worker starts (~0.1 s: the first range does
- * not wait for it), when it is small (handing it over costs more than it saves), and when
- * the worker failed (its pending batches are checked here: an answer is never lost). The
- * worker ends after IDLE_MS without a batch.
+ * A batch is checked here instead when it is the first while the worker starts (~0.1 s:
+ * the first range does not wait for it; the next ones do, as this thread has the range
+ * before them to apply), when it is small (handing it over costs more than it saves), and
+ * when the worker failed (its pending batches are checked here: an answer is never lost).
+ * The worker ends after IDLE_MS without a batch.
  */
 import { randomBytes } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
@@ -36,7 +37,9 @@ export class SignatureThread {
   private worker: Worker | undefined
   private ready = false
   private nextId = 0
-  private readonly pending = new Map<number, { items: readonly SignedDigest[], resolve: (ok: boolean) => void }>()
+  private readonly pending = new Map<number, { items: readonly SignedDigest[], resolve: (ok: boolean) => void, posted: boolean }>()
+  /** A batch was checked here since the worker began to start. */
+  private checkedWhileStarting = false
   private idle: NodeJS.Timeout | undefined
   private stopped = false
   readonly stats: SignatureThreadStats = { onWorker: 0, here: 0, workerFailures: 0 }
@@ -49,13 +52,17 @@ export class SignatureThread {
   async verify (items: readonly SignedDigest[]): Promise<boolean> {
     if (items.length < (this.o.minOffload ?? MIN_OFFLOAD) || this.stopped) return this.here(items)
     const worker = this.start()
-    if (!this.ready) return this.here(items)
+    if (!this.ready && !this.checkedWhileStarting) {
+      this.checkedWhileStarting = true
+      return this.here(items)
+    }
     clearTimeout(this.idle)
     const id = this.nextId++
     worker.ref()
     return await new Promise<boolean>(resolve => {
-      this.pending.set(id, { items, resolve })
-      worker.postMessage({ id, items: [...items] } satisfies SignatureJob)
+      // posted once the worker is ready
+      this.pending.set(id, { items, resolve, posted: this.ready })
+      if (this.ready) worker.postMessage({ id, items: [...items] } satisfies SignatureJob)
     })
   }
 
@@ -69,11 +76,17 @@ export class SignatureThread {
     const worker = new Worker(new URL('./signature-worker.ts', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 64 } })
     this.worker = worker
     this.ready = false
+    this.checkedWhileStarting = false
     worker.unref()
     worker.on('message', (m: SignatureAnswer) => {
       if ('ready' in m) {
         this.ready = true
-        this.idleAfter()
+        for (const [id, job] of this.pending) {
+          if (job.posted) continue
+          job.posted = true
+          worker.postMessage({ id, items: [...job.items] } satisfies SignatureJob)
+        }
+        if (this.pending.size === 0) this.idleAfter()
         return
       }
       const job = this.pending.get(m.id)

@@ -19,6 +19,7 @@ import { Wallet, hexlify } from 'ethers'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
 import { dataDirPaths } from '../../src/storage/data-dir.ts'
 import { forgetSigners, recoverSigner, verifyBatch } from '../../src/codec/signer.ts'
+import { cpuSince, cpuTotal, threadCpu, type ThreadCpu } from './thread-cpu.ts'
 
 const target = Number(process.argv[2] ?? 300)
 const rounds = Number(process.argv[3] ?? 1)
@@ -66,7 +67,7 @@ try {
 
   // one version asked for at a time (the list of all would cost the node more as it grows)
   const has = async (v: number): Promise<boolean> => (await fetch(`${late.daemon.apiUrl}/v1/datanets/${net.datanet}/versions/${v}`, { signal: AbortSignal.timeout(10_000) })).status === 200
-  const samples: Array<{ rate: number, totalS: number, steadyS: number, readyS: number }> = []
+  const samples: Array<{ rate: number, totalS: number, steadyS: number, readyS: number, cpu: ThreadCpu }> = []
   for (let round = 0; round < rounds; round++) {
     if (round > 0) {
       // the node starts over: nothing of the datanet kept but its keys
@@ -83,16 +84,20 @@ try {
       if (res.status !== 201 && res.status !== 200) throw new Error(`the late node refused the manifest: ${res.status} ${await res.text()}`)
     }
     let firstAt: number | undefined
+    let cpuAtFirst: ThreadCpu | undefined
     const deadline = Date.now() + 900_000
     for (;;) {
-      if (firstAt === undefined && await has(1)) firstAt = performance.now()
+      if (firstAt === undefined && await has(1)) { firstAt = performance.now(); cpuAtFirst = threadCpu(late.daemon.pid as number) }
       if (firstAt !== undefined && await has(h)) break
       if (Date.now() > deadline) throw new Error(`the late node lacks version ${h} after 900 s`)
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     const doneAt = performance.now()
+    // the late node's CPU from its first version applied to its last: what a version costs it,
+    // whatever the other processes on these cores take meanwhile (clock ticks of 10 ms)
+    const cpu = cpuSince(cpuAtFirst as ThreadCpu, threadCpu(late.daemon.pid as number))
     const steadyS = (doneAt - (firstAt as number)) / 1000
-    samples.push({ rate: h / steadyS, totalS: (doneAt - t1) / 1000, steadyS, readyS })
+    samples.push({ rate: h / steadyS, totalS: (doneAt - t1) / 1000, steadyS, readyS, cpu })
   }
   const median = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)] as T
   const { rate, steadyS } = median(samples, s => s.rate)
@@ -115,6 +120,10 @@ try {
   if (rounds > 1) console.log(`rounds    first version → last applied: ${samples.map(s => s.rate.toFixed(1)).join(', ')} versions/s; from start: ${samples.map(s => (h / s.totalS).toFixed(1)).join(', ')} (medians below)`)
   console.log(`catch-up  first version → last applied:  ${rate.toFixed(1).padStart(8)} versions/s (${steadyS.toFixed(1)} s; ratio ${(rate / made0).toFixed(2)})`)
   console.log(`          start → all applied:           ${(h / totalS).toFixed(1).padStart(8)} versions/s (${totalS.toFixed(1)} s, of which ${readyS.toFixed(1)} s until the API answered)`)
+  const perVersion = (s: number): string => `${(1000 * s / h).toFixed(2)} ms`
+  const mainMs = median(samples, s => s.cpu.main).cpu.main
+  const allMs = cpuTotal(median(samples, s => cpuTotal(s.cpu)).cpu)
+  console.log(`late node CPU, first → last applied: main thread ${perVersion(mainMs)} a version, all its threads ${perVersion(allMs)} (medians; ${samples.map(s => `${perVersion(s.cpu.main)}/${perVersion(cpuTotal(s.cpu))}`).join(', ')})`)
   console.log(`floor     3 precommits/version, one by one: ${oneByOne.toFixed(0).padStart(6)} versions/s; in batches of 32 versions: ${batched.toFixed(0)} versions/s (catch-up at ${(rate / batched).toFixed(2)} of it)`)
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
