@@ -19,7 +19,7 @@ import { Wallet, hexlify } from 'ethers'
 import { startClusterNetwork } from '../../test/helpers/soak.ts'
 import { dataDirPaths } from '../../src/storage/data-dir.ts'
 import { forgetSigners, recoverSigner, verifyBatch } from '../../src/codec/signer.ts'
-import { cpuSince, cpuTotal, threadCpu, type ThreadCpu } from './thread-cpu.ts'
+import { cpuSince, cpuTotal, formatCpu, threadCpu, type ThreadCpu } from './thread-cpu.ts'
 
 const target = Number(process.argv[2] ?? 300)
 const rounds = Number(process.argv[3] ?? 1)
@@ -122,8 +122,9 @@ try {
   console.log(`          start → all applied:           ${(h / totalS).toFixed(1).padStart(8)} versions/s (${totalS.toFixed(1)} s, of which ${readyS.toFixed(1)} s until the API answered)`)
   const perVersion = (s: number): string => `${(1000 * s / h).toFixed(2)} ms`
   const mainMs = median(samples, s => s.cpu.main).cpu.main
-  const allMs = cpuTotal(median(samples, s => cpuTotal(s.cpu)).cpu)
-  console.log(`late node CPU, first → last applied: main thread ${perVersion(mainMs)} a version, all its threads ${perVersion(allMs)} (medians; ${samples.map(s => `${perVersion(s.cpu.main)}/${perVersion(cpuTotal(s.cpu))}`).join(', ')})`)
+  const mid = median(samples, s => cpuTotal(s.cpu)).cpu
+  console.log(`late node CPU, first → last applied: main thread ${perVersion(mainMs)} a version, all its threads ${perVersion(cpuTotal(mid))} (medians; ${samples.map(s => `${perVersion(s.cpu.main)}/${perVersion(cpuTotal(s.cpu))}`).join(', ')})`)
+  console.log(`          the median sample by kind of thread:${formatCpu(mid)}`)
   console.log(`floor     3 precommits/version, one by one: ${oneByOne.toFixed(0).padStart(6)} versions/s; in batches of 32 versions: ${batched.toFixed(0)} versions/s (catch-up at ${(rate / batched).toFixed(2)} of it)`)
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
