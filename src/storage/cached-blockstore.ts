@@ -13,9 +13,15 @@
  *   Blocks are immutable and named by their hash, so a cached copy is never stale; a
  *   delete drops it.
  *
- * A store written before small blocks moved keeps them as files: a read that misses the
- * database reads the file.
+ * In a store made since, every block has an entry in the database — its bytes, or a marker
+ * for a file — so `has` of a block not here (every new block, as Helia asks before each
+ * write) is one database lookup, not a failed `access` on a file. A file's marker says
+ * "being written" until the file is whole, and then "in a file": a crash between leaves a
+ * marker that sends `has` to the file, so a block is neither lost nor claimed. A store
+ * written before small blocks moved keeps its files without entries: there a lookup that
+ * misses the database tries the file.
  */
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { FsBlockstore, type FsBlockstoreInit } from 'blockstore-fs'
@@ -35,8 +41,14 @@ const LARGEST_CACHED = 2 * 1024 * 1024
 export const SMALL_BLOCK_BYTES = 64 * 1024
 /** Small blocks written in one batch by putMany. */
 const BATCH_BLOCKS = 256
-/** As the datastore's: a bounded table cache bounds the memory-mapped tables. */
-const SMALL_LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 64 }
+/** LevelDB memory-maps the tables it keeps open (counted as RSS): 32 tables of 1 MiB at most. */
+const SMALL_LEVEL_OPTIONS = { cacheSize: 2 * 1024 * 1024, writeBufferSize: 2 * 1024 * 1024, maxOpenFiles: 32, maxFileSize: 1024 * 1024 }
+
+/** The database's entries for a block kept as a file: whole, and being written. Blocks of fewer than 2 bytes are files, so an entry of 2 bytes or more is a block. */
+const IN_FILE = new Uint8Array(0)
+const WRITING = Uint8Array.of(0)
+/** Set when every block has an entry (not a multihash: its varint never ends). */
+const COMPLETE = Uint8Array.of(0xff, 0xff)
 
 export interface CachedBlockstoreInit extends FsBlockstoreInit {
   /** Bytes of blocks kept in memory; 0 turns the cache off. */
@@ -56,6 +68,8 @@ export class CachedBlockstore extends FsBlockstore {
   /** Small blocks by multihash; undefined when every block is a file. */
   private readonly small: ClassicLevel<Uint8Array, Uint8Array> | undefined
   private readonly smallBytes: number
+  /** Every block has an entry in the database: a miss there is a miss. */
+  private complete = false
 
   constructor (location: string, init: CachedBlockstoreInit = {}) {
     super(location, init)
@@ -68,7 +82,20 @@ export class CachedBlockstore extends FsBlockstore {
 
   override async open (): Promise<void> {
     await super.open()
-    await this.small?.open()
+    if (this.small === undefined) return
+    await this.small.open()
+    if (await this.small.get(COMPLETE) !== undefined) {
+      this.complete = true
+    } else if ((await readdir(this.path)).every(name => name === 'small')) {
+      // a new store: no file without its entry
+      await this.small.put(COMPLETE, Uint8Array.of(1))
+      this.complete = true
+    }
+  }
+
+  /** A file's marker: WRITING before its file is written, IN_FILE once it is whole. */
+  private async mark (cid: CID, value: Uint8Array): Promise<void> {
+    await this.small?.put(cid.multihash.bytes, value)
   }
 
   override async close (): Promise<void> {
@@ -76,8 +103,9 @@ export class CachedBlockstore extends FsBlockstore {
     await super.close()
   }
 
+  /** Kept in the database (values under 2 bytes are files' markers: such blocks are files). */
   private isSmall (bytes: Uint8Array): boolean {
-    return this.small !== undefined && bytes.byteLength <= this.smallBytes
+    return this.small !== undefined && bytes.byteLength >= 2 && bytes.byteLength <= this.smallBytes
   }
 
   /** Bytes held now (tests, metrics). */
@@ -114,7 +142,9 @@ export class CachedBlockstore extends FsBlockstore {
       this.remember(keyOf(key), val)
       return key
     }
+    await this.mark(key, WRITING)
     const cid = await super.put(key, val, options)
+    await this.mark(key, IN_FILE)
     if (val instanceof Uint8Array) this.remember(keyOf(key), val)
     return cid
   }
@@ -131,17 +161,23 @@ export class CachedBlockstore extends FsBlockstore {
       small.length = 0
       return done
     }
+    const writeLarge = async (): Promise<CID[]> => {
+      const done: CID[] = []
+      // many files at once (FsBlockstore.putMany calls this.put: each with its markers)
+      for await (const cid of super.putMany(large.splice(0) as unknown as Pair[], options)) done.push(cid)
+      return done
+    }
     for await (const pair of source) {
       if (pair.bytes instanceof Uint8Array && this.isSmall(pair.bytes)) {
         small.push({ cid: pair.cid, bytes: pair.bytes })
         if (small.length >= BATCH_BLOCKS) yield * await writeSmall()
       } else {
         large.push(pair)
-        if (large.length >= BATCH_BLOCKS) yield * super.putMany(large.splice(0) as unknown as Pair[], options)
+        if (large.length >= BATCH_BLOCKS) yield * await writeLarge()
       }
     }
     if (small.length > 0) yield * await writeSmall()
-    if (large.length > 0) yield * super.putMany(large as unknown as Pair[], options)
+    if (large.length > 0) yield * await writeLarge()
   }
 
   override async * get (key: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
@@ -157,7 +193,7 @@ export class CachedBlockstore extends FsBlockstore {
     }
     const deletes = this.deletes
     const stored = await this.small?.get(key.multihash.bytes)
-    if (stored !== undefined) {
+    if (stored !== undefined && stored.byteLength >= 2) {
       if (deletes === this.deletes) this.remember(k, stored)
       yield stored
       return
@@ -171,7 +207,10 @@ export class CachedBlockstore extends FsBlockstore {
 
   override async has (key: CID, options?: AbortOptions): Promise<boolean> {
     if (this.cache.has(keyOf(key))) return true
-    if (this.small !== undefined && await this.small.has(key.multihash.bytes)) return true
+    const entry = await this.small?.get(key.multihash.bytes)
+    // a block, or a whole file's marker; a file being written (or cut short by a crash) is as its file says
+    if (entry !== undefined && entry.byteLength !== WRITING.byteLength) return true
+    if (entry === undefined && this.complete) return false
     return await super.has(key, options)
   }
 
@@ -187,6 +226,8 @@ export class CachedBlockstore extends FsBlockstore {
     if (this.small !== undefined) {
       for await (const [key, value] of this.small.iterator()) {
         options?.signal?.throwIfAborted()
+        // files' markers (the files follow) and the store's own flag
+        if (value.byteLength < 2 || Buffer.compare(key, COMPLETE) === 0) continue
         yield { cid: CID.createV1(raw.code, Digest.decode(key)), bytes: (function * () { yield value })() }
       }
     }

@@ -6,12 +6,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, unlinkSync, readdirSync, statSync } from 'node:fs'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { ClassicLevel } from 'classic-level'
 import { CachedBlockstore } from '../../src/storage/cached-blockstore.ts'
 
 async function block (size: number): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -162,6 +164,102 @@ test('small blocks go to the database, not a file each; large ones are files; al
     } finally {
       await store.close()
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+/** Runs `fn` counting calls of fs/promises' access (a file's existence: blockstore-fs's has) under `dir`. */
+async function accessCalls (dir: string, fn: () => Promise<void>): Promise<number> {
+  const promises = createRequire(import.meta.url)('node:fs/promises') as Record<string, (...args: unknown[]) => Promise<unknown>>
+  const access = promises.access as (...args: unknown[]) => Promise<unknown>
+  let calls = 0
+  promises.access = async (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].startsWith(dir)) calls++
+    return await access(...args)
+  }
+  syncBuiltinESMExports()
+  try {
+    await fn()
+  } finally {
+    promises.access = access
+    syncBuiltinESMExports()
+  }
+  return calls
+}
+
+// Helia asks `has` before it writes a block: for every new block a failed access on a file
+// (an error made and thrown) on top of the database's lookup
+test('a new store answers has() from its database alone, for small and large blocks and for blocks not here', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
+  try {
+    const small = await block(300)
+    const large = await block(100_000)
+    const empty = await block(0)
+    const absent = await block(300)
+    let store = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await store.open()
+    await store.put(small.cid, small.bytes)
+    for await (const _ of store.putMany([large, empty])) { /* drain */ }
+    await store.close()
+    store = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await store.open()
+    try {
+      const calls = await accessCalls(dir, async () => {
+        assert.ok(await store.has(small.cid))
+        assert.ok(await store.has(large.cid))
+        assert.ok(await store.has(empty.cid), 'an empty block (a file: entries under 2 bytes are markers)')
+        assert.not.ok(await store.has(absent.cid))
+      })
+      assert.is(calls, 0)
+      assert.equal(await read(store, large.cid), Buffer.from(large.bytes))
+      assert.equal(await read(store, empty.cid), Buffer.from(empty.bytes))
+      assert.is((await readAll(store)).size, 3, 'getAll: each block once, not the markers')
+      await store.delete(large.cid)
+      assert.not.ok(await store.has(large.cid))
+      assert.is(files(dir).length, 1)
+    } finally {
+      await store.close()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+// kill -9 between a large block's marker and its file, and between its file and the marker
+// that says it is whole: the block is neither claimed before its file is there nor lost after
+test('a large block cut short by a crash is as its file says', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
+  try {
+    const big = await block(100_000)
+    const store = new CachedBlockstore(dir, { cacheBytes: 0 })
+    await store.open()
+    await store.close()
+    // the crash after the "being written" marker: no file
+    const level = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, 'small'), { keyEncoding: 'view', valueEncoding: 'view' })
+    await level.put(big.cid.multihash.bytes, Uint8Array.of(0))
+    await level.close()
+    const after = async (check: (s: CachedBlockstore) => Promise<void>): Promise<void> => {
+      const s = new CachedBlockstore(dir, { cacheBytes: 0 })
+      await s.open()
+      try { await check(s) } finally { await s.close() }
+    }
+    await after(async s => { assert.not.ok(await s.has(big.cid), 'claimed before its file was written') })
+    // the crash after the file (written here by a store that keeps no entries), before "whole"
+    const files = new CachedBlockstore(dir, { cacheBytes: 0, smallBlockBytes: 0 })
+    await files.open()
+    await files.put(big.cid, big.bytes)
+    await files.close()
+    await after(async s => {
+      assert.ok(await s.has(big.cid), 'its whole file was lost')
+      assert.equal(await read(s, big.cid), Buffer.from(big.bytes))
+      // written again (Helia would not: it has it): the marker says whole
+      await s.put(big.cid, big.bytes)
+    })
+    await after(async s => {
+      const calls = await accessCalls(dir, async () => { assert.ok(await s.has(big.cid)) })
+      assert.is(calls, 0)
+    })
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
