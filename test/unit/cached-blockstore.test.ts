@@ -14,6 +14,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { ClassicLevel } from 'classic-level'
+import { FsBlockstore } from 'blockstore-fs'
 import { CachedBlockstore } from '../../src/storage/cached-blockstore.ts'
 
 async function block (size: number): Promise<{ cid: CID, bytes: Uint8Array }> {
@@ -259,6 +260,22 @@ test('a large block cut short by a crash is as its file says', async () => {
     await after(async s => {
       const calls = await accessCalls(dir, async () => { assert.ok(await s.has(big.cid)) })
       assert.is(calls, 0)
+    })
+    // the same through put itself: the process dies once the file is written
+    const other = await block(100_000)
+    const write = FsBlockstore.prototype.put
+    FsBlockstore.prototype.put = async function (this: FsBlockstore, ...args: Parameters<FsBlockstore['put']>) {
+      await write.apply(this, args)
+      throw new Error('killed after the file')
+    }
+    try {
+      await after(async s => { await s.put(other.cid, other.bytes).then(() => assert.unreachable('not killed'), () => {}) })
+    } finally {
+      FsBlockstore.prototype.put = write
+    }
+    await after(async s => {
+      assert.ok(await s.has(other.cid), 'a whole file written before the crash was lost')
+      assert.equal(await read(s, other.cid), Buffer.from(other.bytes))
     })
   } finally {
     rmSync(dir, { recursive: true, force: true })
