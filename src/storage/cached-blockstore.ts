@@ -206,8 +206,12 @@ export class CachedBlockstore extends FsBlockstore {
   }
 
   override async has (key: CID, options?: AbortOptions): Promise<boolean> {
-    if (this.cache.has(keyOf(key))) return true
+    const k = keyOf(key)
+    if (this.cache.has(k)) return true
+    const deletes = this.deletes
     const entry = await this.small?.get(key.multihash.bytes)
+    // a small block, read whole: kept, as Helia's get asks `has` and then reads it
+    if (entry !== undefined && entry.byteLength >= 2 && deletes === this.deletes) this.remember(k, entry)
     // a block, or a whole file's marker; a file being written (or cut short by a crash) is as its file says
     if (entry !== undefined && entry.byteLength !== WRITING.byteLength) return true
     if (entry === undefined && this.complete) return false

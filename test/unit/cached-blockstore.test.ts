@@ -39,16 +39,29 @@ function files (dir: string): string[] {
   return out
 }
 
-async function withStore (cacheBytes: number, fn: (store: CachedBlockstore, dir: string) => Promise<void>): Promise<void> {
+/** A fresh directory for `fn`, removed after. */
+async function withDir (fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  const store = new CachedBlockstore(dir, { cacheBytes })
-  await store.open()
   try {
-    await fn(store, dir)
+    await fn(dir)
   } finally {
-    await store.close()
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** A store opened on `dir` for `fn` (a process's life), closed after. */
+async function opened (dir: string, init: ConstructorParameters<typeof CachedBlockstore>[1], fn: (store: CachedBlockstore) => Promise<void>): Promise<void> {
+  const store = new CachedBlockstore(dir, init)
+  await store.open()
+  try {
+    await fn(store)
+  } finally {
+    await store.close()
+  }
+}
+
+async function withStore (cacheBytes: number, fn: (store: CachedBlockstore, dir: string) => Promise<void>): Promise<void> {
+  await withDir(async dir => { await opened(dir, { cacheBytes }, async store => { await fn(store, dir) }) })
 }
 
 test('a block written is read back from memory, the same bytes; a deleted one is gone', async () => {
@@ -131,24 +144,20 @@ const hexOf = (cid: CID): string => Buffer.from(cid.multihash.bytes).toString('h
 // A node catching up on small versions wrote three files a version (a temporary file,
 // its write, close and rename each, and a directory check): most of its main thread.
 test('small blocks go to the database, not a file each; large ones are files; all read back after a restart', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  try {
+  await withDir(async dir => {
     const small = await Promise.all(Array.from({ length: 300 }, async (_, i) => await block(50 + i)))
     const large = await Promise.all(Array.from({ length: 2 }, async () => await block(100_000)))
-    let store = new CachedBlockstore(dir)
-    await store.open()
-    const put: string[] = []
-    for await (const cid of store.putMany([...small.slice(0, 150), ...large, ...small.slice(150)])) put.push(hexOf(cid))
-    assert.equal(put.sort(), [...small, ...large].map(b => hexOf(b.cid)).sort(), 'putMany yields each CID once')
-    assert.is(files(dir).length, 2, 'only the large blocks are files')
     const one = await block(100)
-    await store.put(one.cid, one.bytes)
-    assert.is(files(dir).length, 2)
-    await store.close()
+    await opened(dir, {}, async store => {
+      const put: string[] = []
+      for await (const cid of store.putMany([...small.slice(0, 150), ...large, ...small.slice(150)])) put.push(hexOf(cid))
+      assert.equal(put.sort(), [...small, ...large].map(b => hexOf(b.cid)).sort(), 'putMany yields each CID once')
+      assert.is(files(dir).length, 2, 'only the large blocks are files')
+      await store.put(one.cid, one.bytes)
+      assert.is(files(dir).length, 2)
+    })
     // a new process: nothing in memory
-    store = new CachedBlockstore(dir, { cacheBytes: 0 })
-    await store.open()
-    try {
+    await opened(dir, { cacheBytes: 0 }, async store => {
       for (const b of [...small, ...large, one]) {
         assert.ok(await store.has(b.cid))
         assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
@@ -162,12 +171,8 @@ test('small blocks go to the database, not a file each; large ones are files; al
       assert.not.ok(await store.has(small[0]!.cid))
       assert.not.ok(await store.has(large[0]!.cid))
       assert.is((await readAll(store)).size, 301)
-    } finally {
-      await store.close()
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+    })
+  })
 })
 
 /** Runs `fn` counting calls of fs/promises' access (a file's existence: blockstore-fs's has) under `dir`. */
@@ -192,20 +197,16 @@ async function accessCalls (dir: string, fn: () => Promise<void>): Promise<numbe
 // Helia asks `has` before it writes a block: for every new block a failed access on a file
 // (an error made and thrown) on top of the database's lookup
 test('a new store answers has() from its database alone, for small and large blocks and for blocks not here', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  try {
+  await withDir(async dir => {
     const small = await block(300)
     const large = await block(100_000)
     const empty = await block(0)
     const absent = await block(300)
-    let store = new CachedBlockstore(dir, { cacheBytes: 0 })
-    await store.open()
-    await store.put(small.cid, small.bytes)
-    for await (const _ of store.putMany([large, empty])) { /* drain */ }
-    await store.close()
-    store = new CachedBlockstore(dir, { cacheBytes: 0 })
-    await store.open()
-    try {
+    await opened(dir, { cacheBytes: 0 }, async store => {
+      await store.put(small.cid, small.bytes)
+      for await (const _ of store.putMany([large, empty])) { /* drain */ }
+    })
+    await opened(dir, { cacheBytes: 0 }, async store => {
       const calls = await accessCalls(dir, async () => {
         assert.ok(await store.has(small.cid))
         assert.ok(await store.has(large.cid))
@@ -219,45 +220,30 @@ test('a new store answers has() from its database alone, for small and large blo
       await store.delete(large.cid)
       assert.not.ok(await store.has(large.cid))
       assert.is(files(dir).length, 1)
-    } finally {
-      await store.close()
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+    })
+  })
 })
 
 // kill -9 between a large block's marker and its file, and between its file and the marker
 // that says it is whole: the block is neither claimed before its file is there nor lost after
 test('a large block cut short by a crash is as its file says', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  try {
+  await withDir(async dir => {
     const big = await block(100_000)
-    const store = new CachedBlockstore(dir, { cacheBytes: 0 })
-    await store.open()
-    await store.close()
+    await opened(dir, { cacheBytes: 0 }, async () => {})
     // the crash after the "being written" marker: no file
     const level = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, 'small'), { keyEncoding: 'view', valueEncoding: 'view' })
     await level.put(big.cid.multihash.bytes, Uint8Array.of(0))
     await level.close()
-    const after = async (check: (s: CachedBlockstore) => Promise<void>): Promise<void> => {
-      const s = new CachedBlockstore(dir, { cacheBytes: 0 })
-      await s.open()
-      try { await check(s) } finally { await s.close() }
-    }
-    await after(async s => { assert.not.ok(await s.has(big.cid), 'claimed before its file was written') })
+    await opened(dir, { cacheBytes: 0 }, async s => { assert.not.ok(await s.has(big.cid), 'claimed before its file was written') })
     // the crash after the file (written here by a store that keeps no entries), before "whole"
-    const files = new CachedBlockstore(dir, { cacheBytes: 0, smallBlockBytes: 0 })
-    await files.open()
-    await files.put(big.cid, big.bytes)
-    await files.close()
-    await after(async s => {
+    await opened(dir, { cacheBytes: 0, smallBlockBytes: 0 }, async files => { await files.put(big.cid, big.bytes) })
+    await opened(dir, { cacheBytes: 0 }, async s => {
       assert.ok(await s.has(big.cid), 'its whole file was lost')
       assert.equal(await read(s, big.cid), Buffer.from(big.bytes))
       // written again (Helia would not: it has it): the marker says whole
       await s.put(big.cid, big.bytes)
     })
-    await after(async s => {
+    await opened(dir, { cacheBytes: 0 }, async s => {
       const calls = await accessCalls(dir, async () => { assert.ok(await s.has(big.cid)) })
       assert.is(calls, 0)
     })
@@ -269,43 +255,31 @@ test('a large block cut short by a crash is as its file says', async () => {
       throw new Error('killed after the file')
     }
     try {
-      await after(async s => { await s.put(other.cid, other.bytes).then(() => assert.unreachable('not killed'), () => {}) })
+      await opened(dir, { cacheBytes: 0 }, async s => { await s.put(other.cid, other.bytes).then(() => assert.unreachable('not killed'), () => {}) })
     } finally {
       FsBlockstore.prototype.put = write
     }
-    await after(async s => {
+    await opened(dir, { cacheBytes: 0 }, async s => {
       assert.ok(await s.has(other.cid), 'a whole file written before the crash was lost')
       assert.equal(await read(s, other.cid), Buffer.from(other.bytes))
     })
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('a store whose small blocks were written as files (before they moved) still reads them', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  try {
+  await withDir(async dir => {
     const b = await block(500)
-    const old = new CachedBlockstore(dir, { smallBlockBytes: 0 })
-    await old.open()
-    await old.put(b.cid, b.bytes)
-    await old.close()
+    await opened(dir, { smallBlockBytes: 0 }, async old => { await old.put(b.cid, b.bytes) })
     assert.is(files(dir).length, 1)
-    const store = new CachedBlockstore(dir, { cacheBytes: 0 })
-    await store.open()
-    try {
+    await opened(dir, { cacheBytes: 0 }, async store => {
       assert.ok(await store.has(b.cid))
       assert.equal(await read(store, b.cid), Buffer.from(b.bytes))
       assert.is((await readAll(store)).size, 1)
       await store.delete(b.cid)
       assert.is(files(dir).length, 0)
       assert.not.ok(await store.has(b.cid))
-    } finally {
-      await store.close()
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+    })
+  })
 })
 
 test.run()

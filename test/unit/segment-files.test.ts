@@ -40,6 +40,19 @@ async function blockingWritesUnder<T> (dir: string, fn: () => Promise<T>, counte
   }
 }
 
+/** The segments of 8 versions of 8 records each, one continuing the other. */
+function eightVersions (): IndexSegment[] {
+  const { records } = corpus(5, 64)
+  const segments: IndexSegment[] = []
+  let index = CorpusIndex.empty()
+  for (let h = 0; h < 8; h++) {
+    const built = index.appendRecords(records.slice(h * 8, h * 8 + 8))
+    segments.push(built.segment as IndexSegment)
+    index = built.index
+  }
+  return segments
+}
+
 test('a segment built on this thread is written without blocking it', async () => {
   const tmp = tempDir()
   const builder = new IndexBuilder({ inlineTokens: Number.MAX_SAFE_INTEGER })
@@ -58,14 +71,7 @@ test('a segment built on this thread is written without blocking it', async () =
 
 test('segments merged on this thread are read and written without blocking it', async () => {
   const tmp = tempDir()
-  const { records } = corpus(5, 64)
-  const segments: IndexSegment[] = []
-  let index = CorpusIndex.empty()
-  for (let h = 0; h < 8; h++) {
-    const built = index.appendRecords(records.slice(h * 8, h * 8 + 8))
-    segments.push(built.segment as IndexSegment)
-    index = built.index
-  }
+  const segments = eightVersions()
   // every merge on this thread
   const store = new IndexSegments({ dir: tmp.dir, logger: pino({ level: 'silent' }), fanout: 2, inlineMergeBytes: Number.MAX_SAFE_INTEGER }, lib)
   try {
@@ -87,14 +93,7 @@ test('segments merged on this thread are read and written without blocking it', 
 // the files it had just written (an open, a stat, a read and a close each).
 test('a merge on this thread takes the parts this process wrote from memory, not from their files', async () => {
   const tmp = tempDir()
-  const { records } = corpus(5, 64)
-  const segments: IndexSegment[] = []
-  let index = CorpusIndex.empty()
-  for (let h = 0; h < 8; h++) {
-    const built = index.appendRecords(records.slice(h * 8, h * 8 + 8))
-    segments.push(built.segment as IndexSegment)
-    index = built.index
-  }
+  const segments = eightVersions()
   const promises = createRequire(import.meta.url)('node:fs/promises') as Record<string, (...args: unknown[]) => Promise<unknown>>
   const readFile = promises.readFile as (...args: unknown[]) => Promise<unknown>
   const reads: string[] = []
