@@ -29,6 +29,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import type { AbortOptions } from '@libp2p/interface'
+import { readOne } from './level-reads.ts'
 
 /** What putMany takes and getAll yields (interface-blockstore's shapes). */
 interface InputPair { cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> }
@@ -192,7 +193,7 @@ export class CachedBlockstore extends FsBlockstore {
       return
     }
     const deletes = this.deletes
-    const stored = await this.small?.get(key.multihash.bytes)
+    const stored = this.small === undefined ? undefined : await readOne(this.small, key.multihash.bytes)
     if (stored !== undefined && stored.byteLength >= 2) {
       if (deletes === this.deletes) this.remember(k, stored)
       yield stored
@@ -209,7 +210,7 @@ export class CachedBlockstore extends FsBlockstore {
     const k = keyOf(key)
     if (this.cache.has(k)) return true
     const deletes = this.deletes
-    const entry = await this.small?.get(key.multihash.bytes)
+    const entry = this.small === undefined ? undefined : await readOne(this.small, key.multihash.bytes)
     // a small block, read whole: kept, as Helia's get asks `has` and then reads it
     if (entry !== undefined && entry.byteLength >= 2 && deletes === this.deletes) this.remember(k, entry)
     // a block, or a whole file's marker; a file being written (or cut short by a crash) is as its file says

@@ -9,7 +9,10 @@ import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { AbortOptions, Libp2p, ServiceMap } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { IdentityBlockstore } from 'blockstore-core/identity'
+import type { Key } from 'interface-datastore'
+import { NotFoundError } from 'interface-store'
 import { CachedBlockstore } from './cached-blockstore.ts'
+import { readOne } from './level-reads.ts'
 
 /**
  * Helia's class, loaded from its own module. The `helia` package index statically imports
@@ -64,6 +67,34 @@ export interface ContentStore<S extends ServiceMap> {
 }
 
 /**
+ * The level datastore (Helia's pins, libp2p's peer store) read on this thread
+ * (level-reads.ts): a pin walk asks `has` of every block it pins, most of them absent.
+ * Answers and errors are the base class's (an error takes its path).
+ */
+export class LevelDatastoreReadHere extends LevelDatastore {
+  override async get (key: Key, options?: AbortOptions): Promise<Uint8Array> {
+    options?.signal?.throwIfAborted()
+    let data: Uint8Array | undefined
+    try {
+      data = await readOne(this.db, key.toString())
+    } catch {
+      return await super.get(key, options)
+    }
+    if (data === undefined) throw new NotFoundError()
+    return data
+  }
+
+  override async has (key: Key, options?: AbortOptions): Promise<boolean> {
+    options?.signal?.throwIfAborted()
+    try {
+      return await readOne(this.db, key.toString()) !== undefined
+    } catch {
+      return await super.has(key, options)
+    }
+  }
+}
+
+/**
  * Helia (light: no WebRTC, no HTTP gateways, no DHT) over a flat-file block store and a
  * level datastore in the data directory, our own libp2p, and bitswap. libp2p keeps its peer store
  * in the same datastore, so known peers survive a restart.
@@ -73,7 +104,7 @@ export async function createContentStore<S extends ServiceMap> (opts: ContentSto
   // compaction and keep its table files memory-mapped, which a large upload pays in RSS.
   // The blocks last used stay in memory: each is read several times soon after it arrives.
   const blockstore = new CachedBlockstore(opts.blocksPath)
-  const datastore = new LevelDatastore(opts.datastorePath, LEVEL_OPTIONS)
+  const datastore = new LevelDatastoreReadHere(opts.datastorePath, LEVEL_OPTIONS)
   await blockstore.open()
   await datastore.open()
   let libp2p: Libp2p<S>

@@ -1,5 +1,6 @@
 import type { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
+import { readMany, readOne } from './level-reads.ts'
 
 export type Bytes = Uint8Array
 
@@ -34,7 +35,7 @@ export class Repository<K, V> {
 
   async get (key: K): Promise<V | undefined> {
     // level 10 returns undefined for a missing key
-    const bytes = await this.store.get(this.codec.encodeKey(key))
+    const bytes = await readOne(this.store, this.codec.encodeKey(key))
     return bytes === undefined ? undefined : this.codec.decodeValue(bytes)
   }
 
@@ -43,7 +44,7 @@ export class Repository<K, V> {
     if (keys.length === 0) return []
     const encoded = keys.map(k => this.codec.encodeKey(k))
     const order = keyOrder(encoded)
-    const values = await this.store.getMany(order.map(i => encoded[i] as Bytes))
+    const values = await readMany(this.store, order.map(i => encoded[i] as Bytes))
     const out = new Array<V | undefined>(keys.length)
     for (let j = 0; j < order.length; j++) {
       const v = values[j]
@@ -53,7 +54,7 @@ export class Repository<K, V> {
   }
 
   async has (key: K): Promise<boolean> {
-    return (await this.store.get(this.codec.encodeKey(key))) !== undefined
+    return (await readOne(this.store, this.codec.encodeKey(key))) !== undefined
   }
 
   async put (key: K, value: V): Promise<void> {

@@ -2,6 +2,7 @@ import { ClassicLevel } from 'classic-level'
 import { DatanetError } from '../errors.ts'
 import { concatBytes } from '../codec/hash.ts'
 import { KeyFilter } from './key-filter.ts'
+import { readMany } from './level-reads.ts'
 import { Repository, jsonCodec, keyOrder, type BatchOp, type Bytes, type StateDb } from './repository.ts'
 import { ContributionRepository } from './repositories/contributions.ts'
 import { DatasetRepository } from './repositories/dataset.ts'
@@ -237,7 +238,7 @@ export class RecordIndex extends Repository<Uint8Array, string> {
     if (asked.length === 0) return out
     const keys = this.storedKeys(datanet, asked.map(i => hashes[i] as Uint8Array))
     const order = keyOrder(keys)
-    const values = await this.root.getMany(order.map(i => keys[i] as Uint8Array))
+    const values = await readMany(this.root, order.map(i => keys[i] as Uint8Array))
     for (let j = 0; j < order.length; j++) {
       const v = values[j]
       out[asked[order[j] as number] as number] = v === undefined ? undefined : this.codec.decodeValue(v)

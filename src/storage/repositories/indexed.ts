@@ -1,4 +1,5 @@
 import { Repository, type BatchOp, type Bytes, type RepositoryCodec, type StateDb } from '../repository.ts'
+import { readOne } from '../level-reads.ts'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -100,7 +101,7 @@ export class IndexedRepository<V> extends Repository<string, V> {
    * entries indexed (0 when it was built already).
    */
   async ensureIndex (): Promise<number> {
-    if (await this.index.get(BUILT) !== undefined) return 0
+    if (await readOne(this.index, BUILT) !== undefined) return 0
     let n = 0
     let ops: BatchOp[] = []
     for await (const [key, value] of this.entries()) {
