@@ -20,9 +20,12 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
 }
 
 /**
- * V8 flags of every datanet process; node/bin/datanet passes the same. A 2 MB young
- * generation keeps an idle node near 150 MB RSS instead of ~190 MB (V8 grows it to 16 MB
- * by default). A 256 MB old generation makes V8 collect during a large upload instead of
+ * V8 flags of every datanet process; node/bin/datanet passes the same. Semi-spaces of at
+ * most 8 MB (V8's default is 16): with 2 MB, a validator judging a burst of 1 KB records
+ * (shards of ~2 MB) promoted most of what it held for a moment, and its old generation
+ * paid for it — 8 MB took 17% off a validator's CPU and 20% off its GC helpers, 1.11× to
+ * finality, 1.5× the node's ingest (scripts/bench/finality.ts, alternating, 2026-12-07),
+ * for 10 MB more idle RSS (107 → 117 MB; 16 MB: 118 and no faster). A 256 MB old generation makes V8 collect during a large upload instead of
  * letting garbage grow the heap past 600 MB; the node's live heap is tens of MB (state is
  * in level, blocks in the block store, indexes in typed arrays outside the heap).
  * With so small a limit V8 lets the old generation grow only 1.3× between full
@@ -32,7 +35,7 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
  * between collections, and honest nodes under the proposal flood of
  * test/integration/byzantine.test.ts then grew past its 64 MB bound in a full run.
  */
-export const RUNTIME_FLAGS = ['--max-semi-space-size=2', '--max-old-space-size=256']
+export const RUNTIME_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=256']
 
 /**
  * Two glibc malloc arenas instead of one per thread: LevelDB and crypto work on the

@@ -52,7 +52,7 @@ function takeWorker (): Worker {
     kept.worker.ref()
     return kept.worker
   }
-  // A young generation larger than the daemon's (--max-semi-space-size=2): the stage
+  // A young generation larger than the daemon's (--max-semi-space-size=8): the stage
   // allocates per record, and a small one promoted much of it to the old generation.
   return new Worker(new URL('./ingest-worker.ts', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 48, maxOldGenerationSizeMb: 128 } })
 }

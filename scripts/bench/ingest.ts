@@ -4,7 +4,7 @@
  * the per-record stage on this thread and on a worker thread (node/services/ingest-thread.ts).
  * Baseline from the same run: sha256 of the same bytes (the floor no ingest can beat), as a
  * ratio. CPU seconds are printed beside wall time: on a loaded machine they are the steadier figure.
- * Usage: scripts/run.sh node --max-semi-space-size=2 scripts/bench/ingest.ts [MB per size=64]
+ * Usage: scripts/run.sh node --max-semi-space-size=8 scripts/bench/ingest.ts [MB per size=64]
  * (the daemon's young generation: node/devnet/node-process.ts RUNTIME_FLAGS)
  */
 import { createHash } from 'node:crypto'
