@@ -22,6 +22,14 @@ const MAX_FUTURE_MS = 5 * 60_000
 /** The smallest record line: one byte and its newline. */
 const MIN_RECORD_BYTES = 2
 
+/**
+ * Text keys kept from a contribution's check for its indexing: 32 bytes a record, 262,144
+ * records at most (a larger contribution's later shards are keyed again when indexed).
+ * Without them every record was parsed twice on every validator (heap sampling of
+ * scripts/bench/finality.ts).
+ */
+const TEXT_KEYS_HELD = 8 * 1024 * 1024
+
 export const ShardCheckCode = {
   /** No shard arrived within the stall time (or the whole fetch took too long). */
   UNAVAILABLE: 'CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE',
@@ -268,10 +276,17 @@ export class ContributionReceiver {
       // each shard's hashes packed as it is split, while they fit the memo (a record held would keep its whole shard)
       const split: Array<[CID, Uint8Array]> = []
       let packed = 0
+      // and its records' text keys from the check's parse, for indexing (bounded: beyond, they are computed again)
+      const textKeys = new Map<string, Uint8Array>()
+      let keyBytes = 0
       try {
         result = await scanContribution(c, datanet.manifest, datanet.validateRecord, this.opts.rules, {
           getShard: prefetcher(helia, c.shards, 8, watch.signal, fetchShard),
-          onShard: (shard, records) => {
+          onShard: (shard, records, keys) => {
+            if (keyBytes + keys.byteLength <= TEXT_KEYS_HELD) {
+              keyBytes += keys.byteLength
+              textKeys.set(shard.toString(), keys)
+            }
             const memo = this.opts.shardHashes
             if (memo === undefined || packed + records.length * 32 > memo.capacity) return
             packed += records.length * 32
@@ -313,13 +328,13 @@ export class ContributionReceiver {
       for (const [shard, records] of split) this.opts.shardHashes?.put(shard, records)
       // the earlier failures were transient
       if (attempt > 1) router.forgive(publisher, PENALTY_UNAVAILABLE * (attempt - 1))
-      await this.storeGossiped(datanet, g, result.facts)
+      await this.storeGossiped(datanet, g, result.facts, textKeys)
     } finally {
       if (done) this.fetching.delete(cid)
     }
   }
 
-  private async storeGossiped (datanet: FollowedDatanet, g: Gossiped, facts: ContributionFacts): Promise<void> {
+  private async storeGossiped (datanet: FollowedDatanet, g: Gossiped, facts: ContributionFacts, textKeys: ReadonlyMap<string, Uint8Array>): Promise<void> {
     const contributionCidValue = g.cid as CID
     const cid = contributionCidValue.toString()
     if (await this.opts.db.contributions.has(cid)) return
@@ -332,7 +347,8 @@ export class ContributionReceiver {
       getShard: async s => await getBlock(helia, s, { offline: true }),
       owners: async hashes => await db.records.owners(digest, hashes),
       claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) },
-      covered: covered === undefined ? undefined : async records => await covered(datanet, records)
+      covered: covered === undefined ? undefined : async records => await covered(datanet, records),
+      textKeys: shard => textKeys.get(shard.toString())
     })
     const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.opts.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)

@@ -1,7 +1,7 @@
 import { bytesEqual, bytesKey } from '../codec/hash.ts'
-import { decodeRecord, splitShard } from '../datanet/shard.ts'
+import { decodeRecord, splitShard, type ShardRecord } from '../datanet/shard.ts'
 import { MerkleFrontier } from '../merkle/tree.ts'
-import { textKey } from './near-duplicates.ts'
+import { textKey, textKeyOf } from './near-duplicates.ts'
 import type { CID } from 'multiformats/cid'
 import type { Manifest } from '../datanet/manifest.ts'
 import type { RecordValidator } from '../datanet/record-schema.ts'
@@ -23,8 +23,12 @@ export type ScanResult =
 export interface ScanDeps {
   /** A shard's bytes, by CID (content-addressed: the store verified them). */
   getShard: (cid: CID) => Promise<Uint8Array>
-  /** Each shard's records as split (their hashes are what versions append). */
-  onShard?: (cid: CID, records: ReadonlyArray<{ hash: Uint8Array }>) => void
+  /**
+   * Each shard's records as split (their hashes are what versions append) and their text
+   * keys, packed (32 bytes each, in order), once the shard checks: taken from the value the
+   * check parsed, so indexContribution need not parse every record again.
+   */
+  onShard?: (cid: CID, records: ReadonlyArray<{ hash: Uint8Array }>, textKeys: Uint8Array) => void
 }
 
 export interface IndexDeps extends ScanDeps {
@@ -34,6 +38,8 @@ export interface IndexDeps extends ScanDeps {
   claim: (hashes: readonly Uint8Array[], owner: string) => Promise<void>
   /** Which of these records (bytes) records already in the dataset mostly cover (record-coverage.ts); absent: none. */
   covered?: (records: readonly Uint8Array[]) => Promise<boolean[]>
+  /** A shard's text keys as scanContribution packed them, when held; absent: computed here. */
+  textKeys?: (shard: CID) => Uint8Array | undefined
 }
 
 /**
@@ -59,8 +65,9 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
     } catch {
       return { ok: false, code: ScanErrorCode.SHARD_MALFORMED, message: `shard ${shardCid.toString()} is not newline-terminated records` }
     }
-    deps.onShard?.(shardCid, records)
-    for (const record of records) {
+    const textKeys = deps.onShard === undefined ? undefined : new Uint8Array(32 * records.length)
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as ShardRecord
       let value: Record<string, unknown>
       try {
         value = decodeRecord(record.bytes)
@@ -69,12 +76,14 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
       }
       tree.append(record.hash)
       if (tree.size > c.recordCount) return { ok: false, code: ScanErrorCode.RECORD_COUNT, message: `more records than the stated ${c.recordCount}` }
+      textKeys?.set(textKeyOf(value, record.bytes), 32 * i)
       if (validateRecord(value) !== undefined) invalidRecords++
       for (const rule of recordRules) {
         const reason = rule.checkRecord?.(value, manifest)
         if (reason !== undefined) flagged.set(reason, (flagged.get(reason) ?? 0) + 1)
       }
     }
+    if (textKeys !== undefined) deps.onShard?.(shardCid, records, textKeys)
   }
   if (tree.size !== c.recordCount) return { ok: false, code: ScanErrorCode.RECORD_COUNT, message: `${tree.size} records, not the stated ${c.recordCount}` }
   if (byteSize !== c.byteSize) return { ok: false, code: ScanErrorCode.BYTE_SIZE, message: `${byteSize} bytes, not the stated ${c.byteSize}` }
@@ -104,7 +113,10 @@ export async function indexContribution (c: Contribution, cid: string, deps: Ind
   const textsHere = new Set<string>()
   for (const shardCid of c.shards) {
     const records = splitShard(await deps.getShard(shardCid))
-    const texts = records.map(r => textKey(r.bytes))
+    const held = deps.textKeys?.(shardCid)
+    const texts = held !== undefined && held.byteLength === 32 * records.length
+      ? records.map((_, i) => held.subarray(32 * i, 32 * (i + 1)))
+      : records.map(r => textKey(r.bytes))
     const owners = await deps.owners([...records.map(r => r.hash), ...texts])
     const fresh: Uint8Array[] = []
     const unseen: Uint8Array[] = []

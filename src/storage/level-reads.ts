@@ -1,6 +1,6 @@
 /**
  * Reads of a LevelDB on the calling thread. classic-level's promise API sends each read to
- * the thread pool and back: ~30 µs of CPU on this machine against ~1 µs for `getSync` of a
+ * the thread pool and back: ~28 µs of CPU on this machine against ~1.7 µs for `getSync` of a
  * key in the memtable or the block cache (scripts/bench/level-reads.ts). A validator made
  * ~50 single reads a version and a catching-up node ~13, most of a few bytes just written.
  * A read that misses the cache blocks this thread for one disk read; larger sets (the

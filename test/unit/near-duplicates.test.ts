@@ -4,7 +4,7 @@ import { canonicalBytes } from '../../src/codec/jcs.ts'
 import { parseManifest } from '../../src/datanet/manifest.ts'
 import { shardCid, splitShard } from '../../src/datanet/shard.ts'
 import { merkleRoot } from '../../src/merkle/tree.ts'
-import { indexContribution, type IndexDeps } from '../../src/contribution/scan.ts'
+import { indexContribution, scanContribution, type IndexDeps } from '../../src/contribution/scan.ts'
 import { ingestRecords } from '../../src/contribution/ingest.ts'
 import { compileRecordSchema } from '../../src/datanet/record-schema.ts'
 import { builtinRules, judge, Reason, type ContributionFacts, type Judgement } from '../../src/contribution/rules/index.ts'
@@ -120,6 +120,31 @@ test('indexing is idempotent: a second run after a crash counts the same and cla
   const size = w.index.size
   assert.equal(await verdictOn(w, lines, 'bafyagain'), first)
   assert.is(w.index.size, size)
+})
+
+test('the check hands each shard\'s text keys, and indexing takes them instead of parsing every record again', async () => {
+  const w = await withVictim()
+  const fresh = ['Oystercatchers probe the mud at low water.', 'Kelp forests shelter young pollack.']
+  const lines = [line({ text: VICTIM + ' ' }), ...fresh.map(text => line({ text }))]
+  const c = w.contribution(lines)
+  const shard = w.blocks.get(c.shards[0]?.toString() as string) as Uint8Array
+  const handed = new Map<string, Uint8Array>()
+  const scanned = await scanContribution(c, MANIFEST, compileRecordSchema(SCHEMA), builtinRules, {
+    getShard: w.deps.getShard,
+    onShard: (cid, _records, keys) => { handed.set(cid.toString(), keys) }
+  })
+  assert.ok(scanned.ok)
+  // the keys the check derived from its parse are the ones a record's bytes give
+  assert.equal([...handed.values()].map(hex), [hex(Buffer.concat(splitShard(shard).map(r => textKey(r.bytes))))])
+  // taken as given: keys that say the fresh records copy the victim make them near-duplicates
+  const victimKey = textKey(new TextEncoder().encode(line({ text: VICTIM })))
+  const given = Buffer.concat([victimKey, victimKey, victimKey])
+  const counted = await indexContribution(c, 'bafyheld', { ...w.deps, textKeys: cid => cid.toString() === c.shards[0]?.toString() ? given : undefined })
+  assert.equal(counted, { duplicateRecords: 0, nearDuplicateRecords: 3 })
+  // keys of another length than the shard's records are not the shard's: computed again
+  const again = world()
+  const c2 = again.contribution(lines)
+  assert.equal(await indexContribution(c2, 'bafyfresh', { ...again.deps, textKeys: () => victimKey }), { duplicateRecords: 0, nearDuplicateRecords: 0 })
 })
 
 test('foldText equals the one-expression fold it replaced, on 20,000 seeded texts of words and every kind of whitespace run, at the ends too', () => {
