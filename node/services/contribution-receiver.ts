@@ -24,7 +24,7 @@ const MIN_RECORD_BYTES = 2
 
 /**
  * Text keys kept from a contribution's check for its indexing: 32 bytes a record, 262,144
- * records at most (a larger contribution's later shards are keyed again when indexed).
+ * records at most (a larger contribution's later shards are keyed only when indexed).
  * Without them every record was parsed twice on every validator (heap sampling of
  * scripts/bench/finality.ts).
  */
@@ -276,21 +276,24 @@ export class ContributionReceiver {
       // each shard's hashes packed as it is split, while they fit the memo (a record held would keep its whole shard)
       const split: Array<[CID, Uint8Array]> = []
       let packed = 0
-      // and its records' text keys from the check's parse, for indexing (bounded: beyond, they are computed again)
+      // and its records' text keys from the check's parse, for indexing (bounded: beyond, indexing computes them)
       const textKeys = new Map<string, Uint8Array>()
       let keyBytes = 0
       try {
         result = await scanContribution(c, datanet.manifest, datanet.validateRecord, this.opts.rules, {
           getShard: prefetcher(helia, c.shards, 8, watch.signal, fetchShard),
-          onShard: (shard, records, keys) => {
-            if (keyBytes + keys.byteLength <= TEXT_KEYS_HELD) {
-              keyBytes += keys.byteLength
-              textKeys.set(shard.toString(), keys)
-            }
+          onShard: (shard, records) => {
             const memo = this.opts.shardHashes
             if (memo === undefined || packed + records.length * 32 > memo.capacity) return
             packed += records.length * 32
             split.push([shard, ShardHashes.pack(records)])
+          },
+          keepTextKeys: (shard, records) => {
+            if (keyBytes + 32 * records > TEXT_KEYS_HELD) return undefined
+            const keys = new Uint8Array(32 * records)
+            keyBytes += keys.byteLength
+            textKeys.set(shard.toString(), keys)
+            return keys
           }
         })
       } catch (err) {

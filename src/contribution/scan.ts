@@ -23,12 +23,14 @@ export type ScanResult =
 export interface ScanDeps {
   /** A shard's bytes, by CID (content-addressed: the store verified them). */
   getShard: (cid: CID) => Promise<Uint8Array>
+  /** Each shard's records as split (their hashes are what versions append). */
+  onShard?: (cid: CID, records: ReadonlyArray<{ hash: Uint8Array }>) => void
   /**
-   * Each shard's records as split (their hashes are what versions append) and their text
-   * keys, packed (32 bytes each, in order), once the shard checks: taken from the value the
-   * check parsed, so indexContribution need not parse every record again.
+   * Where to put a shard's text keys (32 bytes a record, in order), taken from the value the
+   * check parses so that indexContribution need not parse every record again; undefined:
+   * not kept (then they are not computed here).
    */
-  onShard?: (cid: CID, records: ReadonlyArray<{ hash: Uint8Array }>, textKeys: Uint8Array) => void
+  keepTextKeys?: (cid: CID, records: number) => Uint8Array | undefined
 }
 
 export interface IndexDeps extends ScanDeps {
@@ -65,7 +67,8 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
     } catch {
       return { ok: false, code: ScanErrorCode.SHARD_MALFORMED, message: `shard ${shardCid.toString()} is not newline-terminated records` }
     }
-    const textKeys = deps.onShard === undefined ? undefined : new Uint8Array(32 * records.length)
+    deps.onShard?.(shardCid, records)
+    const textKeys = deps.keepTextKeys?.(shardCid, records.length)
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as ShardRecord
       let value: Record<string, unknown>
@@ -83,7 +86,6 @@ export async function scanContribution (c: Contribution, manifest: Manifest, val
         if (reason !== undefined) flagged.set(reason, (flagged.get(reason) ?? 0) + 1)
       }
     }
-    if (textKeys !== undefined) deps.onShard?.(shardCid, records, textKeys)
   }
   if (tree.size !== c.recordCount) return { ok: false, code: ScanErrorCode.RECORD_COUNT, message: `${tree.size} records, not the stated ${c.recordCount}` }
   if (byteSize !== c.byteSize) return { ok: false, code: ScanErrorCode.BYTE_SIZE, message: `${byteSize} bytes, not the stated ${c.byteSize}` }

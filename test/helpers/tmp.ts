@@ -14,6 +14,16 @@ export function tempDir (prefix = 'datanet-test-'): { dir: string, remove: () =>
   }
 }
 
+/** A fresh temporary directory for `fn`, removed after (as `tempDir`). */
+export async function withTempDir (fn: (dir: string) => Promise<void>, prefix?: string): Promise<void> {
+  const tmp = tempDir(prefix)
+  try {
+    await fn(tmp.dir)
+  } finally {
+    tmp.remove()
+  }
+}
+
 /** A temporary source tree of `files` (path → text), for checks that read a project (purity, writers). */
 export function tempProject (files: Record<string, string>, prefix = 'datanet-project-'): { dir: string, remove: () => void } {
   const tmp = tempDir(prefix)

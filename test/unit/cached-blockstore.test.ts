@@ -5,9 +5,8 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, unlinkSync, readdirSync, statSync } from 'node:fs'
+import { unlinkSync, readdirSync, statSync } from 'node:fs'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
@@ -16,6 +15,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { ClassicLevel } from 'classic-level'
 import { FsBlockstore } from 'blockstore-fs'
 import { CachedBlockstore } from '../../src/storage/cached-blockstore.ts'
+import { withTempDir } from '../helpers/tmp.ts'
 
 async function block (size: number): Promise<{ cid: CID, bytes: Uint8Array }> {
   const bytes = randomBytes(size)
@@ -40,14 +40,7 @@ function files (dir: string): string[] {
 }
 
 /** A fresh directory for `fn`, removed after. */
-async function withDir (fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'blocks-'))
-  try {
-    await fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+const withDir = async (fn: (dir: string) => Promise<void>): Promise<void> => { await withTempDir(fn, 'blocks-') }
 
 /** A store opened on `dir` for `fn` (a process's life), closed after. */
 async function opened (dir: string, init: ConstructorParameters<typeof CachedBlockstore>[1], fn: (store: CachedBlockstore) => Promise<void>): Promise<void> {

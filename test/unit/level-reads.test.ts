@@ -6,8 +6,6 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { Key } from 'interface-datastore'
@@ -18,6 +16,7 @@ import { SYNC_READ_KEYS, readMany, readOne } from '../../src/storage/level-reads
 import { StateDatabase } from '../../src/storage/state-db.ts'
 import { CachedBlockstore } from '../../src/storage/cached-blockstore.ts'
 import { LevelDatastoreReadHere } from '../../src/storage/helia.ts'
+import { withTempDir } from '../helpers/tmp.ts'
 
 /** Counts classic-level's trips to the thread pool for reads while `fn` runs. */
 async function poolReads (fn: () => Promise<void>): Promise<{ get: number, getMany: number }> {
@@ -36,14 +35,7 @@ async function poolReads (fn: () => Promise<void>): Promise<{ get: number, getMa
   return seen
 }
 
-async function withDir (fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'datanet-level-reads-'))
-  try {
-    await fn(dir)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
+const withDir = async (fn: (dir: string) => Promise<void>): Promise<void> => { await withTempDir(fn, 'datanet-level-reads-') }
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
 const text = (v: Uint8Array | undefined): string | undefined => v === undefined ? undefined : Buffer.from(v).toString()
