@@ -33,9 +33,9 @@ function findImport (path: string): { contents: string } | { error: string } {
   }
 }
 
-export function buildContracts (): { changed: boolean, path: string } {
+/** The registry compiled from `source` (the file's text by default): what the artifact holds. */
+export function compileRegistry (source = readFileSync(SOURCE_PATH, 'utf8')): { compiler: string, abi: unknown[], bytecode: string, deployedBytecode: string } {
   const solc = require('solc') as Solc
-  const source = readFileSync(SOURCE_PATH, 'utf8')
   const sourceName = `src/chain/${CONTRACT}.sol`
   const input = {
     language: 'Solidity',
@@ -53,13 +53,24 @@ export function buildContracts (): { changed: boolean, path: string } {
   if (errors.length > 0) throw new Error('solc failed:\n' + errors.map(e => e.formattedMessage).join('\n'))
   const contract = output.contracts?.[sourceName]?.[CONTRACT]
   if (contract === undefined) throw new Error(`solc produced no ${CONTRACT}`)
-  const artifact = {
-    contractName: CONTRACT,
+  return {
     compiler: `solc-js ${solc.version()}`,
-    sourceSha256: createHash('sha256').update(source).digest('hex'),
     abi: contract.abi,
     bytecode: '0x' + contract.evm.bytecode.object,
     deployedBytecode: '0x' + contract.evm.deployedBytecode.object
+  }
+}
+
+export function buildContracts (): { changed: boolean, path: string } {
+  const source = readFileSync(SOURCE_PATH, 'utf8')
+  const compiled = compileRegistry(source)
+  const artifact = {
+    contractName: CONTRACT,
+    compiler: compiled.compiler,
+    sourceSha256: createHash('sha256').update(source).digest('hex'),
+    abi: compiled.abi,
+    bytecode: compiled.bytecode,
+    deployedBytecode: compiled.deployedBytecode
   }
   const text = JSON.stringify(artifact, null, 2) + '\n'
   if (existsSync(ARTIFACT_PATH) && readFileSync(ARTIFACT_PATH, 'utf8') === text) return { changed: false, path: ARTIFACT_PATH }

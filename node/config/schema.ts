@@ -53,7 +53,9 @@ export const nodeConfigSchema = z.strictObject({
     /** Time without a receipt before the node's transaction is replaced (same nonce) with fees raised ≥ 12.5%. */
     feeBumpAfterMs: z.number().int().min(100),
     /** The most the node's transactions pay per gas, in gwei (replacements stop there). */
-    maxFeePerGasGwei: z.number().positive().max(1_000_000)
+    maxFeePerGasGwei: z.number().positive().max(1_000_000),
+    /** How anchors are signed: one BLS aggregate when cheaper (auto), never (ecdsa), whenever possible (bls). */
+    anchorSignatures: z.enum(['auto', 'ecdsa', 'bls'])
   }).refine(c => c.rpcUrls.length === 0 || c.rpcUrl !== null, { message: 'fallback URLs need chain.rpcUrl (the first URL) set', path: ['rpcUrls'] }),
   datanets: z.array(z.string().min(1))
 })

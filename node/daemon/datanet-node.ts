@@ -294,7 +294,10 @@ export class DatanetNode implements NodeView {
       peerId: this.peerId,
       logger: this.logger.child({ component: 'chain' }),
       onChange: datanet => { events.emit('chain', { datanet }) },
-      onAnchored: anchor => { events.emit('anchor', anchor) }
+      onAnchored: anchor => { events.emit('anchor', anchor) },
+      anchorSignatures: config.chain.anchorSignatures,
+      badShares: this.faults.fault === 'bad-bls-share',
+      publishShare: async (datanet, share) => { await this.consensus?.publishShare(datanet, share) }
     })
     this.stopSteps.push(['chain', async () => { await chain.stop() }])
     await chain.start()
@@ -371,7 +374,8 @@ export class DatanetNode implements NodeView {
       verdicts,
       sets,
       shardHashes: this.shardHashes,
-      onFinal: entry => { events.emit('final', entry) }
+      onFinal: entry => { events.emit('final', entry) },
+      onShare: (datanet, height, share) => { this.chain?.addShare(datanet, height, share) }
     })
     this.versionSource.serve = async request => await consensus.serve(request)
     this.consensus = consensus

@@ -11,6 +11,10 @@ import { DatanetError } from '../../src/errors.ts'
 import { levelFollowerStore } from '../../src/storage/chain-store.ts'
 import { type StateDatabase, type VersionEntry } from '../../src/storage/state-db.ts'
 import type { FollowedDatanet } from './datanets.ts'
+import { BlsAnchors, type AnchorSignatures } from './bls-anchors.ts'
+import type { AnchorShare } from '../../src/chain/anchor-shares.ts'
+import { signingDomain } from '../../src/codec/eip712.ts'
+import type { WireShare } from '../../src/consensus/wire.ts'
 import type { Logger } from '../logger.ts'
 
 export interface ChainServiceOptions {
@@ -36,6 +40,12 @@ export interface ChainServiceOptions {
   onChange: (datanetId: string) => void
   /** A version's anchor found on chain and written into it. */
   onAnchored?: (anchor: { datanet: string, height: number, txHash: string, block: number }) => void
+  /** How anchors are signed (node/services/bls-anchors.ts); default `auto`. */
+  anchorSignatures?: AnchorSignatures
+  /** Gossips this validator's anchor share (the consensus service's topic). */
+  publishShare?: (datanet: string, share: WireShare) => Promise<void>
+  /** Fault injection (DATANET_FAULT=bad-bls-share): shares whose BLS signature signs another message. */
+  badShares?: boolean
 }
 
 export const ChainServiceErrorCode = {
@@ -89,9 +99,17 @@ export class ChainService {
   private polling: Promise<void> | undefined
   private failures = 0
 
+  private readonly bls: BlsAnchors
+
   constructor (opts: ChainServiceOptions) {
     this.opts = opts
     this.log = opts.logger
+    this.bls = new BlsAnchors({ mode: opts.anchorSignatures ?? 'auto', wallet: opts.wallet, client: () => this.client, logger: opts.logger, publish: opts.publishShare, badShares: opts.badShares })
+  }
+
+  /** A checked anchor share from gossip. */
+  addShare (datanet: string, height: number, share: AnchorShare): void {
+    this.bls.add(datanet, height, share)
   }
 
   async start (): Promise<void> {
@@ -335,7 +353,27 @@ export class ChainService {
   onFinal (d: FollowedDatanet, entry: VersionEntry): void {
     if (entry.height % this.anchorInterval(d) !== 0 || this.mismatch(d) !== undefined) return
     void this.recordAnchors(d)
+    void this.shareAnchor(d, entry)
     void this.anchor(d, entry)
+  }
+
+  /** A validator of the height with BLS in use: its key on chain, then its share of the version. */
+  private async shareAnchor (d: FollowedDatanet, entry: VersionEntry): Promise<void> {
+    const state = this.state(d)
+    const set = this.validatorSet(d, entry.height)
+    if (!this.bls.enabled || state === undefined || set === undefined || stakeOf(set, this.opts.wallet.address) === undefined || this.anchored(d, entry.height)) return
+    const active = activeSet(state)
+    if (!this.bls.wanted(active.length)) return
+    try {
+      await this.bls.ensureKey(d.digest)
+      await this.bls.share(d.id, this.domainOf(d), entry.height, entry.round, headerOfStored(entry))
+    } catch (err) {
+      this.log.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'no BLS anchor share this time')
+    }
+  }
+
+  private domainOf (d: FollowedDatanet): ReturnType<typeof signingDomain> {
+    return signingDomain({ chainId: this.opts.chainId, registry: this.opts.registry }, d.id)
   }
 
   /** After a restart: final versions at anchor heights above the last anchor. */
@@ -373,22 +411,36 @@ export class ChainService {
       const rank = (set.validators.findIndex(v => v.address.toLowerCase() === me.toLowerCase()) + entry.height) % set.validators.length
       await this.sleep(rank * ANCHOR_STAGGER_MS)
       let attempt = 0
+      let bls = this.bls.enabled
+      let gathered = false
       while (this.running && !this.anchored(d, entry.height)) {
+        let method = 'commitVersion'
         try {
           const state = this.state(d)
           if (state === undefined) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, 'datanet not registered on chain', 'unavailable')
           const active = new Set(activeSet(state).map(v => v.address))
-          const args = commitVersionArgs({
+          const header = headerOfStored(entry)
+          let args: unknown[] = commitVersionArgs({
             datanetId: d.digest,
             round: entry.round,
-            header: headerOfStored(entry),
+            header,
             // the contract's set is the one that decided the height (slashes and leaves apply at the
             // anchor); a signer outside it would make the contract refuse the whole certificate
             signatures: entry.certificate.filter(c => active.has(c.validator.toLowerCase())).map(c => ({ signer: c.validator, signature: c.signature })),
             validators: activeSet(state)
           })
-          const tx = await this.client?.send('commitVersion', args) as SentTx
-          log.info({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString() }, 'anchor submitted')
+          if (bls && this.bls.wanted(active.size)) {
+            if (!gathered) await this.bls.gather(d.id, entry.height, entry.round, header, activeSet(state), async ms => { await this.sleep(ms) })
+            gathered = true
+            const blsArgs = await this.bls.call({ datanet: d.id, digest: d.digest, height: entry.height, round: entry.round, header, set: activeSet(state) })
+            if (blsArgs !== undefined) {
+              method = 'commitVersionBls' // a revert from here on is the BLS call's
+              if (await this.blsCheaper(blsArgs, args)) args = blsArgs
+              else method = 'commitVersion'
+            }
+          }
+          const tx = await this.client?.send(method, args) as SentTx
+          log.info({ txHash: tx.txHash, block: tx.block, gasUsed: tx.gasUsed.toString(), method }, 'anchor submitted')
           await this.pollOnce()
           // confirmed by the client; the follower counts it at the same depth, unless a reorg took it
           if (!this.anchored(d, entry.height)) log.warn({ txHash: tx.txHash }, 'anchor not in the chain\'s state after its confirmations (a reorg?): anchoring again')
@@ -397,6 +449,13 @@ export class ChainService {
           if (name === 'StaleHeight') { log.debug('anchored by another validator'); await this.pollOnce(); return }
           // not a height the registry anchors (its interval was not known yet): the next multiple will be
           if (name === 'NotAnchorHeight') { log.warn('not an anchor height on chain; skipped'); return }
+          if (method === 'commitVersionBls' && name !== undefined) {
+            // a bad share (found and left out), or no quorum of good ones: ECDSA then
+            const dropped = name === 'InvalidAggregateSignature' ? await this.bls.dropBad(d.id, this.domainOf(d), entry.height, entry.round, headerOfStored(entry)) : 0
+            if (dropped === 0) bls = false
+            log.info({ revert: name, dropped }, dropped === 0 ? 'BLS anchor refused: anchoring with ECDSA' : 'BLS anchor refused: bad shares left out')
+            continue
+          }
           attempt++
           const wait = Math.min(500 * 2 ** attempt, MAX_BACKOFF_MS)
           if (name !== undefined || !isTransient(err)) log.warn({ err: (err as Error).message, attempt }, 'anchor refused; retrying')
@@ -407,7 +466,16 @@ export class ChainService {
       }
     } finally {
       this.anchoring.delete(key)
+      if (this.anchored(d, entry.height)) this.bls.forget(d.id, entry.height)
     }
+  }
+
+  /** Whether the BLS call is the one to send: always under `bls`, the lower estimate under `auto`. */
+  private async blsCheaper (blsArgs: unknown[], ecdsaArgs: unknown[]): Promise<boolean> {
+    if (this.opts.anchorSignatures === 'bls') return true
+    const client = this.requireClient()
+    const [b, e] = await Promise.all([client.estimate('commitVersionBls', blsArgs), client.estimate('commitVersion', ecdsaArgs)])
+    return b < e
   }
 
   private async sleep (ms: number): Promise<void> {
@@ -464,6 +532,9 @@ export class ChainService {
     const problem = this.mismatch(d)
     if (problem !== undefined) throw new DatanetError({ code: ChainServiceErrorCode.REGISTRATION_MISMATCH }, `datanet ${d.id}'s registration on chain ${this.opts.chainId} is not its manifest's (${problem}): nodes ignore it; staking there would back a squatter`, 'conflict')
     if (this.state(d)?.created == null) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, `datanet ${d.id} is not registered on chain ${this.opts.chainId}`, 'conflict')
+    const set = this.state(d) === undefined ? [] : activeSet(this.state(d) as DatanetChainState)
+    // the key first, so that the set's aggregate key includes it from the anchor that activates the join
+    if (this.bls.wanted(set.length + 1)) await this.bls.ensureKey(d.digest)
     const tx = await this.requireClient().send('joinValidator', [d.digest, peerIdFromString(this.opts.peerId).toMultihash().bytes], { value: stake })
     await this.pollOnce()
     return tx

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { DatanetError } from '../../src/errors.ts'
 import { fromHex } from '../../src/codec/hash.ts'
 
-export const FAULTS = ['equivocate', 'bogus-header', 'proposal-flood', 'twin-inference'] as const
+export const FAULTS = ['equivocate', 'bogus-header', 'proposal-flood', 'twin-inference', 'bad-bls-share'] as const
 export type Fault = typeof FAULTS[number]
 
 /** DATANET_FAULT: undefined when unset; an unknown name is a usage error, never ignored. */

@@ -4,7 +4,8 @@
  * each further signature), at 4 validators with headers for 10 vs 1,000,000 records and
  * 1 vs 100,000 contributors (real roots: the header has a constant size), claim (first and
  * repeated), the worst set change one commit applies (MAX_SET_CHANGES joins of many pending),
- * slash, joinValidator, leaveValidator, fund. Each figure is the receipt's gasUsed;
+ * slash, joinValidator, leaveValidator, fund; and anchoring on one aggregate BLS signature
+ * (commitVersionBls) at 4, 16 and 64 validators and with 1, 8 and 21 of 64 absent, beside ECDSA. Each figure is the receipt's gasUsed;
  * "intrinsic" is what the transaction pays before any code runs (21,000 + calldata at
  * 4/16 gas per zero/non-zero byte), "execution" the rest.
  *
@@ -18,6 +19,7 @@ import {
 } from 'ethers'
 import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { blsSecretKey, commitVersionBlsArgs, proveKeyPossession, signDigest } from '../../src/chain/bls.ts'
 import { commitVersionArgs } from '../../src/chain/commit-args.ts'
 import { datanetDomain } from '../../src/codec/eip712.ts'
 import { toHex } from '../../src/codec/hash.ts'
@@ -152,13 +154,24 @@ class Net {
     await send(this.registry, this.submitter, 'fund', [this.id], parseEther('1000'))
   }
 
+  /** Registers every validator's BLS key (each pays for its own); the last registration's gas. */
+  async registerBlsKeys (): Promise<Measured> {
+    let last: Measured | undefined
+    for (const w of this.validators) {
+      await provider?.send('anvil_setBalance', [w.address, toBeHex(parseEther('1'))])
+      const { key, proof } = proveKeyPossession(blsSecretKey(w.privateKey), w.address)
+      last = await send(this.registry, w, 'registerBlsKey', [key, proof])
+    }
+    return last as Measured
+  }
+
   async activeSet (): Promise<Array<{ address: string, stake: bigint }>> {
     const [addrs, stakes] = await this.registry.getFunction('validatorsOf').staticCall(this.id) as [string[], bigint[]]
     return addrs.map((address, i) => ({ address, stake: stakes[i] as bigint }))
   }
 
   /** Commits the next height signed by `signers` (all validators by default), with fresh roots unless given. */
-  async commit (opts: { signers?: Wallet[], recordCount?: number, datasetRoot?: string, attributionRoot?: string, totalAttributed?: bigint } = {}): Promise<Measured> {
+  async commit (opts: { signers?: Wallet[], bls?: boolean, recordCount?: number, datasetRoot?: string, attributionRoot?: string, totalAttributed?: bigint } = {}): Promise<Measured> {
     const height = this.height + 1
     const header: VersionHeader = {
       height,
@@ -172,9 +185,14 @@ class Net {
     }
     const domain = datanetDomain({ chainId: this.chainId, registry: String(this.registry.target), datanet: this.id })
     const digest = voteDigest(domain, 'precommit', 0, header)
-    const signatures = (opts.signers ?? this.validators).map(w => ({ signer: w.address, signature: w.signingKey.sign(digest).serialized }))
-    const args = commitVersionArgs({ datanetId: this.id, round: 0, header, signatures, validators: await this.activeSet() })
-    const m = await send(this.registry, this.submitter, 'commitVersion', args)
+    const signatures = opts.bls === true ? [] : (opts.signers ?? this.validators).map(w => ({ signer: w.address, signature: w.signingKey.sign(digest).serialized }))
+    const validators = await this.activeSet()
+    const m = opts.bls === true
+      ? await send(this.registry, this.submitter, 'commitVersionBls', commitVersionBlsArgs({
+        datanetId: this.id, round: 0, header, validators,
+        signatures: (opts.signers ?? this.validators).map(w => ({ signer: w.address, signature: signDigest(blsSecretKey(w.privateKey), digest) }))
+      }))
+      : await send(this.registry, this.submitter, 'commitVersion', commitVersionArgs({ datanetId: this.id, round: 0, header, signatures, validators }))
     this.height = height
     this.head = header.version
     this.attributed = BigInt(header.totalAttributed)
@@ -333,6 +351,48 @@ async function main (): Promise<void> {
   const funded = new Net(registry, anvil.chainId, deployer, 'fund', 4)
   row('createDatanet (4 validators, the manifest read from its bytes)', await send(registry, deployer, 'createDatanet', [funded.manifest, PARAMS], STAKE * 4n), '', `${funded.manifest.length}-byte manifest; once per datanet`)
   row('fund', await send(registry, relayer, 'fund', [funded.id], parseEther('1')))
+
+  // One aggregate BLS signature (issue 14 item 9): gas by set size and by absent members, beside ECDSA.
+  const blsBySize = new Map<number, Measured>()
+  let net64: Net | undefined
+  let registration: Measured | undefined
+  for (const n of [4, 16, 64]) {
+    const net = new Net(registry, anvil.chainId, deployer, `bls size ${n}`, n)
+    registration = await net.registerBlsKeys()
+    await net.create()
+    await net.commit({ bls: true })
+    blsBySize.set(n, await net.commit({ bls: true }))
+    if (n === 64) net64 = net
+  }
+  if (net64 === undefined) throw new Error('no 64-validator datanet')
+  row('registerBlsKey (the proof of possession checked; once per validator)', registration, '', 'a pairing check and the key stored as code')
+  for (const n of [4, 16, 64]) {
+    const m = blsBySize.get(n) as Measured
+    row(`commitVersionBls, ${n} validators, ${n} signing`, m, n === 64 ? '< 200,000' : '', n === 64 ? verdict(m.gas, 200_000n) : '')
+  }
+  const absentGas = new Map<number, Measured>()
+  for (const absent of [1, 8, 21]) {
+    const m = await net64.commit({ bls: true, signers: net64.validators.slice(absent) })
+    absentGas.set(absent, m)
+    row(`commitVersionBls, 64 validators, ${64 - absent} signing (${absent} absent)`, m)
+  }
+  const perAbsent = ((absentGas.get(21) as Measured).gas - (blsBySize.get(64) as Measured).gas) / 21n
+  row(`  per absent member: ${fmt(perAbsent)} (its key read and subtracted); per signer: 0`, undefined)
+  const joiner64 = wallet('bls joiner')
+  await p.send('anvil_setBalance', [joiner64.address, toBeHex(parseEther('3'))])
+  const { key: jk, proof: jp } = proveKeyPossession(blsSecretKey(joiner64.privateKey), joiner64.address)
+  await send(registry, joiner64, 'registerBlsKey', [jk, jp])
+  await send(registry, joiner64, 'joinValidator', [net64.id, '0x01'], STAKE)
+  row('commitVersionBls, 64 signing, applying one join', await net64.commit({ bls: true }), '', 'the aggregate key summed again from the 65 keys (rare)')
+  net64.validators.push(joiner64)
+  row('  the two curves, all signing (gas):', undefined)
+  for (const n of [4, 16, 64]) {
+    const e = (bySize.get(n) as Measured).gas
+    const b = (blsBySize.get(n) as Measured).gas
+    row(`    ${String(n).padStart(2)} validators: ECDSA ${fmt(e).padStart(9)}   BLS ${fmt(b).padStart(9)}   (${e < b ? 'ECDSA' : 'BLS'} cheaper)`, undefined)
+  }
+  const cross = Number(g4 - (blsBySize.get(4) as Measured).gas) / Number(d64)
+  row(`    ECDSA is cheaper below ~${Math.ceil(4 - cross)} validators all signing; BLS is cheaper at 64 while fewer than ~${Math.floor(Number(g64 - (blsBySize.get(64) as Measured).gas) / Number(perAbsent + d64))} are absent`, undefined)
 
   print(`DatanetRegistry gas on anvil (hardfork ${info.hardFork ?? 'default'}, solc 0.8.28, optimizer 200 runs); stakes 1 ETH`)
 }

@@ -114,13 +114,15 @@ contract DatanetRegistry {
         bytes32 lastVersion;
         bytes32 attributionRoot;
         bytes32 activeSetHash;
-        // slot 5: what claims draw from, and the stake
+        // slot 5: what claims draw from, what was burned, the pending lists' cursors
         uint96 unclaimed; // totalFunded - totalClaimed
-        uint96 totalStake;
-        // slot 6
         uint96 slashed;
         uint32 joinCursor; // pendingJoins before it are applied
         uint32 leaveCursor; // pendingLeaves before it are applied
+        // slot 6: the set's stake and its aggregate BLS key (held as code, Bls12381 below; 0: a
+        // member has no key), one read for commitVersionBls
+        uint96 totalStake;
+        address aggregateKey;
         uint256[] active; // packed members, unordered
         address[] pendingJoins;
         address[] pendingLeaves;
@@ -142,6 +144,10 @@ contract DatanetRegistry {
     uint256 private constant STAKE_MASK = 0xffffffffffffffffffffffff; // type(uint96).max
     /// Joins plus leaves applied by one commit at most.
     uint256 public constant MAX_SET_CHANGES = 32;
+    /// IETF BLS ciphersuites (proof-of-possession scheme, signatures in G1): a precommit's
+    /// signature, and the proof that a key's owner holds its secret (refuses rogue keys).
+    bytes private constant BLS_SIG_DST = "BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
+    bytes private constant BLS_POP_DST = "BLS_POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_";
 
     // ---------------------------------------------------------------- storage
 
@@ -154,6 +160,9 @@ contract DatanetRegistry {
     mapping(bytes32 => mapping(address => mapping(bytes32 => uint256))) private _inferencePaid;
     /// Offences already slashed, by keccak256(signer, height, round, voteType).
     mapping(bytes32 => mapping(bytes32 => bool)) private _evidenceUsed;
+    /// Each validator's BLS key (256 bytes, G2), held as the code of a contract of its own: reading
+    /// it costs ~2,700 gas where 8 storage slots would cost 16,800. Registered once, never changed.
+    mapping(address => address) private _blsKeys;
 
     // ---------------------------------------------------------------- events
 
@@ -178,6 +187,7 @@ contract DatanetRegistry {
     event InferencePaid(bytes32 indexed datanetId, bytes32 indexed eventId, address indexed payer, uint256 amount);
     event Claimed(bytes32 indexed datanetId, address indexed account, uint256 amount, uint256 cumulativeAmount);
     event Slashed(bytes32 indexed datanetId, address indexed validator, uint256 amount, address reporter);
+    event BlsKeyRegistered(address indexed validator, bytes key);
 
     // ---------------------------------------------------------------- errors
 
@@ -218,6 +228,12 @@ contract DatanetRegistry {
     error EvidenceUsed(address validator, uint64 height);
     error EvidenceOutOfWindow(uint64 height, uint64 bondedAfter, uint64 unlockAt);
     error UnknownVersion(uint64 height);
+    error BlsKeyExists(address validator);
+    error InvalidBlsKey();
+    error NoAggregateKey(bytes32 datanetId);
+    error UnsortedOrDuplicateAbsent(uint256 position, address validator);
+    error InvalidAggregateSignature();
+    error KeyStoreFailed();
 
     // ---------------------------------------------------------------- datanets
 
@@ -382,7 +398,67 @@ contract DatanetRegistry {
         if (total == 0 || signed * 3 < total * 2) {
             revert InsufficientStake(signed, total);
         }
+        _commit(datanetId, d, round, header);
+    }
 
+    /**
+     * @notice Anchors a finalized version on one aggregate BLS signature (Bls12381 below): the sum
+     * of the precommit signatures (voteType 2, `round`, over `header`'s EIP-712 digest) of every
+     * active member but `absent` (sorted ascending, distinct), checked against the set's aggregate
+     * key less the absent members' keys. The gas does not grow with the signers, only with the
+     * absent: cheaper than `commitVersion` for large sets. Needs every member's key registered
+     * (`registerBlsKey`) when the set last changed, or `refreshAggregateKey` since.
+     */
+    function commitVersionBls(
+        bytes32 datanetId,
+        uint32 round,
+        VersionHeader calldata header,
+        address[] calldata absent,
+        bytes calldata signature
+    ) external {
+        Datanet storage d = _existing(datanetId);
+        _checkHead(d, header);
+        (bytes memory key, uint256 signed, uint256 total) = _signersKey(datanetId, d, absent);
+        if (total == 0 || signed * 3 < total * 2) revert InsufficientStake(signed, total);
+        if (signature.length != 128) revert InvalidAggregateSignature();
+        bytes memory digest = abi.encodePacked(_digest(datanetId, _voteHash(PRECOMMIT, round, header)));
+        if (!Bls12381.verify(signature, digest, BLS_SIG_DST, key)) revert InvalidAggregateSignature();
+        _commit(datanetId, d, round, header);
+    }
+
+    /// The aggregate key of the active members but `absent`, their stake and the set's.
+    function _signersKey(bytes32 datanetId, Datanet storage d, address[] calldata absent)
+        private
+        view
+        returns (bytes memory key, uint256 signed, uint256 total)
+    {
+        address aggregate = d.aggregateKey;
+        if (aggregate == address(0)) revert NoAggregateKey(datanetId);
+        key = new bytes(512); // the sum, then room for each absent member's key
+        assembly ("memory-safe") {
+            extcodecopy(aggregate, add(key, 0x20), 1, 0x100)
+        }
+        total = d.totalStake;
+        signed = total;
+        address previous;
+        for (uint256 i = 0; i < absent.length; i++) {
+            address a = absent[i];
+            if (a <= previous) revert UnsortedOrDuplicateAbsent(i, a);
+            previous = a;
+            Validator storage v = _validators[datanetId][a];
+            if (!v.active) revert NotActiveValidator(a);
+            // a slashed member (stake 0) still weighs in the set until the next anchor
+            uint256 weight = v.stake;
+            if (weight == 0) weight = d.active[v.position - 1] & STAKE_MASK;
+            signed -= weight;
+            Bls12381.accumulate(key, _blsKeys[a], true);
+        }
+        assembly ("memory-safe") {
+            mstore(key, 0x100) // the sum alone
+        }
+    }
+
+    function _commit(bytes32 datanetId, Datanet storage d, uint32 round, VersionHeader calldata header) private {
         d.lastHeight = uint40(header.height);
         d.totalAttributed = uint96(header.totalAttributed);
         d.lastVersion = header.version;
@@ -554,8 +630,42 @@ contract DatanetRegistry {
     }
 
     /// activeSetHash = keccak256 of the packed members sorted ascending, 32 bytes each.
+    /// Also the set's aggregate BLS key, when every member has one.
     function _rehash(Datanet storage d) private {
-        d.activeSetHash = keccak256(abi.encodePacked(_sorted(d.active)));
+        uint256[] memory members = d.active;
+        d.aggregateKey = _aggregateKey(members);
+        d.activeSetHash = keccak256(abi.encodePacked(_sorted(members)));
+    }
+
+    /// The sum of the members' BLS keys, stored as code; address(0) when one has none.
+    function _aggregateKey(uint256[] memory members) private returns (address) {
+        bytes memory sum = new bytes(512); // the point at infinity, then room for each key
+        for (uint256 i = 0; i < members.length; i++) {
+            address key = _blsKeys[address(uint160(members[i] >> 96))];
+            if (key == address(0)) return address(0);
+            Bls12381.accumulate(sum, key, false);
+        }
+        assembly ("memory-safe") {
+            mstore(sum, 0x100)
+        }
+        return _storeKey(sum);
+    }
+
+    /// A contract whose code is a STOP then `key` (so it cannot be called), SSTORE2-style.
+    function _storeKey(bytes memory key) private returns (address pointer) {
+        // init code: PUSH2 size, DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN; then the code
+        bytes memory init = abi.encodePacked(hex"61", uint16(key.length + 1), hex"80600c6000396000f300", key);
+        assembly ("memory-safe") {
+            pointer := create(0, add(init, 0x20), mload(init))
+        }
+        if (pointer == address(0)) revert KeyStoreFailed();
+    }
+
+    function _loadKey(address pointer) private view returns (bytes memory key) {
+        key = new bytes(256);
+        assembly ("memory-safe") {
+            extcodecopy(pointer, add(key, 0x20), 1, 256)
+        }
     }
 
     /// Sorts packed members ascending in place (insertion sort: sets are small).
@@ -669,6 +779,47 @@ contract DatanetRegistry {
         uint64 unlockAt = v.unlockAt;
         if (height <= v.since || (unlockAt != 0 && block.timestamp >= unlockAt)) revert EvidenceOutOfWindow(height, v.since, unlockAt);
         _evidenceUsed[datanetId][offence] = true;
+    }
+
+    // ---------------------------------------------------------------- BLS keys
+
+    /**
+     * @notice Registers msg.sender's BLS key (G2, 256 bytes in EIP-2537's encoding) with a proof of
+     * possession: its signature (G1, 128 bytes) over msg.sender || key under the PoP ciphersuite.
+     * Without the proof, a key chosen as another's key less the rest of a set (a rogue key) would
+     * let one member sign for the whole set; binding the sender keeps anyone from registering a
+     * key another proved. Once per address; the datanets it is active in take it at their next
+     * set change or `refreshAggregateKey`.
+     */
+    function registerBlsKey(bytes calldata key, bytes calldata proof) external {
+        if (_blsKeys[msg.sender] != address(0)) revert BlsKeyExists(msg.sender);
+        if (key.length != 256 || proof.length != 128) revert InvalidBlsKey();
+        bytes memory k = key;
+        if (Bls12381.isInfinity(k)) revert InvalidBlsKey();
+        if (!Bls12381.verify(proof, abi.encodePacked(msg.sender, key), BLS_POP_DST, k)) revert InvalidBlsKey();
+        _blsKeys[msg.sender] = _storeKey(k);
+        emit BlsKeyRegistered(msg.sender, key);
+    }
+
+    /// @notice Sums the active set's BLS keys again (once the last member without one registered
+    /// it); refused while a member has none.
+    function refreshAggregateKey(bytes32 datanetId) external {
+        Datanet storage d = _existing(datanetId);
+        address key = _aggregateKey(d.active);
+        if (key == address(0)) revert NoAggregateKey(datanetId);
+        d.aggregateKey = key;
+    }
+
+    /// @notice A validator's BLS key (256 bytes), empty when none.
+    function blsKeyOf(address account) external view returns (bytes memory) {
+        address pointer = _blsKeys[account];
+        return pointer == address(0) ? new bytes(0) : _loadKey(pointer);
+    }
+
+    /// @notice The active set's aggregate BLS key (256 bytes), empty when a member has no key.
+    function aggregateKeyOf(bytes32 datanetId) external view returns (bytes memory) {
+        address pointer = _existing(datanetId).aggregateKey;
+        return pointer == address(0) ? new bytes(0) : _loadKey(pointer);
     }
 
     // ---------------------------------------------------------------- views
@@ -953,5 +1104,157 @@ library ManifestReader {
             value = (value << 8) | uint8(m[next + i]);
         }
         next += n;
+    }
+}
+
+/**
+ * @title Bls12381
+ * @notice BLS signatures on BLS12-381 with the EIP-2537 precompiles (Prague), in the
+ * minimal-signature-size variant: keys in G2, signatures in G1, so that hashing a message to the
+ * curve costs two 5,500-gas maps, not two 23,800-gas ones. Points are in the precompiles' encoding:
+ * an Fp element is 64 bytes (16 zero bytes, then 48 big-endian), G1 is x || y (128 bytes), G2 is
+ * x.c0 || x.c1 || y.c0 || y.c1 (256 bytes), the point at infinity is all zeros. Hashing is
+ * RFC 9380's hash_to_curve for G1 (expand_message_xmd with SHA-256, SSWU, random oracle), what
+ * the noble curves library's `bls12_381.shortSignatures.hash` computes (src/chain/bls.ts). The pairing
+ * precompile checks that its inputs are on the curve and in the subgroup.
+ *
+ * Each precompile is given the gas it costs, not all that is left: a failing precompile burns
+ * what it was given, and bad input here is someone's mistake, not a reason to burn a block.
+ */
+library Bls12381 {
+    error PrecompileFailed(uint256 precompile);
+
+    uint256 private constant G1_ADD = 0x0b;
+    uint256 private constant G2_ADD = 0x0d;
+    uint256 private constant PAIRING = 0x0f;
+    uint256 private constant MAP_FP_TO_G1 = 0x10;
+    uint256 private constant G1_ADD_GAS = 375;
+    uint256 private constant G2_ADD_GAS = 600;
+    uint256 private constant MAP_FP_TO_G1_GAS = 5_500;
+    uint256 private constant PAIRING_2_GAS = 37_700 + 2 * 32_600;
+    /// The field modulus p: its top 16 bytes and its low 32 bytes.
+    uint256 private constant P_HI = 0x1a0111ea397fe69a4b1ba7b6434bacd7;
+    uint256 private constant P_LO = 0x64774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab;
+    /// -G2's generator, so that a check is one product of pairings equal to 1.
+    bytes private constant NEG_G2 =
+        hex"00000000000000000000000000000000024aa2b2f08f0a91260805272dc51051c6e47ad4fa403b02b4510b647ae3d1770bac0326a805bbefd48056c8c121bdb80000000000000000000000000000000013e02b6052719f607dacd3a088274f65596bd0d09920b61ab5da61bbdc7f5049334cf11213945d57e5ac7d055d042b7e000000000000000000000000000000000d1b3cc2c7027888be51d9ef691d77bcb679afda66c73f17f9ee3837a55024f78c71363275a75d75d86bab79f74782aa0000000000000000000000000000000013fa4d4a0ad8b1ce186ed5061789213d993923066dddaf1040bc3ff59f825c78df74f2d75467e25e0f55f8a00fa030ed";
+
+    /// Whether `signature` (G1) signs `message` under `key` (G2): e(signature, -G2) · e(H(message), key) == 1.
+    function verify(bytes memory signature, bytes memory message, bytes memory dst, bytes memory key)
+        internal
+        view
+        returns (bool)
+    {
+        bytes memory input = abi.encodePacked(signature, NEG_G2, new bytes(128), key);
+        uint256 h;
+        assembly ("memory-safe") {
+            h := add(input, 0x1a0) // where H(message) goes: after the length word, 128 + 256 bytes
+        }
+        _hashToG1(message, dst, h);
+        bytes memory out = _call(PAIRING, input, 32, PAIRING_2_GAS);
+        return uint256(bytes32(out)) == 1;
+    }
+
+    /// `pair` is 512 bytes: a G2 sum, then room for one point. Adds to the sum the G2 key held as
+    /// the code of `holder` past its first byte (Registry._storeKey), negated when `negate`:
+    /// no allocation per key, so a set's keys are summed in one stretch of memory.
+    function accumulate(bytes memory pair, address holder, bool negate) internal view {
+        bool ok;
+        assembly ("memory-safe") {
+            let k := add(pair, 0x120)
+            extcodecopy(holder, k, 1, 0x100)
+            if negate {
+                // both coordinates of y become p - y (0 stays 0)
+                for { let q := add(k, 0x80) } lt(q, add(k, 0x100)) { q := add(q, 0x40) } {
+                    let hi := mload(q)
+                    let lo := mload(add(q, 0x20))
+                    if or(hi, lo) {
+                        mstore(add(q, 0x20), sub(P_LO, lo))
+                        mstore(q, sub(sub(P_HI, hi), lt(P_LO, lo)))
+                    }
+                }
+            }
+            ok := staticcall(G2_ADD_GAS, G2_ADD, add(pair, 0x20), 0x200, add(pair, 0x20), 0x100)
+            ok := and(ok, eq(returndatasize(), 0x100))
+        }
+        if (!ok) revert PrecompileFailed(G2_ADD);
+    }
+
+    /// Whether `a` is 256 zero bytes: the point at infinity of G2.
+    function isInfinity(bytes memory a) internal pure returns (bool zero) {
+        assembly ("memory-safe") {
+            let acc := 0
+            for { let i := 0 } lt(i, 0x100) { i := add(i, 0x20) } { acc := or(acc, mload(add(add(a, 0x20), i))) }
+            zero := iszero(acc)
+        }
+    }
+
+    /// RFC 9380 hash_to_curve into G1, written as 128 bytes at memory `out`: expand_message_xmd
+    /// (SHA-256) to 128 bytes, two field elements (each 64 bytes mod p, by the modexp precompile),
+    /// each mapped (the precompile clears the cofactor of each, which is linear, so their sum is
+    /// the standard result), added. One scratch area past the free memory pointer, nothing allocated.
+    function _hashToG1(bytes memory message, bytes memory dst, uint256 out) private view {
+        bool ok = true;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            let dstLength := mload(dst)
+            let length := mload(message)
+            // b0 = H(Z_pad(64) || message || I2OSP(128, 2) || I2OSP(0, 1) || dst || I2OSP(len(dst), 1))
+            mstore(m, 0)
+            mstore(add(m, 0x20), 0)
+            mcopy(add(m, 0x40), add(message, 0x20), length)
+            let t := add(add(m, 0x40), length)
+            mstore(t, shl(232, 0x008000)) // 0x0080, 0x00
+            mcopy(add(t, 3), add(dst, 0x20), dstLength)
+            mstore8(add(add(t, 3), dstLength), dstLength)
+            ok := and(ok, staticcall(gas(), 0x02, m, add(add(0x44, length), dstLength), m, 0x20))
+            let b0 := mload(m)
+            // b_i = H((b0 xor b_(i-1)) || I2OSP(i, 1) || dst || I2OSP(len(dst), 1)), into u = m + 0x100
+            let q := add(m, 0x20)
+            mcopy(add(q, 0x21), add(dst, 0x20), dstLength)
+            mstore8(add(add(q, 0x21), dstLength), dstLength)
+            let u := add(m, 0x200)
+            let previous := 0
+            for { let i := 1 } lt(i, 5) { i := add(i, 1) } {
+                mstore(q, xor(b0, previous))
+                mstore8(add(q, 0x20), i)
+                ok := and(ok, staticcall(gas(), 0x02, q, add(0x22, dstLength), add(u, shl(5, sub(i, 1))), 0x20))
+                previous := mload(add(u, shl(5, sub(i, 1))))
+            }
+            // modexp input: sizes (64, 1, 48), the 64 bytes, exponent 1, p; the result into a field element
+            let x := add(m, 0x300)
+            mstore(x, 0x40)
+            mstore(add(x, 0x20), 1)
+            mstore(add(x, 0x40), 0x30)
+            mstore8(add(x, 0xa0), 1)
+            mstore(add(x, 0xa1), shl(128, P_HI))
+            mstore(add(x, 0xb1), P_LO)
+            let fields := add(m, 0x400) // two 64-byte field elements
+            let points := add(m, 0x480) // two G1 points, 256 bytes
+            for { let i := 0 } lt(i, 2) { i := add(i, 1) } {
+                mstore(add(x, 0x60), mload(add(u, shl(6, i))))
+                mstore(add(x, 0x80), mload(add(add(u, shl(6, i)), 0x20)))
+                let f := add(fields, shl(6, i))
+                mstore(f, 0)
+                ok := and(ok, staticcall(gas(), 0x05, x, 0xd1, add(f, 0x10), 0x30))
+                ok := and(ok, staticcall(MAP_FP_TO_G1_GAS, MAP_FP_TO_G1, f, 0x40, add(points, shl(7, i)), 0x80))
+            }
+            ok := and(ok, staticcall(G1_ADD_GAS, G1_ADD, points, 0x100, out, 0x80))
+        }
+        if (!ok) revert PrecompileFailed(MAP_FP_TO_G1);
+    }
+
+    function _call(uint256 precompile, bytes memory input, uint256 outLength, uint256 gasCost)
+        private
+        view
+        returns (bytes memory out)
+    {
+        out = new bytes(outLength);
+        bool ok;
+        assembly ("memory-safe") {
+            ok := staticcall(gasCost, precompile, add(input, 0x20), mload(input), add(out, 0x20), outLength)
+            ok := and(ok, eq(returndatasize(), outLength))
+        }
+        if (!ok) revert PrecompileFailed(precompile);
     }
 }

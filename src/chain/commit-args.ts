@@ -149,8 +149,12 @@ export function commitVersionArgs (input: CommitVersionInput): CommitVersionArgs
   const signatures = [...chosen.entries()]
     .sort(([a], [b]) => a - b)
     .map(([index, s]) => ({ index: BigInt(index), ...compactSignature(s.signature) }))
-  const h = input.header
-  const header: CommitHeaderTuple = {
+  return [input.datanetId, input.round, headerTuple(input.header), members, signatures]
+}
+
+/** The header as the ABI takes it. */
+export function headerTuple (h: CommitHeaderInput): CommitHeaderTuple {
+  return {
     height: BigInt(h.height),
     parent: h.parent,
     datasetRoot: h.datasetRoot,
@@ -160,5 +164,4 @@ export function commitVersionArgs (input: CommitVersionInput): CommitVersionArgs
     validatorSetHash: h.validatorSetHash,
     version: h.version
   }
-  return [input.datanetId, input.round, header, members, signatures]
 }

@@ -217,6 +217,17 @@ export class RegistryClient {
     return await this.contract.getFunction(method).staticCall(...args) as T
   }
 
+  /** The gas a transaction would use now; a revert throws CHAIN_ERROR_REVERTED naming the contract's error. */
+  async estimate (method: string, args: unknown[]): Promise<bigint> {
+    try {
+      return await this.contract.getFunction(method).estimateGas(...args, this.signer === undefined ? {} : { from: await this.signer.getAddress() })
+    } catch (err) {
+      const revert = revertOf(err)
+      if (revert !== undefined) throw reverted(method, revert)
+      throw err
+    }
+  }
+
   /** The RPC URL requests go to now. */
   get rpcUrl (): string {
     return this.provider.activeUrl

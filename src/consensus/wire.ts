@@ -15,7 +15,12 @@ import type { Vote, VoteType } from './types.ts'
 
 export type WireProposal = { kind: 'proposal', height: number, round: number, validRound: number, version: Uint8Array, signature: Uint8Array, sentAt: number }
 export type WireVote = { kind: 'vote', type: VoteType, round: number, header: VersionHeader, signature: Uint8Array, sentAt: number }
-export type Wire = WireProposal | WireVote
+/**
+ * An anchor share (src/chain/anchor-shares.ts): a validator's BLS signature over its precommit
+ * of a final version at an anchor height, and its ECDSA signature over that.
+ */
+export type WireShare = { kind: 'share', round: number, header: VersionHeader, bls: Uint8Array, signature: Uint8Array, sentAt: number }
+export type Wire = WireProposal | WireVote | WireShare
 
 const headerEncoder = TypedDataEncoder.from({ VersionHeader: VOTE_TYPES.VersionHeader })
 const NIL = toHex(ZERO32)
@@ -78,13 +83,20 @@ export function voteOfWire (wire: WireVote): { vote: Vote, signed: SignedVote } 
 export function wireProblem (wire: unknown): string | undefined {
   if (typeof wire !== 'object' || wire === null) return 'not an object'
   const w = wire as Record<string, unknown>
-  if (w.kind !== 'proposal' && w.kind !== 'vote') return 'not a proposal or vote'
+  if (w.kind !== 'proposal' && w.kind !== 'vote' && w.kind !== 'share') return 'not a proposal, vote or share'
   if (!(w.signature instanceof Uint8Array) || w.signature.length !== 65) return 'signature'
   if (w.kind === 'proposal') {
     if (!Number.isSafeInteger(w.height) || (w.height as number) < 1) return 'proposal height'
     if (!Number.isSafeInteger(w.round) || (w.round as number) < 0 || (w.round as number) > 0xffffffff) return 'proposal round'
     if (!Number.isSafeInteger(w.validRound) || (w.validRound as number) < -1 || (w.validRound as number) >= (w.round as number)) return 'proposal validRound'
     if (!(w.version instanceof Uint8Array)) return 'proposal version'
+  }
+  if (w.kind === 'share') {
+    if (!(w.bls instanceof Uint8Array) || w.bls.length !== 48) return 'share bls'
+    if (!Number.isSafeInteger(w.round) || (w.round as number) < 0 || (w.round as number) > 0xffffffff) return 'share round'
+    const problem = headerProblem(w.header)
+    if (problem !== undefined) return `share ${problem}`
+    if ((w.header as VersionHeader).version === NIL) return 'share of a nil header'
   }
   return undefined
 }

@@ -4,16 +4,15 @@
  * outage during anchoring, a validator joining (its votes count) and leaving, and a served
  * record proof checked by the contract's verifyRecord.
  */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Contract, Interface, parseEther } from 'ethers'
 import { registryArtifact } from '../../src/chain/registry-client.ts'
 import { canonicalBytes } from '../../src/codec/jcs.ts'
 import { sha256, toHex } from '../../src/codec/hash.ts'
-import { datanetDigest, encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
-import { deployRegistry, fundAccounts, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
+import { datanetDigest, parseManifest } from '../../src/datanet/manifest.ts'
+import { deployRegistry, localSigner } from '../../node/devnet/chain-setup.ts'
+import { openChainDatanet } from '../helpers/chain-datanet.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
@@ -94,21 +93,7 @@ test.before(hook(async () => {
       anchorInterval: ANCHOR_INTERVAL,
       validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
     })
-    writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
-    datanetId = (await encodeManifest(manifest)).id
-    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 60 })
-    await fundAccounts(signer, nodes.map(n => n.address), parseEther('10'))
-    await cluster.startAll(cluster.nodes, 90_000)
-    for (const n of cluster.nodes) {
-      const r = await fetch(`${n.daemon.apiUrl}/v1/datanets`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token(n)}`, 'content-type': 'application/json' }, body: JSON.stringify(manifest) })
-      assert.ok(r.status === 201 || r.status === 200)
-    }
-    for (const n of cluster.nodes) {
-      await waitFor(async () => {
-        const { body } = await api<{ subscribers: { contributions: string[], verdicts: string[] } }>(n, `/v1/datanets/${datanetId}`)
-        return body.subscribers.verdicts.length >= 4
-      }, { timeoutMs: 30_000, what: `${n.name} to see the others subscribed` })
-    }
+    datanetId = await openChainDatanet({ cluster, signer, registry, manifest, peers: 4 })
   } finally {
     provider.destroy()
   }

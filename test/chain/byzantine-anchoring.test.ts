@@ -4,13 +4,13 @@
  * registry's commitVersion accepts, so versions keep being anchored. Kept minimal: the
  * anchor schedule is the contract's business (tested in anchoring.test.ts).
  */
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { parseEther } from 'ethers'
-import { encodeManifest, parseManifest } from '../../src/datanet/manifest.ts'
-import { deployRegistry, fundAccounts, localSigner, registerDatanet } from '../../node/devnet/chain-setup.ts'
+import { parseManifest } from '../../src/datanet/manifest.ts'
+import { deployRegistry, localSigner } from '../../node/devnet/chain-setup.ts'
+import { openChainDatanet } from '../helpers/chain-datanet.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
@@ -52,19 +52,7 @@ test.before(hook(async () => {
       anchorInterval: 1,
       validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
     })
-    writeFileSync(join(cluster.root.dir, 'manifest.json'), JSON.stringify(manifest))
-    datanetId = (await encodeManifest(manifest)).id
-    await registerDatanet(signer, registry, datanetId, manifest, { thresholdNumerator: 2, thresholdDenominator: 3, minStake: parseEther('1'), unbondingDelaySeconds: 60 })
-    await fundAccounts(signer, validators.map(n => n.address), parseEther('10'))
-    await cluster.startAll(cluster.nodes, 180_000)
-    for (const n of cluster.nodes) {
-      const r = await post(n, '/v1/datanets', JSON.stringify(manifest), 'application/json')
-      assert.ok(r.status === 201 || r.status === 200)
-    }
-    for (const n of cluster.nodes) {
-      await waitFor(async () => (await api<{ subscribers: { verdicts: string[] } }>(n, `/v1/datanets/${datanetId}`)).body.subscribers.verdicts.length >= 3,
-        { timeoutMs: 90_000, what: `${n.name} to see the others subscribed` })
-    }
+    datanetId = await openChainDatanet({ cluster, signer, registry, manifest, funded: validators, peers: 3, startTimeoutMs: 180_000, subscribedTimeoutMs: 90_000 })
   } finally {
     provider.destroy()
   }

@@ -9,7 +9,8 @@ import { fromHex, toHex } from '../../../src/codec/hash.ts'
 import { proposerSchedule, timeoutsForWork } from '../../../src/consensus/machine.ts'
 import { ConsensusDriver, type ConsensusSigner, type DriverEffect, type DriverInbound, type HeightSetup } from '../../../src/consensus/driver.ts'
 import { decodeVersion, proposalDigest, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
-import type { Wire } from '../../../src/consensus/wire.ts'
+import type { Wire, WireShare } from '../../../src/consensus/wire.ts'
+import type { AnchorShare } from '../../../src/chain/anchor-shares.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import type { GossipRouter } from '../../../src/network/gossip.ts'
 import { topics } from '../../../src/network/topics.ts'
@@ -41,6 +42,8 @@ export interface DatanetConsensusOptions {
   onEvidence?: () => void
   /** Versions may be final elsewhere that this node lacks (catch-up; throttled by the caller). */
   onBehind: () => void
+  /** A checked anchor share from gossip (src/chain/anchor-shares.ts). */
+  onShare?: (height: number, share: AnchorShare) => void
   fault?: ConsensusFault
   /** Junk proposals per proposal under `proposal-flood` (default 200). */
   floodCount?: number
@@ -118,6 +121,7 @@ export class DatanetConsensus {
       setup: h => this.setup(h),
       setFor: this.o.setFor,
       onBehind: this.o.onBehind,
+      onShare: this.o.onShare,
       deliver: async inbound => { await this.enqueue(async () => { await this.deliver(inbound) }) }
     }))
     const tick = setInterval(() => {
@@ -134,6 +138,11 @@ export class DatanetConsensus {
     this.running = false
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+  }
+
+  /** Gossips this validator's anchor share of a final version. */
+  async publishShare (share: WireShare): Promise<void> {
+    await this.publish(share)
   }
 
   /** Something may now be worth a new version (a contribution was decided). */

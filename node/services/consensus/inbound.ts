@@ -8,8 +8,9 @@ import type { TypedDataDomain } from 'ethers'
 import { decodeCbor } from '../../../src/codec/cbor.ts'
 import { bytesEqual, toHex } from '../../../src/codec/hash.ts'
 import type { ConsensusDriver, DriverInbound, HeightSetup } from '../../../src/consensus/driver.ts'
-import { decodeVersion, proposalDigest, versionValue, voteSigner, type Version } from '../../../src/consensus/version.ts'
-import { voteOfWire, wireProblem, type Wire } from '../../../src/consensus/wire.ts'
+import { shareDigest, type AnchorShare } from '../../../src/chain/anchor-shares.ts'
+import { decodeVersion, proposalDigest, versionValue, voteDigest, voteSigner, type Version } from '../../../src/consensus/version.ts'
+import { headerId, voteOfWire, wireProblem, type Wire } from '../../../src/consensus/wire.ts'
 import { stakeOf, type ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { ignore, reject, type TopicHandler } from '../../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../../src/network/topics.ts'
@@ -24,9 +25,14 @@ export interface InboundContext {
   onBehind: () => void
   /** A checked message, for the driver (in order, on the consensus queue). */
   deliver: (msg: DriverInbound) => Promise<void>
+  /** A checked anchor share (its ECDSA signature by a validator of the height), for whoever anchors. */
+  onShare?: (height: number, share: AnchorShare) => void
 }
 
-export type InboundMessage = { wire: Wire, inbound?: DriverInbound }
+export type InboundMessage = { wire: Wire, inbound?: DriverInbound, share?: { height: number, share: AnchorShare } }
+
+/** Heights below ours an anchor share may be for (anchors land within a few intervals). */
+const SHARE_WINDOW = 256
 
 export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundMessage> {
   const ahead = new AheadRounds(c.driver)
@@ -71,6 +77,18 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
         // catch-up rounds); the rest are not relayed, so a flood stops at the first hop
         if (!ahead.allowed(wire.height, proposer, wire.round)) throw ignore('CONSENSUS_ERROR_ROUND_AHEAD', 'too many proposals for rounds above ours')
         msg.inbound = { kind: 'proposal', proposal: { height: wire.height, round: wire.round, validRound: wire.validRound, value, proposer }, signature: toHex(wire.signature), bytes }
+      } else if (wire.kind === 'share') {
+        const h = wire.header.height
+        // [IGNORE] shares of heights long anchored, or not final anywhere we know of
+        if (h < current - SHARE_WINDOW || h > current + c.driver.limits.maxAhead) throw ignore('CONSENSUS_ERROR_STALE', 'share outside the heights kept')
+        const set = c.setFor(h)
+        if (set === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
+        const bls = toHex(wire.bls)
+        let signer: string | undefined
+        try { signer = recoverSigner(shareDigest(c.domain, voteDigest(c.domain, 'precommit', wire.round, wire.header), bls), toHex(wire.signature)) } catch { signer = undefined }
+        // [REJECT] signed by a validator of the height
+        if (signer === undefined || stakeOf(set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'share not signed by a validator')
+        msg.share = { height: h, share: { validator: signer, round: wire.round, headerId: headerId(wire.header), bls } }
       } else {
         const parsed = voteOfWire(wire)
         if ('code' in parsed) throw reject(parsed.code, parsed.message)
@@ -88,6 +106,7 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
     },
     handle: async (msg) => {
       if (msg.inbound !== undefined) await c.deliver(msg.inbound)
+      if (msg.share !== undefined) c.onShare?.(msg.share.height, msg.share.share)
     }
   }
 }

@@ -7,6 +7,8 @@ import type { Helia } from '@helia/interface'
 import { signingDomain } from '../../../src/codec/eip712.ts'
 import type { DomainBinding } from '../../../src/codec/eip712.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
+import type { AnchorShare } from '../../../src/chain/anchor-shares.ts'
+import type { WireShare } from '../../../src/consensus/wire.ts'
 import type { GossipRouter } from '../../../src/network/gossip.ts'
 import { topics } from '../../../src/network/topics.ts'
 import type { SyncRequest, SyncResponse, VersionSync } from '../../../src/network/version-sync.ts'
@@ -53,6 +55,8 @@ export interface ConsensusServiceOptions {
   crashPoint?: (step: string) => void
   /** Shards' record hashes kept since their receipt (the contribution service fills it). */
   shardHashes?: ShardHashes
+  /** A checked anchor share from gossip, for the chain service (src/chain/anchor-shares.ts). */
+  onShare?: (datanet: string, height: number, share: AnchorShare) => void
 }
 
 /** A served range no quorum signed: as much as an invalid contribution costs its publisher. */
@@ -117,6 +121,7 @@ export class ConsensusService {
       onFinal: apply,
       onEvidence: () => { o.onEvidence?.(d.id) },
       onBehind: () => { catchUp.request() },
+      onShare: (height, share) => { o.onShare?.(d.id, height, share) },
       fault: o.fault,
       floodCount: o.floodCount,
       floodBytes: o.floodBytes
@@ -130,6 +135,11 @@ export class ConsensusService {
     const first = setTimeout(() => { catchUp.request() }, 1000)
     first.unref()
     entry.timers.push(periodic as unknown as NodeJS.Timeout, first)
+  }
+
+  /** Gossips this validator's anchor share of a final version of `datanet`. */
+  async publishShare (datanet: string, share: WireShare): Promise<void> {
+    await this.byDatanet.get(datanet)?.consensus.publishShare(share)
   }
 
   poke (datanet: string): void {

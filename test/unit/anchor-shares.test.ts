@@ -1,0 +1,92 @@
+/**
+ * Anchor shares (src/chain/anchor-shares.ts) as gossip brings them: the consensus topic's
+ * checks (node/services/consensus/inbound.ts) keep a share only when a validator of its height
+ * signed it (a recovery, not a pairing), and the pool a node keeps them in is bounded.
+ */
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
+import { AnchorSharePool, shareDigest, type AnchorShare } from '../../src/chain/anchor-shares.ts'
+import { blsSecretKey, signDigest } from '../../src/chain/bls.ts'
+import { encodeCbor } from '../../src/codec/cbor.ts'
+import { datanetDomain } from '../../src/codec/eip712.ts'
+import { fromHex } from '../../src/codec/hash.ts'
+import { voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
+import type { WireShare } from '../../src/consensus/wire.ts'
+import { GossipValidationError, type GossipContext } from '../../src/network/gossip.ts'
+import { consensusTopicHandler, type InboundMessage } from '../../node/services/consensus/inbound.ts'
+
+const validator = new Wallet(keccak256(toUtf8Bytes('share validator')))
+const outsider = new Wallet(keccak256(toUtf8Bytes('share outsider')))
+const domain = datanetDomain({ chainId: 31337, registry: '0x' + '11'.repeat(20), datanet: '0x' + '22'.repeat(32) })
+const h32 = (s: string): string => keccak256(toUtf8Bytes(s))
+const header: VersionHeader = { height: 4, parent: h32('p'), datasetRoot: h32('d'), recordCount: 3, attributionRoot: h32('a'), totalAttributed: '0', validatorSetHash: h32('s'), version: h32('v') }
+
+function share (signer: Wallet, opts: { blsOf?: Wallet, header?: VersionHeader } = {}): WireShare {
+  const hd = opts.header ?? header
+  const precommit = voteDigest(domain, 'precommit', 1, hd)
+  const bls = signDigest(blsSecretKey((opts.blsOf ?? signer).privateKey), precommit)
+  return { kind: 'share', round: 1, header: hd, bls: fromHex(bls, 48), signature: fromHex(signer.signingKey.sign(shareDigest(domain, precommit, bls)).serialized, 65), sentAt: 0 }
+}
+
+/** The handler's verdict on a wire message: the share kept, or the gossip action and code. */
+async function verdict (wire: unknown, current = 5): Promise<{ kept?: { height: number, share: AnchorShare }, action?: string, code?: string }> {
+  const kept: Array<{ height: number, share: AnchorShare }> = []
+  const handler = consensusTopicHandler({
+    datanet: 'bafy-test', domain,
+    driver: { height: current, round: 0, limits: { maxAhead: 8, futureRounds: 2 } } as never,
+    setup: () => undefined,
+    setFor: () => ({ validators: [{ address: validator.address, stake: 1n }], total: 1n }),
+    onBehind: () => {},
+    deliver: async () => {},
+    onShare: (height, s) => { kept.push({ height, share: s }) }
+  })
+  const ctx = {} as GossipContext
+  try {
+    const msg: InboundMessage = handler.decode(encodeCbor(wire))
+    await handler.validate(msg, ctx)
+    await handler.handle(msg, ctx)
+  } catch (err) {
+    if (!(err instanceof GossipValidationError)) throw err
+    return { action: err.action, code: err.code }
+  }
+  return { kept: kept[0] }
+}
+
+test('a share signed by a validator of its height is kept; by anyone else, or with its BLS bytes swapped, it is rejected', async () => {
+  const good = await verdict(share(validator))
+  assert.is(good.kept?.height, 4)
+  assert.is(good.kept?.share.validator, validator.address)
+  assert.is(good.kept?.share.round, 1)
+  assert.equal(await verdict(share(outsider)), { action: 'reject', code: 'CONSENSUS_ERROR_NOT_VALIDATOR' })
+  // a relay puts other BLS bytes under the validator's ECDSA signature
+  const swapped = { ...share(validator), bls: share(validator, { blsOf: outsider }).bls }
+  assert.equal(await verdict(swapped), { action: 'reject', code: 'CONSENSUS_ERROR_NOT_VALIDATOR' })
+})
+
+test('malformed shares are rejected before any signature check; shares of heights long past are ignored', async () => {
+  assert.equal(await verdict({ ...share(validator), bls: new Uint8Array(47) }), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
+  assert.equal(await verdict(share(validator, { header: { ...header, version: '0x' + '00'.repeat(32) } })), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
+  assert.equal(await verdict(share(validator), 4 + 1000), { action: 'ignore', code: 'CONSENSUS_ERROR_STALE' })
+})
+
+test('the pool keeps one share per validator, round and header, the newest heights only, and forgets anchored ones', () => {
+  const pool = new AnchorSharePool(3)
+  const s = (v: string, round = 0, headerId = 'h'): AnchorShare => ({ validator: v, round, headerId, bls: '0x' })
+  assert.ok(pool.add('d', 2, s('0xA')))
+  assert.not.ok(pool.add('d', 2, s('0xa')), 'the same validator, round and header again')
+  assert.ok(pool.add('d', 2, s('0xa', 1)))
+  assert.ok(pool.add('d', 2, s('0xb')))
+  assert.not.ok(pool.add('d', 2, s('0xc')), 'a height holds maxPerHeight shares')
+  assert.equal(pool.of('d', 2, 0, 'h').map(x => x.validator), ['0xa', '0xb'])
+  for (let h = 3; h <= 18; h++) pool.add('d', h, s('0xa'))
+  assert.is(pool.of('d', 2, 0, 'h').length, 0, 'the lowest height made room for the seventeenth')
+  assert.not.ok(pool.add('d', 1, s('0xa')), 'a height below all kept once full')
+  pool.drop('d', 17, s('0xa'))
+  assert.is(pool.of('d', 17, 0, 'h').length, 0)
+  pool.forget('d', 10)
+  assert.is(pool.of('d', 10, 0, 'h').length, 0)
+  assert.is(pool.of('d', 11, 0, 'h').length, 1)
+})
+
+test.run()
