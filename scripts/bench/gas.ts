@@ -383,7 +383,7 @@ async function main (): Promise<void> {
   const { key: jk, proof: jp } = proveKeyPossession(blsSecretKey(joiner64.privateKey), joiner64.address)
   await send(registry, joiner64, 'registerBlsKey', [jk, jp])
   await send(registry, joiner64, 'joinValidator', [net64.id, '0x01'], STAKE)
-  row('commitVersionBls, 64 signing, applying one join', await net64.commit({ bls: true }), '', 'the aggregate key summed again from the 65 keys (rare)')
+  row('commitVersionBls, 64 signing, applying one join', await net64.commit({ bls: true }), '', 'the joiner\'s key added to the aggregate; the set re-hashed (rare)')
   net64.validators.push(joiner64)
   row('  the two curves, all signing (gas):', undefined)
   for (const n of [4, 16, 64]) {

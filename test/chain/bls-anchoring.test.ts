@@ -190,6 +190,43 @@ test('a set with a member without a key has no BLS anchors until the key is regi
   assert.is(await lastHeight(registry, id), 1n)
 }))
 
+/** The aggregate key of `members` as the contract should hold it. */
+function aggregateOf (members: Validator[]): string {
+  return encodeG2(bls.shortSignatures.aggregatePublicKeys(members.map(v => decodeG2(blsPublicKey(v.secret)))))
+}
+
+async function send (registry: Contract, v: Validator, method: string, args: unknown[], value?: bigint): Promise<void> {
+  await (await (registry.connect(v.signer) as Contract).getFunction(method).send(...args, value === undefined ? {} : { value })).wait()
+}
+
+test('the aggregate key follows the set: a joiner\'s key added, a leaver\'s taken away; a joiner without a key leaves the set without one until refreshed', hook(async () => {
+  const registry = await deploy()
+  const set = validators(3)
+  for (const v of set) await register(registry, v)
+  const id = await createDatanet(registry, set, 'bls follows the set')
+  const [joiner, bare] = validators(2) as [Validator, Validator]
+  await register(registry, joiner)
+  await send(registry, joiner, 'joinValidator', [id, '0x01'], ONE)
+  const wait = async (p: Promise<unknown>): Promise<void> => { await (await p as { wait: () => Promise<unknown> }).wait() }
+  await wait(commitBls(registry, id, set, set, header(1)))
+  const four = [...set, joiner]
+  assert.is(await registry.getFunction('aggregateKeyOf').staticCall(id), aggregateOf(four), 'the joiner\'s key added')
+  await send(registry, set[0] as Validator, 'leaveValidator', [id])
+  await wait(commitBls(registry, id, four, four, header(2)))
+  const three = four.slice(1)
+  assert.is(await registry.getFunction('aggregateKeyOf').staticCall(id), aggregateOf(three), 'the leaver\'s key taken away')
+  await send(registry, bare, 'joinValidator', [id, '0x01'], ONE)
+  await wait(commitBls(registry, id, three, three, header(3)))
+  assert.is(await registry.getFunction('aggregateKeyOf').staticCall(id), '0x')
+  const withBare = [...three, bare]
+  assert.is(await revertOf(commitBls(registry, id, withBare, three, header(4))), 'NoAggregateKey')
+  await register(registry, bare)
+  await (await registry.getFunction('refreshAggregateKey').send(id)).wait()
+  assert.is(await registry.getFunction('aggregateKeyOf').staticCall(id), aggregateOf(withBare))
+  await wait(commitBls(registry, id, withBare, withBare, header(4)))
+  assert.is(await lastHeight(registry, id), 4n)
+}))
+
 /** Registers `rogue` = the attacker's key less the others' keys, with a proof made of nothing. */
 async function rogueAttack (registry: Contract, tag: string): Promise<{ registered: string | undefined, forged: string | undefined, height: bigint }> {
   const honest = validators(3)

@@ -12,7 +12,7 @@ import { encodeCbor } from '../../src/codec/cbor.ts'
 import { datanetDomain } from '../../src/codec/eip712.ts'
 import { fromHex } from '../../src/codec/hash.ts'
 import { voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
-import type { WireShare } from '../../src/consensus/wire.ts'
+import { headerId, type WireShare } from '../../src/consensus/wire.ts'
 import { GossipValidationError, type GossipContext } from '../../src/network/gossip.ts'
 import { consensusTopicHandler, type InboundMessage } from '../../node/services/consensus/inbound.ts'
 
@@ -30,17 +30,7 @@ function share (signer: Wallet, opts: { blsOf?: Wallet, header?: VersionHeader }
 }
 
 /** The handler's verdict on a wire message: the share kept, or the gossip action and code. */
-async function verdict (wire: unknown, current = 5): Promise<{ kept?: { height: number, share: AnchorShare }, action?: string, code?: string }> {
-  const kept: Array<{ height: number, share: AnchorShare }> = []
-  const handler = consensusTopicHandler({
-    datanet: 'bafy-test', domain,
-    driver: { height: current, round: 0, limits: { maxAhead: 8, futureRounds: 2 } } as never,
-    setup: () => undefined,
-    setFor: () => ({ validators: [{ address: validator.address, stake: 1n }], total: 1n }),
-    onBehind: () => {},
-    deliver: async () => {},
-    onShare: (height, s) => { kept.push({ height, share: s }) }
-  })
+async function verdict (wire: unknown, current = 5, final?: { round: number, headerId: string }, handler = shareHandler(current, final)): Promise<{ kept?: { height: number, share: AnchorShare }, action?: string, code?: string }> {
   const ctx = {} as GossipContext
   try {
     const msg: InboundMessage = handler.decode(encodeCbor(wire))
@@ -50,7 +40,27 @@ async function verdict (wire: unknown, current = 5): Promise<{ kept?: { height: 
     if (!(err instanceof GossipValidationError)) throw err
     return { action: err.action, code: err.code }
   }
-  return { kept: kept[0] }
+  return { kept: takeKept(handler) }
+}
+
+const keptBy = new WeakMap<object, Array<{ height: number, share: AnchorShare }>>()
+const takeKept = (handler: object): { height: number, share: AnchorShare } | undefined => keptBy.get(handler)?.shift()
+
+/** The consensus topic's handler of a node at `current`, with `final` the version final here at the shares' height (none: not final yet). */
+function shareHandler (current: number, final?: { round: number, headerId: string }): ReturnType<typeof consensusTopicHandler> {
+  const kept: Array<{ height: number, share: AnchorShare }> = []
+  const handler = consensusTopicHandler({
+    datanet: 'bafy-test', domain,
+    driver: { height: current, round: 0, limits: { maxAhead: 8, futureRounds: 2 } } as never,
+    setup: () => undefined,
+    setFor: () => ({ validators: [{ address: validator.address, stake: 1n }], total: 1n }),
+    onBehind: () => {},
+    deliver: async () => {},
+    onShare: (height, s) => { kept.push({ height, share: s }) },
+    finalAt: async () => final
+  })
+  keptBy.set(handler, kept)
+  return handler
 }
 
 test('a share signed by a validator of its height is kept; by anyone else, or with its BLS bytes swapped, it is rejected', async () => {
@@ -68,6 +78,18 @@ test('malformed shares are rejected before any signature check; shares of height
   assert.equal(await verdict({ ...share(validator), bls: new Uint8Array(47) }), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
   assert.equal(await verdict(share(validator, { header: { ...header, version: '0x' + '00'.repeat(32) } })), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
   assert.equal(await verdict(share(validator), 4 + 1000), { action: 'ignore', code: 'CONSENSUS_ERROR_STALE' })
+})
+
+test('a share of a final height must be of its final header (else rejected) and round (else ignored); of a height not final here, two per validator', async () => {
+  const final = { round: 1, headerId: headerId(header) }
+  assert.is((await verdict(share(validator), 5, final)).kept?.height, 4)
+  const other = { ...header, datasetRoot: h32('another root') }
+  assert.equal(await verdict(share(validator, { header: other }), 5, final), { action: 'reject', code: 'CONSENSUS_ERROR_SHARE_NOT_FINAL' })
+  assert.equal(await verdict(share(validator), 5, { ...final, round: 0 }), { action: 'ignore', code: 'CONSENSUS_ERROR_SHARE_ROUND' })
+  const handler = shareHandler(4)
+  assert.ok((await verdict(share(validator, { header: other }), 4, undefined, handler)).kept !== undefined)
+  assert.ok((await verdict(share(validator), 4, undefined, handler)).kept !== undefined)
+  assert.equal(await verdict(share(validator, { header: { ...header, datasetRoot: h32('a third') } }), 4, undefined, handler), { action: 'ignore', code: 'CONSENSUS_ERROR_SHARE_FLOOD' })
 })
 
 test('the pool keeps one share per validator, round and header, the newest heights only, and forgets anchored ones', () => {

@@ -8,8 +8,8 @@ import { encodeCbor } from '../../../src/codec/cbor.ts'
 import { fromHex, toHex } from '../../../src/codec/hash.ts'
 import { proposerSchedule, timeoutsForWork } from '../../../src/consensus/machine.ts'
 import { ConsensusDriver, type ConsensusSigner, type DriverEffect, type DriverInbound, type HeightSetup } from '../../../src/consensus/driver.ts'
-import { decodeVersion, proposalDigest, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
-import type { Wire, WireShare } from '../../../src/consensus/wire.ts'
+import { decodeVersion, headerOfStored, proposalDigest, versionValue, voteDigest, type VersionValue } from '../../../src/consensus/version.ts'
+import { headerId, type Wire, type WireShare } from '../../../src/consensus/wire.ts'
 import type { AnchorShare } from '../../../src/chain/anchor-shares.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import type { GossipRouter } from '../../../src/network/gossip.ts'
@@ -122,6 +122,10 @@ export class DatanetConsensus {
       setFor: this.o.setFor,
       onBehind: this.o.onBehind,
       onShare: this.o.onShare,
+      finalAt: async h => {
+        const entry = await this.o.versions.versionAt(h)
+        return entry === undefined ? undefined : { round: entry.round, headerId: headerId(headerOfStored(entry)) }
+      },
       deliver: async inbound => { await this.enqueue(async () => { await this.deliver(inbound) }) }
     }))
     const tick = setInterval(() => {

@@ -27,15 +27,20 @@ export interface InboundContext {
   deliver: (msg: DriverInbound) => Promise<void>
   /** A checked anchor share (its ECDSA signature by a validator of the height), for whoever anchors. */
   onShare?: (height: number, share: AnchorShare) => void
+  /** The round and header id of the version final here at `height`, if it is. */
+  finalAt?: (height: number) => Promise<{ round: number, headerId: string } | undefined>
 }
 
 export type InboundMessage = { wire: Wire, inbound?: DriverInbound, share?: { height: number, share: AnchorShare } }
 
 /** Heights below ours an anchor share may be for (anchors land within a few intervals). */
 const SHARE_WINDOW = 256
+/** Shares a validator may send of one height not final here yet (one honest, one spare). */
+const SHARES_AHEAD = 2
 
 export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundMessage> {
   const ahead = new AheadRounds(c.driver)
+  const sharesAhead = new Map<string, number>()
   return {
     topic: topics.consensus(c.datanet),
     kind: 'consensus',
@@ -88,7 +93,22 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
         try { signer = recoverSigner(shareDigest(c.domain, voteDigest(c.domain, 'precommit', wire.round, wire.header), bls), toHex(wire.signature)) } catch { signer = undefined }
         // [REJECT] signed by a validator of the height
         if (signer === undefined || stakeOf(set, signer) === undefined) throw reject('CONSENSUS_ERROR_NOT_VALIDATOR', 'share not signed by a validator')
-        msg.share = { height: h, share: { validator: signer, round: wire.round, headerId: headerId(wire.header), bls } }
+        const id = headerId(wire.header)
+        const final = await c.finalAt?.(h)
+        if (final !== undefined) {
+          // [REJECT] an honest validator shares only the version final at the height: there is one
+          if (id !== final.headerId) throw reject('CONSENSUS_ERROR_SHARE_NOT_FINAL', 'share of a header other than the final one')
+          // [IGNORE] the certificate of another round than ours: of no use to this node's anchor
+          if (wire.round !== final.round) throw ignore('CONSENSUS_ERROR_SHARE_ROUND', 'share of another round than this node\'s certificate')
+        } else {
+          // [IGNORE] not final here yet (peers finalize moments apart): a few per validator, not a flood
+          const key = `${h}/${signer.toLowerCase()}`
+          const n = sharesAhead.get(key) ?? 0
+          if (n >= SHARES_AHEAD) throw ignore('CONSENSUS_ERROR_SHARE_FLOOD', 'too many shares of a height not final here')
+          if (sharesAhead.size > 4096) sharesAhead.clear()
+          sharesAhead.set(key, n + 1)
+        }
+        msg.share = { height: h, share: { validator: signer, round: wire.round, headerId: id, bls } }
       } else {
         const parsed = voteOfWire(wire)
         if ('code' in parsed) throw reject(parsed.code, parsed.message)
