@@ -29,6 +29,8 @@ export type AnchorSignatures = 'auto' | 'ecdsa' | 'bls'
 export const BLS_MIN_SET = 24
 /** How long an anchor waits for the set's shares at most before it is built from those in. */
 const SHARE_WAIT_MS = 2000
+/** Between validators' turns to sum the set's key on chain. */
+const REFRESH_STAGGER_MS = 1500
 
 export interface BlsAnchorsOptions {
   mode: AnchorSignatures
@@ -75,12 +77,8 @@ export class BlsAnchors {
     return key
   }
 
-  /**
-   * Registers this validator's key if the chain has none, then, while the set has no aggregate
-   * key, asks the registry to sum the set's keys (refused while a member has none: estimated
-   * first, so that costs nothing; asked again at the next anchor height).
-   */
-  async ensureKey (digest: string): Promise<void> {
+  /** Registers this validator's key if the chain has none. */
+  async register (): Promise<void> {
     const me = this.o.wallet.address
     if (await this.keyOf(me) === '0x') {
       this.registering ??= (async () => {
@@ -91,8 +89,21 @@ export class BlsAnchors {
       })().finally(() => { this.registering = undefined })
       await this.registering
     }
-    const client = this.o.client()
+  }
+
+  /**
+   * While the set has no aggregate key, asks the registry to sum the set's keys (refused while a
+   * member has none: estimated first, so that costs nothing; asked again at the next anchor
+   * height). Validators take turns by `rank` (1.5 s apart), so that usually one pays for the sum.
+   */
+  async refresh (digest: string, rank = 0, sleep?: (ms: number) => Promise<void>): Promise<void> {
+    let client = this.o.client()
     if (client === undefined || await client.view<string>('aggregateKeyOf', [digest]) !== '0x') return
+    if (rank > 0 && sleep !== undefined) {
+      await sleep(rank * REFRESH_STAGGER_MS)
+      client = this.o.client()
+      if (client === undefined || await client.view<string>('aggregateKeyOf', [digest]) !== '0x') return
+    }
     try {
       await client.estimate('refreshAggregateKey', [digest])
     } catch {

@@ -365,8 +365,10 @@ export class ChainService {
     const active = activeSet(state)
     if (!this.bls.wanted(active.length)) return
     try {
-      await this.bls.ensureKey(d.digest)
+      const rank = (set.validators.findIndex(v => v.address.toLowerCase() === this.opts.wallet.address.toLowerCase()) + entry.height) % set.validators.length
+      await this.bls.register()
       await this.bls.share(d.id, this.domainOf(d), entry.height, entry.round, headerOfStored(entry))
+      await this.bls.refresh(d.digest, rank, async ms => { await this.sleep(ms) })
     } catch (err) {
       this.log.warn({ datanet: d.id, height: entry.height, err: (err as Error).message }, 'no BLS anchor share this time')
     }
@@ -534,7 +536,10 @@ export class ChainService {
     if (this.state(d)?.created == null) throw new DatanetError({ code: ChainServiceErrorCode.NOT_ON_CHAIN }, `datanet ${d.id} is not registered on chain ${this.opts.chainId}`, 'conflict')
     const set = this.state(d) === undefined ? [] : activeSet(this.state(d) as DatanetChainState)
     // the key first, so that the set's aggregate key includes it from the anchor that activates the join
-    if (this.bls.wanted(set.length + 1)) await this.bls.ensureKey(d.digest)
+    if (this.bls.wanted(set.length + 1)) {
+      await this.bls.register()
+      await this.bls.refresh(d.digest)
+    }
     const tx = await this.requireClient().send('joinValidator', [d.digest, peerIdFromString(this.opts.peerId).toMultihash().bytes], { value: stake })
     await this.pollOnce()
     return tx
