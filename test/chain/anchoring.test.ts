@@ -10,9 +10,9 @@ import { Contract, Interface, parseEther } from 'ethers'
 import { registryArtifact } from '../../src/chain/registry-client.ts'
 import { canonicalBytes } from '../../src/codec/jcs.ts'
 import { sha256, toHex } from '../../src/codec/hash.ts'
-import { datanetDigest, parseManifest } from '../../src/datanet/manifest.ts'
+import { datanetDigest } from '../../src/datanet/manifest.ts'
 import { deployRegistry, localSigner } from '../../node/devnet/chain-setup.ts'
-import { openChainDatanet } from '../helpers/chain-datanet.ts'
+import { chainManifest, openChainDatanet } from '../helpers/chain-datanet.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
@@ -86,13 +86,7 @@ test.before(hook(async () => {
     const nodes = await cluster.create(5, ['--chain-rpc', proxy.url, '--registry', registry])
     validators = nodes.slice(0, 4)
     joiner = nodes[4] as TestNode
-    const manifest = parseManifest({
-      name: 'anchoring', license: 'CC0-1.0',
-      recordSchema: { type: 'object', required: ['text'] },
-      consensus: { versionIntervalMs: 1000, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
-      anchorInterval: ANCHOR_INTERVAL,
-      validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
-    })
+    const manifest = chainManifest('anchoring', validators, ANCHOR_INTERVAL)
     datanetId = await openChainDatanet({ cluster, signer, registry, manifest, peers: 4 })
   } finally {
     provider.destroy()

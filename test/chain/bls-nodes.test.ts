@@ -8,11 +8,10 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Interface, parseEther } from 'ethers'
+import { Interface } from 'ethers'
 import { registryArtifact } from '../../src/chain/registry-client.ts'
-import { parseManifest } from '../../src/datanet/manifest.ts'
 import { deployRegistry, localSigner } from '../../node/devnet/chain-setup.ts'
-import { openChainDatanet } from '../helpers/chain-datanet.ts'
+import { chainManifest, openChainDatanet } from '../helpers/chain-datanet.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
@@ -66,13 +65,7 @@ test.before(hook(async () => {
     for (const n of validators) n.daemon.spec.env = { DATANET_CHAIN_CONFIRMATIONS: '0', DATANET_CHAIN_POLL_INTERVAL_MS: '500', DATANET_CHAIN_ANCHOR_SIGNATURES: 'bls' }
     const byzantine = validators[3] as TestNode
     byzantine.daemon.spec.env = { ...byzantine.daemon.spec.env, DATANET_FAULT: 'bad-bls-share' }
-    const manifest = parseManifest({
-      name: 'bls anchoring', license: 'CC0-1.0',
-      recordSchema: { type: 'object', required: ['text'] },
-      consensus: { versionIntervalMs: 1000, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
-      anchorInterval: ANCHOR_INTERVAL,
-      validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
-    })
+    const manifest = chainManifest('bls anchoring', validators, ANCHOR_INTERVAL)
     datanetId = await openChainDatanet({ cluster, signer, registry, manifest, peers: 3 })
   } finally {
     provider.destroy()

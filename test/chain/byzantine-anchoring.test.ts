@@ -7,10 +7,8 @@
 import { readFileSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { parseEther } from 'ethers'
-import { parseManifest } from '../../src/datanet/manifest.ts'
 import { deployRegistry, localSigner } from '../../node/devnet/chain-setup.ts'
-import { openChainDatanet } from '../helpers/chain-datanet.ts'
+import { chainManifest, openChainDatanet } from '../helpers/chain-datanet.ts'
 import { startAnvil, type Anvil } from '../../node/devnet/anvil.ts'
 import { TestCluster, type TestNode } from '../helpers/cluster.ts'
 import { hook, waitFor } from '../helpers/wait.ts'
@@ -45,13 +43,7 @@ test.before(hook(async () => {
     const chainEnv = { DATANET_CHAIN_CONFIRMATIONS: '0', DATANET_CHAIN_POLL_INTERVAL_MS: '500' }
     for (const v of validators) v.daemon.spec.env = { ...chainEnv }
     byzantine.daemon.spec.env = { ...chainEnv, DATANET_FAULT: 'bogus-header' }
-    const manifest = parseManifest({
-      name: 'byzantine-anchoring', license: 'CC0-1.0',
-      recordSchema: { type: 'object', required: ['text'] },
-      consensus: { versionIntervalMs: 1000, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
-      anchorInterval: 1,
-      validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
-    })
+    const manifest = chainManifest('byzantine-anchoring', validators, 1)
     datanetId = await openChainDatanet({ cluster, signer, registry, manifest, funded: validators, peers: 3, startTimeoutMs: 180_000, subscribedTimeoutMs: 90_000 })
   } finally {
     provider.destroy()

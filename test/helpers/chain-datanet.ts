@@ -7,10 +7,21 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseEther, type Signer } from 'ethers'
-import { encodeManifest, type Manifest } from '../../src/datanet/manifest.ts'
+import { encodeManifest, parseManifest, type Manifest } from '../../src/datanet/manifest.ts'
 import { DEFAULT_REGISTRY_PARAMS, fundAccounts, registerDatanet } from '../../node/devnet/chain-setup.ts'
 import type { TestCluster, TestNode } from './cluster.ts'
 import { waitFor } from './wait.ts'
+
+/** A chain test's manifest: `validators` staking 1 ETH each, text records, versions every second, short timeouts. */
+export function chainManifest (name: string, validators: readonly TestNode[], anchorInterval: number): Manifest {
+  return parseManifest({
+    name, license: 'CC0-1.0',
+    recordSchema: { type: 'object', required: ['text'] },
+    consensus: { versionIntervalMs: 1000, proposeTimeoutMs: 1500, prevoteTimeoutMs: 800, precommitTimeoutMs: 800, timeoutDeltaMs: 300 },
+    anchorInterval,
+    validators: validators.map(v => ({ address: v.address, stake: parseEther('1').toString() }))
+  })
+}
 
 export interface ChainDatanetOptions {
   cluster: TestCluster
