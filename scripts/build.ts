@@ -10,6 +10,7 @@
  *
  * What stays outside the bundle, and why:
  * - classic-level: a native addon found through its own directory (node-gyp-build).
+ * - tiny-secp256k1: reads its WebAssembly file beside its own module (import.meta.url).
  * - worker threads (`new Worker(new URL('./x.ts', import.meta.url))`): they run the
  *   sources, found through each file's own URL (below).
  */
@@ -66,7 +67,7 @@ export async function buildBundle (): Promise<{ files: number, inputs: number, m
     entryNames: '[name]-[hash]',
     chunkNames: '[name]-[hash]',
     splitting: true,
-    external: ['classic-level'],
+    external: ['classic-level', 'tiny-secp256k1'],
     metafile: true,
     logLevel: 'warning',
     legalComments: 'none',

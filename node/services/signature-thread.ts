@@ -1,5 +1,5 @@
 /**
- * Batch signature checks off the main thread. A catching-up node checks each range's
+ * Signature checks in batches off the main thread. A catching-up node checks each range's
  * certificates (every precommit signature, src/consensus/range.ts) before it uses any of
  * it; on the main thread those checks took a fifth of its time, beside the apply of the
  * range before (scripts/bench/catch-up.ts, profiled). Here they run on a worker
@@ -11,9 +11,8 @@
  * when the worker failed (its pending batches are checked here: an answer is never lost).
  * The worker ends after IDLE_MS without a batch.
  */
-import { randomBytes } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
-import { verifyBatch, type SignedDigest } from '../../src/codec/signer.ts'
+import { verifyAll, type SignedDigest } from '../../src/codec/signer.ts'
 import type { SignatureAnswer, SignatureJob } from './signature-worker.ts'
 
 /** Fewer signatures than this are checked here. */
@@ -28,9 +27,6 @@ export interface SignatureThreadOptions {
 
 /** How many batches were checked where (tests, benchmarks). */
 export interface SignatureThreadStats { onWorker: number, here: number, workerFailures: number }
-
-/** A batch check's weight: secret, drawn once the signatures are in hand (src/codec/signer.ts verifyBatch). */
-export const batchWeight = (): bigint => BigInt('0x' + randomBytes(16).toString('hex'))
 
 export class SignatureThread {
   private readonly o: SignatureThreadOptions
@@ -48,7 +44,7 @@ export class SignatureThread {
     this.o = o
   }
 
-  /** True only if every signature is its signer's (verifyBatch, with secret weights drawn after the signatures are fixed). */
+  /** True only if every signature is its signer's (verifyAll). */
   async verify (items: readonly SignedDigest[]): Promise<boolean> {
     if (items.length < (this.o.minOffload ?? MIN_OFFLOAD) || this.stopped) return this.here(items)
     const worker = this.start()
@@ -68,7 +64,7 @@ export class SignatureThread {
 
   private here (items: readonly SignedDigest[]): boolean {
     this.stats.here++
-    return verifyBatch(items, batchWeight)
+    return verifyAll(items)
   }
 
   private start (): Worker {

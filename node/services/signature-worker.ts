@@ -1,11 +1,9 @@
 /**
- * Batch signature checks on a thread of their own (signature-thread.ts): a catching-up
- * node checks the next ranges' certificates here while its main thread applies the range
- * before. The weights are drawn here, after the signatures arrived.
+ * Signature checks on a thread of their own (signature-thread.ts): a catching-up node
+ * checks the next ranges' certificates here while its main thread applies the range before.
  */
 import { parentPort } from 'node:worker_threads'
-import { verifyBatch, type SignedDigest } from '../../src/codec/signer.ts'
-import { batchWeight } from './signature-thread.ts'
+import { verifyAll, type SignedDigest } from '../../src/codec/signer.ts'
 
 /** main → worker: a batch to check. */
 export interface SignatureJob { id: number, items: SignedDigest[] }
@@ -17,7 +15,7 @@ if (port === null) throw new Error('signature-worker.ts runs as a worker thread'
 port.on('message', ({ id, items }: SignatureJob) => {
   let ok: boolean
   try {
-    ok = verifyBatch(items, batchWeight)
+    ok = verifyAll(items)
   } catch {
     ok = false
   }

@@ -2,13 +2,12 @@
  * Checking a range of final versions served for catch-up (DESIGN §4 flow 8) before any of
  * it is used: the heights follow each other, each version links to the one before by its
  * CID, each names the set of its own height, and each carries a certificate of that set
- * (certificate.ts) — every certificate's signatures checked together in one batch.
+ * (certificate.ts) — every certificate's signatures checked together, off the main thread.
  *
  * Why all of them, when the last certificate already vouches for the whole range through
  * the parent links: the certificates are stored and served on, and the chain service
  * submits them to the contract, so a node keeps the invariant that every certificate it
- * stores was checked (a peer could pair authentic versions with junk certificates). A
- * batch costs a fraction of checking one by one (src/codec/signer.ts verifyBatch).
+ * stores was checked (a peer could pair authentic versions with junk certificates).
  *
  * What a checked range buys: each version is vouched for by a quorum of its height's set
  * over its header, which names the version's CID. So its content — the verdicts it
@@ -36,7 +35,7 @@ export interface RangeOptions {
   domain: TypedDataDomain
   /** The set deciding a height; undefined while it is not known here. */
   setFor: (height: number) => ValidatorSet | undefined
-  /** True only if every signature is its signer's (src/codec/signer.ts verifyBatch; a node checks them on another thread). */
+  /** True only if every signature is its signer's (src/codec/signer.ts verifyAll; a node checks them on another thread). */
   verify: (signatures: readonly SignedDigest[]) => boolean | Promise<boolean>
 }
 

@@ -144,7 +144,7 @@ export interface SignedVote {
 
 export function voteSigner (domain: TypedDataDomain, sv: SignedVote): string | undefined {
   try {
-    return recoverSigner(voteDigest(domain, sv.vote.type, sv.vote.round, sv.header), sv.signature, sv.vote.validator)
+    return recoverSigner(voteDigest(domain, sv.vote.type, sv.vote.round, sv.header), sv.signature)
   } catch {
     return undefined
   }

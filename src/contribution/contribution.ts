@@ -75,7 +75,7 @@ export async function signContribution (signer: TypedDataSigner, binding: Omit<D
 /** The address that signed the contribution, under the given domain; undefined for an unusable signature. */
 export function contributionSigner (c: Contribution, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverSigner(contributionHash(signingDomain(binding, c.datanet), typedValue(c)), toHex(c.signature), c.contributor)
+    return recoverSigner(contributionHash(signingDomain(binding, c.datanet), typedValue(c)), toHex(c.signature))
   } catch {
     return undefined
   }

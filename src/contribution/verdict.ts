@@ -54,7 +54,7 @@ export async function signVerdict (signer: TypedDataSigner, binding: Omit<Domain
 
 export function verdictSigner (v: Verdict, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverSigner(verdictHash(signingDomain(binding, v.datanet), typedValue(v)), toHex(v.signature), v.validator)
+    return recoverSigner(verdictHash(signingDomain(binding, v.datanet), typedValue(v)), toHex(v.signature))
   } catch {
     return undefined
   }

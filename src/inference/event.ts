@@ -1,7 +1,8 @@
-import { getAddress, recoverAddress } from 'ethers'
+import { getAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
+import { recoverSigner } from '../codec/signer.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
 import { typedHasher } from '../codec/typed-hash.ts'
@@ -83,7 +84,7 @@ export async function signInferenceEvent (signer: TypedDataSigner, binding: Omit
 /** The address that signed the event under this domain; undefined for an unusable signature. */
 export function inferenceSigner (e: InferenceEvent, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverAddress(inferenceEventId(binding, e), toHex(e.signature))
+    return recoverSigner(inferenceEventId(binding, e), toHex(e.signature))
   } catch {
     return undefined
   }

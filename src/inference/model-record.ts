@@ -1,7 +1,8 @@
-import { getAddress, recoverAddress } from 'ethers'
+import { getAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
+import { recoverSigner } from '../codec/signer.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { nonCanonicalSignature } from './signature.ts'
 import { typedHasher } from '../codec/typed-hash.ts'
@@ -75,7 +76,7 @@ export async function signModelRecord (signer: TypedDataSigner, binding: Omit<Do
 
 export function modelSigner (m: ModelRecord, binding: Omit<DomainBinding, 'datanet'>): string | undefined {
   try {
-    return recoverAddress(modelHash(signingDomain(binding, m.datanet), typedValue(m)), toHex(m.signature))
+    return recoverSigner(modelHash(signingDomain(binding, m.datanet), typedValue(m)), toHex(m.signature))
   } catch {
     return undefined
   }

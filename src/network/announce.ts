@@ -144,7 +144,7 @@ export class AnnounceService implements TopicHandler<NodeAnnouncement> {
     // [REJECT] the signature recovers to the announced address
     let signer: string
     try {
-      signer = recoverSigner(announcementHash(datanetDomain({ ...this.opts.binding, datanet: null }), typedValue(a)), a.signature, a.address)
+      signer = recoverSigner(announcementHash(datanetDomain({ ...this.opts.binding, datanet: null }), typedValue(a)), a.signature)
     } catch {
       throw reject('ANNOUNCE_ERROR_BAD_SIGNATURE', 'announcement signature is malformed')
     }

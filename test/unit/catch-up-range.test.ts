@@ -1,7 +1,7 @@
 /**
  * A served range of versions is checked as a whole before catch-up uses any of it
  * (src/consensus/range.ts, node/services/consensus/catch-up.ts), its certificates' signatures
- * in one batch (src/codec/signer.ts verifyBatch). The attacks: a range whose last
+ * together (src/codec/signer.ts verifyAll). The attacks: a range whose last
  * certificate is valid but whose middle was swapped (the parent link breaks), a range with
  * a bad certificate, a range that crosses a validator-set change with the old set's
  * certificates. Each is refused whole, its peer penalised, nothing applied.
@@ -14,7 +14,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { signingDomain } from '../../src/codec/eip712.ts'
-import { forgetSigners, recoverSigner, verifyBatch, type SignedDigest } from '../../src/codec/signer.ts'
+import { forgetSigners, recoverSigner, verifyAll, type SignedDigest } from '../../src/codec/signer.ts'
 import { checkRange, rangePieces, type RangeVersion } from '../../src/consensus/range.ts'
 import { MAX_VERSION_RECORDS } from '../../src/consensus/proposal.ts'
 import { ZERO32, encodeVersion, headerOf, validatorSetHash, versionValue, voteDigest, type VersionValue } from '../../src/consensus/version.ts'
@@ -34,8 +34,7 @@ const newKeys = Array.from({ length: 4 }, (_, i) => new Wallet('0x' + (i + 41).t
 const setOf = (ws: Wallet[]): ValidatorSet => ({ validators: ws.map(w => ({ address: w.address, stake: 100n })), total: BigInt(ws.length) * 100n })
 const OLD = setOf(oldKeys)
 const NEW = setOf(newKeys)
-const weight = (): bigint => BigInt(hexlify(randomBytes(16)))
-const verify = (s: readonly SignedDigest[]): boolean => verifyBatch(s, weight)
+const verify = (s: readonly SignedDigest[]): boolean => verifyAll(s)
 
 /** A version after `parent` (a content-only version: no contributions, one inference CID so its shape is a version's). */
 async function next (parent: VersionValue | undefined, set: ValidatorSet, salt = ''): Promise<VersionValue> {
@@ -69,7 +68,7 @@ async function chain (n: number, changeAt = Infinity): Promise<RangeVersion[]> {
 
 const options = (changeAt = Infinity): Parameters<typeof checkRange>[1] => ({ datanet: DATANET, domain, setFor: h => (h > changeAt ? NEW : OLD), verify })
 
-test('verifyBatch agrees with recoverSigner: all good is true; one bad signature among many, or a flipped recovery bit, is false', () => {
+test('verifyAll agrees with recoverSigner: all good is true; one bad signature among many, or a flipped recovery bit, is false', () => {
   forgetSigners()
   const items: SignedDigest[] = []
   for (let i = 0; i < 100; i++) {
@@ -77,11 +76,11 @@ test('verifyBatch agrees with recoverSigner: all good is true; one bad signature
     const digest = hexlify(randomBytes(32))
     items.push({ digest, signature: w.signingKey.sign(digest).serialized, signer: w.address })
   }
-  assert.ok(verify(items), 'all good (the first of each signer recovered, the rest in the batch)')
-  for (const it of items) assert.is(recoverSigner(it.digest, it.signature, it.signer), it.signer)
+  assert.ok(verify(items), 'all good')
+  for (const it of items) assert.is(recoverSigner(it.digest, it.signature), it.signer)
   forgetSigners()
-  // warm the keys, then fresh signatures so none is memoized: every one goes through the batch
-  for (const w of oldKeys) { const d = hexlify(randomBytes(32)); recoverSigner(d, w.signingKey.sign(d).serialized, w.address) }
+  // warm the keys, then fresh signatures so none is memoized: every one is recovered
+  for (const w of oldKeys) { const d = hexlify(randomBytes(32)); recoverSigner(d, w.signingKey.sign(d).serialized) }
   const fresh = items.map((it, i) => { const w = oldKeys[i % 4] as Wallet; const digest = hexlify(randomBytes(32)); return { digest, signature: w.signingKey.sign(digest).serialized, signer: w.address } })
   assert.ok(verify(fresh))
   const otherDigest = fresh.map((it, i) => i === 57 ? { ...it, digest: hexlify(randomBytes(32)) } : it)

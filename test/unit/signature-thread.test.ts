@@ -1,6 +1,6 @@
 /**
  * Catch-up ranges' signatures checked on a worker thread (node/services/signature-thread.ts):
- * the same answers as verifyBatch here, a forged signature refused there too, and no batch
+ * the same answers as verifyAll here, a forged signature refused there too, and no batch
  * left unanswered when the worker goes away.
  */
 import { test } from 'uvu'

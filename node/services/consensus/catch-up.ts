@@ -14,13 +14,12 @@ import type { TypedDataDomain } from 'ethers'
 import type { Helia } from '@helia/interface'
 import { checkRange, rangePieces } from '../../../src/consensus/range.ts'
 import { decodeVersion, versionValue, type VersionValue } from '../../../src/consensus/version.ts'
-import { verifyBatch, type SignedDigest } from '../../../src/codec/signer.ts'
+import { verifyAll, type SignedDigest } from '../../../src/codec/signer.ts'
 import { decodeContribution } from '../../../src/contribution/contribution.ts'
 import type { ValidatorSet } from '../../../src/datanet/manifest.ts'
 import { MAX_BLOCK_BYTES_PER_RESPONSE, MAX_SYNC_MESSAGE_BYTES, MAX_VERSIONS_PER_REQUEST, type SyncRequest, type SyncResponse, type SyncedVersion, type VersionSync } from '../../../src/network/version-sync.ts'
 import { sha256, toHex } from '../../../src/codec/hash.ts'
 import { getBlock } from '../blocks.ts'
-import { batchWeight } from '../signature-thread.ts'
 import type { DatanetVersions } from './versions.ts'
 import type { Logger } from '../../logger.ts'
 
@@ -46,7 +45,7 @@ export interface CatchUpOptions {
   applyRange: (items: readonly RangeItem[]) => Promise<number>
   /** A peer served a range that does not verify (a forgery, or junk). */
   penalise?: (peer: string, why: string) => void
-  /** Checks a range's signatures in one batch (default: verifyBatch on this thread; a node's SignatureThread). */
+  /** Checks a range's signatures in one batch (default: verifyAll on this thread; a node's SignatureThread). */
   verify?: (signatures: readonly SignedDigest[]) => Promise<boolean>
 }
 
@@ -148,7 +147,7 @@ export class CatchUp {
         return refuse('a version does not decode')
       }
     }
-    const verify = this.o.verify ?? (s => verifyBatch(s, batchWeight))
+    const verify = this.o.verify ?? verifyAll
     const checked = await checkRange(decoded, { datanet: this.o.datanet, domain: this.o.domain, setFor: this.o.setFor, verify })
     if (checked.problem !== undefined) return refuse(checked.problem, checked.height)
     const items = decoded.slice(0, checked.usable) as RangeItem[]

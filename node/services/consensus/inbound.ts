@@ -75,7 +75,7 @@ export function consensusTopicHandler (c: InboundContext): TopicHandler<InboundM
         if (setup === undefined) throw ignore('CONSENSUS_ERROR_SET_UNKNOWN', 'validator set of that height not known yet')
         const proposer = setup.proposer(wire.round)
         let signer: string | undefined
-        try { signer = recoverSigner(proposalDigest(c.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature), proposer) } catch { signer = undefined }
+        try { signer = recoverSigner(proposalDigest(c.domain, wire.height, wire.round, wire.validRound, value.id), toHex(wire.signature)) } catch { signer = undefined }
         // [REJECT] signed by the proposer of (height, round)
         if (signer !== proposer) throw reject('CONSENSUS_ERROR_BAD_SIGNATURE', 'proposal not signed by the round\'s proposer')
         // [IGNORE] a proposer's proposals for rounds above ours: a few are kept (the driver's
