@@ -315,7 +315,7 @@ export class DatanetNode implements NodeView {
     const content = this.need(this.content)
     const gossip = this.need(this.gossip)
     const wallet = this.need(this.wallet)
-    const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }) })
+    const attribution = new AttributionService({ db, helia: content.helia, dir: this.paths.attribution, logger: logger.child({ component: 'attribution' }), shardHashes: this.shardHashes })
     this.attribution = attribution
     this.stopSteps.push(['attribution', async () => { await attribution.stop() }])
     const models = new ModelService({ db, helia: content.helia, router: gossip, wallet, binding, logger: logger.child({ component: 'models' }) })

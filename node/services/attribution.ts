@@ -13,6 +13,7 @@ import type { Helia } from '@helia/interface'
 import type { Logger } from '../logger.ts'
 import { IndexSegments, type IndexSegmentsOptions } from './index-segments.ts'
 import { TokenMemo } from './token-memo.ts'
+import type { ShardHashes } from './shard-hashes.ts'
 import { IndexBuilder, type IndexBuilderOptions } from './index-builder.ts'
 import type { BuildRecord } from './index-build-worker.ts'
 
@@ -22,6 +23,8 @@ export interface AttributionServiceOptions {
   /** Where index segments are kept (one file per version, and merged ones); rebuilt from the dataset when missing. */
   dir: string
   logger: Logger
+  /** Record hashes of the shards split lately (their receipt, their version's build or check): not hashed again. */
+  shardHashes?: ShardHashes
   /** Merge fanout, cache budget, merges off (index-segments.ts). */
   segments?: Pick<IndexSegmentsOptions, 'fanout' | 'cacheBytes' | 'merge'>
   /** Which builds go to the worker thread (index-builder.ts). */
@@ -57,7 +60,7 @@ export type VersionRecord = IndexRecord & { hash: Uint8Array, bytes: Uint8Array 
  * the last one's; a record seen again (twice in one version) or already in the dataset
  * before it (below `previousCount`) is skipped.
  */
-export async function * versionRecordChunks (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number): AsyncGenerator<VersionRecord[]> {
+export async function * versionRecordChunks (db: StateDatabase, helia: Helia, d: FollowedDatanet, entry: VersionEntry, previousCount: number, held?: ShardHashes): AsyncGenerator<VersionRecord[]> {
   const digest = fromHex(d.digest, 32)
   let last = previousCount - 1
   for (const cid of entry.contributions) {
@@ -65,7 +68,7 @@ export async function * versionRecordChunks (db: StateDatabase, helia: Helia, d:
     if (c === undefined) throw new Error(`contribution ${cid} of version ${entry.height} is not stored`)
     const contributor = (c.contribution as { contributor: string }).contributor
     for (const s of c.contribution.shards as string[]) {
-      const records = splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }))
+      const records = splitShard(await getBlock(helia, CID.parse(s), { signal: AbortSignal.timeout(30_000) }), held?.get(s))
       const positions = await db.dataset.positionsOf(digest, records.map(r => r.hash))
       const out: VersionRecord[] = []
       records.forEach((r, i) => {
@@ -221,10 +224,10 @@ export class AttributionService {
     // the version's records a shard at a time, with the near-duplicate check's tokens where
     // it kept them (the rest is tokenized with the build)
     const tokenized = this.tokenized
-    const { db, helia } = this.opts
+    const { db, helia, shardHashes: held } = this.opts
     const stopped = (): boolean => this.stopped
     async function * chunks (): AsyncGenerator<BuildRecord[]> {
-      for await (const records of versionRecordChunks(db, helia, d, entry, prevCount)) {
+      for await (const records of versionRecordChunks(db, helia, d, entry, prevCount, held)) {
         // the node is stopping (its store closes next): the next start extends the index
         if (stopped()) throw new Error('the attribution service is stopped')
         yield records.map(r => {

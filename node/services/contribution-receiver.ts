@@ -351,7 +351,8 @@ export class ContributionReceiver {
       owners: async hashes => await db.records.owners(digest, hashes),
       claim: async (hashes, owner) => { await db.records.claim(digest, hashes, owner) },
       covered: covered === undefined ? undefined : async records => await covered(datanet, records),
-      textKeys: shard => textKeys.get(shard.toString())
+      textKeys: shard => textKeys.get(shard.toString()),
+      recordHashes: shard => this.opts.shardHashes?.get(shard)
     })
     const withDuplicates = { ...facts, ...counts }
     const { entry, created } = await this.opts.store(datanet, g.contribution, contributionCidValue, 'gossip', withDuplicates)

@@ -42,6 +42,8 @@ export interface IndexDeps extends ScanDeps {
   covered?: (records: readonly Uint8Array[]) => Promise<boolean[]>
   /** A shard's text keys as scanContribution packed them, when held; absent: computed here. */
   textKeys?: (shard: CID) => Uint8Array | undefined
+  /** A shard's record hashes as its check split them (ShardHashes), when held; absent: hashed here. */
+  recordHashes?: (shard: CID) => readonly Uint8Array[] | undefined
 }
 
 /**
@@ -114,7 +116,7 @@ export async function indexContribution (c: Contribution, cid: string, deps: Ind
   const claimedHere = new Set<string>()
   const textsHere = new Set<string>()
   for (const shardCid of c.shards) {
-    const records = splitShard(await deps.getShard(shardCid))
+    const records = splitShard(await deps.getShard(shardCid), deps.recordHashes?.(shardCid))
     const held = deps.textKeys?.(shardCid)
     const texts = held !== undefined && held.byteLength === 32 * records.length
       ? records.map((_, i) => held.subarray(32 * i, 32 * (i + 1)))

@@ -69,15 +69,23 @@ export const ShardErrorCode = {
 } as const
 
 /** Splits a shard into its records. Throws on a shard that is not newline-terminated canonical JSON lines. */
-export function splitShard (shard: Uint8Array): ShardRecord[] {
+export function splitShard (shard: Uint8Array, hashes?: readonly Uint8Array[]): ShardRecord[] {
+  const lines = shardLines(shard)
+  // hashes kept from an earlier split of the same bytes (a shard's CID names them): not hashed again
+  if (hashes !== undefined && hashes.length === lines.length) return lines.map((bytes, i) => ({ bytes, hash: hashes[i] as Uint8Array }))
+  return lines.map(bytes => ({ bytes, hash: sha256(bytes) }))
+}
+
+/** A shard's record lines (views of it, without their newlines). Throws on a shard that is not newline-terminated non-empty lines. */
+export function shardLines (shard: Uint8Array): Uint8Array[] {
   if (shard.length === 0 || shard[shard.length - 1] !== NEWLINE) throw new Error(ShardErrorCode.MALFORMED)
-  const out: ShardRecord[] = []
+  const out: Uint8Array[] = []
   let start = 0
   while (start < shard.length) {
     const end = shard.indexOf(NEWLINE, start)
     const bytes = shard.subarray(start, end)
     if (bytes.length === 0) throw new Error(ShardErrorCode.MALFORMED)
-    out.push({ bytes, hash: sha256(bytes) })
+    out.push(bytes)
     start = end + 1
   }
   return out

@@ -113,6 +113,11 @@ export function contentMessageId (msg: Message): Uint8Array {
   return createHash('sha256').update(msg.topic).update('\0').update(msg.data).digest()
 }
 
+/** contentMessageId of a message as it arrives (before its signature is checked), as a string: gossipsub's fast message id. */
+export function fastMessageId (msg: { topic: string, data?: Uint8Array }): string {
+  return createHash('sha256').update(msg.topic).update('\0').update(msg.data ?? new Uint8Array(0)).digest('base64')
+}
+
 interface Queued { handler: TopicHandler<unknown>, event: GossipsubMessage }
 
 export interface GossipRouterOptions {

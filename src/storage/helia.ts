@@ -12,6 +12,7 @@ import { IdentityBlockstore } from 'blockstore-core/identity'
 import type { Key } from 'interface-datastore'
 import { NotFoundError } from 'interface-store'
 import { CachedBlockstore } from './cached-blockstore.ts'
+import { PeerRecordsDatastore } from './peer-records.ts'
 import { readOne } from './level-reads.ts'
 
 /**
@@ -97,7 +98,8 @@ export class LevelDatastoreReadHere extends LevelDatastore {
 /**
  * Helia (light: no WebRTC, no HTTP gateways, no DHT) over a flat-file block store and a
  * level datastore in the data directory, our own libp2p, and bitswap. libp2p keeps its peer store
- * in the same datastore, so known peers survive a restart.
+ * in the same datastore, so known peers survive a restart; its writes wait and go in
+ * batches (peer-records.ts).
  */
 export async function createContentStore<S extends ServiceMap> (opts: ContentStoreOptions<S>): Promise<ContentStore<S>> {
   // Blocks (shards up to a few MiB) are flat files: LevelDB would rewrite them in every
@@ -107,9 +109,10 @@ export async function createContentStore<S extends ServiceMap> (opts: ContentSto
   const datastore = new LevelDatastoreReadHere(opts.datastorePath, LEVEL_OPTIONS)
   await blockstore.open()
   await datastore.open()
+  const peerRecords = new PeerRecordsDatastore(datastore)
   let libp2p: Libp2p<S>
   try {
-    libp2p = await createLibp2p({ ...opts.libp2p, datastore, start: false })
+    libp2p = await createLibp2p({ ...opts.libp2p, datastore: peerRecords, start: false })
   } catch (err) {
     await blockstore.close()
     await datastore.close()
@@ -132,6 +135,7 @@ export async function createContentStore<S extends ServiceMap> (opts: ContentSto
         await helia.stop()
         await libp2p.stop()
       }
+      await peerRecords.flush().catch(() => {})
       await blockstore.close()
       await datastore.close()
     }

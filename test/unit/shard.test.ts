@@ -128,6 +128,16 @@ test('splitShard: hashes are sha256 of each line without its newline', () => {
   assert.is(hex(recs[1]?.hash as Uint8Array), hex(sha(bytes('{"b":"ü"}'))))
 })
 
+test('splitShard takes hashes kept from an earlier split of the shard (ShardHashes) when there is one a line, else hashes', () => {
+  const shard = bytes('{"a":1}\n{"b":2}\n')
+  const kept = splitShard(shard).map(r => r.hash)
+  const again = splitShard(shard, kept)
+  assert.ok(again.every((r, i) => r.hash === kept[i]), 'the kept hashes themselves, not hashed again')
+  const short = splitShard(shard, kept.slice(0, 1))
+  assert.is(hex(short[1]?.hash as Uint8Array), hex(sha(bytes('{"b":2}'))), 'a count that does not match: hashed')
+  assert.ok(short[0]?.hash !== kept[0])
+})
+
 test('splitShard throws for an empty shard, a missing final newline, an empty line', () => {
   throwsCode(() => splitShard(new Uint8Array(0)), 'SHARD_ERROR_MALFORMED', 'empty')
   throwsCode(() => splitShard(bytes('{"a":1}')), 'SHARD_ERROR_MALFORMED', 'no newline')

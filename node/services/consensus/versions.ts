@@ -5,7 +5,7 @@
  */
 import { CID } from 'multiformats/cid'
 import type { Helia } from '@helia/interface'
-import { bytesEqual, bytesKey, fromHex, toHex } from '../../../src/codec/hash.ts'
+import { bytesKey, fromHex, toHex } from '../../../src/codec/hash.ts'
 import { decodeContribution, contributionCid, contributionJson, type Contribution } from '../../../src/contribution/contribution.ts'
 import { verdictSigner, type Verdict } from '../../../src/contribution/verdict.ts'
 import { splitShard } from '../../../src/datanet/shard.ts'
@@ -152,6 +152,41 @@ class PackedHashes {
   }
 }
 
+/**
+ * The tree nodes an append completed at the levels finalization stores (level ≥
+ * STORED_NODE_LEVEL, about one for every 8 records), in the order it completed them: their
+ * bytes packed, their places in two arrays. Kept with the append's hashes so that
+ * finalizing replays both instead of hashing every leaf and pair again.
+ */
+class PackedNodes {
+  private readonly bytes = new PackedHashes()
+  private readonly levels: number[] = []
+  private readonly indexes: number[] = []
+
+  get count (): number {
+    return this.levels.length
+  }
+
+  push (level: number, index: number, node: Uint8Array): void {
+    this.levels.push(level)
+    this.indexes.push(index)
+    this.bytes.push(node)
+  }
+
+  /** The nodes in order with the position of the last leaf each covers (the append that completed it). */
+  * all (): Generator<{ level: number, index: number, node: Uint8Array, lastLeaf: number }> {
+    let i = 0
+    for (const chunk of this.bytes.chunks()) {
+      for (const node of chunk) {
+        const level = this.levels[i] as number
+        const index = this.indexes[i] as number
+        yield { level, index, node, lastLeaf: (index + 1) * 2 ** level - 1 }
+        i++
+      }
+    }
+  }
+}
+
 
 /** Runs `task` over `items`, at most `concurrency` at once. */
 async function eachAtOnce<T> (items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
@@ -247,7 +282,7 @@ export class DatanetVersions {
    * timestamp, another CID), and a version of 300,000 records took longer to build and to
    * check than a round lasts — ten rounds, 286 s, for one height (`big.ts 300000 120 300000`).
    */
-  private appended: { key: string, tree: MerkleFrontier, hashes?: PackedHashes } | undefined
+  private appended: { key: string, tree: MerkleFrontier, kept?: { hashes: PackedHashes, nodes: PackedNodes } } | undefined
   /** The tallies after the last final version, decoded (`talliesAt`). */
   private tallyMemo: { height: number, tallies: Tallies } | undefined
 
@@ -455,21 +490,23 @@ export class DatanetVersions {
 
   /**
    * The last final version's tree extended by `cids`' new records (their hashes are not
-   * returned: building and checking need the tree alone; the cache keeps them packed, up to
-   * APPEND_CACHE_RECORDS, for finalization to replay).
+   * returned: building and checking need the tree alone; the cache keeps them packed, with
+   * the stored-level nodes they completed, up to APPEND_CACHE_RECORDS, for finalization to
+   * replay).
    */
   private async appendToLast (cids: readonly CID[]): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
     const key = this.appendKey(cids)
     if (this.appended?.key !== key) {
       const bound = this.opts.appendCacheRecords ?? APPEND_CACHE_RECORDS
-      let hashes: PackedHashes | undefined = new PackedHashes()
+      let kept: { hashes: PackedHashes, nodes: PackedNodes } | undefined = { hashes: new PackedHashes(), nodes: new PackedNodes() }
       const { tree } = await appendRecords(this.parentTree(), cids, await this.heldPorts(cids), {
+        node: (level, index, node) => { if (level >= STORED_NODE_LEVEL) kept?.nodes.push(level, index, node) },
         records: async added => {
-          if (hashes !== undefined && hashes.count + added.length > bound) hashes = undefined
-          if (hashes !== undefined) for (const h of added) hashes.push(h)
+          if (kept !== undefined && kept.hashes.count + added.length > bound) kept = undefined
+          if (kept !== undefined) for (const h of added) kept.hashes.push(h)
         }
       })
-      this.appended = { key, tree, hashes }
+      this.appended = { key, tree, kept }
     }
     return { tree: this.appended.tree.clone(), added: [] }
   }
@@ -479,20 +516,27 @@ export class DatanetVersions {
   }
 
   /**
-   * `cids` appended to the last final version, with the records written to `sink`: from the
-   * hashes the append cache kept when it holds them, else read from the shards again.
+   * `cids` appended to the last final version, with the records and the nodes they complete
+   * written to `sink`: from what the append cache kept when it holds them (nothing hashed
+   * again: a leaf and a pair hash a record, ~0.3 s of a validator's CPU in a finality run),
+   * else read from the shards again.
    */
   private async appendForFinal (cids: readonly CID[], sink: Required<AppendSink>): Promise<{ tree: MerkleFrontier, added: Uint8Array[] }> {
     const cached = this.appended
-    if (cached?.key !== this.appendKey(cids) || cached.hashes === undefined) return await appendRecords(this.parentTree(), cids, await this.heldPorts(cids), sink)
-    const tree = this.parentTree()
-    for (const chunk of cached.hashes.chunks()) {
-      const start = tree.size
-      for (const h of chunk) tree.append(h, sink.node)
+    const kept = cached?.key === this.appendKey(cids) ? cached.kept : undefined
+    if (cached === undefined || kept === undefined) return await appendRecords(this.parentTree(), cids, await this.heldPorts(cids), sink)
+    let start = this.parentTree().size
+    const nodes = kept.nodes.all()
+    let next = nodes.next()
+    for (const chunk of kept.hashes.chunks()) {
+      const end = start + chunk.length
+      // the nodes this chunk's appends completed, as appending it would report them
+      for (; next.done !== true && next.value.lastLeaf < end; next = nodes.next()) sink.node(next.value.level, next.value.index, next.value.node)
       await sink.records(chunk, start)
+      start = end
     }
-    if (!bytesEqual(tree.root(), cached.tree.root()) || tree.size !== cached.tree.size) throw new Error('the kept record hashes do not make the tree they were kept with')
-    return { tree, added: [] }
+    if (next.done !== true || start !== cached.tree.size) throw new Error('the kept record hashes and nodes do not make the tree they were kept with')
+    return { tree: cached.tree.clone(), added: [] }
   }
 
   /** The records the next version would append: its candidates' declared counts. */
