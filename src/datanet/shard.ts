@@ -77,7 +77,7 @@ export function splitShard (shard: Uint8Array, hashes?: readonly Uint8Array[]): 
 }
 
 /** A shard's record lines (views of it, without their newlines). Throws on a shard that is not newline-terminated non-empty lines. */
-export function shardLines (shard: Uint8Array): Uint8Array[] {
+function shardLines (shard: Uint8Array): Uint8Array[] {
   if (shard.length === 0 || shard[shard.length - 1] !== NEWLINE) throw new Error(ShardErrorCode.MALFORMED)
   const out: Uint8Array[] = []
   let start = 0

@@ -110,12 +110,16 @@ interface Unsent extends HeldMessage { id: string }
 
 /** Content-hash message ids: the same bytes on the same topic are one message, whoever sends them. */
 export function contentMessageId (msg: Message): Uint8Array {
-  return createHash('sha256').update(msg.topic).update('\0').update(msg.data).digest()
+  return contentHash(msg.topic, msg.data)
 }
 
 /** contentMessageId of a message as it arrives (before its signature is checked), as a string: gossipsub's fast message id. */
 export function fastMessageId (msg: { topic: string, data?: Uint8Array }): string {
-  return createHash('sha256').update(msg.topic).update('\0').update(msg.data ?? new Uint8Array(0)).digest('base64')
+  return contentHash(msg.topic, msg.data ?? new Uint8Array(0)).toString('base64')
+}
+
+function contentHash (topic: string, data: Uint8Array): Buffer {
+  return createHash('sha256').update(topic).update('\0').update(data).digest()
 }
 
 interface Queued { handler: TopicHandler<unknown>, event: GossipsubMessage }

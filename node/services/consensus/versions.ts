@@ -163,10 +163,6 @@ class PackedNodes {
   private readonly levels: number[] = []
   private readonly indexes: number[] = []
 
-  get count (): number {
-    return this.levels.length
-  }
-
   push (level: number, index: number, node: Uint8Array): void {
     this.levels.push(level)
     this.indexes.push(index)
