@@ -521,7 +521,8 @@ export class DatanetVersions {
     const cached = this.appended
     const kept = cached?.key === this.appendKey(cids) ? cached.kept : undefined
     if (cached === undefined || kept === undefined) return await appendRecords(this.parentTree(), cids, await this.heldPorts(cids), sink)
-    let start = this.parentTree().size
+    // the parent's size, without decoding its frontier
+    let start = this.last?.frontier.size ?? 0
     const nodes = kept.nodes.all()
     let next = nodes.next()
     for (const chunk of kept.hashes.chunks()) {
