@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { getAddress, type Wallet } from 'ethers'
+import { checksumAddress } from '../../src/codec/address.ts'
+import type { Wallet } from 'ethers'
 import { CID } from 'multiformats/cid'
 import { sha256, toHex } from '../../src/codec/hash.ts'
 import { eventShares } from '../../src/attribution/settlement.ts'
@@ -242,7 +243,7 @@ export class InferenceService {
     const known = await this.opts.db.inferences.get(cid.toString())
     if (event.datanet !== d.id) throw fail(InferenceErrorCode.BAD_REQUEST, `the event is for datanet ${event.datanet}, not ${d.id}`)
     const signer = inferenceSigner(event, this.opts.binding)
-    if (signer === undefined || signer !== getAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
+    if (signer === undefined || signer !== checksumAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
     const eventId = inferenceEventId(this.opts.binding, event)
     // [twin] another signature over a known event (ensure resolves twins before this)
     const twin = known === undefined ? await this.twinOf(eventId, cid.toString()) : undefined
@@ -397,7 +398,7 @@ export class InferenceService {
       const bytes = await getBlock(this.opts.helia, parsed, { signal: AbortSignal.timeout(10_000) })
       const event = decodeInferenceEvent(bytes, MAX_TEXT_BYTES)
       const signer = inferenceSigner(event, this.opts.binding)
-      if (event.datanet !== d.id || signer === undefined || signer !== getAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
+      if (event.datanet !== d.id || signer === undefined || signer !== checksumAddress(event.operator)) throw fail(InferenceErrorCode.BAD_SIGNATURE, 'the event is not signed by its operator')
       // the operator signed this event's content: the same event as the one known here
       const twin = await this.twinOf(inferenceEventId(this.opts.binding, event), cid)
       const entry = twin ?? (await this.accept(d, event, bytes, { escrowWaitMs: ESCROW_WAIT_MS, purpose: 'proposal' })).entry

@@ -1,5 +1,5 @@
-import { getAddress } from 'ethers'
 import { TallyTree, talliesFromJSON, type Tallies } from '../../src/attribution/tallies.ts'
+import { checksumAddress } from '../../src/codec/address.ts'
 import { toHex } from '../../src/codec/hash.ts'
 import { DatanetError } from '../../src/errors.ts'
 import { type StateDatabase } from '../../src/storage/state-db.ts'
@@ -112,7 +112,7 @@ export class TallyService {
     const claimed = this.opts.chain?.claimedOn(d, account) ?? 0n
     const cumulative = proof?.cumulativeAmount ?? 0n
     return {
-      address: getAddress(account),
+      address: checksumAddress(account),
       amount: latest.toString(),
       height,
       anchoredHeight: anchored.height,

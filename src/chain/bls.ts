@@ -13,9 +13,10 @@
  * EIP-712 digest (src/consensus/version.ts voteDigest).
  */
 import { bls12_381 as bls } from '@noble/curves/bls12-381.js'
+import { checksumAddress } from '../codec/address.ts'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { getAddress, getBytes, hexlify } from 'ethers'
+import { getBytes, hexlify } from 'ethers'
 import { DatanetError } from '../errors.ts'
 import { headerTuple, type CommitHeaderInput, type CommitHeaderTuple, type ValidatorStakeInput } from './commit-args.ts'
 
@@ -56,7 +57,7 @@ export function proveKeyPossession (secretKey: Uint8Array, owner: string): { key
 
 function popMessage (owner: string, key: string): Uint8Array {
   const out = new Uint8Array(20 + 256)
-  out.set(getBytes(getAddress(owner)), 0)
+  out.set(getBytes(checksumAddress(owner)), 0)
   out.set(getBytes(key), 20)
   return out
 }
@@ -113,10 +114,10 @@ export type CommitVersionBlsArgs = [
  * cannot vouch for every signature checks the aggregate first (`verifyAggregate`).
  */
 export function commitVersionBlsArgs (input: CommitVersionBlsInput): CommitVersionBlsArgs {
-  const members = new Set(input.validators.map(v => getAddress(v.address)))
+  const members = new Set(input.validators.map(v => checksumAddress(v.address)))
   const chosen = new Map<string, G1>()
   for (const s of input.signatures) {
-    const signer = getAddress(s.signer)
+    const signer = checksumAddress(s.signer)
     if (!members.has(signer) || chosen.has(signer)) continue
     chosen.set(signer, decodeSignature(s.signature))
   }

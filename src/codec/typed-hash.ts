@@ -10,7 +10,8 @@
  * strings) is handed to ethers as before, which digests it the same way or throws: this
  * module only ever returns what ethers returns (test/unit/typed-hash.test.ts).
  */
-import { TypedDataEncoder, getAddress, getBytes, hexlify, toUtf8Bytes, type TypedDataDomain, type TypedDataField } from 'ethers'
+import { TypedDataEncoder, getBytes, hexlify, toUtf8Bytes, type TypedDataDomain, type TypedDataField } from 'ethers'
+import { checksumAddress } from './address.ts'
 import { keccak, toHex } from './hash.ts'
 
 type Types = Record<string, TypedDataField[]>
@@ -68,7 +69,7 @@ function wordEncoder (type: string, types: Types, structs: Map<string, (value: u
     return (value, out, at) => {
       if (typeof value !== 'string') return false
       let address: string
-      try { address = getAddress(value) } catch { return false }
+      try { address = checksumAddress(value) } catch { return false }
       out.set(Buffer.from(address.slice(2), 'hex'), at + 12)
       return true
     }

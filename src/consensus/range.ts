@@ -15,7 +15,8 @@
  * node applying it need not check the verdict signatures again (the roots, which depend on
  * this node's own state, it still recomputes).
  */
-import { getAddress, type TypedDataDomain } from 'ethers'
+import type { TypedDataDomain } from 'ethers'
+import { checksumAddress } from '../codec/address.ts'
 import type { ValidatorSet } from '../datanet/manifest.ts'
 import { toHex } from '../codec/hash.ts'
 import type { SignedDigest } from '../codec/signer.ts'
@@ -71,7 +72,7 @@ export async function checkRange (range: readonly RangeVersion[], o: RangeOption
     // membership, stake and distinct signers now; the signatures, all at once below
     const why = certificateProblem(set, digest, certificate as CertificateSignature[], (d, signature, claimed) => {
       let signer: string
-      try { signer = getAddress(claimed) } catch { return undefined }
+      try { signer = checksumAddress(claimed) } catch { return undefined }
       signatures.push({ digest: d, signature, signer })
       return signer
     })

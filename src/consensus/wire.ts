@@ -79,6 +79,19 @@ export function voteOfWire (wire: WireVote): { vote: Vote, signed: SignedVote } 
   return { vote, signed: { vote, header: h, signature: toHex(wire.signature) } }
 }
 
+const KINDS: ReadonlySet<unknown> = new Set(['proposal', 'vote', 'share'])
+
+/**
+ * Whether `wire` names a kind of message this version does not know: a later version's
+ * (as shares were to the nodes before them). Ignored, not rejected: a rolling upgrade
+ * must not cost honest upgraded peers their score and the datanet its mesh.
+ */
+export function unknownKind (wire: unknown): boolean {
+  if (typeof wire !== 'object' || wire === null) return false
+  const kind = (wire as Record<string, unknown>).kind
+  return typeof kind === 'string' && kind.length > 0 && kind.length <= 32 && !KINDS.has(kind)
+}
+
 /** Shape checks of a wire message (before any signature is recovered). */
 export function wireProblem (wire: unknown): string | undefined {
   if (typeof wire !== 'object' || wire === null) return 'not an object'

@@ -1,5 +1,5 @@
-import { getAddress } from 'ethers'
 import { recoverSigner } from '../codec/signer.ts'
+import { isChecksummedAddress } from '../codec/address.ts'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
@@ -90,15 +90,6 @@ export async function contributionCid (bytes: Uint8Array): Promise<CID> {
 }
 
 /** A 0x address in its EIP-55 checksummed form. */
-export function isChecksummedAddress (v: unknown): v is string {
-  if (typeof v !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(v)) return false
-  try {
-    return getAddress(v) === v
-  } catch {
-    return false
-  }
-}
-
 const isUint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
 
 /** Decodes and checks the shape of a contribution; throws an Error whose message says which field is wrong. */

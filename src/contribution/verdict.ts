@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { signingDomain, type DomainBinding, type TypedDataSigner } from '../codec/eip712.ts'
 import { toHex } from '../codec/hash.ts'
-import { isChecksummedAddress } from './contribution.ts'
+import { isChecksummedAddress } from '../codec/address.ts'
 import { typedHasher } from '../codec/typed-hash.ts'
 
 /** A validator's signed judgement of one contribution (DESIGN §3). */

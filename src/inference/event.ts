@@ -1,5 +1,5 @@
-import { getAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
+import { isChecksummedAddress } from '../codec/address.ts'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { sha256, toHex } from '../codec/hash.ts'
 import { recoverSigner } from '../codec/signer.ts'
@@ -117,7 +117,7 @@ export function checkInferenceEvent (e: Record<string, unknown>, maxTextBytes: n
   if (typeof e.fee !== 'string' || !/^[1-9][0-9]{0,76}$/.test(e.fee)) throw new Error('fee: expected wei as a decimal string, more than zero')
   if (typeof e.nonce !== 'string' || !/^0x[0-9a-f]{64}$/.test(e.nonce)) throw new Error('nonce: expected 32 bytes of lowercase hex')
   if (typeof e.operator !== 'string') throw new Error('operator: expected an address')
-  try { if (getAddress(e.operator) !== e.operator) throw new Error('x') } catch { throw new Error('operator: expected an EIP-55 checksummed address') }
+  if (!isChecksummedAddress(e.operator)) throw new Error('operator: expected an EIP-55 checksummed address')
   if (!Number.isSafeInteger(e.timestamp) || (e.timestamp as number) < 0) throw new Error('timestamp: expected ms since the epoch')
   if (!(e.signature instanceof Uint8Array) || e.signature.length !== 65) throw new Error('signature: expected 65 bytes')
   // another encoding of the same signature would give the same event a second CID

@@ -1,5 +1,5 @@
-import { getAddress } from 'ethers'
 import { CID } from 'multiformats/cid'
+import { isChecksummedAddress } from '../codec/address.ts'
 import { cidOf, decodeCbor, encodeCbor } from '../codec/cbor.ts'
 import { toHex } from '../codec/hash.ts'
 import { recoverSigner } from '../codec/signer.ts'
@@ -98,7 +98,7 @@ export function decodeModelRecord (bytes: Uint8Array): ModelRecord {
   }
   if (!Number.isSafeInteger(m.version) || (m.version as number) < 1) throw new Error('version: expected a height >= 1')
   if (typeof m.kind !== 'string' || !/^[a-z0-9-]{1,32}$/.test(m.kind)) throw new Error('kind: expected a short lowercase name')
-  try { if (getAddress(m.operator as string) !== m.operator) throw new Error('x') } catch { throw new Error('operator: expected an EIP-55 checksummed address') }
+  if (!isChecksummedAddress(m.operator)) throw new Error('operator: expected an EIP-55 checksummed address')
   if (!Number.isSafeInteger(m.createdAt)) throw new Error('createdAt: expected ms since the epoch')
   if (!(m.signature instanceof Uint8Array) || m.signature.length !== 65) throw new Error('signature: expected 65 bytes')
   // the model's id is the record's CID: one signed record, one id

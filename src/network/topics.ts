@@ -5,6 +5,11 @@ export const topics = {
   contributions: (datanet: string): string => `/datanet/1/${datanet}/contributions`,
   verdicts: (datanet: string): string => `/datanet/1/${datanet}/verdicts`,
   consensus: (datanet: string): string => `/datanet/1/${datanet}/consensus`,
+  /**
+   * Anchor shares (BLS anchors): a topic of their own, so that nodes of a version before
+   * them never see one (on the consensus topic they rejected each, and scored its sender down).
+   */
+  shares: (datanet: string): string => `/datanet/1/${datanet}/shares`,
   inferences: (datanet: string): string => `/datanet/1/${datanet}/inferences`,
   models: (datanet: string): string => `/datanet/1/${datanet}/models`,
   /** Signed node announcements (not per datanet). */

@@ -1,7 +1,9 @@
 /**
- * Anchor shares (src/chain/anchor-shares.ts) as gossip brings them: the consensus topic's
+ * Anchor shares (src/chain/anchor-shares.ts) as gossip brings them: the shares topic's
  * checks (node/services/consensus/inbound.ts) keep a share only when a validator of its height
- * signed it (a recovery, not a pairing), and the pool a node keeps them in is bounded.
+ * signed it (a recovery, not a pairing), and the pool a node keeps them in is bounded. Shares
+ * have their own topic, so nodes of a version before them never see one; a kind of message
+ * a node does not know is ignored, not held against its sender.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -14,7 +16,16 @@ import { fromHex } from '../../src/codec/hash.ts'
 import { voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
 import { headerId, type WireShare } from '../../src/consensus/wire.ts'
 import { GossipValidationError, type GossipContext } from '../../src/network/gossip.ts'
-import { consensusTopicHandler, type InboundMessage } from '../../node/services/consensus/inbound.ts'
+import { consensusTopicHandlers, type InboundMessage } from '../../node/services/consensus/inbound.ts'
+import { ConsensusService } from '../../node/services/consensus/index.ts'
+import { createLogger } from '../../node/logger.ts'
+import { decodeCbor } from '../../src/codec/cbor.ts'
+import { topics } from '../../src/network/topics.ts'
+import { fourValidators } from '../helpers/validators.ts'
+import { tempDir } from '../helpers/tmp.ts'
+import { StateDatabase } from '../../src/storage/state-db.ts'
+import { join } from 'node:path'
+import type { GossipRouter, TopicHandler } from '../../src/network/gossip.ts'
 
 const validator = new Wallet(keccak256(toUtf8Bytes('share validator')))
 const outsider = new Wallet(keccak256(toUtf8Bytes('share outsider')))
@@ -46,10 +57,15 @@ async function verdict (wire: unknown, current = 5, final?: { round: number, hea
 const keptBy = new WeakMap<object, Array<{ height: number, share: AnchorShare }>>()
 const takeKept = (handler: object): { height: number, share: AnchorShare } | undefined => keptBy.get(handler)?.shift()
 
-/** The consensus topic's handler of a node at `current`, with `final` the version final here at the shares' height (none: not final yet). */
-function shareHandler (current: number, final?: { round: number, headerId: string }): ReturnType<typeof consensusTopicHandler> {
+type Handler = TopicHandler<InboundMessage>
+
+/**
+ * The shares topic's handler of a node at `current` (or its consensus topic's), with `final`
+ * the version final here at the shares' height (none: not final yet).
+ */
+function shareHandler (current: number, final?: { round: number, headerId: string }, topic: 'shares' | 'consensus' = 'shares'): Handler {
   const kept: Array<{ height: number, share: AnchorShare }> = []
-  const handler = consensusTopicHandler({
+  const [consensus, shares] = consensusTopicHandlers({
     datanet: 'bafy-test', domain,
     driver: { height: current, round: 0, limits: { maxAhead: 8, futureRounds: 2 } } as never,
     setup: () => undefined,
@@ -59,6 +75,7 @@ function shareHandler (current: number, final?: { round: number, headerId: strin
     onShare: (height, s) => { kept.push({ height, share: s }) },
     finalAt: async () => final
   })
+  const handler = topic === 'shares' ? shares : consensus
   keptBy.set(handler, kept)
   return handler
 }
@@ -90,6 +107,53 @@ test('a share of a final height must be of its final header (else rejected) and 
   assert.ok((await verdict(share(validator, { header: other }), 4, undefined, handler)).kept !== undefined)
   assert.ok((await verdict(share(validator), 4, undefined, handler)).kept !== undefined)
   assert.equal(await verdict(share(validator, { header: { ...header, datasetRoot: h32('a third') } }), 4, undefined, handler), { action: 'ignore', code: 'CONSENSUS_ERROR_SHARE_FLOOD' })
+})
+
+test('shares have a topic of their own: a share there and, from a node of the release before, on the consensus topic get the same checks', async () => {
+  for (const topic of ['shares', 'consensus'] as const) {
+    assert.is((await verdict(share(validator), 5, undefined, shareHandler(5, undefined, topic))).kept?.share.validator, validator.address, topic)
+    assert.equal(await verdict(share(outsider), 5, undefined, shareHandler(5, undefined, topic)), { action: 'reject', code: 'CONSENSUS_ERROR_NOT_VALIDATOR' }, topic)
+  }
+  const [consensus, shares] = consensusTopicHandlers({} as never)
+  assert.is(shares.topic, topics.shares('undefined'))
+  assert.is(consensus.topic, topics.consensus('undefined'))
+  // a vote or proposal has no business on the shares topic
+  assert.equal(await verdict({ kind: 'vote', type: 'prevote', round: 0, header, signature: new Uint8Array(65), sentAt: 0 }), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
+})
+
+test('a kind of message this version does not know (a later version\'s) is ignored, not rejected: its honest sender keeps its score', async () => {
+  const later = { kind: 'evidence', height: 4, signature: new Uint8Array(65), sentAt: 0 }
+  for (const topic of ['shares', 'consensus'] as const) {
+    assert.equal(await verdict(later, 5, undefined, shareHandler(5, undefined, topic)), { action: 'ignore', code: 'CONSENSUS_ERROR_UNKNOWN_KIND' }, topic)
+  }
+  // what is no message at all is still rejected
+  assert.equal(await verdict({ kind: 42 }, 5, undefined, shareHandler(5, undefined, 'consensus')), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
+  assert.equal(await verdict('share', 5, undefined, shareHandler(5, undefined, 'consensus')), { action: 'reject', code: 'CONSENSUS_ERROR_MALFORMED' })
+})
+
+test('a validator gossips its anchor shares on the shares topic, never on the consensus topic that nodes before shares reject', async () => {
+  const { d, wallets } = await fourValidators('shares-topic', { propose: 60_000, vote: 60_000 })
+  const sent: Array<{ topic: string, kind: unknown }> = []
+  const registered: string[] = []
+  const router = {
+    register: (h: Handler) => { registered.push(h.topic) },
+    publish: async (topic: string, data: Uint8Array) => { sent.push({ topic, kind: decodeCbor<{ kind: unknown }>(data).kind }); return 1 },
+    subscribers: () => []
+  } as unknown as GossipRouter
+  const tmp = tempDir()
+  const db = new StateDatabase(join(tmp.dir, 'state'))
+  await db.open()
+  const service = new ConsensusService({ db, helia: {} as never, router, sync: {} as never, wallet: wallets[0] as Wallet, binding: { chainId: 31337, registry: null }, logger: createLogger({ level: 'silent', format: 'json' }) })
+  try {
+    await service.follow(d)
+    assert.ok(registered.includes(topics.shares(d.id)), 'the node listens on the shares topic')
+    await service.publishShare(d.id, share(validator))
+    assert.equal(sent.filter(m => m.kind === 'share'), [{ topic: topics.shares(d.id), kind: 'share' }])
+  } finally {
+    await service.stop()
+    await db.close()
+    tmp.remove()
+  }
 })
 
 test('the pool keeps one share per validator, round and header, the newest heights only, and forgets anchored ones', () => {

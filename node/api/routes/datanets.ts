@@ -3,7 +3,7 @@ import { UPLOAD_FORMATS, type UploadFormat } from '../../../src/contribution/par
 import { badRequest, parseRequest } from '../errors.ts'
 import { describeError, httpStatusOf, isDatanetError } from '../../../src/errors.ts'
 import { topics } from '../../../src/network/topics.ts'
-import { isChecksummedAddress } from '../../../src/contribution/contribution.ts'
+import { isChecksummedAddress } from '../../../src/codec/address.ts'
 import type { ContributionService } from '../../services/contributions.ts'
 import type { DatanetService, FollowedDatanet } from '../../services/datanets.ts'
 import type { ValidatorSets } from '../../services/validator-sets.ts'

@@ -18,7 +18,7 @@ import type { HeightState } from '../../../src/consensus/types.ts'
 import type { StateDatabase } from '../../../src/storage/state-db.ts'
 import { NOT_HERE_YET, type DatanetVersions } from './versions.ts'
 import { flood, misbehave, type FaultContext } from './faults.ts'
-import { consensusTopicHandler } from './inbound.ts'
+import { consensusTopicHandlers } from './inbound.ts'
 import type { FollowedDatanet } from '../datanets.ts'
 import type { Logger } from '../../logger.ts'
 import type { Fault } from '../faults.ts'
@@ -114,7 +114,7 @@ export class DatanetConsensus {
     } else {
       this.nextAt = Date.now() + this.d.manifest.consensus.versionIntervalMs
     }
-    this.o.router.register(consensusTopicHandler({
+    for (const handler of consensusTopicHandlers({
       datanet: this.d.id,
       domain: this.o.domain,
       driver: this.driver,
@@ -127,7 +127,7 @@ export class DatanetConsensus {
         return entry === undefined ? undefined : { round: entry.round, headerId: headerId(headerOfStored(entry)) }
       },
       deliver: async inbound => { await this.enqueue(async () => { await this.deliver(inbound) }) }
-    }))
+    })) this.o.router.register(handler)
     const tick = setInterval(() => {
       void this.enqueue(async () => {
         if (this.driver.isOpen) await this.exec(this.driver.tick())
@@ -146,7 +146,7 @@ export class DatanetConsensus {
 
   /** Gossips this validator's anchor share of a final version. */
   async publishShare (share: WireShare): Promise<void> {
-    await this.publish(share)
+    await this.publish(share, topics.shares(this.d.id))
   }
 
   /** Something may now be worth a new version (a contribution was decided). */
@@ -291,9 +291,9 @@ export class DatanetConsensus {
     return { fault: this.o.fault, datanet: this.d.id, wallet: this.o.wallet, domain: this.o.domain, log: this.log, setup: h => this.setup(h), publish: async m => { await this.publish(m) }, floodCount: this.o.floodCount, floodBytes: this.o.floodBytes }
   }
 
-  private async publish (msg: Wire): Promise<void> {
+  private async publish (msg: Wire, topic = topics.consensus(this.d.id)): Promise<void> {
     try {
-      await this.o.router.publish(topics.consensus(this.d.id), encodeCbor(msg))
+      await this.o.router.publish(topic, encodeCbor(msg))
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'consensus publish failed')
     }
