@@ -45,6 +45,7 @@ import { AGENT_VERSION, VERSION } from '../version.ts'
 import type { NodeConfig } from '../config/schema.ts'
 import type { Logger } from '../logger.ts'
 import { parseUnits, type Wallet } from 'ethers'
+import { idleTrim } from './idle-trim.ts'
 
 export interface DatanetNodeOptions {
   config: Readonly<NodeConfig>
@@ -151,6 +152,9 @@ export class DatanetNode implements NodeView {
         await step()
         phases[name] = Math.round(performance.now() - t0)
       }
+      const trim = idleTrim({ logger: this.logger })
+      trim.start()
+      this.stopSteps.push(['idle trim', () => { trim.stop() }])
       this.startedAt = Date.now()
       this.logger.info({
         peerId: this.peerId,

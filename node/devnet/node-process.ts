@@ -28,6 +28,8 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
  * for 10 MB more idle RSS (107 → 117 MB; 16 MB: 118 and no faster). A 256 MB old generation makes V8 collect during a large upload instead of
  * letting garbage grow the heap past 600 MB; the node's live heap is tens of MB (state is
  * in level, blocks in the block store, indexes in typed arrays outside the heap).
+ * `--expose-gc` lets an idle node give its unused heap back (node/daemon/idle-trim.ts:
+ * V8's own memory reducer never runs here).
  * With so small a limit V8 lets the old generation grow only 1.3× between full
  * collections: a validator under a burst ran ~90 of them in 30 s, each freeing 2–5 MB of a
  * ~55 MB heap (--trace-gc). `--heap-growing-percent=50` (1.5×) took 9% off a 1 GB
@@ -35,7 +37,7 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
  * between collections, and honest nodes under the proposal flood of
  * test/integration/byzantine.test.ts then grew past its 64 MB bound in a full run.
  */
-export const RUNTIME_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=256']
+export const RUNTIME_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=256', '--expose-gc']
 
 /**
  * Two glibc malloc arenas instead of one per thread: LevelDB and crypto work on the

@@ -5,7 +5,9 @@
  * baseline); a catch-up range's certificates by verifyAll against a batch check in noble
  * (one multi-scalar multiplication with random weights, what catch-up used before). And the
  * EIP-712 digest each check starts from: src/codec/typed-hash.ts's compiled vote digest
- * against ethers' TypedDataEncoder.hash on the same votes.
+ * against ethers' TypedDataEncoder.hash on the same votes. And signing (votes, verdicts,
+ * announcements): the node's signing key (libsecp256k1 in WebAssembly) against ethers'
+ * SigningKey on the same digests, the signatures checked equal.
  *
  *   bash scripts/run.sh node scripts/bench/signatures.ts [N=2000]
  */
@@ -13,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { Signature, TypedDataEncoder, Wallet, hexlify, recoverAddress } from 'ethers'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { pippenger } from '@noble/curves/abstract/curve.js'
-import { forgetSigners, recoverSigner, verifyAll } from '../../src/codec/signer.ts'
+import { forgetSigners, recoverSigner, signingKey, verifyAll } from '../../src/codec/signer.ts'
 import { datanetDomain } from '../../src/codec/eip712.ts'
 import { VOTE_TYPES, voteDigest, type VersionHeader } from '../../src/consensus/version.ts'
 
@@ -41,6 +43,20 @@ console.log(`baseline  ethers recoverAddress:                 ${base.toFixed(0).
 console.log(`recoverSigner, nothing known:                    ${cold.toFixed(0).padStart(8)} signatures/s  ratio ${(cold / base).toFixed(2)}`)
 console.log(`recoverSigner, signer's address known:           ${known.toFixed(0).padStart(8)} signatures/s  ratio ${(known / base).toFixed(2)}`)
 console.log(`recoverSigner, the same signature again:         ${again.toFixed(0).padStart(8)} signatures/s  ratio ${(again / base).toFixed(2)}`)
+
+// signing: the same digests signed by ethers' SigningKey and by the node's (checked equal)
+const key = wallets[0] as (typeof wallets)[number]
+const fast = signingKey(key.privateKey)
+function signs (f: (digest: string) => string): { rate: number, all: string[] } {
+  const t0 = performance.now()
+  const all = items.map(x => f(x.digest))
+  return { rate: n / ((performance.now() - t0) / 1000), all }
+}
+const ethersSigns = signs(d => key.signingKey.sign(d).serialized)
+const wasmSigns = signs(d => fast.sign(d).serialized)
+if (wasmSigns.all.some((s, i) => s !== ethersSigns.all[i])) throw new Error('a signature differs from ethers\'')
+console.log(`baseline  ethers SigningKey.sign:                ${ethersSigns.rate.toFixed(0).padStart(8)} signatures/s`)
+console.log(`signingKey(...).sign (WebAssembly):              ${wasmSigns.rate.toFixed(0).padStart(8)} signatures/s  ratio ${(wasmSigns.rate / ethersSigns.rate).toFixed(2)}`)
 
 // digests: the same votes hashed by ethers and by the compiled hasher (checked equal)
 const domain = datanetDomain({ chainId: 31337, registry: Wallet.createRandom().address, datanet: hexlify(randomBytes(32)) })

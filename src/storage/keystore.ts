@@ -1,5 +1,6 @@
 import { createDecipheriv, timingSafeEqual } from 'node:crypto'
 import { Wallet, getAddress, keccak256, encryptKeystoreJson } from 'ethers'
+import { signingKey } from '../codec/signer.ts'
 import { DatanetError } from '../errors.ts'
 import { deriveScryptKey, isHex, scryptCostOk, type ScryptParams } from './keystore-kdf.ts'
 
@@ -57,7 +58,7 @@ export async function decryptKeystore (json: string, password: string): Promise<
   if (c.kdf !== 'scrypt' || c.cipher !== 'aes-128-ctr') {
     try {
       const w = await Wallet.fromEncryptedJson(json, password)
-      return new Wallet(w.privateKey)
+      return new Wallet(signingKey(w.privateKey))
     } catch (err) {
       throw new DatanetError({ code: KeystoreErrorCode.WRONG_PASSWORD }, 'cannot decrypt the keystore: wrong password', 'usage', { cause: err })
     }
@@ -80,7 +81,7 @@ export async function decryptKeystore (json: string, password: string): Promise<
   }
   const decipher = createDecipheriv('aes-128-ctr', derived.subarray(0, 16), Buffer.from(c.cipherparams.iv, 'hex'))
   const privateKey = Buffer.concat([decipher.update(ciphertext), decipher.final()])
-  const wallet = new Wallet('0x' + privateKey.toString('hex'))
+  const wallet = new Wallet(signingKey('0x' + privateKey.toString('hex')))
   if (ks.address !== undefined && getAddress(ks.address.startsWith('0x') ? ks.address : `0x${ks.address}`) !== wallet.address) {
     throw malformed('the decrypted key does not match the stated address')
   }

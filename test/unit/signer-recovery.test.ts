@@ -8,8 +8,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { randomBytes } from 'node:crypto'
-import { Signature, Wallet, hexlify, recoverAddress, type HDNodeWallet } from 'ethers'
-import { forgetSigners, recoverSigner } from '../../src/codec/signer.ts'
+import { Signature, SigningKey, Wallet, hexlify, recoverAddress, type HDNodeWallet } from 'ethers'
+import { forgetSigners, recoverSigner, signingKey } from '../../src/codec/signer.ts'
 
 const wallets = Array.from({ length: 4 }, () => Wallet.createRandom())
 const digest = (): string => hexlify(randomBytes(32))
@@ -79,6 +79,35 @@ test('random and malformed signatures: the same answer (or the same refusal) as 
     const d = digest()
     assert.is(ours(d, sig), reference(d, sig), sig)
   }
+})
+
+test('signing in WebAssembly gives the very signatures ethers gives (RFC 6979, low s, the recovery bit), also through a Wallet', async () => {
+  const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+  const keys = [...Array.from({ length: 40 }, () => hexlify(randomBytes(32))), '0x' + (n - 1n).toString(16), '0x' + '00'.repeat(31) + '01']
+  const parities = new Set<number>()
+  for (const key of keys) {
+    const theirs = new SigningKey(key)
+    const mine = signingKey(key)
+    assert.is(mine.publicKey, theirs.publicKey)
+    for (let i = 0; i < 5; i++) {
+      const d = digest()
+      const sig = mine.sign(d)
+      assert.is(sig.serialized, theirs.sign(d).serialized, `key ${key}, digest ${d}`)
+      parities.add(sig.yParity)
+    }
+  }
+  assert.equal([...parities].sort(), [0, 1], 'both recovery bits were seen')
+  const key = keys[0] as string
+  const domain = { name: 'datanet', version: '1', chainId: 31337 }
+  const types = { Note: [{ name: 'text', type: 'string' }, { name: 'at', type: 'uint64' }] }
+  const value = { text: 'hello', at: 42 }
+  const wallet = new Wallet(signingKey(key))
+  assert.is(wallet.address, new Wallet(key).address)
+  assert.is(await wallet.signTypedData(domain, types, value), await new Wallet(key).signTypedData(domain, types, value))
+  for (const bad of ['0x' + '00'.repeat(32), '0x' + n.toString(16), '0x1234']) {
+    assert.throws(() => signingKey(bad), undefined, bad)
+  }
+  assert.throws(() => signingKey(key).sign('0x1234'))
 })
 
 test.run()
