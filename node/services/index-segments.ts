@@ -292,16 +292,30 @@ export class IndexSegments {
     for (const [k, s] of this.cache) {
       if (unpinned <= this.cacheBytes) break
       if (this.pinned.has(k)) continue
-      this.cache.delete(k)
-      this.cachedBytes -= sizeOf(s)
+      this.drop(k)
       unpinned -= sizeOf(s)
-      for (const [h, entry] of this.indexes) if (entry.keys.includes(k)) this.indexes.delete(h)
     }
   }
 
-  /** The newest version's cover is what most queries and the near-duplicate check use: kept loaded. */
+  /** Lets a loaded segment go (and built indexes that use it). */
+  private drop (k: string): void {
+    const s = this.cache.get(k)
+    if (s === undefined) return
+    this.cache.delete(k)
+    this.cachedBytes -= sizeOf(s)
+    for (const [h, entry] of this.indexes) if (entry.keys.includes(k)) this.indexes.delete(h)
+  }
+
+  /**
+   * The newest version's cover is what most queries and the near-duplicate check use: kept
+   * loaded. Segments a merge just took out of it go at once: only an older version's index
+   * uses them, which loads them again. Kept in the cache, they held the index in memory
+   * about twice (a validator at 100,000 records: 65 MB of segments for a 37 MB index).
+   */
   private repin (): void {
+    const before = this.pinned
     this.pinned = new Set(coverOf(this.height, this.has, this.fanout).map(key))
+    for (const k of before) if (!this.pinned.has(k)) this.drop(k)
     this.evict()
   }
 

@@ -38,14 +38,18 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 const quantile = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] as number
 const ms = (x: number): string => x < 10 ? `${x.toFixed(2)} ms` : `${x.toFixed(0)} ms`
 
-/** A process's RSS now and at its peak (VmRSS, VmHWM), in MB. */
-function rssMb (pid: number | undefined): { now: number, peak: number } {
+/**
+ * A process's RSS now and at its peak (VmRSS, VmHWM), and of it now the anonymous memory
+ * (heaps) and the file pages (the Node binary, LevelDB's memory-mapped tables: the kernel
+ * drops those when it needs the memory), in MB.
+ */
+function rssMb (pid: number | undefined): { now: number, peak: number, anon: number, file: number } {
   try {
     const status = readFileSync(`/proc/${pid ?? 0}/status`, 'utf8')
     const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024
-    return { now: field('VmRSS'), peak: field('VmHWM') }
+    return { now: field('VmRSS'), peak: field('VmHWM'), anon: field('RssAnon'), file: field('RssFile') }
   } catch {
-    return { now: NaN, peak: NaN }
+    return { now: NaN, peak: NaN, anon: NaN, file: NaN }
   }
 }
 
@@ -184,6 +188,12 @@ try {
   console.log(`attribute   a preview copying three records:     p50 ${ms(quantile(attributions, 0.5))}, p95 ${ms(quantile(attributions, 0.95))} (50; ${(credited / 50).toFixed(1)} records credited each)  ${(quantile(attributions, 0.5) / h50).toFixed(1)}x health; index of the last version ready ${indexS.toFixed(1)} s after the proofs`)
   console.log(`catch up    the node away since the start:       ${catchUpS.toFixed(1).padStart(8)} s  ${(total / catchUpS).toFixed(0).padStart(7)} records/s  ratio to the network making them ${(finalS / catchUpS).toFixed(2)}`)
   console.log(`RSS         now / peak: ${net.members.map(m => { const r = rssMb(m.daemon.pid); return `${m.name} ${r.now.toFixed(0)} / ${r.peak.toFixed(0)} MB` }).join(', ')}`)
+  console.log(`            of it now anonymous + file pages: ${net.members.map(m => { const r = rssMb(m.daemon.pid); return `${m.name} ${r.anon.toFixed(0)} + ${r.file.toFixed(0)} MB` }).join(', ')}`)
+  if (process.env.BIG_IDLE_S !== undefined) {
+    // what the nodes hold once idle (they give unused heap back after a few idle seconds)
+    await sleep(Number(process.env.BIG_IDLE_S) * 1000)
+    console.log(`RSS after ${process.env.BIG_IDLE_S} s idle, anonymous + file pages: ${net.members.map(m => { const r = rssMb(m.daemon.pid); return `${m.name} ${r.anon.toFixed(0)} + ${r.file.toFixed(0)} MB` }).join(', ')}`)
+  }
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
 }

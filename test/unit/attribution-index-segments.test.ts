@@ -155,6 +155,21 @@ test('memory: with no cache budget only the newest version\'s cover stays loaded
   }
 })
 
+test('memory: segments a merge took out of the newest cover are let go at once, whatever the cache budget; old versions still answer', async () => {
+  const tmp = tempDir()
+  try {
+    const store = open(tmp.dir)
+    await store.mergesIdle()
+    const newest = await store.indexAt(HEIGHTS)
+    const pinned = newest.segments.reduce((n, s) => n + s.tokens.byteLength + s.sa.byteLength + 12 * s.recordCount, 0)
+    assert.is(store.loadedBytes, pinned, `${store.loadedBytes} bytes of segments loaded for a newest cover of ${pinned}`)
+    await assertAllHeights(store, 'parts loaded again')
+    await store.stop()
+  } finally {
+    tmp.remove()
+  }
+})
+
 test('a segment that does not continue the versions before is refused', () => {
   const tmp = tempDir()
   try {
