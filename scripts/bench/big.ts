@@ -13,7 +13,9 @@
  *
  * Baselines from the same run, as ratios: the node's ingest (first upload → last 201) for
  * finality; `GET /v1/health` for the two routes (what HTTP alone costs); the time the network
- * took to make the versions for catch-up. Every process's RSS at the end and at its peak is printed.
+ * took to make the versions for catch-up. Every process's RSS at the end and at its peak is printed,
+ * and of it the anonymous memory and the file pages; with BIG_IDLE_S=n, again after n seconds
+ * idle (what the nodes hold once their workers are gone and their heaps given back).
  *
  *   bash scripts/run.sh node scripts/bench/big.ts [N=1000000] [S=120] [R=50000] [U=4]
  */
