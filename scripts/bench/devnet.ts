@@ -4,7 +4,8 @@
  *
  *   scripts/run.sh node scripts/bench/devnet.ts [validators] [nodes]     (default 8 and 2)
  *
- * Prints the start-up phases, the RSS of every node and of anvil, and, as the baseline of
+ * Prints the start-up phases, the RSS of every node and of anvil (at the first anchor, and
+ * again after DEVNET_IDLE_S seconds idle, default 20), and, as the baseline of
  * the same run, the RSS of a bare Node process. The nodes' summed RSS counts the pages they
  * share (the node binary, ~50 MB, and libraries) once per process; their summed PSS
  * (proportional set size) counts each page once, which is what the machine gives them.
@@ -69,6 +70,11 @@ try {
     `  anvil RSS: ${rssMb(file.chain?.pid ?? undefined)} MB; all nodes: ${rss.reduce((a, r) => a + r.mb, 0)} MB RSS, ${rss.reduce((a, r) => a + r.pss, 0)} MB PSS`,
     `  baseline, a bare Node process: ${bareMb} MB (a node is ${(mean(of('validator')) / bareMb).toFixed(1)}×)`
   ].join('\n') + '\n')
+  // what the devnet holds once it has idled a while (a node gives its unused heap back: node/daemon/idle-trim.ts)
+  const idleS = Number(process.env.DEVNET_IDLE_S ?? 20)
+  await new Promise(resolve => setTimeout(resolve, idleS * 1000))
+  const idle = file.nodes.map(n => ({ mb: rssMb(n.pid), pss: pssMb(n.pid) }))
+  process.stdout.write(`  after ${idleS} s idle: RSS per node mean ${mean(idle.map(r => r.mb))} MB; all nodes: ${idle.reduce((a, r) => a + r.mb, 0)} MB RSS, ${idle.reduce((a, r) => a + r.pss, 0)} MB PSS\n`)
 } finally {
   await devnet.stop()
   tmp.remove()
