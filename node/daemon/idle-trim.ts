@@ -9,7 +9,8 @@
  * Every `intervalMs`, when the event loop was busy less than `maxUtilization` of the
  * interval and the JavaScript heap holds at least `minSlackBytes` it does not use, one
  * full collection that shrinks the heap and releases the pool (V8's last-resort flavour:
- * ~20–40 ms, on a loop that had nothing to do). A busy node is never paused by it.
+ * ~20–46 ms, on a loop that had nothing to do), at most one in `minSpacingMs`. A busy node
+ * is never paused by it.
  * Needs `gc` (`--expose-gc`, in the daemon's runtime flags); without it, does nothing.
  */
 import { getHeapStatistics } from 'node:v8'
@@ -24,6 +25,8 @@ export interface IdleTrimOptions {
   maxUtilization?: number
   /** Less unused heap than this is not worth a collection (default 8 MB). */
   minSlackBytes?: number
+  /** At most one collection in this long (default 30 s): a quiet node that allocates keeps its cost bounded. */
+  minSpacingMs?: number
   /** The collection (default: V8's `gc` with the last-resort flavour, when exposed). */
   collect?: () => void
   /** Heap figures (default: node:v8's). */
@@ -60,6 +63,7 @@ export function idleTrim (o: IdleTrimOptions): IdleTrim {
   let timer: NodeJS.Timeout | undefined
   let last: EventLoopUtilization | undefined
   let trims = 0
+  let lastTrim = -Infinity
   const check = (): void => {
     const now = utilization()
     const used = last === undefined ? 1 : utilization(last).utilization
@@ -67,6 +71,8 @@ export function idleTrim (o: IdleTrimOptions): IdleTrim {
     const before = heap()
     if (collect === undefined || !worthTrimming(used, before, limits)) return
     const t0 = performance.now()
+    if (t0 - lastTrim < (o.minSpacingMs ?? 30_000)) return
+    lastTrim = t0
     collect()
     trims++
     // the collection itself is not the loop's work

@@ -28,6 +28,7 @@ test('the trim collects while the node idles with slack, once, and not while it 
   const trim = idleTrim({
     logger,
     intervalMs: 5,
+    minSpacingMs: 0,
     collect: () => { collections++; heap = { total: 29 * MB, used: 27 * MB } },
     heap: () => heap,
     utilization: () => ({ idle: 0, active: 0, utilization: busy }) as EventLoopUtilization
@@ -48,6 +49,26 @@ test('the trim collects while the node idles with slack, once, and not while it 
   const after = collections
   await new Promise(resolve => setTimeout(resolve, 30))
   assert.is(collections, after, 'collected after stop')
+})
+
+test('at most one collection in minSpacingMs, however much the heap has to give', async () => {
+  let collections = 0
+  const trim = idleTrim({
+    logger,
+    intervalMs: 5,
+    minSpacingMs: 60_000,
+    collect: () => { collections++ },
+    heap: () => ({ total: 45 * MB, used: 27 * MB }),
+    utilization: () => ({ idle: 0, active: 0, utilization: 0.01 }) as EventLoopUtilization
+  })
+  trim.start()
+  try {
+    await waitFor(async () => collections > 0 ? true : undefined, { timeoutMs: 2000, what: 'a first collection' })
+    await new Promise(resolve => setTimeout(resolve, 60))
+    assert.is(collections, 1)
+  } finally {
+    trim.stop()
+  }
 })
 
 test('V8\'s last-resort collection gives back the heap a burst left (a child with --expose-gc)', () => {
