@@ -153,6 +153,7 @@ export class DatanetNode implements NodeView {
         phases[name] = Math.round(performance.now() - t0)
       }
       const trim = idleTrim({ logger: this.logger })
+      this.nodeMetrics?.idleTrims(() => trim.trims)
       trim.start()
       this.stopSteps.push(['idle trim', () => { trim.stop() }])
       this.startedAt = Date.now()

@@ -27,6 +27,17 @@ export class NodeMetrics {
     })
   }
 
+  /** Collections an idle node made to give its unused heap back (idle-trim.ts), read at each scrape. */
+  idleTrims (count: () => number): void {
+    const registry = this.registry
+    new Gauge({
+      name: 'datanet_idle_trims',
+      help: 'Full collections made while the node was idle, to give its unused heap back',
+      registers: [registry],
+      collect () { this.set(count()) }
+    })
+  }
+
   gossipResult (topic: string, result: string, code = ''): void {
     this.gossipMessages.inc({ topic, result, code })
   }

@@ -72,6 +72,8 @@ test('/metrics serves libp2p and process metrics', async () => {
   assert.match(text, /libp2p_/)
   assert.match(text, /process_resident_memory_bytes/)
   assert.match(text, /datanet_gossip_messages_total\{topic="announce",result="accept"/)
+  // the collections an idle node made to give its heap back (node/daemon/idle-trim.ts)
+  assert.match(text, /^datanet_idle_trims \d+$/m)
 })
 
 test('a restarted daemon keeps its peer id, its blocks and its database', async () => {
