@@ -18,24 +18,17 @@ export class NodeMetrics {
 
   /** Own gossip messages waiting for a subscriber to their topic, read at each scrape. */
   gossipOutbox (waiting: () => number): void {
-    const registry = this.registry
-    new Gauge({
-      name: 'datanet_gossip_outbox_messages',
-      help: 'Own gossip messages waiting for a peer to subscribe to their topic',
-      registers: [registry],
-      collect () { this.set(waiting()) }
-    })
+    this.readAtScrape('datanet_gossip_outbox_messages', 'Own gossip messages waiting for a peer to subscribe to their topic', waiting)
   }
 
   /** Collections an idle node made to give its unused heap back (idle-trim.ts), read at each scrape. */
   idleTrims (count: () => number): void {
-    const registry = this.registry
-    new Gauge({
-      name: 'datanet_idle_trims',
-      help: 'Full collections made while the node was idle, to give its unused heap back',
-      registers: [registry],
-      collect () { this.set(count()) }
-    })
+    this.readAtScrape('datanet_idle_trims', 'Full collections made while the node was idle, to give its unused heap back', count)
+  }
+
+  /** A gauge whose value is read from `read` at each scrape. */
+  private readAtScrape (name: string, help: string, read: () => number): void {
+    new Gauge({ name, help, registers: [this.registry], collect () { this.set(read()) } })
   }
 
   gossipResult (topic: string, result: string, code = ''): void {
