@@ -79,6 +79,7 @@ export function voteOfWire (wire: WireVote): { vote: Vote, signed: SignedVote } 
   return { vote, signed: { vote, header: h, signature: toHex(wire.signature) } }
 }
 
+/** The kinds of message this version knows. */
 const KINDS: ReadonlySet<unknown> = new Set(['proposal', 'vote', 'share'])
 
 /**
@@ -96,7 +97,7 @@ export function unknownKind (wire: unknown): boolean {
 export function wireProblem (wire: unknown): string | undefined {
   if (typeof wire !== 'object' || wire === null) return 'not an object'
   const w = wire as Record<string, unknown>
-  if (w.kind !== 'proposal' && w.kind !== 'vote' && w.kind !== 'share') return 'not a proposal, vote or share'
+  if (!KINDS.has(w.kind)) return 'not a proposal, vote or share'
   if (!(w.signature instanceof Uint8Array) || w.signature.length !== 65) return 'signature'
   if (w.kind === 'proposal') {
     if (!Number.isSafeInteger(w.height) || (w.height as number) < 1) return 'proposal height'
