@@ -10,6 +10,7 @@ import { GossipRouter } from '../../src/network/gossip.ts'
 import { levelOutboxStore } from '../../src/network/outbox-store.ts'
 import { PeerKeeper } from '../../src/network/peer-keeper.ts'
 import type { VersionSource } from '../../src/network/version-sync.ts'
+import type { BlockSource } from '../../src/network/block-request.ts'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
 import { DataDirErrorCode, DataDirLock, dataDirPaths, loadLibp2pKey, loadWallet, readApiToken, readDataDirMeta, writeFileAtomic } from '../../src/storage/data-dir.ts'
 import { kdfStats } from '../../src/storage/keystore-kdf.ts'
@@ -32,6 +33,7 @@ import { openAiRoutes } from '../api/routes/openai.ts'
 import { evidenceRoutes } from '../api/routes/evidence.ts'
 import { ChainService } from '../services/chain.ts'
 import { ShardHashes } from '../services/shard-hashes.ts'
+import { getBlock as blockHere } from '../services/blocks.ts'
 import { AttributionService } from '../services/attribution.ts'
 import { TallyService } from '../services/tallies.ts'
 import { NodeEvents } from '../events.ts'
@@ -80,6 +82,7 @@ export class DatanetNode implements NodeView {
   private readonly lock: DataDirLock
   private readonly registry = new Registry()
   private readonly versionSource: VersionSource = {}
+  private readonly blockSource: BlockSource = {}
   /** Shards' record hashes from their receipt to the version that appends them (the receiver writes, versions read). */
   private readonly shardHashes = new ShardHashes()
   private db: StateDatabase | undefined
@@ -224,6 +227,7 @@ export class DatanetNode implements NodeView {
         agentVersion: AGENT_VERSION,
         metricsRegistry: this.registry,
         versionSource: this.versionSource,
+        blockSource: this.blockSource,
         statfsLocation: config.dataDir
       })
     })
@@ -238,6 +242,8 @@ export class DatanetNode implements NodeView {
       }
       throw err
     }
+    // the block protocol serves what is here, never fetches for the asker
+    this.blockSource.get = async cid => await blockHere(content.helia, cid, { offline: true }).catch(() => undefined)
     const gossip = new GossipRouter(content.helia.libp2p.services.pubsub, {
       queueSize: config.p2p.validationQueueSize,
       outboxStore: levelOutboxStore(db.outbox),
@@ -428,6 +434,7 @@ export class DatanetNode implements NodeView {
       maxMessageBytes: config.p2p.maxMessageBytes,
       maxOpen: config.api.maxOpenContributions,
       ingestWorkers: config.api.ingestWorkers ?? defaultIngestWorkers(),
+      blocks: content.libp2p.services.blocks,
       onStored: entry => {
         events.emit('contribution', { datanet: entry.datanet, cid: entry.cid, contributor: String(entry.contribution.contributor ?? ''), recordCount: entry.facts?.recordCount ?? 0, origin: entry.origin })
       },

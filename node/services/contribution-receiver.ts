@@ -4,6 +4,7 @@ import type { DomainBinding } from '../../src/codec/eip712.ts'
 import { contributionCid, contributionSigner, decodeContribution, encodeContribution, type Contribution } from '../../src/contribution/contribution.ts'
 import type { ContributionFacts, ContributionRule } from '../../src/contribution/rules/index.ts'
 import { indexContribution, scanContribution } from '../../src/contribution/scan.ts'
+import type { BlockRequest } from '../../src/network/block-request.ts'
 import { FairQueue } from '../../src/network/fair-queue.ts'
 import { ignore, reject, type GossipContext, type GossipRouter, type TopicHandler } from '../../src/network/gossip.ts'
 import { datanetTopicScoreParams, topics } from '../../src/network/topics.ts'
@@ -14,6 +15,7 @@ import type { FollowedDatanet } from './datanets.ts'
 import { FetchWatch, Permits } from './shard-fetch-watch.ts'
 import type { VerdictService } from './verdicts.ts'
 import type { Helia } from '@helia/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../logger.ts'
 
 /** How far ahead of our clock a contribution's timestamp may be. */
@@ -34,8 +36,19 @@ export const ShardCheckCode = {
   /** No shard arrived within the stall time (or the whole fetch took too long). */
   UNAVAILABLE: 'CONTRIBUTION_ERROR_SHARDS_UNAVAILABLE',
   /** The fetch queue had no room for the publisher's contribution. */
-  QUEUE_FULL: 'CONTRIBUTION_ERROR_FETCH_QUEUE_FULL'
+  QUEUE_FULL: 'CONTRIBUTION_ERROR_FETCH_QUEUE_FULL',
+  /** The publisher, asked for a shard directly, sent bytes that do not hash to it. */
+  FORGED_SHARD: 'CONTRIBUTION_ERROR_FORGED_SHARD'
 } as const
+
+/**
+ * A direct request to the publisher waits this long at most before bitswap is asked (an
+ * honest publisher under load answers a 1 MiB shard in well under it; stallMs is longer).
+ */
+const DIRECT_MS = 5000
+/** A publisher that does not speak the block protocol (an older node) is asked by bitswap alone for this long. */
+const NO_DIRECT_MS = 10 * 60_000
+const NO_DIRECT_MAX = 1024
 
 /**
  * Fetching a gossiped contribution's shards, after the gossip verdict (see topicHandler).
@@ -106,6 +119,8 @@ export interface ContributionReceiverOptions {
   covered?: ((d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>) | undefined
   /** Where the record hashes of shards that pass the check are kept for the versions that append them. */
   shardHashes?: ShardHashes | undefined
+  /** Blocks asked of one peer (src/network/block-request.ts): shards are asked of their publisher first. Absent: bitswap alone. */
+  blocks?: Pick<BlockRequest, 'request'> | undefined
   /** Stores a checked contribution's entry (the contribution service's, which owns the entries). */
   store: (datanet: FollowedDatanet, contribution: Contribution, cid: CID, origin: ContributionEntry['origin'], facts: ContributionFacts) => Promise<{ entry: ContributionEntry, created: boolean }>
 }
@@ -125,6 +140,8 @@ export class ContributionReceiver {
   /** Contributions (CIDs) queued, being fetched, or waiting for a retry. */
   private readonly fetching = new Set<string>()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
+  /** Publishers without the block protocol, until when. */
+  private readonly noDirect = new Map<string, number>()
   /** Shard requests in flight per publisher, and the fetches sharing them. */
   private readonly permits = new Map<string, { permits: Permits, fetches: number }>()
 
@@ -264,7 +281,7 @@ export class ContributionReceiver {
         watch.started()
         let arrived = false
         try {
-          const bytes = await getBlock(helia, shard, { signal: watch.signal })
+          const bytes = await this.fromPublisher(publisher, shard, watch.signal) ?? await getBlock(helia, shard, { signal: watch.signal })
           arrived = true
           return bytes
         } finally {
@@ -334,6 +351,32 @@ export class ContributionReceiver {
       await this.storeGossiped(datanet, g, result.facts, textKeys)
     } finally {
       if (done) this.fetching.delete(cid)
+    }
+  }
+
+  /**
+   * A shard from its publisher alone (one copy, where bitswap's want brings one from every
+   * holder), stored here; undefined when the publisher has no answer, so bitswap is asked.
+   * Bytes that do not hash to the shard are proof against the publisher: penalised.
+   */
+  private async fromPublisher (publisher: string, shard: CID, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const { blocks, helia } = this.opts
+    if (blocks === undefined || signal.aborted || (this.noDirect.get(publisher) ?? 0) > Date.now()) return undefined
+    try {
+      const answer = await blocks.request(peerIdFromString(publisher), [shard], { signal: AbortSignal.any([signal, AbortSignal.timeout(DIRECT_MS)]) })
+      if (answer.forged > 0) {
+        this.opts.router.penalise(publisher, 'contributions', ShardCheckCode.FORGED_SHARD, PENALTY_INVALID)
+        this.opts.logger.warn({ publisher, shard: shard.toString() }, 'a publisher sent a shard that does not hash to its CID')
+      }
+      const bytes = answer.blocks[0]
+      if (bytes !== undefined) await helia.blockstore.put(shard, bytes, { signal })
+      return bytes
+    } catch (err) {
+      if ((err as Error).name === 'UnsupportedProtocolError') {
+        if (this.noDirect.size >= NO_DIRECT_MAX) this.noDirect.clear()
+        this.noDirect.set(publisher, Date.now() + NO_DIRECT_MS)
+      }
+      return undefined
     }
   }
 

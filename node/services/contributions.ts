@@ -15,7 +15,7 @@ import { DatanetError } from '../../src/errors.ts'
 import type { GossipRouter } from '../../src/network/gossip.ts'
 import { topics } from '../../src/network/topics.ts'
 import { getBlock, pin } from './blocks.ts'
-import { ContributionReceiver, type ShardFetchOptions } from './contribution-receiver.ts'
+import { ContributionReceiver, type ContributionReceiverOptions, type ShardFetchOptions } from './contribution-receiver.ts'
 import { preparedBatches } from './ingest-thread.ts'
 import type { DomainBinding, TypedDataSigner } from '../../src/codec/eip712.ts'
 import type { ContributionEntry, StateDatabase, UploadEntry, VerdictEntry } from '../../src/storage/state-db.ts'
@@ -72,6 +72,8 @@ export interface ContributionServiceOptions {
   covered?: (d: FollowedDatanet, records: readonly Uint8Array[]) => Promise<boolean[]>
   /** Where shards' record hashes are kept for the versions that append them (the consensus service reads it). */
   shardHashes?: ShardHashes
+  /** Blocks asked of one peer: gossiped contributions' shards are asked of their publisher first. */
+  blocks?: ContributionReceiverOptions['blocks']
 }
 
 export interface ContributeOptions {
@@ -158,6 +160,7 @@ export class ContributionService {
       onGossip: opts.onGossip,
       covered: opts.covered,
       shardHashes: opts.shardHashes,
+      blocks: opts.blocks,
       store: async (datanet, contribution, cid, origin, facts) => await this.store(datanet, contribution, cid, origin, facts)
     })
   }

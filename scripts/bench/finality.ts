@@ -72,6 +72,14 @@ try {
   const all = cpu.reduce((n, c) => n + cpuTotal(c), 0)
   console.log(`CPU from the first upload to the last final record (${availableParallelism()} cores × ${finalS.toFixed(1)} s = ${(availableParallelism() * finalS).toFixed(1)} core-seconds; used ${all.toFixed(1)}):`)
   for (const [i, m] of net.members.entries()) console.log(`  ${m.name.padEnd(12)} ${formatCpu(cpu[i] as ThreadCpu)}`)
+  // BENCH_METRICS=<regex>: those lines of each member's /metrics (what moved over the network, say)
+  if (process.env.BENCH_METRICS !== undefined) {
+    const wanted = new RegExp(process.env.BENCH_METRICS)
+    for (const m of net.members) {
+      const text = await (await fetch(`${m.daemon.apiUrl}/metrics`)).text()
+      console.log(`  ${m.name}: ${text.split('\n').filter(l => !l.startsWith('#') && wanted.test(l)).join('\n    ')}`)
+    }
+  }
 } finally {
   await net.stop(process.env.KEEP_TEST_DIRS === '1')
 }

@@ -84,7 +84,7 @@ for (const size of (process.env.BENCH_SIZES ?? "120,1024").split(",").map(Number
   createHash('sha256').update(bytes).digest()
   const floor = bytes.length / 1048576 / ((performance.now() - t0) / 1000)
   console.log(`~${size} B records: ${records} records, ${(bytes.length / 1048576).toFixed(0)} MB; baseline sha256 of the bytes ${floor.toFixed(0)} MB/s`)
-  for (const workers of [0, 1]) {
+  for (const workers of (process.env.BENCH_WORKERS ?? "0,1").split(",").map(Number)) {
     await run(bytes.subarray(0, bytes.lastIndexOf(10, 2 * 1048576) + 1), workers) // warm-up: compiled code, the worker's modules
     const r = await run(bytes, workers)
     const rate = bytes.length / 1048576 / r.seconds

@@ -7,6 +7,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { contentMessageId, fastMessageId } from './gossip.ts'
+import { blockRequest, type BlockRequest, type BlockSource } from './block-request.ts'
 import { versionSync, type VersionSource, type VersionSync } from './version-sync.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
@@ -24,6 +25,8 @@ export interface HostOptions {
   metricsRegistry?: Registry
   /** Where the version-sync protocol reads the versions it serves (set once the node's services exist). */
   versionSource?: VersionSource
+  /** Where the block protocol reads the blocks it serves (set once the node's store exists). */
+  blockSource?: BlockSource
   /** Where the filesystem usage metric looks. */
   statfsLocation?: string
 }
@@ -33,6 +36,7 @@ export interface HostServices extends Record<string, unknown> {
   ping: Ping
   pubsub: GossipSub
   sync: VersionSync
+  blocks: BlockRequest
 }
 
 function listenAddr (host: string, port: number): string {
@@ -61,6 +65,7 @@ export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
       identify: identify(),
       ping: ping(),
       sync: versionSync({ source: opts.versionSource ?? {} }),
+      blocks: blockRequest({ source: opts.blockSource ?? {} }),
       pubsub: gossipsub({
         // Messages are judged by our topic validators before gossipsub relays them.
         asyncValidation: true,
