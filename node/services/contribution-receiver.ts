@@ -41,11 +41,6 @@ export const ShardCheckCode = {
   FORGED_SHARD: 'CONTRIBUTION_ERROR_FORGED_SHARD'
 } as const
 
-/**
- * A direct request to the publisher waits this long at most before bitswap is asked (an
- * honest publisher under load answers a 1 MiB shard in well under it; stallMs is longer).
- */
-const DIRECT_MS = 5000
 /** A publisher that does not speak the block protocol (an older node) is asked by bitswap alone for this long. */
 const NO_DIRECT_MS = 10 * 60_000
 const NO_DIRECT_MAX = 1024
@@ -61,6 +56,8 @@ export interface ShardFetchOptions {
   msPerMiB: number
   /** Shard requests in flight per publisher, over all its contributions (shard-fetch-watch.ts). */
   shardsPerPublisher: number
+  /** A shard asked of its publisher directly is asked by bitswap after this long without an answer (below stallMs). */
+  directMs: number
   /** Attempts before the contribution is dropped; each failed one costs its publisher score. */
   attempts: number
   /** Wait before attempt n+1: n times this. */
@@ -79,6 +76,8 @@ export const defaultShardFetchOptions: Readonly<ShardFetchOptions> = Object.free
   stallMs: 10_000,
   msPerMiB: 2000,
   shardsPerPublisher: 8,
+  // an honest publisher under load answers a 1 MiB shard well within it
+  directMs: 5000,
   attempts: 3,
   retryMs: 5000,
   // an honest node re-gossiping a backlog (hundreds of small contributions) must not wait
@@ -363,7 +362,7 @@ export class ContributionReceiver {
     const { blocks, helia } = this.opts
     if (blocks === undefined || signal.aborted || (this.noDirect.get(publisher) ?? 0) > Date.now()) return undefined
     try {
-      const answer = await blocks.request(peerIdFromString(publisher), [shard], { signal: AbortSignal.any([signal, AbortSignal.timeout(DIRECT_MS)]) })
+      const answer = await blocks.request(peerIdFromString(publisher), [shard], { signal: AbortSignal.any([signal, AbortSignal.timeout(this.fetch.directMs)]) })
       if (answer.forged > 0) {
         this.opts.router.penalise(publisher, 'contributions', ShardCheckCode.FORGED_SHARD, PENALTY_INVALID)
         this.opts.logger.warn({ publisher, shard: shard.toString() }, 'a publisher sent a shard that does not hash to its CID')

@@ -2,9 +2,10 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Registry } from 'prom-client'
 import { libp2pOptions, type HostServices } from '../../src/network/libp2p-options.ts'
+import type { BlockSource } from '../../src/network/block-request.ts'
 
 /** An in-process libp2p host with the node's options on a loopback port (its own metrics registry). */
-export async function loopbackHost (agentVersion: string): Promise<Libp2p<HostServices>> {
+export async function loopbackHost (agentVersion: string, opts: { blockSource?: BlockSource } = {}): Promise<Libp2p<HostServices>> {
   return await createLibp2p(libp2pOptions({
     privateKey: await generateKeyPair('Ed25519'),
     host: '127.0.0.1',
@@ -14,6 +15,7 @@ export async function loopbackHost (agentVersion: string): Promise<Libp2p<HostSe
     dialTimeoutMs: 5000,
     maxMessageBytes: 1024 * 1024,
     agentVersion,
-    metricsRegistry: new Registry()
+    metricsRegistry: new Registry(),
+    blockSource: opts.blockSource
   }))
 }

@@ -41,7 +41,8 @@ const PUBLISHER = '12D3KooWKRyV141rBuqHCBHsvV17BnYt7w7jHbZygxC5wKfgtzs5'
  * Blocks held by "the network": served one at a time, oldest request first, `paceMs`
  * each; a request whose signal aborts leaves the line (a cancelled want).
  */
-function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Array> } {
+function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Array>, wants: () => number } {
+  let wants = 0
   const local = new Map<string, Uint8Array>()
   const remote = new Map<string, Uint8Array>()
   const line: Array<{ cid: string, done: (b: Uint8Array) => void }> = []
@@ -82,6 +83,7 @@ function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Arr
         let bytes = local.get(key)
         if (bytes === undefined) {
           if (options.offline === true) throw new Error(`not here: ${key}`)
+          wants++
           bytes = await fetchRemote(key, options.signal)
           local.set(key, bytes)
         }
@@ -90,8 +92,11 @@ function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Arr
     },
     ...memoryPins()
   } as unknown as Helia
-  return { helia, remote }
+  return { helia, remote, wants: () => wants }
 }
+
+/** How the publisher answers a direct request for a shard (src/network/block-request.ts). */
+type Publisher = 'serves' | 'forges' | 'old' | 'silent'
 
 interface World {
   receiver: ContributionReceiver
@@ -99,18 +104,35 @@ interface World {
   stored: Set<string>
   penalties: string[]
   remote: Map<string, Uint8Array>
+  /** Shards asked of the network (bitswap), and of the publisher directly. */
+  wants: () => number
+  asked: () => number
   datanet: FollowedDatanet
   close: () => Promise<void>
 }
 
-async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHashes?: ShardHashes): Promise<World> {
+async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHashes?: ShardHashes, publisher?: Publisher): Promise<World> {
   const tmp = tempDir()
   const db = new StateDatabase(join(tmp.dir, 'state'))
   await db.open()
   const manifest = parseManifest({ name: 'burst', license: 'CC0-1.0', recordSchema: SCHEMA, shardSize: 65536, validators: [{ address: Wallet.createRandom().address, stake: '1' }] })
   const e = await encodeManifest(manifest)
   const datanet: FollowedDatanet = { id: e.id, digest: e.digest, manifest, validators: genesisValidatorSet(manifest), validateRecord: compileRecordSchema(SCHEMA) }
-  const { helia, remote } = slowLink(paceMs)
+  const { helia, remote, wants } = slowLink(paceMs)
+  let asked = 0
+  const blocks = publisher === undefined
+    ? undefined
+    : {
+        request: async (_peer: unknown, cids: readonly CID[], options: { signal?: AbortSignal } = {}) => {
+          asked++
+          if (publisher === 'old') throw Object.assign(new Error('protocol not supported'), { name: 'UnsupportedProtocolError' })
+          if (publisher === 'silent') {
+            return await new Promise<never>((_resolve, reject) => { options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true }) })
+          }
+          if (publisher === 'forges') return { blocks: cids.map(() => undefined), forged: cids.length }
+          return { blocks: cids.map(c => remote.get(c.toString())), forged: 0 }
+        }
+      }
   const stored = new Set<string>()
   const penalties: string[] = []
   let handler: TopicHandler<unknown> | undefined
@@ -120,7 +142,7 @@ async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHa
     forgive: () => {}
   } as unknown as GossipRouter
   const receiver = new ContributionReceiver({
-    db, helia, router, binding, logger, rules: builtinRules, shardFetch: fetch, shardHashes,
+    db, helia, router, binding, logger, rules: builtinRules, shardFetch: fetch, shardHashes, blocks,
     verdicts: { onContribution: async () => {} } as never,
     store: async (_d, _c, cid) => {
       stored.add(cid.toString())
@@ -129,7 +151,7 @@ async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHa
   })
   receiver.follow(datanet)
   return {
-    receiver, handler: handler as TopicHandler<unknown>, stored, penalties, remote, datanet,
+    receiver, handler: handler as TopicHandler<unknown>, stored, penalties, remote, datanet, wants, asked: () => asked,
     close: async () => { receiver.stop(); await db.close(); tmp.remove() }
   }
 }
@@ -210,6 +232,61 @@ test('the record hashes of a contribution whose shards pass the check are kept f
       assert.equal(memo.get(shard)?.map(h => Buffer.from(h).toString('hex')), expected)
     }
     for (const shard of decodeContribution(forgedBytes, 16).shards) assert.is(memo.get(shard), undefined)
+  } finally {
+    await w.close()
+  }
+})
+
+// Bitswap sends a want to every peer and each holder answers: a validator received each
+// gossiped shard 2.6–2.9 times (scripts/bench/finality.ts, BENCH_METRICS). The publisher
+// holds its contribution's shards, so they are asked of it alone.
+test('a gossiped contribution\'s shards are asked of its publisher alone: no want goes to every peer', async () => {
+  const w = await world(0, FETCH, undefined, 'serves')
+  try {
+    const cids = [await gossip(w, await contribution(w, 'direct-a', 3)), await gossip(w, await contribution(w, 'direct-b', 2))]
+    await waitFor(() => cids.every(c => w.stored.has(c)), { timeoutMs: 10_000, what: 'both contributions stored' })
+    assert.is(w.wants(), 0, 'no shard asked of the network')
+    assert.is(w.asked(), 5, 'each shard asked of the publisher once')
+    assert.equal(w.penalties, [])
+  } finally {
+    await w.close()
+  }
+})
+
+test('a publisher that sends forged shards is penalised for it, and the shards come from the network', async () => {
+  const w = await world(0, FETCH, undefined, 'forges')
+  try {
+    const cid = await gossip(w, await contribution(w, 'forged-direct', 2))
+    await waitFor(() => w.stored.has(cid), { timeoutMs: 10_000, what: 'the contribution stored from the network\'s copies' })
+    assert.equal(w.penalties, ['CONTRIBUTION_ERROR_FORGED_SHARD', 'CONTRIBUTION_ERROR_FORGED_SHARD'])
+    assert.is(w.wants(), 2)
+  } finally {
+    await w.close()
+  }
+})
+
+test('a publisher without the block protocol (an older node): its shards come by bitswap, and it is not asked again', async () => {
+  const w = await world(0, FETCH, undefined, 'old')
+  try {
+    const first = await gossip(w, await contribution(w, 'old-a', 1))
+    await waitFor(() => w.stored.has(first), { timeoutMs: 10_000, what: 'the first contribution stored' })
+    const second = await gossip(w, await contribution(w, 'old-b', 3))
+    await waitFor(() => w.stored.has(second), { timeoutMs: 10_000, what: 'the second contribution stored' })
+    assert.is(w.asked(), 1, 'asked once, then remembered')
+    assert.is(w.wants(), 4)
+    assert.equal(w.penalties, [])
+  } finally {
+    await w.close()
+  }
+})
+
+test('a publisher that does not answer: after directMs the shards are asked of the network, and nothing is penalised', async () => {
+  const w = await world(0, { ...FETCH, directMs: 200 }, undefined, 'silent')
+  try {
+    const cid = await gossip(w, await contribution(w, 'silent', 2))
+    await waitFor(() => w.stored.has(cid), { timeoutMs: 10_000, what: 'the contribution stored from the network' })
+    assert.is(w.wants(), 2)
+    assert.equal(w.penalties, [])
   } finally {
     await w.close()
   }
