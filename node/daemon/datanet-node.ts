@@ -374,6 +374,7 @@ export class DatanetNode implements NodeView {
       helia: content.helia,
       router: gossip,
       sync: content.libp2p.services.sync,
+      blocks: content.libp2p.services.blocks,
       wallet,
       binding,
       logger: logger.child({ component: 'consensus' }),

@@ -9,7 +9,7 @@ export const BLOCK_REQUEST_PROTOCOL = '/datanet/blocks/1.0.0'
 
 /** CIDs per request, at most. */
 export const MAX_BLOCKS_PER_REQUEST = 16
-/** Bytes of blocks one response carries at most (a shard is at most 2 MiB, so one always fits); the rest come back empty. */
+/** Bytes of blocks one response carries at most (a shard is at most 2 MiB, so one always fits); from the first that does not fit on, they come back empty. */
 export const MAX_BLOCK_RESPONSE_BYTES = 4 * 1024 * 1024
 const MAX_MESSAGE_BYTES = MAX_BLOCK_RESPONSE_BYTES + 64 * 1024
 const TIMEOUT_MS = 30_000
@@ -70,11 +70,13 @@ export class BlockRequest implements Startable {
       if (asked.length === 0 || asked.length > MAX_BLOCKS_PER_REQUEST || asked.some(c => c === null)) throw new Error('malformed block request')
       const blocks: Array<Uint8Array | null> = []
       let bytes = 0
+      let full = false
+      // in order until one does not fit: the asker asks again for those after its last block
       for (const cid of asked as CID[]) {
-        const block = bytes < MAX_BLOCK_RESPONSE_BYTES ? await this.source.get?.(cid) : undefined
-        const fits = block !== undefined && bytes + block.byteLength <= MAX_BLOCK_RESPONSE_BYTES
-        blocks.push(fits ? block : null)
-        if (fits) bytes += block.byteLength
+        const block = full ? undefined : await this.source.get?.(cid)
+        if (block !== undefined && bytes + block.byteLength > MAX_BLOCK_RESPONSE_BYTES) full = true
+        blocks.push(block === undefined || full ? null : block)
+        if (block !== undefined && !full) bytes += block.byteLength
       }
       await lp.write(encodeCbor({ blocks }), { signal })
       await stream.close({ signal })

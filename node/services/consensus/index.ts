@@ -16,7 +16,7 @@ import type { StateDatabase, VersionEntry } from '../../../src/storage/state-db.
 import type { FollowedDatanet } from '../datanets.ts'
 import type { ShardHashes } from '../shard-hashes.ts'
 import type { Logger } from '../../logger.ts'
-import { CatchUp } from './catch-up.ts'
+import { CatchUp, type CatchUpOptions } from './catch-up.ts'
 import { SignatureThread } from '../signature-thread.ts'
 import { ValidatorSets } from '../validator-sets.ts'
 import { DatanetConsensus, type ConsensusFault, type ConsensusStatus } from './datanet-consensus.ts'
@@ -29,6 +29,8 @@ export interface ConsensusServiceOptions {
   helia: Helia
   router: GossipRouter
   sync: VersionSync
+  /** Blocks asked of one peer: catch-up asks the peer that served a range for what it names. */
+  blocks?: CatchUpOptions['blocks']
   wallet: Wallet
   binding: Omit<DomainBinding, 'datanet'>
   logger: Logger
@@ -93,7 +95,7 @@ export class ConsensusService {
       o.onFinal?.(entry)
     }
     const catchUp = new CatchUp({
-      sync: o.sync, helia: o.helia, versions, domain, datanet: d.id, logger: log, setFor,
+      sync: o.sync, helia: o.helia, versions, domain, datanet: d.id, logger: log, setFor, blocks: o.blocks,
       peers: () => o.router.subscribers(topics.consensus(d.id)),
       onQueue: async <T>(task: () => Promise<T>): Promise<T> => {
         let result: T | undefined
