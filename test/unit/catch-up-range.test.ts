@@ -20,7 +20,7 @@ import { MAX_VERSION_RECORDS } from '../../src/consensus/proposal.ts'
 import { ZERO32, encodeVersion, headerOf, validatorSetHash, versionValue, voteDigest, type VersionValue } from '../../src/consensus/version.ts'
 import type { ValidatorSet } from '../../src/datanet/manifest.ts'
 import { contributionCid, encodeContribution, signContribution } from '../../src/contribution/contribution.ts'
-import { CatchUp, type RangeItem } from '../../node/services/consensus/catch-up.ts'
+import { CatchUp, type CatchUpOptions, type RangeItem } from '../../node/services/consensus/catch-up.ts'
 import type { DatanetVersions } from '../../node/services/consensus/versions.ts'
 import { MAX_BLOCK_BYTES_PER_RESPONSE, type SyncedVersion, type VersionSync } from '../../src/network/version-sync.ts'
 import { createLogger } from '../../node/logger.ts'
@@ -160,7 +160,7 @@ function memoryBlocks (): { helia: never, stored: Map<string, Uint8Array> } {
 }
 
 /** CatchUp over a fake peer serving `range` (and `blocks` of each height with it): what was applied, who was penalised, what was stored. */
-async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Array[]> = new Map(), setFor: (height: number) => ValidatorSet | undefined = () => OLD): Promise<{ applied: number[], penalised: string[], stored: Map<string, Uint8Array>, batches: number[][] }> {
+async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Array[]> = new Map(), setFor: (height: number) => ValidatorSet | undefined = () => OLD, direct?: CatchUpOptions['blocks']): Promise<{ applied: number[], penalised: string[], stored: Map<string, Uint8Array>, batches: number[][] }> {
   const peer = '12D3KooWPe1ABz6gRTuXmoeZvQiWMGPmma3sbp9RQn15QP5VPJ1S'
   const applied: number[] = []
   const batches: number[][] = []
@@ -179,7 +179,7 @@ async function catchUpFrom (served: SyncedVersion[], blocks: Map<number, Uint8Ar
   const { helia, stored } = memoryBlocks()
   const catchUp = new CatchUp({
     sync, helia, versions: state as unknown as DatanetVersions, domain, datanet: DATANET, logger,
-    setFor, peers: () => [peer],
+    setFor, peers: () => [peer], blocks: direct,
     onQueue: async task => await task(),
     applyRange: async (items: readonly RangeItem[]) => {
       batches.push(items.map(i => i.value.version.height))
@@ -283,6 +283,56 @@ test('blocks served with a range are stored when the range vouches for them (con
   assert.ok(early.stored.has(made[0]!.cid.toString()))
   assert.not.ok(early.stored.has(made[1]!.cid.toString()), 'a block of a version not checked yet was stored')
   for (const s of made[1]!.shards) assert.not.ok(early.stored.has(s.cid.toString()))
+})
+
+test('blocks a range names and did not bring are asked of the peer that served it (one copy, not one from every peer bitswap asks); forged ones cost it its score and are not stored', async () => {
+  // two versions, each one contribution of three shards; the range comes without blocks
+  const made = await Promise.all([1, 2].map(async n => await contributionWith([randomBytes(300), randomBytes(400), randomBytes(500)], n)))
+  const range: RangeVersion[] = []
+  let parent: VersionValue | undefined
+  for (const [i, c] of made.entries()) {
+    parent = await versionValue({
+      datanet: DATANET, height: i + 1, parent: parent?.cid ?? null, contributions: [{ cid: c.cid, verdicts: [] }], rejected: [], inferences: [],
+      datasetRoot: ZERO32, recordCount: 0, attributionRoot: ZERO32, totalAttributed: '0',
+      validatorSetHash: validatorSetHash(OLD.validators), proposer: OLD.validators[0]!.address, timestamp: i + 1
+    })
+    range.push(certify(parent, oldKeys.slice(0, 3)))
+  }
+  const held = new Map<string, Uint8Array>()
+  for (const c of made) {
+    held.set(c.cid.toString(), c.bytes)
+    for (const s of c.shards) held.set(s.cid.toString(), s.bytes)
+  }
+  // the serving peer: at most two blocks a response (a byte bound), or one shard forged
+  const server = (forge?: string): { requests: () => number, blocks: NonNullable<CatchUpOptions['blocks']> } => {
+    let requests = 0
+    return {
+      requests: () => requests,
+      blocks: {
+        request: async (_peer, cids) => {
+          requests++
+          const out = cids.map(c => held.get(c.toString()))
+          for (let i = 2; i < out.length; i++) out[i] = undefined
+          const forged = out.filter((b, i) => b !== undefined && cids[i]!.toString() === forge).length
+          return { blocks: out.map((b, i) => cids[i]!.toString() === forge ? undefined : b), forged }
+        }
+      }
+    }
+  }
+  const honest = server()
+  const got = await catchUpFrom(served(range), new Map(), () => OLD, honest.blocks)
+  assert.equal(got.applied, [1, 2])
+  assert.equal(got.penalised, [])
+  assert.is(got.stored.size, 8, 'both contributions and their six shards, from the serving peer')
+  for (const [cid, bytes] of held) assert.equal(got.stored.get(cid), bytes)
+  assert.ok(honest.requests() >= 4, 'blocks a response left out were asked again')
+  const forge = made[1]!.shards[2]!.cid.toString()
+  const forging = await catchUpFrom(served(range), new Map(), () => OLD, server(forge).blocks)
+  assert.ok(forging.penalised.length >= 1, 'the peer that sent a forged block is penalised')
+  assert.not.ok(forging.stored.has(forge), 'the forged block is not stored')
+  // without the block protocol the same range's blocks are bitswap's (none here): nothing stored
+  const without = await catchUpFrom(served(range))
+  assert.is(without.stored.size, 0)
 })
 
 test('a peer serves the blocks its versions vouch for when asked, contributions then their shards, within the response budget', async () => {
