@@ -14,6 +14,14 @@ export const MAX_BLOCK_RESPONSE_BYTES = 4 * 1024 * 1024
 const MAX_MESSAGE_BYTES = MAX_BLOCK_RESPONSE_BYTES + 64 * 1024
 const TIMEOUT_MS = 30_000
 const SHA2_256 = 0x12
+/**
+ * Requests answered at once over all peers: what a node holds for them is at most this many
+ * responses (≤ 4 MiB each, ~1 MiB with shards of the default size); the rest wait their
+ * turn, holding nothing but their request, until the asker's own deadline.
+ */
+const MAX_SERVING = 32
+/** Streams of this protocol per connection: a receiver asks a publisher for 8 shards at once, catch-up 4 requests. */
+const MAX_STREAMS_PER_CONNECTION = 16
 
 /** Where served blocks come from: this node's own store only (never fetched for the asker). Set once the node's store exists. */
 export interface BlockSource {
@@ -39,7 +47,7 @@ export function blockMatches (cid: CID, bytes: Uint8Array): boolean {
 /**
  * Blocks asked of one peer by CID, in one request and one response. Bitswap sends a want to
  * every connected peer and each that holds the block sends it back: with 4 validators and
- * one uploader, a validator received each gossiped shard 2.6–2.9 times
+ * one uploader, a validator received each gossiped shard 2.4–3.4 times
  * (scripts/bench/finality.ts, BENCH_METRICS), and the copies cost encryption, framing and
  * hashing on both sides. A gossiped contribution's publisher holds its shards, so the
  * receiver asks it alone first (contribution-receiver.ts) and bitswap only for the rest.
@@ -47,6 +55,8 @@ export function blockMatches (cid: CID, bytes: Uint8Array): boolean {
 export class BlockRequest implements Startable {
   private readonly components: BlockRequestComponents
   private readonly source: BlockSource
+  private serving = 0
+  private readonly waiting: Array<() => void> = []
 
   constructor (components: BlockRequestComponents, init: { source: BlockSource }) {
     this.components = components
@@ -54,7 +64,7 @@ export class BlockRequest implements Startable {
   }
 
   async start (): Promise<void> {
-    await this.components.registrar.handle(BLOCK_REQUEST_PROTOCOL, async (stream: Stream) => { await this.onRequest(stream) }, { maxInboundStreams: 32 })
+    await this.components.registrar.handle(BLOCK_REQUEST_PROTOCOL, async (stream: Stream) => { await this.onRequest(stream) }, { maxInboundStreams: MAX_STREAMS_PER_CONNECTION })
   }
 
   async stop (): Promise<void> {
@@ -68,21 +78,35 @@ export class BlockRequest implements Startable {
       const request = decodeCbor<{ cids?: unknown }>((await lp.read({ signal })).subarray())
       const asked = Array.isArray(request?.cids) ? request.cids.map(c => CID.asCID(c)) : []
       if (asked.length === 0 || asked.length > MAX_BLOCKS_PER_REQUEST || asked.some(c => c === null)) throw new Error('malformed block request')
-      const blocks: Array<Uint8Array | null> = []
-      let bytes = 0
-      let full = false
-      // in order until one does not fit: the asker asks again for those after its last block
-      for (const cid of asked as CID[]) {
-        const block = full ? undefined : await this.source.get?.(cid)
-        if (block !== undefined && bytes + block.byteLength > MAX_BLOCK_RESPONSE_BYTES) full = true
-        blocks.push(block === undefined || full ? null : block)
-        if (block !== undefined && !full) bytes += block.byteLength
+      // a slot, or a wait for one handed over by a request that ends
+      if (this.serving < MAX_SERVING) this.serving++
+      else await new Promise<void>(resolve => { this.waiting.push(resolve) })
+      try {
+        await this.answer(lp, asked as CID[], signal)
+      } finally {
+        const next = this.waiting.shift()
+        if (next === undefined) this.serving--
+        else next()
       }
-      await lp.write(encodeCbor({ blocks }), { signal })
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)
     }
+  }
+
+  /** The blocks held of `asked`, in order, while they fit MAX_BLOCK_RESPONSE_BYTES. */
+  private async answer (lp: ReturnType<typeof lpStream>, asked: readonly CID[], signal: AbortSignal): Promise<void> {
+    const blocks: Array<Uint8Array | null> = []
+    let bytes = 0
+    let full = false
+    // in order until one does not fit: the asker asks again for those after its last block
+    for (const cid of asked) {
+      const block = full ? undefined : await this.source.get?.(cid)
+      if (block !== undefined && bytes + block.byteLength > MAX_BLOCK_RESPONSE_BYTES) full = true
+      blocks.push(block === undefined || full ? null : block)
+      if (block !== undefined && !full) bytes += block.byteLength
+    }
+    await lp.write(encodeCbor({ blocks }), { signal })
   }
 
   /** Asks `peer` for the blocks of `cids` (at most MAX_BLOCKS_PER_REQUEST); each block is checked against its CID. */

@@ -120,6 +120,48 @@ test('a peer without the protocol (an older node) fails at once with Unsupported
   }
 })
 
+test('a server answers 32 requests at once at most, over all its peers: the rest wait their turn and are answered', async () => {
+  const block = bytesOf(1000, 11)
+  let now = 0
+  let most = 0
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  const server = await loopbackHost('blocks-busy', {
+    blockSource: {
+      get: async () => {
+        most = Math.max(most, ++now)
+        await gate
+        now--
+        return block
+      }
+    }
+  })
+  const askers = await Promise.all([0, 1, 2].map(async i => await loopbackHost(`blocks-asker-${i}`)))
+  try {
+    await server.start()
+    for (const a of askers) {
+      await a.start()
+      await a.dial(server.getMultiaddrs())
+    }
+    // 16 streams from each of three peers (a connection's own bound), 48 in all
+    // (a failed one is kept as its error: the test reports it, not the process)
+    const answers = askers.flatMap(a => Array.from({ length: 16 }, async () => await a.services.blocks.request(server.peerId, [shardCid(block)]).catch((err: Error) => ({ blocks: [], forged: 0, err }))))
+    const { waitFor } = await import('../helpers/wait.ts')
+    await waitFor(() => now >= 32, { timeoutMs: 10_000, what: '32 requests being answered' })
+    // the others are held, not served beside them
+    await new Promise(resolve => setImmediate(resolve))
+    assert.is(now, 32)
+    open()
+    const all = await Promise.all(answers)
+    assert.is(all.filter(a => a.blocks[0] !== undefined).length, 48, 'every request answered in the end')
+    assert.is(most, 32)
+  } finally {
+    open()
+    for (const a of askers) await a.stop()
+    await server.stop()
+  }
+})
+
 test('blockMatches: the sha2-256 of the bytes against the CID', () => {
   const b = bytesOf(64, 9)
   assert.ok(blockMatches(shardCid(b), b))

@@ -238,7 +238,7 @@ test('the record hashes of a contribution whose shards pass the check are kept f
 })
 
 // Bitswap sends a want to every peer and each holder answers: a validator received each
-// gossiped shard 2.6–2.9 times (scripts/bench/finality.ts, BENCH_METRICS). The publisher
+// gossiped shard 2.4–3.4 times (scripts/bench/finality.ts, BENCH_METRICS). The publisher
 // holds its contribution's shards, so they are asked of it alone.
 test('a gossiped contribution\'s shards are asked of its publisher alone: no want goes to every peer', async () => {
   const w = await world(0, FETCH, undefined, 'serves')
