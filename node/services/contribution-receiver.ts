@@ -43,6 +43,8 @@ export const ShardCheckCode = {
 
 /** A publisher that does not speak the block protocol (an older node) is asked by bitswap alone for this long. */
 const NO_DIRECT_MS = 10 * 60_000
+/** One that could not be reached (a failed dial, a reset stream) for this long. */
+const UNREACHABLE_MS = 30_000
 const NO_DIRECT_MAX = 1024
 
 /**
@@ -139,7 +141,7 @@ export class ContributionReceiver {
   /** Contributions (CIDs) queued, being fetched, or waiting for a retry. */
   private readonly fetching = new Set<string>()
   private readonly retryTimers = new Set<NodeJS.Timeout>()
-  /** Publishers without the block protocol, until when. */
+  /** Publishers asked by bitswap alone for a while (no block protocol, or unreachable), until when. */
   private readonly noDirect = new Map<string, number>()
   /** Shard requests in flight per publisher, and the fetches sharing them. */
   private readonly permits = new Map<string, { permits: Permits, fetches: number }>()
@@ -361,8 +363,9 @@ export class ContributionReceiver {
   private async fromPublisher (publisher: string, shard: CID, signal: AbortSignal): Promise<Uint8Array | undefined> {
     const { blocks, helia } = this.opts
     if (blocks === undefined || signal.aborted || (this.noDirect.get(publisher) ?? 0) > Date.now()) return undefined
+    const limit = AbortSignal.timeout(this.fetch.directMs)
     try {
-      const answer = await blocks.request(peerIdFromString(publisher), [shard], { signal: AbortSignal.any([signal, AbortSignal.timeout(this.fetch.directMs)]) })
+      const answer = await blocks.request(peerIdFromString(publisher), [shard], { signal: AbortSignal.any([signal, limit]) })
       if (answer.forged > 0) {
         this.opts.router.penalise(publisher, 'contributions', ShardCheckCode.FORGED_SHARD, PENALTY_INVALID)
         this.opts.logger.warn({ publisher, shard: shard.toString() }, 'a publisher sent a shard that does not hash to its CID')
@@ -371,9 +374,11 @@ export class ContributionReceiver {
       if (bytes !== undefined) await helia.blockstore.put(shard, bytes, { signal })
       return bytes
     } catch (err) {
-      if ((err as Error).name === 'UnsupportedProtocolError') {
+      // slow (our own limit) is not unreachable: the next shard asks it again
+      const unsupported = (err as Error).name === 'UnsupportedProtocolError'
+      if (unsupported || (!limit.aborted && !signal.aborted)) {
         if (this.noDirect.size >= NO_DIRECT_MAX) this.noDirect.clear()
-        this.noDirect.set(publisher, Date.now() + NO_DIRECT_MS)
+        this.noDirect.set(publisher, Date.now() + (unsupported ? NO_DIRECT_MS : UNREACHABLE_MS))
       }
       return undefined
     }

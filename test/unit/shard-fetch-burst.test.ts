@@ -96,7 +96,7 @@ function slowLink (paceMs: number): { helia: Helia, remote: Map<string, Uint8Arr
 }
 
 /** How the publisher answers a direct request for a shard (src/network/block-request.ts). */
-type Publisher = 'serves' | 'forges' | 'old' | 'silent'
+type Publisher = 'serves' | 'forges' | 'old' | 'silent' | 'unreachable'
 
 interface World {
   receiver: ContributionReceiver
@@ -126,6 +126,7 @@ async function world (paceMs: number, fetch: Partial<ShardFetchOptions>, shardHa
         request: async (_peer: unknown, cids: readonly CID[], options: { signal?: AbortSignal } = {}) => {
           asked++
           if (publisher === 'old') throw Object.assign(new Error('protocol not supported'), { name: 'UnsupportedProtocolError' })
+          if (publisher === 'unreachable') throw new Error('the dial failed')
           if (publisher === 'silent') {
             return await new Promise<never>((_resolve, reject) => { options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true }) })
           }
@@ -280,12 +281,27 @@ test('a publisher without the block protocol (an older node): its shards come by
   }
 })
 
+test('a publisher that cannot be reached: bitswap, and it is not asked again for a while', async () => {
+  const w = await world(0, FETCH, undefined, 'unreachable')
+  try {
+    const first = await gossip(w, await contribution(w, 'unreachable-a', 1))
+    await waitFor(() => w.stored.has(first), { timeoutMs: 10_000, what: 'the first contribution stored' })
+    const second = await gossip(w, await contribution(w, 'unreachable-b', 2))
+    await waitFor(() => w.stored.has(second), { timeoutMs: 10_000, what: 'the second contribution stored' })
+    assert.is(w.asked(), 1)
+    assert.is(w.wants(), 3)
+  } finally {
+    await w.close()
+  }
+})
+
 test('a publisher that does not answer: after directMs the shards are asked of the network, and nothing is penalised', async () => {
   const w = await world(0, { ...FETCH, directMs: 200 }, undefined, 'silent')
   try {
     const cid = await gossip(w, await contribution(w, 'silent', 2))
     await waitFor(() => w.stored.has(cid), { timeoutMs: 10_000, what: 'the contribution stored from the network' })
     assert.is(w.wants(), 2)
+    assert.is(w.asked(), 2, 'slow is not unreachable: each shard was asked of it')
     assert.equal(w.penalties, [])
   } finally {
     await w.close()
