@@ -247,9 +247,8 @@ async function contributionWith (shards: Uint8Array[], n: number): Promise<{ cid
   return { cid: await contributionCid(bytes), bytes, shards: named }
 }
 
-test('blocks served with a range are stored when the range vouches for them (contributions and their shards); a block it does not vouch for is dropped and its peer penalised', async () => {
-  // two versions, each with one contribution of two shards
-  const made = await Promise.all([1, 2].map(async n => await contributionWith([randomBytes(300), randomBytes(500)], n)))
+/** Versions 1…n, each including one of `made`, certified by the old set. */
+async function rangeOf (made: ReadonlyArray<{ cid: CID }>): Promise<RangeVersion[]> {
   const range: RangeVersion[] = []
   let parent: VersionValue | undefined
   for (const [i, c] of made.entries()) {
@@ -260,6 +259,13 @@ test('blocks served with a range are stored when the range vouches for them (con
     })
     range.push(certify(parent, oldKeys.slice(0, 3)))
   }
+  return range
+}
+
+test('blocks served with a range are stored when the range vouches for them (contributions and their shards); a block it does not vouch for is dropped and its peer penalised', async () => {
+  // two versions, each with one contribution of two shards
+  const made = await Promise.all([1, 2].map(async n => await contributionWith([randomBytes(300), randomBytes(500)], n)))
+  const range = await rangeOf(made)
   const blocksOf = new Map(made.map((c, i) => [i + 1, [c.bytes, ...c.shards.map(s => s.bytes)]]))
   const honest = await catchUpFrom(served(range), blocksOf)
   assert.equal(honest.applied, [1, 2])
@@ -288,16 +294,7 @@ test('blocks served with a range are stored when the range vouches for them (con
 test('blocks a range names and did not bring are asked of the peer that served it (one copy, not one from every peer bitswap asks); forged ones cost it its score and are not stored', async () => {
   // two versions, each one contribution of three shards; the range comes without blocks
   const made = await Promise.all([1, 2].map(async n => await contributionWith([randomBytes(300), randomBytes(400), randomBytes(500)], n)))
-  const range: RangeVersion[] = []
-  let parent: VersionValue | undefined
-  for (const [i, c] of made.entries()) {
-    parent = await versionValue({
-      datanet: DATANET, height: i + 1, parent: parent?.cid ?? null, contributions: [{ cid: c.cid, verdicts: [] }], rejected: [], inferences: [],
-      datasetRoot: ZERO32, recordCount: 0, attributionRoot: ZERO32, totalAttributed: '0',
-      validatorSetHash: validatorSetHash(OLD.validators), proposer: OLD.validators[0]!.address, timestamp: i + 1
-    })
-    range.push(certify(parent, oldKeys.slice(0, 3)))
-  }
+  const range = await rangeOf(made)
   const held = new Map<string, Uint8Array>()
   for (const c of made) {
     held.set(c.cid.toString(), c.bytes)

@@ -266,34 +266,22 @@ test('a publisher that sends forged shards is penalised for it, and the shards c
   }
 })
 
-test('a publisher without the block protocol (an older node): its shards come by bitswap, and it is not asked again', async () => {
-  const w = await world(0, FETCH, undefined, 'old')
-  try {
-    const first = await gossip(w, await contribution(w, 'old-a', 1))
-    await waitFor(() => w.stored.has(first), { timeoutMs: 10_000, what: 'the first contribution stored' })
-    const second = await gossip(w, await contribution(w, 'old-b', 3))
-    await waitFor(() => w.stored.has(second), { timeoutMs: 10_000, what: 'the second contribution stored' })
-    assert.is(w.asked(), 1, 'asked once, then remembered')
-    assert.is(w.wants(), 4)
-    assert.equal(w.penalties, [])
-  } finally {
-    await w.close()
-  }
-})
-
-test('a publisher that cannot be reached: bitswap, and it is not asked again for a while', async () => {
-  const w = await world(0, FETCH, undefined, 'unreachable')
-  try {
-    const first = await gossip(w, await contribution(w, 'unreachable-a', 1))
-    await waitFor(() => w.stored.has(first), { timeoutMs: 10_000, what: 'the first contribution stored' })
-    const second = await gossip(w, await contribution(w, 'unreachable-b', 2))
-    await waitFor(() => w.stored.has(second), { timeoutMs: 10_000, what: 'the second contribution stored' })
-    assert.is(w.asked(), 1)
-    assert.is(w.wants(), 3)
-  } finally {
-    await w.close()
-  }
-})
+for (const [publisher, who] of [['old', 'without the block protocol (an older node)'], ['unreachable', 'that cannot be reached']] as const) {
+  test(`a publisher ${who}: its shards come by bitswap, and it is not asked again for a while`, async () => {
+    const w = await world(0, FETCH, undefined, publisher)
+    try {
+      const first = await gossip(w, await contribution(w, `${publisher}-a`, 1))
+      await waitFor(() => w.stored.has(first), { timeoutMs: 10_000, what: 'the first contribution stored' })
+      const second = await gossip(w, await contribution(w, `${publisher}-b`, 3))
+      await waitFor(() => w.stored.has(second), { timeoutMs: 10_000, what: 'the second contribution stored' })
+      assert.is(w.asked(), 1, 'asked once, then remembered')
+      assert.is(w.wants(), 4)
+      assert.equal(w.penalties, [])
+    } finally {
+      await w.close()
+    }
+  })
+}
 
 test('a publisher that does not answer: after directMs the shards are asked of the network, and nothing is penalised', async () => {
   const w = await world(0, { ...FETCH, directMs: 200 }, undefined, 'silent')
