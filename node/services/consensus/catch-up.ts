@@ -60,6 +60,8 @@ const PREFETCH_CONCURRENCY = 16
 const PREFETCH_TIMEOUT_MS = 30_000
 /** Requests of up to MAX_BLOCKS_PER_REQUEST blocks in flight at once to the peer that served a range. */
 const SERVER_REQUESTS = 4
+/** One such request's limit (4 MiB at most): a peer that stalls it leaves the rest to bitswap this soon. */
+const SERVER_REQUEST_MS = 10_000
 /**
  * Ranges asked for ahead of the one being applied: each waits on this thread behind the
  * apply before it, so two kept it ~80% busy; four measured 1.13× (`catch-up.ts`, medians
@@ -234,7 +236,7 @@ export class CatchUp {
         const batch = queue.splice(0, MAX_BLOCKS_PER_REQUEST)
         let answer: BlockAnswer
         try {
-          answer = await blocks.request(peerId, batch, { signal })
+          answer = await blocks.request(peerId, batch, { signal: AbortSignal.any([signal, AbortSignal.timeout(SERVER_REQUEST_MS)]) })
         } catch {
           done = true
           return
