@@ -5,6 +5,7 @@
  * Baseline from the same run: sha256 of the same bytes (the floor no ingest can beat), as a
  * ratio. CPU seconds are printed beside wall time: on a loaded machine they are the steadier figure.
  * Usage: scripts/run.sh node --max-semi-space-size=8 scripts/bench/ingest.ts [MB per size=64]
+ * (BENCH_SIZES=120,1024 the record sizes; BENCH_WORKERS=0,1 the per-record stage here, on a worker)
  * (the daemon's young generation: node/devnet/node-process.ts RUNTIME_FLAGS)
  */
 import { createHash } from 'node:crypto'
@@ -78,13 +79,13 @@ async function run (bytes: Buffer, maxWorkers: number): Promise<{ seconds: numbe
 }
 
 console.log(`node ${process.version}; ${mb} MB per record size; load average ${(loadavg()[0] ?? 0).toFixed(1)}`)
-for (const size of (process.env.BENCH_SIZES ?? "120,1024").split(",").map(Number)) {
+for (const size of (process.env.BENCH_SIZES ?? '120,1024').split(',').map(Number)) {
   const { bytes, records } = corpus(size)
   const t0 = performance.now()
   createHash('sha256').update(bytes).digest()
   const floor = bytes.length / 1048576 / ((performance.now() - t0) / 1000)
   console.log(`~${size} B records: ${records} records, ${(bytes.length / 1048576).toFixed(0)} MB; baseline sha256 of the bytes ${floor.toFixed(0)} MB/s`)
-  for (const workers of (process.env.BENCH_WORKERS ?? "0,1").split(",").map(Number)) {
+  for (const workers of (process.env.BENCH_WORKERS ?? '0,1').split(',').map(Number)) {
     await run(bytes.subarray(0, bytes.lastIndexOf(10, 2 * 1048576) + 1), workers) // warm-up: compiled code, the worker's modules
     const r = await run(bytes, workers)
     const rate = bytes.length / 1048576 / r.seconds
