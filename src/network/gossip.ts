@@ -296,7 +296,13 @@ export class GossipRouter {
       await this.hold(topic, data)
       return 0
     }
-    return (await this.pubsub.publish(topic, data, { allowPublishToZeroTopicPeers: true })).recipients.length
+    try {
+      return (await this.pubsub.publish(topic, data, { allowPublishToZeroTopicPeers: true })).recipients.length
+    } catch (err) {
+      // sent already (a re-gossip got there first): the message is out, nothing failed
+      if (isDuplicatePublish(err)) return 0
+      throw err
+    }
   }
 
   /**
@@ -400,7 +406,7 @@ export class GossipRouter {
           await this.pubsub.publish(topic, item.data, { allowPublishToZeroTopicPeers: true })
           this.stats.delayed++
         } catch (err) {
-          this.options.logger.warn({ topic, err: (err as Error).message }, 'gossip message from the outbox not sent')
+          if (!isDuplicatePublish(err)) this.options.logger.warn({ topic, err: (err as Error).message }, 'gossip message from the outbox not sent')
         }
         await this.unstore(item.id)
         this.sending--
@@ -507,4 +513,9 @@ export class GossipRouter {
     this.options.onResult?.(handler.kind, result === TopicValidatorResult.Accept ? 'accept' : result === TopicValidatorResult.Reject ? GossipAction.REJECT : GossipAction.IGNORE, code)
     this.pubsub.reportMessageValidationResult(msgId, source, result)
   }
+}
+
+/** gossipsub's refusal to publish a message its seen cache holds: the message went out already. */
+function isDuplicatePublish (err: unknown): boolean {
+  return err instanceof Error && err.message === 'PublishError.Duplicate'
 }
