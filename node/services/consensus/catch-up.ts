@@ -217,8 +217,8 @@ export class CatchUp {
   /**
    * Asks the peer that served a range for the blocks it names and did not bring (its
    * contributions, then their shards): it made those versions final, so it holds them, and
-   * one copy comes instead of one from every peer bitswap asks (a 1 GB dataset's shards
-   * came from each of four peers). 16 CIDs a request, SERVER_REQUESTS at once; blocks a
+   * one copy comes instead of one from every peer bitswap asks (its want goes to every
+   * peer, and each holder sends the block). 16 CIDs a request, SERVER_REQUESTS at once; blocks a
    * response's byte bound left out are asked again; what the peer does not send is left to
    * bitswap (prefetch). Blocks that do not hash to their CIDs cost the peer its score and
    * end its turn.
