@@ -20,8 +20,8 @@ const SHA2_256 = 0x12
  * turn, holding nothing but their request, until the asker's own deadline.
  */
 const MAX_SERVING = 32
-/** Streams of this protocol per connection: a receiver asks a publisher for 8 shards at once, catch-up 4 requests. */
-const MAX_STREAMS_PER_CONNECTION = 16
+/** Streams of this protocol per connection (a receiver asks a publisher for 8 shards at once, catch-up 4 requests): waiting ones hold only their request, the global bound holds the memory. */
+const MAX_STREAMS_PER_CONNECTION = 32
 
 /** Where served blocks come from: this node's own store only (never fetched for the asker). Set once the node's store exists. */
 export interface BlockSource {
@@ -57,10 +57,13 @@ export class BlockRequest implements Startable {
   private readonly source: BlockSource
   private serving = 0
   private readonly waiting: Array<() => void> = []
+  /** Requests answered at once, over all peers (MAX_SERVING unless set). */
+  readonly maxServing: number
 
-  constructor (components: BlockRequestComponents, init: { source: BlockSource }) {
+  constructor (components: BlockRequestComponents, init: { source: BlockSource, maxServing?: number }) {
     this.components = components
     this.source = init.source
+    this.maxServing = init.maxServing ?? MAX_SERVING
   }
 
   async start (): Promise<void> {
@@ -79,7 +82,7 @@ export class BlockRequest implements Startable {
       const asked = Array.isArray(request?.cids) ? request.cids.map(c => CID.asCID(c)) : []
       if (asked.length === 0 || asked.length > MAX_BLOCKS_PER_REQUEST || asked.some(c => c === null)) throw new Error('malformed block request')
       // a slot, or a wait for one handed over by a request that ends
-      if (this.serving < MAX_SERVING) this.serving++
+      if (this.serving < this.maxServing) this.serving++
       else await new Promise<void>(resolve => { this.waiting.push(resolve) })
       try {
         await this.answer(lp, asked as CID[], signal)
@@ -138,6 +141,6 @@ export class BlockRequest implements Startable {
 }
 
 /** The service in libp2p's factory style: `services: { blocks: blockRequest({ source }) }`. */
-export function blockRequest (init: { source: BlockSource }): (components: BlockRequestComponents) => BlockRequest {
+export function blockRequest (init: { source: BlockSource, maxServing?: number }): (components: BlockRequestComponents) => BlockRequest {
   return (components) => new BlockRequest(components, init)
 }

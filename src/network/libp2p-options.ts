@@ -27,6 +27,8 @@ export interface HostOptions {
   versionSource?: VersionSource
   /** Where the block protocol reads the blocks it serves (set once the node's store exists). */
   blockSource?: BlockSource
+  /** Block requests answered at once (default 32). */
+  blockServing?: number
   /** Where the filesystem usage metric looks. */
   statfsLocation?: string
 }
@@ -65,7 +67,7 @@ export function libp2pOptions (opts: HostOptions): Libp2pOptions<HostServices> {
       identify: identify(),
       ping: ping(),
       sync: versionSync({ source: opts.versionSource ?? {} }),
-      blocks: blockRequest({ source: opts.blockSource ?? {} }),
+      blocks: blockRequest({ source: opts.blockSource ?? {}, maxServing: opts.blockServing }),
       pubsub: gossipsub({
         // Messages are judged by our topic validators before gossipsub relays them.
         asyncValidation: true,

@@ -5,7 +5,7 @@ import { libp2pOptions, type HostServices } from '../../src/network/libp2p-optio
 import type { BlockSource } from '../../src/network/block-request.ts'
 
 /** An in-process libp2p host with the node's options on a loopback port (its own metrics registry). */
-export async function loopbackHost (agentVersion: string, opts: { blockSource?: BlockSource } = {}): Promise<Libp2p<HostServices>> {
+export async function loopbackHost (agentVersion: string, opts: { blockSource?: BlockSource, blockServing?: number } = {}): Promise<Libp2p<HostServices>> {
   return await createLibp2p(libp2pOptions({
     privateKey: await generateKeyPair('Ed25519'),
     host: '127.0.0.1',
@@ -16,6 +16,7 @@ export async function loopbackHost (agentVersion: string, opts: { blockSource?: 
     maxMessageBytes: 1024 * 1024,
     agentVersion,
     metricsRegistry: new Registry(),
-    blockSource: opts.blockSource
+    blockSource: opts.blockSource,
+    blockServing: opts.blockServing
   }))
 }
