@@ -60,6 +60,11 @@ export class BlockRequest implements Startable {
   /** Requests answered at once, over all peers (MAX_SERVING unless set). */
   readonly maxServing: number
 
+  /** Requests waiting for a slot. */
+  get queued (): number {
+    return this.waiting.length
+  }
+
   constructor (components: BlockRequestComponents, init: { source: BlockSource, maxServing?: number }) {
     this.components = components
     this.source = init.source

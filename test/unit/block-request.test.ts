@@ -148,10 +148,10 @@ test('a server answers maxServing requests at once at most, over all its peers: 
     // (a failed one is kept as its error: the test reports it, not the process)
     const answers = askers.flatMap(a => Array.from({ length: 4 }, async () => await a.services.blocks.request(server.peerId, [shardCid(block)]).catch((err: Error) => ({ blocks: [], forged: 0, err }))))
     const { waitFor } = await import('../helpers/wait.ts')
-    await waitFor(() => now >= 4, { timeoutMs: 10_000, what: '4 requests being answered' })
-    // the others reach the server and are held, not served beside them
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // every request reached the server: 4 being answered, the 8 others held, not served beside them
+    await waitFor(() => now + server.services.blocks.queued >= 12, { timeoutMs: 10_000, what: 'all 12 requests at the server' })
     assert.is(now, 4)
+    assert.is(server.services.blocks.queued, 8)
     open()
     const all = await Promise.all(answers)
     const failed = all.filter(a => a.blocks[0] === undefined).map(a => 'err' in a ? String(a.err) : 'no block')
