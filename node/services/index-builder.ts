@@ -14,7 +14,6 @@
  * largest thing a node held.
  */
 import { Worker } from 'node:worker_threads'
-import { writeSegmentFile } from './segment-files.ts'
 import type { BuildMessage, BuildRecord, BuildReply } from './index-build-worker.ts'
 import type { SegmentBase } from '../../src/attribution/corpus-index.ts'
 
@@ -30,8 +29,11 @@ export interface IndexBuilderOptions {
   inlineTokens?: number
 }
 
-/** A segment built: its bytes, tokens and records. */
-export interface BuiltSegment { bytes: Uint8Array, tokens: number, records: number }
+/**
+ * A segment built: its bytes, tokens and records; `written`: its bytes are in `out` (a
+ * worker's build), else the caller stores them (a small build: index-segments.ts packs it).
+ */
+export interface BuiltSegment { bytes: Uint8Array, tokens: number, records: number, written: boolean }
 
 /** A build on the worker, as its replies find it. */
 interface WorkerJob {
@@ -59,20 +61,21 @@ export class IndexBuilder {
   }
 
   /**
-   * Builds the segment of `chunks` (records in ascending recordIndex) after `base` into
-   * `out`; undefined when there are no records. Small builds (and all with `here`) run on
-   * this thread, streamed into the segment as they come.
+   * Builds the segment of `chunks` (records in ascending recordIndex) after `base`;
+   * undefined when there are no records. Large builds run on the worker, which writes them
+   * into `out`; small builds (and all with `here`) run on this thread, streamed into the
+   * segment as they come, and are not written.
    */
   async build (chunks: Chunks, base: SegmentBase, out: string, options: { here?: boolean } = {}): Promise<BuiltSegment | undefined> {
     if (this.stopped) throw new Error('the index builder is stopped')
     const source = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : toAsync(chunks[Symbol.iterator]())
-    if (options.here === true) return await this.here(rest([], source), base, out)
+    if (options.here === true) return await this.here(rest([], source), base)
     // held until the build is known to be large
     const held: BuildRecord[][] = []
     let tokens = 0
     for (;;) {
       const next = await source.next()
-      if (next.done === true) return await this.here(rest(held, undefined), base, out)
+      if (next.done === true) return await this.here(rest(held, undefined), base)
       held.push(next.value)
       tokens += estimatedTokens(next.value)
       if (tokens > this.inlineTokens) return await this.inWorker(rest(held, source), base, out)
@@ -85,15 +88,13 @@ export class IndexBuilder {
     await this.stopWorker()
   }
 
-  private async here (chunks: AsyncIterable<BuildRecord[]>, base: SegmentBase, out: string): Promise<BuiltSegment | undefined> {
+  private async here (chunks: AsyncIterable<BuildRecord[]>, base: SegmentBase): Promise<BuiltSegment | undefined> {
     const { SegmentBuilder } = await import('../../src/attribution/corpus-index.ts')
     const { finishSegment, tokenized } = await import('./index-build-worker.ts')
     const builder = new SegmentBuilder(base)
     for await (const chunk of chunks) for (const r of chunk) builder.add(tokenized(r))
     if (builder.recordCount === 0) return undefined
-    const done = finishSegment(builder)
-    await writeSegmentFile(out, done.bytes)
-    return { ...done, records: builder.recordCount }
+    return { ...finishSegment(builder), records: builder.recordCount, written: false }
   }
 
   private async inWorker (chunks: AsyncIterable<BuildRecord[]>, base: SegmentBase, out: string): Promise<BuiltSegment | undefined> {
@@ -126,7 +127,7 @@ export class IndexBuilder {
         return undefined
       }
       post({ id, type: 'end' })
-      return { ...await done, records }
+      return { ...await done, records, written: true }
     } finally {
       if (!ended && job.failed === undefined) post({ id, type: 'abort' })
       this.jobs.delete(id)

@@ -1,7 +1,7 @@
 /**
  * Merges index segments off the main thread (a merge of millions of tokens is seconds of
- * SA-IS): reads the parts' files, merges them, writes the result atomically (tmp +
- * rename) and hands its bytes back (transferred, not copied).
+ * SA-IS): reads the parts' files (or takes the packed ones' bytes), merges them, writes the
+ * result atomically (tmp + rename) and hands its bytes back (transferred, not copied).
  */
 import { readFileSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
@@ -12,8 +12,8 @@ import { decodeSegment, encodeSegment } from '../../src/attribution/segment-code
 
 export interface MergeJob {
   id: number
-  /** Segment files, oldest first, each continuing the one before. */
-  parts: string[]
+  /** Segments, oldest first, each continuing the one before: a file, or the bytes of a packed one. */
+  parts: Array<string | Uint8Array>
   out: string
 }
 
@@ -29,7 +29,7 @@ export function mergeSegmentBytes (parts: readonly Uint8Array[]): Uint8Array {
 
 /** On this worker: a job's part files merged into its output file; the merged segment's bytes. */
 function mergeFiles (job: MergeJob): Uint8Array {
-  const bytes = mergeSegmentBytes(job.parts.map(file => readFileSync(file)))
+  const bytes = mergeSegmentBytes(job.parts.map(part => typeof part === 'string' ? readFileSync(part) : part))
   writeSegmentFileSync(job.out, bytes)
   return bytes
 }

@@ -1,8 +1,10 @@
 /**
  * The index segments of one datanet on disk and in memory (issue 14 item 5): one delta
  * segment per final version (`<height>.seg`, the source of truth), and merged segments
- * (`m-<from>-<to>.seg`) built in the background by a worker thread as the aligned-tier
- * policy asks (src/attribution/merge-policy.ts). The index of version h is its cover:
+ * (`m-<from>-<to>.seg`) built in the background as the aligned-tier policy asks
+ * (src/attribution/merge-policy.ts). Segments written on the main thread (small versions,
+ * small merges) are appended to the datanet's pack (segment-pack.ts) under those names;
+ * those the worker threads write are files. The index of version h is its cover:
  * a few merged segments, then single versions — so lookups stay flat as versions pile up.
  * Answers never depend on the segmentation, so a merged file that is missing or corrupt
  * only costs speed: it is ignored and rebuilt from the per-version files.
@@ -11,15 +13,16 @@
  * (older versions' covers, single versions already merged) is loaded on demand into a
  * cache bounded by bytes, least recently used out first.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts, mergesEndingAt } from '../../src/attribution/merge-policy.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
-import { writeSegmentFile, writeSegmentFileSync } from './segment-files.ts'
+import { SegmentPack } from './segment-pack.ts'
+import { writeSegmentFileSync } from './segment-files.ts'
 
 type Lib = Pick<typeof import('../../src/attribution/index.ts'), 'CorpusIndex' | 'EMPTY_HEAD' | 'decodeSegment' | 'encodeSegment'>
 
@@ -44,6 +47,15 @@ interface VersionMeta {
   withRecords: number
 }
 
+/** The datanet directory's pack of small segments. */
+const PACK_FILE = 'segments.pack'
+
+/** The names of the segments stored in a datanet's directory, files and packed (tests, tools). */
+export function storedSegmentNames (dir: string): string[] {
+  const files = existsSync(dir) ? readdirSync(dir).filter(f => f.endsWith('.seg')) : []
+  return [...new Set([...files, ...SegmentPack.names(join(dir, PACK_FILE))])].sort()
+}
+
 const key = (r: HeightRange): string => `${r.from}-${r.to}`
 const MERGED_FILE = /^m-(\d{10})-(\d{10})\.seg$/
 const sizeOf = (s: IndexSegment): number => s.tokens.byteLength + s.sa.byteLength + 12 * s.recordCount
@@ -55,6 +67,8 @@ const INDEX_CACHE = 8
  * which a datanet of small versions would otherwise pay every other version.
  */
 const INLINE_MERGE_BYTES = 1 << 20
+/** Segments written on the main thread up to this size go to the pack; larger ones (rare: a here-build of a large version after its worker failed) to a file. */
+const PACK_MAX_BYTES = 4 << 20
 
 export class IndexSegments {
   private readonly opts: IndexSegmentsOptions
@@ -94,6 +108,8 @@ export class IndexSegments {
    */
   private readonly written = new Map<string, Uint8Array>()
   private writtenBytes = 0
+  /** The small segments this thread writes. */
+  private readonly pack: SegmentPack
 
   constructor (opts: IndexSegmentsOptions, lib: Lib) {
     this.opts = opts
@@ -101,9 +117,15 @@ export class IndexSegments {
     this.fanout = opts.fanout ?? DEFAULT_MERGE_FANOUT
     this.cacheBytes = opts.cacheBytes ?? 128 * 1024 * 1024
     this.versions = [{ head: lib.EMPTY_HEAD, lastRecordIndex: -1, withRecords: 0 }]
-    if (!existsSync(opts.dir)) return
-    for (const name of readdirSync(opts.dir)) {
-      if (name.endsWith('.tmp')) { rmSync(join(opts.dir, name), { force: true }); continue }
+    this.pack = new SegmentPack(join(opts.dir, PACK_FILE))
+    const names = [...this.pack.names()]
+    if (existsSync(opts.dir)) {
+      for (const name of readdirSync(opts.dir)) {
+        if (name.endsWith('.tmp')) rmSync(join(opts.dir, name), { force: true })
+        else names.push(name)
+      }
+    }
+    for (const name of names) {
       const m = MERGED_FILE.exec(name)
       if (m !== null) this.merged.add(key({ from: Number(m[1]), to: Number(m[2]) }))
     }
@@ -139,21 +161,52 @@ export class IndexSegments {
 
   private readonly has = (r: HeightRange): boolean => this.merged.has(key(r)) || !this.hasRecords(r)
 
-  /** The per-version segment file of `height` as it is on disk (fully verified), or undefined when it is absent. */
+  /** The per-version segment of `height` as stored (fully verified), or undefined when it is absent. */
   readVersion (height: number): IndexSegment | undefined {
     const file = this.versionFile(height)
-    if (!existsSync(file)) return undefined
-    const segment = this.lib.decodeSegment(readFileSync(file))
+    const bytes = this.pack.read(basename(file)) ?? (existsSync(file) ? readFileSync(file) : undefined)
+    if (bytes === undefined) return undefined
+    const segment = this.lib.decodeSegment(bytes)
     this.verified.add(file)
     return segment
   }
 
-  /** A segment built and written for the next version elsewhere (index-builder.ts): added, its file counted as verified; `bytes`: what the file holds. */
-  adopt (segment: IndexSegment, bytes?: Uint8Array): void {
+  /**
+   * A segment built for the next version elsewhere (index-builder.ts): added and counted as
+   * verified; `bytes`: its encoding, already in its file when `written`, else stored here.
+   */
+  adopt (segment: IndexSegment, bytes: Uint8Array, written: boolean): void {
     this.add(segment, false)
     const file = this.versionFile(this.height)
+    if (!written) this.store(file, bytes)
     this.verified.add(file)
-    if (bytes !== undefined) this.hold(file, bytes)
+    this.hold(file, bytes)
+  }
+
+  /** Stores a segment written on this thread: packed when small, else a file. */
+  private store (file: string, bytes: Uint8Array): void {
+    if (bytes.byteLength > PACK_MAX_BYTES) {
+      writeSegmentFileSync(file, bytes)
+      return
+    }
+    mkdirSync(this.opts.dir, { recursive: true })
+    this.pack.append(basename(file), bytes)
+  }
+
+  /** A stored segment's bytes: packed, else its file (which may be absent: ENOENT). */
+  private async readStored (file: string): Promise<Uint8Array> {
+    return this.pack.read(basename(file)) ?? await readFile(file)
+  }
+
+  /** A stored segment's size in bytes (0 when absent). */
+  private storedSize (file: string): number {
+    return this.pack.size(basename(file)) ?? (existsSync(file) ? statSync(file).size : 0)
+  }
+
+  /** Forgets a merged segment found unusable, packed or a file. */
+  private unstore (file: string): void {
+    this.pack.forget(basename(file))
+    rmSync(file, { force: true })
   }
 
   /** Keeps a small file's bytes for the merge that will read it (bounded: a miss reads the file). */
@@ -172,7 +225,7 @@ export class IndexSegments {
   /** A part's bytes for a merge here: held, else read; each part is merged once, so it is let go. */
   private async partBytes (file: string): Promise<Uint8Array> {
     const held = this.written.get(file)
-    if (held === undefined) return await readFile(file)
+    if (held === undefined) return await this.readStored(file)
     this.written.delete(file)
     this.writtenBytes -= held.byteLength
     return held
@@ -194,7 +247,7 @@ export class IndexSegments {
       if (write) {
         const file = this.versionFile(height)
         const bytes = this.lib.encodeSegment(segment)
-        writeSegmentFileSync(file, bytes)
+        this.store(file, bytes)
         this.verified.add(file)
         this.hold(file, bytes)
       }
@@ -248,7 +301,7 @@ export class IndexSegments {
     }
     const file = this.fileOf(r)
     try {
-      const segment = this.lib.decodeSegment(await readFile(file), { verify: this.verified.has(file) ? 'structure' : 'full' })
+      const segment = this.lib.decodeSegment(await this.readStored(file), { verify: this.verified.has(file) ? 'structure' : 'full' })
       this.checkEnds(r, segment)
       this.verified.add(file)
       this.remember(k, segment)
@@ -258,7 +311,7 @@ export class IndexSegments {
       if (r.from === r.to) throw err
       this.opts.logger.warn({ file, err: (err as Error).message }, 'merged index segment unusable: ignored, rebuilt from the versions')
       this.merged.delete(k)
-      rmSync(file, { force: true })
+      this.unstore(file)
       this.due?.unshift(r)
       this.scheduleMerges()
       return undefined
@@ -353,27 +406,35 @@ export class IndexSegments {
       for (const wake of this.idleWaiters.splice(0)) wake()
       return
     }
-    const parts = mergeParts(range, this.has, this.fanout).filter(r => this.hasRecords(r))
-    const job: MergeJob = { id: this.nextJob++, parts: parts.map(r => this.fileOf(r)), out: this.mergedFile(range) }
-    this.running = { id: job.id, range }
-    if (job.parts.reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0) <= (this.opts.inlineMergeBytes ?? INLINE_MERGE_BYTES)) {
-      void this.mergeHere(job)
+    const files = mergeParts(range, this.has, this.fanout).filter(r => this.hasRecords(r)).map(r => this.fileOf(r))
+    const id = this.nextJob++
+    const out = this.mergedFile(range)
+    this.running = { id, range }
+    if (files.reduce((n, f) => n + this.storedSize(f), 0) <= (this.opts.inlineMergeBytes ?? INLINE_MERGE_BYTES)) {
+      void this.mergeHere(id, files, out)
+      return
+    }
+    let job: MergeJob
+    try {
+      // the worker reads files; packed parts go with the job
+      job = { id, parts: files.map(f => this.pack.read(basename(f)) ?? f), out }
+    } catch (err) {
+      this.onMerged({ id, error: (err as Error).message })
       return
     }
     const worker = this.worker ?? this.startWorker()
     worker.postMessage(job)
   }
 
-  private async mergeHere (job: MergeJob): Promise<void> {
+  private async mergeHere (id: number, files: readonly string[], out: string): Promise<void> {
     const { mergeSegmentBytes } = await import('./index-merge-worker.ts')
     let reply: MergeReply
     try {
-      // the files read and written without blocking this thread (segment-files.ts)
-      const bytes = mergeSegmentBytes(await Promise.all(job.parts.map(async file => await this.partBytes(file))))
-      await writeSegmentFile(job.out, bytes)
-      reply = { id: job.id, bytes }
+      const bytes = mergeSegmentBytes(await Promise.all(files.map(async file => await this.partBytes(file))))
+      this.store(out, bytes)
+      reply = { id, bytes }
     } catch (err) {
-      reply = { id: job.id, error: (err as Error).message }
+      reply = { id, error: (err as Error).message }
     }
     if (!this.stopped) this.onMerged(reply)
   }
@@ -420,7 +481,7 @@ export class IndexSegments {
       } catch (err) {
         this.opts.logger.warn({ range: k, err: (err as Error).message }, 'merged index segment rejected')
         this.failed.add(k)
-        rmSync(this.mergedFile(running.range), { force: true })
+        this.unstore(this.mergedFile(running.range))
       }
     }
     this.scheduleMerges()
@@ -438,6 +499,7 @@ export class IndexSegments {
     this.worker = undefined
     this.running = undefined
     if (worker !== undefined) await worker.terminate()
+    this.pack.close()
     for (const wake of this.idleWaiters.splice(0)) wake()
   }
 }

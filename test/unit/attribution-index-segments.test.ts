@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import * as lib from '../../src/attribution/index.ts'
 import { CorpusIndex, buildSegment, type IndexRecord, type IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { IndexSegments } from '../../node/services/index-segments.ts'
+import { SegmentPack } from '../../node/services/segment-pack.ts'
 import { prng, randomInt } from '../fixtures/attribution/prng.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -109,10 +110,11 @@ test('merged in the background (in the worker), every version answers as before,
   }
 })
 
-test('a corrupt or missing merged file is ignored and rebuilt; answers never change', async () => {
+test('a corrupt merged file is ignored and rebuilt; answers never change', async () => {
   const tmp = tempDir()
   try {
-    const store = open(tmp.dir)
+    // every merge in the worker: merged segments are files
+    const store = open(tmp.dir, undefined, 0)
     await store.mergesIdle()
     await store.stop()
     const big = join(tmp.dir, 'm-0000000001-0000000032.seg')
@@ -122,7 +124,7 @@ test('a corrupt or missing merged file is ignored and rebuilt; answers never cha
     const gone = join(tmp.dir, 'm-0000000017-0000000024.seg')
     writeFileSync(gone, 'not a segment')
 
-    const again = open(tmp.dir)
+    const again = open(tmp.dir, undefined, 0)
     await assertAllHeights(again, 'corrupt files')
     await again.mergesIdle()
     assert.ok(existsSync(big) && existsSync(gone))
@@ -132,6 +134,40 @@ test('a corrupt or missing merged file is ignored and rebuilt; answers never cha
     // the rebuilt file is a correct segment of its versions
     const rebuilt = lib.decodeSegment(readFileSync(big))
     assert.is(CorpusIndex.fromSegments([rebuilt]).indexHash, reference(32).indexHash)
+  } finally {
+    tmp.remove()
+  }
+})
+
+test('a packed merged segment whose bytes changed, or that is not a segment, is ignored and rebuilt; answers never change', async () => {
+  const tmp = tempDir()
+  try {
+    // every merge on this thread: merged segments are packed with the versions
+    const store = open(tmp.dir)
+    await store.mergesIdle()
+    await store.stop()
+    assert.equal(readdirSync(tmp.dir), ['segments.pack'])
+    const packFile = join(tmp.dir, 'segments.pack')
+    const pack = readFileSync(packFile)
+    const at = pack.indexOf('m-0000000001-0000000032.seg') + 27 + 500
+    pack[at] = (pack[at] as number) ^ 0xff
+    writeFileSync(packFile, pack)
+    const appended = new SegmentPack(packFile)
+    appended.append('m-0000000017-0000000024.seg', Buffer.from('not a segment'))
+    appended.close()
+
+    const again = open(tmp.dir)
+    await assertAllHeights(again, 'corrupt entries')
+    await again.mergesIdle()
+    assert.equal(again.coverAt(HEIGHTS).map(r => `${r.from}-${r.to}`), ['1-32', '33-36', '37-37'])
+    await assertAllHeights(again, 'rebuilt')
+    await again.stop()
+    // the rebuilt entries (appended, so the later ones) are correct segments of their versions
+    const reread = new SegmentPack(packFile)
+    const rebuilt = lib.decodeSegment(reread.read('m-0000000001-0000000032.seg') as Uint8Array)
+    assert.is(CorpusIndex.fromSegments([rebuilt]).indexHash, reference(32).indexHash)
+    assert.ok(lib.decodeSegment(reread.read('m-0000000017-0000000024.seg') as Uint8Array).recordCount > 0)
+    reread.close()
   } finally {
     tmp.remove()
   }

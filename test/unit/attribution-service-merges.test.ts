@@ -1,11 +1,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import * as lib from '../../src/attribution/index.ts'
 import { CorpusIndex, type IndexRecord, type IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { AttributionService } from '../../node/services/attribution.ts'
+import { storedSegmentNames } from '../../node/services/index-segments.ts'
 import type { FollowedDatanet } from '../../node/services/datanets.ts'
 import type { StateDatabase, VersionEntry } from '../../src/storage/state-db.ts'
 import type { Helia } from '@helia/interface'
@@ -79,7 +80,7 @@ test('AttributionService: versions merged in the background answer as unmerged o
     await service.onFinal(d)
     assert.is(service.latestHeight(d), HEIGHTS)
     await service.mergesIdle(d)
-    const merged = readdirSync(dir).filter(f => f.startsWith('m-')).sort()
+    const merged = storedSegmentNames(dir).filter(f => f.startsWith('m-')).sort()
     assert.ok(merged.includes('m-0000000001-0000000016.seg'), merged.join(' '))
     assert.is(merged.length, 13 + 6 + 3 + 1)
     for (const h of checked) assert.is(await actual(service, h), expected(h), `version ${h}, merged`)
@@ -91,7 +92,7 @@ test('AttributionService: versions merged in the background answer as unmerged o
     const restarted = new AttributionService(options)
     await restarted.follow(d)
     await restarted.mergesIdle(d)
-    assert.is(readdirSync(dir).filter(f => f.startsWith('m-')).length, merged.length)
+    assert.is(storedSegmentNames(dir).filter(f => f.startsWith('m-')).length, merged.length)
     for (const h of checked) assert.is(await actual(restarted, h), expected(h), `version ${h}, after a restart`)
     await restarted.stop()
   } finally {
