@@ -110,6 +110,8 @@ export class IndexSegments {
   private writtenBytes = 0
   /** The small segments this thread writes. */
   private readonly pack: SegmentPack
+  /** The directory exists (made once: a call a segment showed in a catch-up's profile). */
+  private dirMade = false
 
   constructor (opts: IndexSegmentsOptions, lib: Lib) {
     this.opts = opts
@@ -185,11 +187,14 @@ export class IndexSegments {
 
   /** Stores a segment written on this thread: packed when small, else a file. */
   private store (file: string, bytes: Uint8Array): void {
+    // a build or merge that ends after the stop: the pack is closed (the next start rebuilds it)
+    if (this.stopped) throw new Error('the index segments are stopped')
     if (bytes.byteLength > PACK_MAX_BYTES) {
       writeSegmentFileSync(file, bytes)
       return
     }
-    mkdirSync(this.opts.dir, { recursive: true })
+    if (!this.dirMade) mkdirSync(this.opts.dir, { recursive: true })
+    this.dirMade = true
     this.pack.append(basename(file), bytes)
   }
 
