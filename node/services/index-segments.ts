@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
-import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeParts, mergesEndingAt } from '../../src/attribution/merge-policy.ts'
+import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeEndingAt, mergeParts } from '../../src/attribution/merge-policy.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
 import { SegmentPack } from './segment-pack.ts'
@@ -393,14 +393,17 @@ export class IndexSegments {
     if (this.due === undefined) {
       this.due = dueMerges(this.height, done, this.fanout)
     } else {
-      for (let h = this.dueHeight + 1; h <= this.height; h++) this.due.push(...mergesEndingAt(h, this.fanout))
+      for (let h = this.dueHeight + 1; h <= this.height; h++) {
+        const range = mergeEndingAt(h, this.fanout)
+        if (range !== undefined) this.due.push(range)
+      }
     }
     this.dueHeight = this.height
     while (this.due.length > 0 && done(this.due[0] as HeightRange)) this.due.shift()
     return this.due[0]
   }
 
-  /** Starts the next due merge in the worker, unless one runs; one at a time, smallest first. */
+  /** Starts the next due merge (here when small, else in the worker), unless one runs; one at a time, in height order. */
   private scheduleMerges (): void {
     if (this.running !== undefined || this.stopped || this.opts.merge === false) return
     const range = this.nextDue()

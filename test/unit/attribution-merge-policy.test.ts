@@ -1,6 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type HeightRange, coverOf, coverRange, dueMerges, isMergeRange, mergeParts, mergesEndingAt } from '../../src/attribution/merge-policy.ts'
+import { type HeightRange, coverOf, coverRange, dueMerges, isMergeRange, mergeEndingAt, mergeParts } from '../../src/attribution/merge-policy.ts'
 
 const key = (r: HeightRange): string => `${r.from}-${r.to}`
 const all = (): boolean => true
@@ -70,10 +70,12 @@ test('a cover uses only ranges at hand: single versions without merges, smaller 
   assert.equal(coverRange(5, 40, all, F).map(key), ['5-8', '9-12', '13-16', '17-32', '33-36', '37-40'])
 })
 
-test('merges due: every aligned range that ended, smallest first; none twice; parts from the level below', () => {
+test('merges due: the largest aligned range ending at each height, in height order; none twice; parts from the ranges before', () => {
   assert.equal(dueMerges(3, none, F), [])
   assert.equal(dueMerges(4, none, F).map(key), ['1-4'])
-  assert.equal(dueMerges(17, none, F).map(key), ['1-4', '5-8', '9-12', '13-16', '1-16'])
+  // 13-16 is not merged: 1-16 ends at 16 too, and no cover takes 13-16 beside it
+  assert.equal(dueMerges(17, none, F).map(key), ['1-4', '5-8', '9-12', '1-16'])
+  assert.equal(dueMerges(8, none, 2).map(key), ['1-2', '1-4', '5-6', '1-8'])
   const done = new Set<string>()
   for (let h = 1; h <= 300; h++) {
     const due = dueMerges(h, r => done.has(key(r)), F)
@@ -83,26 +85,48 @@ test('merges due: every aligned range that ended, smallest first; none twice; pa
       assert.not.ok(done.has(key(r)))
       const parts = mergeParts(r, x => done.has(key(x)), F)
       assertTiles(parts, r.from, r.to)
-      // built as they come due, each merge has the level below at hand: F parts
-      assert.is(parts.length, 4)
+      // built as they come due: F − 1 parts a level below, and the same again inside the last
+      const levels = Math.round(Math.log(r.to - r.from + 1) / Math.log(F))
+      assert.ok(parts.length <= (F - 1) * levels + 1, `${key(r)}: ${parts.length} parts`)
       done.add(key(r))
     }
     // merges become due as soon as their last version is final
-    assert.is(due.length > 0, h % 4 === 0, `h=${h}`)
+    assert.is(due.length, h % 4 === 0 ? 1 : 0, `h=${h}`)
   }
   assert.equal(mergeParts({ from: 1, to: 16 }, none, F).length, 16)
   assert.equal(mergeParts({ from: 1, to: 16 }, all, F).map(key), ['1-4', '5-8', '9-12', '13-16'])
+  assert.equal(mergeParts({ from: 1, to: 16 }, x => done.has(key(x)), F).map(key), ['1-4', '5-8', '9-12', '13-13', '14-14', '15-15', '16-16'])
 })
 
-test('the merges each height ends, added height by height, are the merges a scan finds due (a node scans once)', () => {
+test('every range of every cover is merged: the covers are those of merging every aligned range, at about half the merging', () => {
+  for (const fanout of [2, 3, F]) {
+    const every = (r: HeightRange): boolean => isMergeRange(r, fanout) && r.to <= 700
+    const merged = mergedUpTo(700, fanout)
+    let all = 0
+    let largest = 0
+    for (let h = 1; h <= 700; h++) {
+      assert.equal(coverOf(h, merged, fanout), coverOf(h, every, fanout), `fanout ${fanout}, h=${h}`)
+      for (let size = fanout; size <= h && h % size === 0; size *= fanout) all += size
+      largest += (h % fanout === 0 ? (mergeEndingAt(h, fanout) as HeightRange).to - (mergeEndingAt(h, fanout) as HeightRange).from + 1 : 0)
+    }
+    // versions re-sorted by merges over 700 heights: about half for F = 2 (the default), less saved as F grows
+    assert.ok(largest < (fanout === 2 ? 0.6 : 0.9) * all, `fanout ${fanout}: ${largest} against ${all}`)
+  }
+})
+
+test('the merge each height ends, added height by height, is what a scan finds due (a node scans once)', () => {
   for (const fanout of [2, 3, F]) {
     const added: string[] = []
     for (let h = 1; h <= 700; h++) {
-      const ending = mergesEndingAt(h, fanout)
-      for (const r of ending) assert.is(r.to, h)
-      assert.equal(ending.map(r => r.to - r.from + 1), [...ending.map(r => r.to - r.from + 1)].sort((a, b) => a - b), 'smallest first')
-      added.push(...ending.map(key))
-      assert.equal([...added].sort(), dueMerges(h, none, fanout).map(key).sort(), `fanout ${fanout}, h=${h}`)
+      const ending = mergeEndingAt(h, fanout)
+      assert.is(ending === undefined, h % fanout !== 0)
+      if (ending !== undefined) {
+        assert.is(ending.to, h)
+        assert.ok(isMergeRange(ending, fanout))
+        assert.is(h % ((ending.to - ending.from + 1) * fanout) === 0 && (ending.to - ending.from + 1) * fanout <= h, false, 'the largest')
+        added.push(key(ending))
+      }
+      assert.equal(added, dueMerges(h, none, fanout).map(key), `fanout ${fanout}, h=${h}`)
     }
   }
 })
