@@ -19,13 +19,57 @@ import { sha256 } from '../../src/codec/hash.ts'
 const MAGIC = 0x50534e44 // "DNSP" read as u32le
 const HEADER = 44
 
-interface Entry { offset: number, length: number, digest: Buffer }
+/**
+ * Where each packed segment is, in columns: a datanet keeps ~2 entries a version for its
+ * whole history, and an object and a Buffer per entry cost ~250 bytes beside its name.
+ */
+class Entries {
+  private readonly slots = new Map<string, number>()
+  private offsets: number[] = []
+  private lengths: number[] = []
+  private digests = Buffer.alloc(32 * 64)
+
+  get names (): IterableIterator<string> {
+    return this.slots.keys()
+  }
+
+  set (name: string, offset: number, length: number, digest: Uint8Array): void {
+    let slot = this.slots.get(name)
+    if (slot === undefined) {
+      slot = this.offsets.length
+      this.slots.set(name, slot)
+      if (this.digests.length < 32 * (slot + 1)) {
+        const grown = Buffer.alloc(2 * this.digests.length)
+        this.digests.copy(grown)
+        this.digests = grown
+      }
+    }
+    this.offsets[slot] = offset
+    this.lengths[slot] = length
+    this.digests.set(digest, 32 * slot)
+  }
+
+  get (name: string): { offset: number, length: number, digest: Buffer } | undefined {
+    const slot = this.slots.get(name)
+    if (slot === undefined) return undefined
+    return { offset: this.offsets[slot] as number, length: this.lengths[slot] as number, digest: this.digests.subarray(32 * slot, 32 * slot + 32) }
+  }
+
+  /** Forgets a name (its slot stays unused). */
+  delete (name: string): void {
+    this.slots.delete(name)
+  }
+
+  has (name: string): boolean {
+    return this.slots.has(name)
+  }
+}
 
 export class SegmentPack {
   readonly file: string
   private fd: number | undefined
   private end = 0
-  private readonly entries = new Map<string, Entry>()
+  private readonly entries = new Entries()
 
   /** Opens `file` when it exists (created at the first append). */
   constructor (file: string) {
@@ -43,7 +87,7 @@ export class SegmentPack {
   }
 
   names (): IterableIterator<string> {
-    return this.entries.keys()
+    return this.entries.names
   }
 
   /** A packed segment's bytes (undefined when not packed); throws when they do not hash to their digest. */
@@ -64,11 +108,11 @@ export class SegmentPack {
     header.writeUInt32LE(MAGIC, 0)
     header.writeUInt32LE(label.length, 4)
     header.writeUInt32LE(bytes.byteLength, 8)
-    const digest = Buffer.from(sha256(bytes))
-    digest.copy(header, 12)
+    const digest = sha256(bytes)
+    header.set(digest, 12)
     const entry = Buffer.concat([header, label, bytes])
     writeAll(fd, entry, this.end)
-    this.entries.set(name, { offset: this.end + HEADER + label.length, length: bytes.byteLength, digest })
+    this.entries.set(name, this.end + HEADER + label.length, bytes.byteLength, digest)
     this.end += entry.length
   }
 
@@ -97,28 +141,44 @@ export class SegmentPack {
     if (!existsSync(file)) return []
     const fd = openSync(file, 'r')
     try {
-      const entries = new Map<string, Entry>()
+      const entries = new Entries()
       scan(fd, fstatSync(fd).size, entries)
-      return [...entries.keys()]
+      return [...entries.names]
     } finally {
       closeSync(fd)
     }
   }
 }
 
-/** Reads the headers of a pack of `size` bytes into `entries`; where the last whole entry ends. */
-function scan (fd: number, size: number, entries: Map<string, Entry>): number {
-  const header = Buffer.alloc(HEADER)
+/**
+ * Reads the headers of a pack of `size` bytes into `entries`; where the last whole entry
+ * ends. Through a 64 KiB window: small segments' headers are read many to a call (a read
+ * each took 2.2 µs an entry: 0.44 s for 200,000).
+ */
+function scan (fd: number, size: number, entries: Entries): number {
+  const window = Buffer.allocUnsafe(1 << 16)
+  let base = 0
+  let held = 0
+  /** `length` bytes at `at`, from the window (moved there when they are not in it). */
+  const bytesAt = (at: number, length: number): Buffer | undefined => {
+    if (at < base || at + length > base + held) {
+      base = at
+      held = readSync(fd, window, 0, window.length, at)
+    }
+    return at + length <= base + held ? window.subarray(at - base, at - base + length) : undefined
+  }
   let at = 0
   while (at + HEADER <= size) {
-    if (readSync(fd, header, 0, HEADER, at) !== HEADER || header.readUInt32LE(0) !== MAGIC) break
+    const header = bytesAt(at, HEADER)
+    if (header === undefined || header.readUInt32LE(0) !== MAGIC) break
     const nameLength = header.readUInt32LE(4)
     const length = header.readUInt32LE(8)
     const next = at + HEADER + nameLength + length
-    if (next > size) break
-    const label = Buffer.alloc(nameLength)
-    if (readSync(fd, label, 0, nameLength, at + HEADER) !== nameLength) break
-    entries.set(label.toString('latin1'), { offset: at + HEADER + nameLength, length, digest: Buffer.from(header.subarray(12, 44)) })
+    if (nameLength > 1024 || next > size) break
+    const digest = Buffer.from(header.subarray(12, 44))
+    const label = bytesAt(at + HEADER, nameLength)
+    if (label === undefined) break
+    entries.set(label.toString('latin1'), at + HEADER + nameLength, length, digest)
     at = next
   }
   return at
