@@ -9,8 +9,8 @@
  *
  * Entry: "DNSP" (u32le), u32le name length, u32le byte length, sha256 of the bytes (32),
  * the name (ASCII), the bytes. Not synced, as the files were not: a segment lost in a crash
- * is rebuilt from the dataset. Opening scans the headers (one read each) and cuts a torn
- * tail; an entry whose bytes do not hash to its digest reads as corrupt. A name appended
+ * is rebuilt from the dataset. Opening scans the headers (through a 64 KiB window) and
+ * cuts a torn tail; an entry whose bytes do not hash to its digest reads as corrupt. A name appended
  * again (a segment rebuilt) is the later entry.
  */
 import { closeSync, existsSync, ftruncateSync, fstatSync, openSync, readSync, writeSync } from 'node:fs'
