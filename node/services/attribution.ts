@@ -251,7 +251,7 @@ export class AttributionService {
       return
     }
     segment = lib.decodeSegment(built.bytes, { verify: 'structure' })
-    segments.adopt(segment, built.bytes, built.written)
+    segments.adopt(segment, built.bytes, built.written, built.digest)
     this.opts.logger.debug({ datanet: d.id, height: entry.height, records: built.records, tokens: segment.tokenCount, ms: Math.round(performance.now() - t0) }, 'index segment built')
   }
 

@@ -14,6 +14,7 @@ import { SegmentBuilder, type SegmentBase, type TokenizedRecord } from '../../sr
 import { normalizeText } from '../../src/attribution/normalize.ts'
 import { encodeSegment } from '../../src/attribution/segment-codec.ts'
 import { tokenize } from '../../src/attribution/tokenizer.ts'
+import { sha256 } from '../../src/codec/hash.ts'
 
 /** A record with its tokens when they are known (T(N(text))), else its text. */
 export interface BuildRecord { recordIndex: number, contributor: string, tokens?: Uint32Array, text?: string }
@@ -29,7 +30,8 @@ export type BuildMessage =
 /** An `add` taken (`ack`), a build done, or failed (no more replies for it). */
 export type BuildReply =
   | { id: number, type: 'ack' }
-  | { id: number, type: 'done', bytes: Uint8Array, tokens: number }
+  /** `digest`: sha256 of the bytes written, which the node keeps to read the file back with a structural check alone (index-segments.ts). */
+  | { id: number, type: 'done', bytes: Uint8Array, tokens: number, digest: Uint8Array }
   | { id: number, type: 'error', error: string }
 
 /** A build record as SegmentBuilder takes it: its tokens, or its text tokenized now. */
@@ -69,7 +71,7 @@ parentPort?.on('message', (m: BuildMessage) => {
     builds.delete(m.id)
     const done = finishSegment(build.builder)
     writeSegmentFileSync(build.out, done.bytes)
-    parentPort?.postMessage({ id: m.id, type: 'done', ...done } satisfies BuildReply, [done.bytes.buffer as ArrayBuffer])
+    parentPort?.postMessage({ id: m.id, type: 'done', ...done, digest: sha256(done.bytes) } satisfies BuildReply, [done.bytes.buffer as ArrayBuffer])
   } catch (err) {
     builds.delete(m.id)
     parentPort?.postMessage({ id: m.id, type: 'error', error: (err as Error).message } satisfies BuildReply)

@@ -33,12 +33,12 @@ export interface IndexBuilderOptions {
  * A segment built: its bytes, tokens and records; `written`: its bytes are in `out` (a
  * worker's build), else the caller stores them (a small build: index-segments.ts packs it).
  */
-export interface BuiltSegment { bytes: Uint8Array, tokens: number, records: number, written: boolean }
+export interface BuiltSegment { bytes: Uint8Array, tokens: number, records: number, written: boolean, digest?: Uint8Array }
 
 /** A build on the worker, as its replies find it. */
 interface WorkerJob {
-  done: Promise<{ bytes: Uint8Array, tokens: number }>
-  resolve: (r: { bytes: Uint8Array, tokens: number }) => void
+  done: Promise<{ bytes: Uint8Array, tokens: number, digest: Uint8Array }>
+  resolve: (r: { bytes: Uint8Array, tokens: number, digest: Uint8Array }) => void
   reject: (err: Error) => void
   inFlight: number
   failed?: Error
@@ -103,7 +103,7 @@ export class IndexBuilder {
     const id = this.nextId++
     let resolve!: WorkerJob['resolve']
     let reject!: WorkerJob['reject']
-    const done = new Promise<{ bytes: Uint8Array, tokens: number }>((res, rej) => { resolve = res; reject = rej })
+    const done = new Promise<{ bytes: Uint8Array, tokens: number, digest: Uint8Array }>((res, rej) => { resolve = res; reject = rej })
     // awaited once the records are sent; a failure meanwhile is seen by the send loop
     done.catch(() => {})
     const job: WorkerJob = { done, resolve, reject, inFlight: 0 }

@@ -9,6 +9,7 @@ import { runInBackground } from './background-thread.ts'
 import { writeSegmentFileSync } from './segment-files.ts'
 import { mergeSegments, recomputeHead } from '../../src/attribution/corpus-index.ts'
 import { decodeSegment, encodeSegment } from '../../src/attribution/segment-codec.ts'
+import { sha256 } from '../../src/codec/hash.ts'
 
 export interface MergeJob {
   id: number
@@ -17,7 +18,8 @@ export interface MergeJob {
   out: string
 }
 
-export type MergeReply = { id: number, bytes: Uint8Array } | { id: number, error: string }
+/** `digest` (sha256 of the bytes) when the worker wrote them as a file: the node keeps it to read the file back with a structural check alone. */
+export type MergeReply = { id: number, bytes: Uint8Array, digest?: Uint8Array } | { id: number, error: string }
 
 /** Merges the bytes of a job's parts (oldest first); the merged segment's bytes (written by the caller: segment-files.ts). */
 export function mergeSegmentBytes (parts: readonly Uint8Array[]): Uint8Array {
@@ -40,7 +42,8 @@ if (parentPort !== null) runInBackground()
 parentPort?.on('message', (job: MergeJob) => {
   let reply: MergeReply
   try {
-    reply = { id: job.id, bytes: mergeFiles(job) }
+    const bytes = mergeFiles(job)
+    reply = { id: job.id, bytes, digest: sha256(bytes) }
   } catch (err) {
     reply = { id: job.id, error: (err as Error).message }
   }

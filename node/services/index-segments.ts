@@ -19,6 +19,7 @@ import { basename, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeEndingAt, mergeParts } from '../../src/attribution/merge-policy.ts'
+import { sha256 } from '../../src/codec/hash.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
 import { SegmentPack } from './segment-pack.ts'
@@ -49,11 +50,13 @@ interface VersionMeta {
 
 /** The datanet directory's pack of small segments. */
 const PACK_FILE = 'segments.pack'
+/** A file's sha256, kept in the pack under its name with this suffix. */
+const DIGEST_SUFFIX = '.sha256'
 
 /** The names of the segments stored in a datanet's directory, files and packed (tests, tools). */
 export function storedSegmentNames (dir: string): string[] {
   const files = existsSync(dir) ? readdirSync(dir).filter(f => f.endsWith('.seg')) : []
-  return [...new Set([...files, ...SegmentPack.names(join(dir, PACK_FILE))])].sort()
+  return [...new Set([...files, ...SegmentPack.names(join(dir, PACK_FILE)).filter(f => f.endsWith('.seg'))])].sort()
 }
 
 const key = (r: HeightRange): string => `${r.from}-${r.to}`
@@ -164,29 +167,50 @@ export class IndexSegments {
   private readonly has = (r: HeightRange): boolean => this.merged.has(key(r)) || !this.hasRecords(r)
 
   /**
-   * The per-version segment of `height` as stored, or undefined when it is absent. A file is
-   * fully verified (hash chain, suffix array); a packed one is read against its sha256,
-   * which vouches that it is what this node built and wrote, so its structure is checked
-   * alone (a restart read every version's segment in full: ~55 ns a token).
+   * The per-version segment of `height` as stored, or undefined when it is absent. A packed
+   * one is read against its sha256, which vouches that it is what this node built and
+   * wrote, so its structure is checked alone; so is a file a worker wrote whose sha256 the
+   * pack keeps and its bytes still match. Any other file is fully verified (hash chain,
+   * suffix array): a restart read every version's segment so, ~55 ns a token.
    */
   readVersion (height: number): IndexSegment | undefined {
     const file = this.versionFile(height)
     const packed = this.pack.read(basename(file))
     const bytes = packed ?? (existsSync(file) ? readFileSync(file) : undefined)
     if (bytes === undefined) return undefined
-    const segment = this.lib.decodeSegment(bytes, { verify: packed === undefined ? 'full' : 'structure' })
+    const segment = this.lib.decodeSegment(bytes, { verify: packed !== undefined || this.vouched(file, bytes) ? 'structure' : 'full' })
     this.verified.add(file)
     return segment
+  }
+
+  /** Is `bytes` what a worker of this node wrote to `file` (the sha256 it kept of it)? */
+  private vouched (file: string, bytes: Uint8Array): boolean {
+    let digest: Uint8Array | undefined
+    try {
+      digest = this.pack.read(basename(file) + DIGEST_SUFFIX)
+    } catch {
+      return false
+    }
+    return digest !== undefined && Buffer.compare(Buffer.from(sha256(bytes)), Buffer.from(digest)) === 0
+  }
+
+  /** Keeps the sha256 of a file a worker wrote (its bytes: what the worker handed back). */
+  private keepDigest (file: string, digest: Uint8Array | undefined): void {
+    if (digest === undefined || this.stopped) return
+    if (!this.dirMade) mkdirSync(this.opts.dir, { recursive: true })
+    this.dirMade = true
+    this.pack.append(basename(file) + DIGEST_SUFFIX, digest)
   }
 
   /**
    * A segment built for the next version elsewhere (index-builder.ts): added and counted as
    * verified; `bytes`: its encoding, already in its file when `written`, else stored here.
    */
-  adopt (segment: IndexSegment, bytes: Uint8Array, written: boolean): void {
+  adopt (segment: IndexSegment, bytes: Uint8Array, written: boolean, digest?: Uint8Array): void {
     this.add(segment, false)
     const file = this.versionFile(this.height)
     if (!written) this.store(file, bytes)
+    else this.keepDigest(file, digest)
     this.verified.add(file)
     this.hold(file, bytes)
   }
@@ -314,8 +338,8 @@ export class IndexSegments {
     const file = this.fileOf(r)
     try {
       const { bytes, packed } = await this.readStored(file)
-      // packed: its sha256 vouches that it is what this node built (readVersion)
-      const segment = this.lib.decodeSegment(bytes, { verify: packed || this.verified.has(file) ? 'structure' : 'full' })
+      // packed, or a file whose sha256 the pack keeps: what this node built (readVersion)
+      const segment = this.lib.decodeSegment(bytes, { verify: packed || this.verified.has(file) || this.vouched(file, bytes) ? 'structure' : 'full' })
       this.checkEnds(r, segment)
       this.verified.add(file)
       this.remember(k, segment)
@@ -488,6 +512,8 @@ export class IndexSegments {
         const segment = this.lib.decodeSegment(reply.bytes, { verify: 'structure' })
         this.checkEnds(running.range, segment)
         this.merged.add(k)
+        // written by the worker as a file (a merge here is packed)
+        if ('digest' in reply) this.keepDigest(this.mergedFile(running.range), reply.digest)
         this.verified.add(this.mergedFile(running.range))
         this.hold(this.mergedFile(running.range), reply.bytes)
         this.remember(k, segment)

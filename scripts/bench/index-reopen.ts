@@ -1,8 +1,9 @@
 /**
  * A restart's attribution index reload (node/services/index-segments.ts): a node reads
  * every version's segment back at start. V versions of R records each, stored as the node
- * stores them now (small segments packed, each read against its sha256 and checked for
- * structure) against the same segments as a file each, fully verified (hash chain and
+ * stores them now — small segments packed, each read against its sha256 and checked for
+ * structure; large ones as files its worker wrote, with their sha256 kept in the pack, read
+ * the same way — against the same segments as a file each, fully verified (hash chain and
  * suffix array), as they were stored before: the baseline, same run, as a ratio.
  *
  *   bash scripts/run.sh node scripts/bench/index-reopen.ts [V=200] [R=500] [runs=3]
@@ -14,6 +15,8 @@ import { pino } from 'pino'
 import * as lib from '../../src/attribution/index.ts'
 import { CorpusIndex, type IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { IndexSegments } from '../../node/services/index-segments.ts'
+import { writeSegmentFileSync } from '../../node/services/segment-files.ts'
+import { sha256 } from '../../src/codec/hash.ts'
 import { corpus } from '../../test/fixtures/attribution/corpus.ts'
 
 const versions = Number(process.argv[2] ?? 200)
@@ -39,6 +42,15 @@ try {
   const files = join(root, 'files')
   mkdirSync(files)
   segments.forEach((segment, i) => { writeFileSync(join(files, `${(i + 1).toString().padStart(10, '0')}.seg`), lib.encodeSegment(segment)) })
+  // as the build worker leaves them: the file written there, its sha256 handed back and kept
+  const worker = join(root, 'worker')
+  const built = new IndexSegments({ dir: worker, logger, fanout: 2, merge: false }, lib)
+  for (const segment of segments) {
+    const bytes = lib.encodeSegment(segment)
+    writeSegmentFileSync(built.versionFile(built.height + 1), bytes)
+    built.adopt(segment, bytes, true, sha256(bytes))
+  }
+  await built.stop()
 
   /** Ms to open `dir` and read every version back, as a start does (attribution.ts extend). */
   const reopen = async (dir: string): Promise<number> => {
@@ -53,15 +65,19 @@ try {
     await again.stop()
     return ms
   }
-  const times = { packed: [] as number[], files: [] as number[] }
+  const times = { packed: [] as number[], worker: [] as number[], files: [] as number[] }
   for (let i = 0; i < runs; i++) {
     times.files.push(await reopen(files))
     times.packed.push(await reopen(packed))
+    times.worker.push(await reopen(worker))
   }
   const tokens = index.totalTokens
   console.log(`${versions} versions of ${perVersion} records, ${tokens} tokens; node ${process.version}`)
   console.log(`baseline  a file a version, fully verified: ${median(times.files).toFixed(0)} ms (${(median(times.files) * 1e6 / tokens).toFixed(0)} ns a token; runs ${times.files.map(t => t.toFixed(0)).join(', ')})`)
-  console.log(`packed    read against sha256, structure:  ${median(times.packed).toFixed(0)} ms (${(median(times.packed) * 1e6 / tokens).toFixed(0)} ns a token; runs ${times.packed.map(t => t.toFixed(0)).join(', ')}): ${(median(times.files) / median(times.packed)).toFixed(1)}× faster`)
+  for (const [kind, label] of [['packed', 'packed, read against sha256, structure:'], ['worker', 'files a worker wrote, sha256 kept:     ']] as const) {
+    const t = times[kind]
+    console.log(`${label} ${median(t).toFixed(0)} ms (${(median(t) * 1e6 / tokens).toFixed(0)} ns a token; runs ${t.map(x => x.toFixed(0)).join(', ')}): ${(median(times.files) / median(t)).toFixed(1)}× faster`)
+  }
 } finally {
   rmSync(root, { recursive: true, force: true })
 }

@@ -66,8 +66,8 @@ function answers (index: CorpusIndex): string {
 
 const EXPECTED = Array.from({ length: HEIGHTS + 1 }, (_, h) => answers(reference(h)))
 
-function open (dir: string, cacheBytes = 1 << 30, inlineMergeBytes?: number): IndexSegments {
-  const store = new IndexSegments({ dir, logger, fanout: 2, cacheBytes, inlineMergeBytes }, lib)
+function open (dir: string, cacheBytes = 1 << 30, inlineMergeBytes?: number, library: typeof lib = lib): IndexSegments {
+  const store = new IndexSegments({ dir, logger, fanout: 2, cacheBytes, inlineMergeBytes }, library)
   for (let h = 1; h <= HEIGHTS; h++) {
     const onDisk = store.readVersion(h)
     const segment = SEGMENTS[h - 1]
@@ -134,6 +134,36 @@ test('a corrupt merged file is ignored and rebuilt; answers never change', async
     // the rebuilt file is a correct segment of its versions
     const rebuilt = lib.decodeSegment(readFileSync(big))
     assert.is(CorpusIndex.fromSegments([rebuilt]).indexHash, reference(32).indexHash)
+  } finally {
+    tmp.remove()
+  }
+})
+
+test('files the worker wrote are read back against the sha256 the node kept of them, with a structural check alone; one changed since is verified in full, and rebuilt', async () => {
+  const tmp = tempDir()
+  try {
+    // every merge in the worker: merged segments are files, their sha256 packed
+    const store = open(tmp.dir, undefined, 0)
+    await store.mergesIdle()
+    await store.stop()
+    const files = readdirSync(tmp.dir).filter(f => f.startsWith('m-'))
+    assert.is(files.length, 18)
+    const changed = join(tmp.dir, 'm-0000000001-0000000032.seg')
+    const bytes = readFileSync(changed)
+    bytes[bytes.length - 30] = (bytes[bytes.length - 30] as number) ^ 0xff // a contributor address byte: the structure still holds
+    writeFileSync(changed, bytes)
+
+    const checks: Array<{ bytes: number, verify: string }> = []
+    const watched = { ...lib, decodeSegment: (b: Uint8Array, o?: { verify?: 'full' | 'structure' }) => { checks.push({ bytes: b.byteLength, verify: o?.verify ?? 'full' }); return lib.decodeSegment(b, o) } }
+    const again = open(tmp.dir, undefined, 0, watched)
+    await assertAllHeights(again, 'read back')
+    await again.mergesIdle()
+    await assertAllHeights(again, 'rebuilt')
+    await again.stop()
+    // the changed file alone was verified in full (and failed: rebuilt); every other read was structural
+    assert.equal(checks.filter(c => c.verify === 'full').map(c => c.bytes), [bytes.byteLength])
+    assert.ok(checks.filter(c => c.verify === 'structure').length > 30)
+    assert.is(CorpusIndex.fromSegments([lib.decodeSegment(readFileSync(changed))]).indexHash, reference(32).indexHash)
   } finally {
     tmp.remove()
   }
