@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { sha256 } from '../../src/codec/hash.ts'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -41,6 +42,12 @@ test('IndexBuilder: a segment built on the worker is the one built here, byte fo
     assert.ok(a !== undefined && Buffer.from(a.bytes).equals(Buffer.from(expected)), 'worker build = lib.buildSegment')
     assert.ok(b !== undefined && Buffer.from(b.bytes).equals(Buffer.from(expected)), 'inline build = lib.buildSegment')
     assert.is(a.records, 300)
+    // the worker wrote it and says so, with the sha256 the index keeps to read it back (index-segments.ts)
+    assert.is(a.written, true)
+    assert.equal(Buffer.from(a.digest as Uint8Array), Buffer.from(sha256(expected)))
+    // a build here is written by no one: the index packs it
+    assert.is(b.written, false)
+    assert.not.ok(existsSync(join(tmp.dir, 'h', 'b.seg')))
     assert.is(await here.build([[], []], GENESIS, join(tmp.dir, 'h', 'none.seg')), undefined, 'no records, no segment')
     // records that fail on the sending side (a shard that cannot be read) fail the build, not the worker
     async function * broken (): AsyncGenerator<typeof withTokens> { yield * chunks.slice(0, 6); throw new Error('shard unreadable') }
