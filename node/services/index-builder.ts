@@ -31,7 +31,8 @@ export interface IndexBuilderOptions {
 
 /**
  * A segment built: its bytes, tokens and records; `written`: its bytes are in `out` (a
- * worker's build), else the caller stores them (a small build: index-segments.ts packs it).
+ * worker's build, with their sha256 in `digest`), else the caller stores them (a small
+ * build: index-segments.ts packs it).
  */
 export interface BuiltSegment { bytes: Uint8Array, tokens: number, records: number, written: boolean, digest?: Uint8Array }
 
