@@ -19,7 +19,7 @@ import { basename, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { CorpusIndex, IndexSegment } from '../../src/attribution/corpus-index.ts'
 import { DEFAULT_MERGE_FANOUT, type HeightRange, coverOf, dueMerges, mergeEndingAt, mergeParts } from '../../src/attribution/merge-policy.ts'
-import { sha256 } from '../../src/codec/hash.ts'
+import { bytesEqual, sha256 } from '../../src/codec/hash.ts'
 import type { Logger } from '../logger.ts'
 import type { MergeJob, MergeReply } from './index-merge-worker.ts'
 import { SegmentPack } from './segment-pack.ts'
@@ -191,15 +191,13 @@ export class IndexSegments {
     } catch {
       return false
     }
-    return digest !== undefined && Buffer.compare(Buffer.from(sha256(bytes)), Buffer.from(digest)) === 0
+    return digest !== undefined && bytesEqual(sha256(bytes), digest)
   }
 
   /** Keeps the sha256 of a file a worker wrote (its bytes: what the worker handed back). */
   private keepDigest (file: string, digest: Uint8Array | undefined): void {
     if (digest === undefined || this.stopped) return
-    if (!this.dirMade) mkdirSync(this.opts.dir, { recursive: true })
-    this.dirMade = true
-    this.pack.append(basename(file) + DIGEST_SUFFIX, digest)
+    this.append(basename(file) + DIGEST_SUFFIX, digest)
   }
 
   /**
@@ -223,9 +221,14 @@ export class IndexSegments {
       writeSegmentFileSync(file, bytes)
       return
     }
+    this.append(basename(file), bytes)
+  }
+
+  /** Appends to the pack, its directory made first (once). */
+  private append (name: string, bytes: Uint8Array): void {
     if (!this.dirMade) mkdirSync(this.opts.dir, { recursive: true })
     this.dirMade = true
-    this.pack.append(basename(file), bytes)
+    this.pack.append(name, bytes)
   }
 
   /** A stored segment's bytes: packed (read against its sha256), else its file (which may be absent: ENOENT). */
